@@ -1,0 +1,505 @@
+//! The two import formats of DESIGN §3 (`customers import`, `transactions import`), read
+//! from any byte source into typed records. Every problem names its line and field.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::customer::{
+    Birthday, Consent, CustomerEmail, CustomerFieldError, CustomerName, ExternalId, PayerName,
+    VirtualAccount,
+};
+use crate::money::Money;
+use crate::time::MerchantTimezone;
+
+/// One rejected row, as the import summary reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub field: String,
+    pub error: String,
+}
+
+impl RowError {
+    fn new(line: u64, field: &str, error: impl ToString) -> RowError {
+        RowError {
+            line,
+            field: field.to_owned(),
+            error: error.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "line {}: {}", self.line, self.error)
+        } else {
+            write!(
+                f,
+                "line {}, field {}: {}",
+                self.line, self.field, self.error
+            )
+        }
+    }
+}
+
+/// Column positions by name, checked against what the format allows.
+struct Columns {
+    positions: HashMap<String, usize>,
+}
+
+impl Columns {
+    fn read<R: Read>(
+        reader: &mut csv::Reader<R>,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Result<Columns, RowError> {
+        let headers = reader
+            .headers()
+            .map_err(|e| RowError::new(1, "", format!("cannot read the header: {e}")))?;
+        let mut positions = HashMap::new();
+        for (index, raw) in headers.iter().enumerate() {
+            let name = raw
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
+            if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
+                let allowed = [required, optional].concat().join(",");
+                return Err(RowError::new(
+                    1,
+                    &name,
+                    format!("unknown column (the header may name {allowed})"),
+                ));
+            }
+            if positions.insert(name.clone(), index).is_some() {
+                return Err(RowError::new(1, &name, "column appears twice"));
+            }
+        }
+        for column in required {
+            if !positions.contains_key(*column) {
+                return Err(RowError::new(1, column, "required column is missing"));
+            }
+        }
+        Ok(Columns { positions })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.positions.contains_key(name)
+    }
+
+    /// The trimmed cell, or None when the column is absent or the cell blank.
+    fn cell<'r>(&self, record: &'r csv::StringRecord, name: &str) -> Option<&'r str> {
+        let index = *self.positions.get(name)?;
+        record.get(index).map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+fn record_error(error: csv::Error, fallback_line: u64) -> RowError {
+    let line = error.position().map(|p| p.line()).unwrap_or(fallback_line);
+    let message = match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("has {len} fields where the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
+        _ => error.to_string(),
+    };
+    RowError::new(line, "", message)
+}
+
+fn field<T>(line: u64, name: &str, parsed: Result<T, CustomerFieldError>) -> Result<T, RowError> {
+    parsed.map_err(|e| RowError::new(line, name, e))
+}
+
+/// A row of the customers file. `None` means the file says nothing: the customer's
+/// stored value stays as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRecord {
+    pub line: u64,
+    pub external_id: ExternalId,
+    pub name: Option<CustomerName>,
+    pub email: Option<CustomerEmail>,
+    pub birthday: Option<Birthday>,
+    pub virtual_account: Option<VirtualAccount>,
+    pub payer_names: Vec<PayerName>,
+    pub consent: Option<Consent>,
+}
+
+pub const CUSTOMER_COLUMNS: [&str; 7] = [
+    "external_id",
+    "name",
+    "email",
+    "birthday",
+    "virtual_account",
+    "payer_names",
+    "consent",
+];
+
+/// Reads a customers CSV (`external_id,name,email,birthday,virtual_account,payer_names,consent`,
+/// only `external_id` required).
+pub struct CustomersCsv<R: Read> {
+    reader: csv::Reader<R>,
+    columns: Columns,
+    record: csv::StringRecord,
+    last_line: u64,
+}
+
+impl<R: Read> CustomersCsv<R> {
+    pub fn new(source: R) -> Result<Self, RowError> {
+        let mut reader = csv::ReaderBuilder::new().from_reader(source);
+        let columns = Columns::read(&mut reader, &CUSTOMER_COLUMNS[..1], &CUSTOMER_COLUMNS[1..])?;
+        Ok(CustomersCsv {
+            reader,
+            columns,
+            record: csv::StringRecord::new(),
+            last_line: 1,
+        })
+    }
+
+    fn parse(&self, line: u64) -> Result<CustomerRecord, RowError> {
+        let (c, r) = (&self.columns, &self.record);
+        Ok(CustomerRecord {
+            line,
+            external_id: field(
+                line,
+                "external_id",
+                ExternalId::parse(c.cell(r, "external_id").unwrap_or("")),
+            )?,
+            name: optional(c, r, line, "name", CustomerName::parse)?,
+            email: optional(c, r, line, "email", CustomerEmail::parse)?,
+            birthday: optional(c, r, line, "birthday", Birthday::parse)?,
+            virtual_account: optional(c, r, line, "virtual_account", VirtualAccount::parse)?,
+            payer_names: optional(c, r, line, "payer_names", PayerName::parse_list)?
+                .unwrap_or_default(),
+            consent: optional(c, r, line, "consent", Consent::parse)?,
+        })
+    }
+}
+
+/// A cell that may be blank, parsed when it is not.
+fn optional<T>(
+    columns: &Columns,
+    record: &csv::StringRecord,
+    line: u64,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, CustomerFieldError>,
+) -> Result<Option<T>, RowError> {
+    columns
+        .cell(record, name)
+        .map(|v| field(line, name, parse(v)))
+        .transpose()
+}
+
+impl<R: Read> Iterator for CustomersCsv<R> {
+    type Item = Result<CustomerRecord, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = self
+                    .record
+                    .position()
+                    .map_or(self.last_line + 1, |p| p.line());
+                self.last_line = line;
+                Some(self.parse(line))
+            }
+            Err(error) => {
+                self.last_line += 1;
+                Some(Err(record_error(error, self.last_line)))
+            }
+        }
+    }
+}
+
+/// What makes an imported transaction the same transaction on a second import.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceKey(String);
+
+impl SourceKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn of_reference(reference: &str) -> SourceKey {
+        SourceKey(format!("ref:{reference}"))
+    }
+
+    /// Customer, instant, amount and how many identical rows came before this one, so two
+    /// identical rows in a file stay two purchases and re-importing the file adds none.
+    fn of_row(
+        customer: &ExternalId,
+        at: DateTime<Utc>,
+        amount: Money,
+        occurrence: u32,
+    ) -> SourceKey {
+        let mut hash = Sha256::new();
+        for part in [
+            customer.as_str().as_bytes(),
+            at.timestamp_micros().to_string().as_bytes(),
+            amount.minor().to_string().as_bytes(),
+            occurrence.to_string().as_bytes(),
+        ] {
+            hash.update(part);
+            hash.update([0x1f]);
+        }
+        SourceKey(format!("row:{}", hex::encode(&hash.finalize()[..16])))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRecord {
+    pub line: u64,
+    pub customer: ExternalId,
+    pub occurred_at: DateTime<Utc>,
+    pub amount: Money,
+    pub source_key: SourceKey,
+}
+
+pub const TRANSACTION_COLUMNS: [&str; 4] =
+    ["customer_external_id", "occurred_at", "amount", "reference"];
+
+/// Reads a transactions CSV (`customer_external_id,occurred_at,amount[,reference]`), times
+/// without an offset read in the merchant's zone.
+pub struct TransactionsCsv<R: Read> {
+    reader: csv::Reader<R>,
+    columns: Columns,
+    zone: MerchantTimezone,
+    record: csv::StringRecord,
+    last_line: u64,
+    /// Identical rows seen so far, by a hash of (customer, instant, amount); only used when
+    /// the file has no `reference` column.
+    occurrences: HashMap<[u8; 16], u32>,
+}
+
+impl<R: Read> TransactionsCsv<R> {
+    pub fn new(source: R, zone: MerchantTimezone) -> Result<Self, RowError> {
+        let mut reader = csv::ReaderBuilder::new().from_reader(source);
+        let columns = Columns::read(
+            &mut reader,
+            &TRANSACTION_COLUMNS[..3],
+            &TRANSACTION_COLUMNS[3..],
+        )?;
+        Ok(TransactionsCsv {
+            reader,
+            columns,
+            zone,
+            record: csv::StringRecord::new(),
+            last_line: 1,
+            occurrences: HashMap::new(),
+        })
+    }
+
+    fn parse(&mut self, line: u64) -> Result<TransactionRecord, RowError> {
+        let c = &self.columns;
+        let r = &self.record;
+        let customer = field(
+            line,
+            "customer_external_id",
+            ExternalId::parse(c.cell(r, "customer_external_id").unwrap_or("")),
+        )?;
+        let occurred_at = c
+            .cell(r, "occurred_at")
+            .ok_or_else(|| RowError::new(line, "occurred_at", "is empty"))
+            .and_then(|v| {
+                self.zone
+                    .parse_occurred_at(v)
+                    .map_err(|e| RowError::new(line, "occurred_at", e))
+            })?;
+        let amount = c
+            .cell(r, "amount")
+            .ok_or_else(|| RowError::new(line, "amount", "is empty"))
+            .and_then(|v| {
+                Money::parse_non_negative(v).map_err(|e| RowError::new(line, "amount", e))
+            })?;
+        let source_key = if c.has("reference") {
+            let reference = c
+                .cell(r, "reference")
+                .ok_or_else(|| RowError::new(line, "reference", "is empty"))?;
+            if reference.len() > 200 || reference.chars().any(char::is_control) {
+                return Err(RowError::new(
+                    line,
+                    "reference",
+                    "must be at most 200 printable characters",
+                ));
+            }
+            SourceKey::of_reference(reference)
+        } else {
+            let identity = SourceKey::of_row(&customer, occurred_at, amount, 0);
+            let mut digest = [0u8; 16];
+            hex::decode_to_slice(&identity.0[4..], &mut digest).expect("we wrote this hex");
+            let seen = self.occurrences.entry(digest).or_insert(0);
+            let key = SourceKey::of_row(&customer, occurred_at, amount, *seen);
+            *seen += 1;
+            key
+        };
+        Ok(TransactionRecord {
+            line,
+            customer,
+            occurred_at,
+            amount,
+            source_key,
+        })
+    }
+}
+
+impl<R: Read> Iterator for TransactionsCsv<R> {
+    type Item = Result<TransactionRecord, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = self
+                    .record
+                    .position()
+                    .map_or(self.last_line + 1, |p| p.line());
+                self.last_line = line;
+                Some(self.parse(line))
+            }
+            Err(error) => {
+                self.last_line += 1;
+                Some(Err(record_error(error, self.last_line)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customers(text: &str) -> Result<Vec<Result<CustomerRecord, RowError>>, RowError> {
+        CustomersCsv::new(text.as_bytes()).map(|r| r.collect())
+    }
+
+    fn transactions(text: &str) -> Result<Vec<Result<TransactionRecord, RowError>>, RowError> {
+        TransactionsCsv::new(text.as_bytes(), MerchantTimezone::default()).map(|r| r.collect())
+    }
+
+    #[test]
+    fn reads_a_full_customers_file() {
+        let rows = customers(
+            "external_id,name,email,birthday,virtual_account,payer_names,consent\n\
+             C1,Siti Rahma,siti@example.co.id,1990-05-17,8808001,Siti Rahma;S RAHMA,false\n\
+             C2,,,,,,\n",
+        )
+        .unwrap();
+        let first = rows[0].as_ref().unwrap();
+        assert_eq!(first.line, 2);
+        assert_eq!(first.payer_names.len(), 2);
+        assert_eq!(first.consent, Some(Consent(false)));
+        let second = rows[1].as_ref().unwrap();
+        assert_eq!(
+            (second.line, second.name.is_none(), second.consent),
+            (3, true, None)
+        );
+    }
+
+    #[test]
+    fn customer_errors_name_line_and_field() {
+        let rows = customers(
+            "external_id,email,birthday\nC1,a@b.id,\nC2,not-an-email,\nC3,,1990-02-31\n,x@y.id,\n",
+        )
+        .unwrap();
+        assert!(rows[0].is_ok());
+        let errors: Vec<(u64, String)> = rows
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| (e.line, e.field.clone()))
+            .collect();
+        assert_eq!(
+            errors,
+            vec![
+                (3, "email".into()),
+                (4, "birthday".into()),
+                (5, "external_id".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        assert_eq!(customers("name,email\n").unwrap_err().field, "external_id");
+        assert_eq!(customers("external_id,emial\n").unwrap_err().field, "emial");
+        assert_eq!(
+            customers("external_id,name,name\n").unwrap_err().field,
+            "name"
+        );
+        assert!(customers("\u{feff}External_ID\nC1\n").is_ok());
+        assert_eq!(
+            transactions("customer_external_id,amount\n")
+                .unwrap_err()
+                .field,
+            "occurred_at"
+        );
+    }
+
+    #[test]
+    fn ragged_rows_are_errors_with_their_line() {
+        let rows = customers("external_id,name\nC1,A\nC2,B,extra\n").unwrap();
+        let error = rows[1].as_ref().unwrap_err();
+        assert_eq!(error.line, 3);
+        assert!(error.error.contains("3 fields"), "{error}");
+    }
+
+    #[test]
+    fn transaction_rows_and_their_errors() {
+        let rows = transactions(
+            "customer_external_id,occurred_at,amount\n\
+             S1,1997-01-01,29.33\n\
+             S1,1997-01-01 10:00:00,0\n\
+             S1,1997-02-30,1\n\
+             S1,1997-01-01,-5\n\
+             S1,1997-01-01,1.001\n\
+             ,1997-01-01,1\n",
+        )
+        .unwrap();
+        assert_eq!(rows[0].as_ref().unwrap().amount.minor(), 2933);
+        assert_eq!(rows[1].as_ref().unwrap().amount, Money::ZERO);
+        let fields: Vec<(u64, &str)> = rows[2..]
+            .iter()
+            .map(|r| {
+                let e = r.as_ref().unwrap_err();
+                (e.line, e.field.as_str())
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                (4, "occurred_at"),
+                (5, "amount"),
+                (6, "amount"),
+                (7, "customer_external_id")
+            ]
+        );
+    }
+
+    #[test]
+    fn identical_rows_get_distinct_but_repeatable_keys() {
+        let file = "customer_external_id,occurred_at,amount\nS1,1997-01-01,10\nS1,1997-01-01,10\nS2,1997-01-01,10\n";
+        let keys = |text: &str| -> Vec<SourceKey> {
+            transactions(text)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.unwrap().source_key)
+                .collect()
+        };
+        let first = keys(file);
+        assert_ne!(first[0], first[1]);
+        assert_ne!(first[0], first[2]);
+        assert_eq!(first, keys(file));
+    }
+
+    #[test]
+    fn references_are_the_key_when_present() {
+        let rows = transactions("customer_external_id,occurred_at,amount,reference\nS1,1997-01-01,10,INV-1\nS1,1997-01-01,10,\n").unwrap();
+        assert_eq!(rows[0].as_ref().unwrap().source_key.as_str(), "ref:INV-1");
+        assert_eq!(rows[1].as_ref().unwrap_err().field, "reference");
+    }
+}

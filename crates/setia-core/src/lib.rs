@@ -1,0 +1,21 @@
+//! setia's domain: money, ids, time zones, customers and the import formats.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing of async, SQL, HTTP or
+//! Polars. Everything here is a pure function of its arguments, so it is tested exhaustively
+//! and every other crate can trust a value of these types to be valid ("parse, don't
+//! validate").
+
+pub mod customer;
+pub mod ids;
+pub mod import;
+pub mod merchant;
+pub mod money;
+pub mod time;
+
+pub use customer::{
+    Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,
+};
+pub use ids::{CustomerId, MerchantId, PurchaseId};
+pub use merchant::{ApiToken, MerchantName, TokenHash, WebhookSecret};
+pub use money::Money;
+pub use time::MerchantTimezone;

@@ -1,0 +1,206 @@
+//! setia's storage: the only crate that speaks SQL.
+//!
+//! Architecture invariant: callers see one trait, [`Store`], and typed rows; no SQL, pool or
+//! driver type leaks out. Both databases run the same query texts (written once in
+//! `shared.rs`, included by each backend module) and differ only in how they connect,
+//! migrate and claim work. Every query is scoped by `merchant_id`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use setia_core::customer::{Birthday, CustomerEmail, CustomerName, ExternalId, VirtualAccount};
+use setia_core::import::{CustomerRecord, RowError, TransactionRecord};
+use setia_core::{
+    CustomerId, MerchantId, MerchantName, MerchantTimezone, Money, TokenHash, WebhookSecret,
+};
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is neither sqlite:// nor postgres://")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateFolder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("a stored value is invalid: {0}")]
+    Corrupt(String),
+    #[error("import stopped, nothing was written: {0}")]
+    ImportAborted(RowError),
+    /// A row that is valid alone but clashes with stored data (a virtual account that
+    /// belongs to another customer).
+    #[error("{0}")]
+    RowConflict(RowError),
+    #[error("the import's reader went away before it finished; nothing was written")]
+    ImportInterrupted,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A merchant as stored. The webhook secret is kept because signatures are checked with it;
+/// the API token is not (only its hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct Merchant {
+    pub id: MerchantId,
+    pub name: String,
+    pub timezone: MerchantTimezone,
+    #[serde(skip)]
+    pub webhook_secret: WebhookSecret,
+    pub report_emails: Vec<String>,
+    pub sandbox: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMerchant {
+    pub id: MerchantId,
+    pub name: MerchantName,
+    pub timezone: MerchantTimezone,
+    pub webhook_secret: WebhookSecret,
+    pub api_token_hash: TokenHash,
+    pub report_emails: Vec<CustomerEmail>,
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub external_id: ExternalId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub birthday: Option<String>,
+    pub virtual_account: Option<String>,
+    pub payer_names: Vec<String>,
+    pub consent: bool,
+}
+
+/// Customer fields to write; `None` leaves a stored value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerPatch {
+    pub name: Option<CustomerName>,
+    pub email: Option<CustomerEmail>,
+    pub birthday: Option<Birthday>,
+    pub virtual_account: Option<VirtualAccount>,
+    pub payer_names: Vec<setia_core::PayerName>,
+    pub consent: Option<bool>,
+}
+
+impl From<&CustomerRecord> for CustomerPatch {
+    fn from(record: &CustomerRecord) -> Self {
+        CustomerPatch {
+            name: record.name.clone(),
+            email: record.email.clone(),
+            birthday: record.birthday,
+            virtual_account: record.virtual_account.clone(),
+            payer_names: record.payer_names.clone(),
+            consent: record.consent.map(|c| c.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CustomerImportCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Rows that matched a stored customer exactly.
+    pub unchanged: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TransactionImportCounts {
+    pub inserted: u64,
+    /// Rows whose source key was already stored (or came earlier in the same file).
+    pub skipped_duplicates: u64,
+    pub customers_created: u64,
+}
+
+/// What one merchant's ledger holds, counted in the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerSummary {
+    pub customers: u64,
+    pub purchases: u64,
+    pub revenue: Money,
+}
+
+/// What an import's reader sends: rows in batches, so a file of any size is written in one
+/// transaction without being held in memory, then `Finished`. The transaction commits only
+/// on `Finished`; `Failed`, or a reader that goes away without finishing, rolls it back.
+#[derive(Debug)]
+pub enum ImportMessage<T> {
+    Rows(Vec<T>),
+    Failed(RowError),
+    Finished,
+}
+
+pub type ImportBatches<T> = tokio::sync::mpsc::Receiver<ImportMessage<T>>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies every migration not yet applied.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// True when the database answers and every migration this build knows is applied.
+    async fn is_ready(&self) -> StoreResult<bool>;
+
+    async fn create_merchant(&self, merchant: NewMerchant) -> StoreResult<Merchant>;
+    async fn list_merchants(&self) -> StoreResult<Vec<Merchant>>;
+    async fn merchant(&self, id: &MerchantId) -> StoreResult<Option<Merchant>>;
+    async fn merchant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Merchant>>;
+
+    async fn customer(
+        &self,
+        merchant: &MerchantId,
+        external_id: &ExternalId,
+    ) -> StoreResult<Option<Customer>>;
+
+    /// Upserts customers by external id in one transaction; all or nothing.
+    async fn import_customers(
+        &self,
+        merchant: &MerchantId,
+        batches: ImportBatches<CustomerRecord>,
+    ) -> StoreResult<CustomerImportCounts>;
+
+    /// Adds imported purchases in one transaction, skipping source keys already stored and
+    /// creating customers it has not seen; all or nothing.
+    async fn import_transactions(
+        &self,
+        merchant: &MerchantId,
+        batches: ImportBatches<TransactionRecord>,
+    ) -> StoreResult<TransactionImportCounts>;
+
+    async fn ledger_summary(&self, merchant: &MerchantId) -> StoreResult<LedgerSummary>;
+}
+
+/// Opens the database a URL names (`sqlite://path` or `postgres://…`). A SQLite file and its
+/// folder are created when missing. Does not migrate.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us}")))
+}

@@ -1,0 +1,509 @@
+//! One conformance suite for the `Store` trait, run against a real SQLite file always and
+//! against a real PostgreSQL server with `--features postgres-tests` and
+//! `SETIA_TEST_POSTGRES_URL` (each test in a database of its own, dropped afterwards).
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use setia_core::customer::{Consent, CustomerEmail, ExternalId, PayerName, VirtualAccount};
+use setia_core::import::{CustomerRecord, RowError, TransactionRecord, TransactionsCsv};
+use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
+use setia_store::{
+    CustomerImportCounts, ImportBatches, ImportMessage, NewMerchant, Store, StoreError,
+    TransactionImportCounts,
+};
+
+mod backends {
+    use super::*;
+
+    pub struct SqliteBackend {
+        pub store: Arc<dyn Store>,
+        _folder: tempfile::TempDir,
+    }
+
+    pub async fn sqlite() -> SqliteBackend {
+        let folder = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/setia.db", folder.path().display());
+        let store = setia_store::connect(&url).await.unwrap();
+        SqliteBackend {
+            store,
+            _folder: folder,
+        }
+    }
+
+    #[cfg(feature = "postgres-tests")]
+    pub struct PostgresBackend {
+        pub store: Arc<dyn Store>,
+        admin_url: String,
+        database: String,
+    }
+
+    #[cfg(feature = "postgres-tests")]
+    pub async fn postgres() -> PostgresBackend {
+        let admin_url = std::env::var("SETIA_TEST_POSTGRES_URL").expect(
+            "--features postgres-tests needs SETIA_TEST_POSTGRES_URL, \
+             e.g. postgres://postgres@127.0.0.1:5432/postgres",
+        );
+        let database = format!("setia_test_{}", rand_suffix());
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("reach PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("a URL with a database path");
+        let store = setia_store::connect(&format!("{base}/{database}"))
+            .await
+            .unwrap();
+        PostgresBackend {
+            store,
+            admin_url,
+            database,
+        }
+    }
+
+    #[cfg(feature = "postgres-tests")]
+    fn rand_suffix() -> String {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
+    }
+
+    #[cfg(feature = "postgres-tests")]
+    impl Drop for PostgresBackend {
+        fn drop(&mut self) {
+            let (url, database) = (self.admin_url.clone(), self.database.clone());
+            // Drop runs inside the test's runtime, which cannot block on itself.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(admin) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                        ))
+                        .execute(&admin)
+                        .await;
+                    }
+                });
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}
+
+fn merchant_id(n: u8) -> MerchantId {
+    MerchantId::from_random_bytes([n; 20])
+}
+
+fn new_merchant(n: u8, sandbox: bool) -> (NewMerchant, ApiToken) {
+    let token = ApiToken::from_random_bytes([n; 32]);
+    let merchant = NewMerchant {
+        id: merchant_id(n),
+        name: MerchantName::parse(&format!("Toko {n}")).unwrap(),
+        timezone: MerchantTimezone::parse("Asia/Makassar").unwrap(),
+        webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
+        api_token_hash: token.hash(),
+        report_emails: vec![CustomerEmail::parse("ops@toko.id").unwrap()],
+        sandbox,
+    };
+    (merchant, token)
+}
+
+async fn migrated_with_merchant(store: &dyn Store, n: u8) -> MerchantId {
+    store.migrate().await.unwrap();
+    store
+        .create_merchant(new_merchant(n, false).0)
+        .await
+        .unwrap()
+        .id
+}
+
+fn batches<T: Send + 'static>(messages: Vec<ImportMessage<T>>) -> ImportBatches<T> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(messages.len().max(1));
+    for message in messages {
+        sender.try_send(message).unwrap();
+    }
+    receiver
+}
+
+fn customer_record(line: u64, external_id: &str) -> CustomerRecord {
+    CustomerRecord {
+        line,
+        external_id: ExternalId::parse(external_id).unwrap(),
+        name: None,
+        email: None,
+        birthday: None,
+        virtual_account: None,
+        payer_names: vec![],
+        consent: None,
+    }
+}
+
+fn transactions(csv: &str) -> Vec<TransactionRecord> {
+    TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn readiness_follows_migrations(store: &dyn Store) {
+    assert!(
+        !store.is_ready().await.unwrap(),
+        "a fresh database is not migrated"
+    );
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.is_ready().await.unwrap());
+}
+
+async fn merchants_round_trip(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    let (new, token) = new_merchant(1, true);
+    let created = store.create_merchant(new.clone()).await.unwrap();
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.name, "Toko 1");
+    assert_eq!(created.timezone.name(), "Asia/Makassar");
+    assert_eq!(created.webhook_secret.expose(), "AElSnSQj");
+    assert_eq!(created.report_emails, vec!["ops@toko.id".to_string()]);
+    assert!(created.sandbox);
+
+    let (second, _) = new_merchant(2, false);
+    store.create_merchant(second).await.unwrap();
+    let listed: Vec<MerchantId> = store
+        .list_merchants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, vec![merchant_id(1), merchant_id(2)]);
+
+    assert_eq!(
+        store
+            .merchant_by_token(&token.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        merchant_id(1)
+    );
+    assert!(store
+        .merchant_by_token(&ApiToken::presented("stk_nope").hash())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.merchant(&merchant_id(9)).await.unwrap().is_none());
+    assert!(matches!(
+        store.create_merchant(new).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn customers_upsert_by_external_id(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let mut siti = customer_record(2, "C1");
+    siti.name = Some(setia_core::CustomerName::parse("Siti Rahma").unwrap());
+    siti.email = Some(CustomerEmail::parse("siti@example.co.id").unwrap());
+    siti.virtual_account = Some(VirtualAccount::parse("8808001").unwrap());
+    siti.payer_names = vec![PayerName::parse("siti rahma").unwrap()];
+    siti.consent = Some(Consent(false));
+    let counts = store
+        .import_customers(
+            &merchant,
+            batches(vec![
+                ImportMessage::Rows(vec![siti.clone(), customer_record(3, "C2")]),
+                ImportMessage::Finished,
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        CustomerImportCounts {
+            inserted: 2,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+
+    // Same rows again: nothing changes. A blank field keeps the stored value; a new payer
+    // name is added to the ones the customer has.
+    let mut blank_siti = customer_record(2, "C1");
+    blank_siti.payer_names = vec![PayerName::parse("S RAHMA").unwrap()];
+    let counts = store
+        .import_customers(
+            &merchant,
+            batches(vec![
+                ImportMessage::Rows(vec![siti.clone(), customer_record(3, "C2")]),
+                ImportMessage::Rows(vec![blank_siti]),
+                ImportMessage::Finished,
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        CustomerImportCounts {
+            inserted: 0,
+            updated: 1,
+            unchanged: 2
+        }
+    );
+
+    let stored = store
+        .customer(&merchant, &ExternalId::parse("C1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name.as_deref(), Some("Siti Rahma"));
+    assert_eq!(stored.email.as_deref(), Some("siti@example.co.id"));
+    assert_eq!(stored.virtual_account.as_deref(), Some("8808001"));
+    assert_eq!(
+        stored.payer_names,
+        vec!["S RAHMA".to_string(), "SITI RAHMA".to_string()]
+    );
+    assert!(!stored.consent);
+    let plain = store
+        .customer(&merchant, &ExternalId::parse("C2").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(plain.consent, "consent defaults to true");
+}
+
+async fn a_clashing_virtual_account_rolls_the_import_back(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let mut first = customer_record(2, "C1");
+    first.virtual_account = Some(VirtualAccount::parse("8808001").unwrap());
+    let mut clash = customer_record(4, "C3");
+    clash.virtual_account = first.virtual_account.clone();
+    let result = store
+        .import_customers(
+            &merchant,
+            batches(vec![
+                ImportMessage::Rows(vec![first, customer_record(3, "C2"), clash]),
+                ImportMessage::Finished,
+            ]),
+        )
+        .await;
+    match result {
+        Err(StoreError::RowConflict(RowError { line, field, .. })) => {
+            assert_eq!((line, field.as_str()), (4, "virtual_account"))
+        }
+        other => panic!("expected a row conflict, got {other:?}"),
+    }
+    assert_eq!(store.ledger_summary(&merchant).await.unwrap().customers, 0);
+}
+
+async fn transactions_import_idempotently(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let file = "customer_external_id,occurred_at,amount\n\
+                S1,1997-01-01,29.33\nS1,1997-01-01,29.33\nS2,1997-01-02 10:00:00,10\nS3,1997-01-03,0\n";
+    let rows = transactions(file);
+    let counts = store
+        .import_transactions(
+            &merchant,
+            batches(vec![
+                ImportMessage::Rows(rows.clone()),
+                ImportMessage::Finished,
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        TransactionImportCounts {
+            inserted: 4,
+            skipped_duplicates: 0,
+            customers_created: 3
+        }
+    );
+    let again = store
+        .import_transactions(
+            &merchant,
+            batches(vec![ImportMessage::Rows(rows), ImportMessage::Finished]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        TransactionImportCounts {
+            inserted: 0,
+            skipped_duplicates: 4,
+            customers_created: 0
+        }
+    );
+    let summary = store.ledger_summary(&merchant).await.unwrap();
+    assert_eq!(
+        (
+            summary.customers,
+            summary.purchases,
+            summary.revenue.minor()
+        ),
+        (3, 4, 2933 * 2 + 1000)
+    );
+
+    // A reference seen before (in the store or earlier in the same file) is skipped.
+    let referenced = transactions(
+        "customer_external_id,occurred_at,amount,reference\nS1,1997-02-01,5,INV-1\nS1,1997-02-02,6,INV-1\n",
+    );
+    let counts = store
+        .import_transactions(
+            &merchant,
+            batches(vec![
+                ImportMessage::Rows(referenced),
+                ImportMessage::Finished,
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        TransactionImportCounts {
+            inserted: 1,
+            skipped_duplicates: 1,
+            customers_created: 0
+        }
+    );
+}
+
+async fn a_failed_or_interrupted_import_writes_nothing(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let rows = transactions("customer_external_id,occurred_at,amount\nS1,1997-01-01,1\n");
+    let failure = RowError {
+        line: 3,
+        field: "amount".into(),
+        error: "is negative".into(),
+    };
+    let failed = store
+        .import_transactions(
+            &merchant,
+            batches(vec![
+                ImportMessage::Rows(rows.clone()),
+                ImportMessage::Failed(failure),
+            ]),
+        )
+        .await;
+    assert!(
+        matches!(
+            failed,
+            Err(StoreError::ImportAborted(RowError { line: 3, .. }))
+        ),
+        "{failed:?}"
+    );
+    let interrupted = store
+        .import_transactions(&merchant, batches(vec![ImportMessage::Rows(rows)]))
+        .await;
+    assert!(
+        matches!(interrupted, Err(StoreError::ImportInterrupted)),
+        "{interrupted:?}"
+    );
+    let summary = store.ledger_summary(&merchant).await.unwrap();
+    assert_eq!((summary.customers, summary.purchases), (0, 0));
+}
+
+async fn merchants_never_see_each_other(store: &dyn Store) {
+    let a = migrated_with_merchant(store, 1).await;
+    let b = store
+        .create_merchant(new_merchant(2, false).0)
+        .await
+        .unwrap()
+        .id;
+    let rows = transactions("customer_external_id,occurred_at,amount\nS1,1997-01-01,1\n");
+    store
+        .import_transactions(
+            &a,
+            batches(vec![
+                ImportMessage::Rows(rows.clone()),
+                ImportMessage::Finished,
+            ]),
+        )
+        .await
+        .unwrap();
+    let s1 = ExternalId::parse("S1").unwrap();
+    assert!(store.customer(&a, &s1).await.unwrap().is_some());
+    assert!(store.customer(&b, &s1).await.unwrap().is_none());
+    assert_eq!(store.ledger_summary(&b).await.unwrap().purchases, 0);
+    // The same file under B is B's own history, not a duplicate of A's.
+    let counts = store
+        .import_transactions(
+            &b,
+            batches(vec![ImportMessage::Rows(rows), ImportMessage::Finished]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts.inserted, 1);
+}
+
+async fn large_imports_span_many_batches(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let mut csv = String::from("customer_external_id,occurred_at,amount,reference\n");
+    for i in 0..5_000 {
+        let at = start + chrono::Duration::minutes(i);
+        csv.push_str(&format!("C{},{},{}.50,R{i}\n", i % 700, at.to_rfc3339(), i));
+    }
+    let rows = transactions(&csv);
+    let messages: Vec<_> = rows
+        .chunks(1_500)
+        .map(|c| ImportMessage::Rows(c.to_vec()))
+        .chain([ImportMessage::Finished])
+        .collect();
+    let counts = store
+        .import_transactions(&merchant, batches(messages))
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        TransactionImportCounts {
+            inserted: 5_000,
+            skipped_duplicates: 0,
+            customers_created: 700
+        }
+    );
+    let summary = store.ledger_summary(&merchant).await.unwrap();
+    let expected: i64 = (0..5_000i64).map(|i| i * 100 + 50).sum();
+    assert_eq!(summary.revenue.minor(), expected);
+}
+
+macro_rules! conformance {
+    ($backend:ident) => {
+        mod $backend {
+            use super::*;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let backend = backends::$backend().await;
+                        super::$name(&*backend.store).await;
+                    }
+                };
+            }
+
+            case!(readiness_follows_migrations);
+            case!(merchants_round_trip);
+            case!(customers_upsert_by_external_id);
+            case!(a_clashing_virtual_account_rolls_the_import_back);
+            case!(transactions_import_idempotently);
+            case!(a_failed_or_interrupted_import_writes_nothing);
+            case!(merchants_never_see_each_other);
+            case!(large_imports_span_many_batches);
+        }
+    };
+}
+
+conformance!(sqlite);
+#[cfg(feature = "postgres-tests")]
+conformance!(postgres);
