@@ -8,98 +8,33 @@ use chrono::{TimeZone, Utc};
 use setia_core::customer::{Consent, CustomerEmail, ExternalId, PayerName, VirtualAccount};
 use setia_core::import::{CustomerRecord, RowError, TransactionRecord, TransactionsCsv};
 use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
+use setia_store::testing::TestDatabase;
 use setia_store::{
     CustomerImportCounts, ImportBatches, ImportMessage, NewMerchant, Store, StoreError,
     TransactionImportCounts,
 };
 
-mod backends {
-    use super::*;
+/// A store on a fresh database, kept alive as long as the store is used.
+struct Backend {
+    store: Arc<dyn Store>,
+    _database: TestDatabase,
+}
 
-    pub struct SqliteBackend {
-        pub store: Arc<dyn Store>,
-        _folder: tempfile::TempDir,
+async fn open(database: TestDatabase) -> Backend {
+    let store = setia_store::connect(&database.url).await.unwrap();
+    Backend {
+        store,
+        _database: database,
     }
+}
 
-    pub async fn sqlite() -> SqliteBackend {
-        let folder = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/nested/setia.db", folder.path().display());
-        let store = setia_store::connect(&url).await.unwrap();
-        SqliteBackend {
-            store,
-            _folder: folder,
-        }
-    }
+async fn sqlite() -> Backend {
+    open(TestDatabase::sqlite()).await
+}
 
-    #[cfg(feature = "postgres-tests")]
-    pub struct PostgresBackend {
-        pub store: Arc<dyn Store>,
-        admin_url: String,
-        database: String,
-    }
-
-    #[cfg(feature = "postgres-tests")]
-    pub async fn postgres() -> PostgresBackend {
-        let admin_url = std::env::var("SETIA_TEST_POSTGRES_URL").expect(
-            "--features postgres-tests needs SETIA_TEST_POSTGRES_URL, \
-             e.g. postgres://postgres@127.0.0.1:5432/postgres",
-        );
-        let database = format!("setia_test_{}", rand_suffix());
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .expect("reach PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let (base, _) = admin_url
-            .rsplit_once('/')
-            .expect("a URL with a database path");
-        let store = setia_store::connect(&format!("{base}/{database}"))
-            .await
-            .unwrap();
-        PostgresBackend {
-            store,
-            admin_url,
-            database,
-        }
-    }
-
-    #[cfg(feature = "postgres-tests")]
-    fn rand_suffix() -> String {
-        use std::time::{SystemTime, UNIX_EPOCH};
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
-    }
-
-    #[cfg(feature = "postgres-tests")]
-    impl Drop for PostgresBackend {
-        fn drop(&mut self) {
-            let (url, database) = (self.admin_url.clone(), self.database.clone());
-            // Drop runs inside the test's runtime, which cannot block on itself.
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    if let Ok(admin) = sqlx::PgPool::connect(&url).await {
-                        let _ = sqlx::query(&format!(
-                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                        ))
-                        .execute(&admin)
-                        .await;
-                    }
-                });
-            })
-            .join()
-            .unwrap();
-        }
-    }
+#[cfg(feature = "postgres-tests")]
+async fn postgres() -> Backend {
+    open(TestDatabase::postgres().await).await
 }
 
 fn merchant_id(n: u8) -> MerchantId {
@@ -480,13 +415,11 @@ async fn large_imports_span_many_batches(store: &dyn Store) {
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
-            use super::*;
-
             macro_rules! case {
                 ($name:ident) => {
                     #[tokio::test]
                     async fn $name() {
-                        let backend = backends::$backend().await;
+                        let backend = super::$backend().await;
                         super::$name(&*backend.store).await;
                     }
                 };

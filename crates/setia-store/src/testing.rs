@@ -1,0 +1,90 @@
+//! Fresh databases for tests (feature `testing`): a SQLite file in a temporary folder, or a
+//! database of its own on the PostgreSQL server named by `SETIA_TEST_POSTGRES_URL`, dropped
+//! when the value is dropped.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Folder(#[allow(dead_code)] tempfile::TempDir),
+    PostgresDatabase { admin_url: String, name: String },
+}
+
+pub const POSTGRES_URL_VAR: &str = "SETIA_TEST_POSTGRES_URL";
+
+impl TestDatabase {
+    /// A SQLite URL for a file that does not exist yet, in a folder that does not either.
+    pub fn sqlite() -> TestDatabase {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}/data/setia.db", folder.path().display());
+        TestDatabase {
+            url,
+            cleanup: Cleanup::Folder(folder),
+        }
+    }
+
+    /// A new, empty database on the test PostgreSQL server. Panics when
+    /// `SETIA_TEST_POSTGRES_URL` is unset: a PostgreSQL run must never pass by skipping.
+    pub async fn postgres() -> TestDatabase {
+        let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+            panic!(
+                "the PostgreSQL tests need {POSTGRES_URL_VAR}, \
+                 e.g. postgres://postgres@127.0.0.1:5432/postgres"
+            )
+        });
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_nanos();
+        let name = format!(
+            "setia_test_{}_{}",
+            std::process::id(),
+            nanos % 10u128.pow(15)
+        );
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("reach the test PostgreSQL server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create a test database");
+        admin.close().await;
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .expect("a URL ending in /DATABASE");
+        TestDatabase {
+            url: format!("{server}/{name}"),
+            cleanup: Cleanup::PostgresDatabase { admin_url, name },
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Cleanup::PostgresDatabase { admin_url, name } = &self.cleanup else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop may run inside a test's runtime, which cannot block on itself: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let admin = sqlx::PgPool::connect(&admin_url).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("could not drop a test database: {error}");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The command line of DESIGN §3, as clap derives it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "setia",
+    version,
+    about = "Customer-retention analytics for merchants paid by bank transfer and virtual account",
+    long_about = "setia turns verified Moota payments into a customer ledger and the retention \
+                  numbers a marketing team works from.\n\nConfiguration comes from SETIA_* \
+                  environment variables and an optional TOML file (--config); the environment \
+                  wins, and flags win over both."
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (created with its folder) or postgres://…
+    /// [default: sqlite://./setia-data/setia.db; env: SETIA_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// A TOML file with the same keys as the SETIA_* variables, in lower case
+    /// (database_url, listen, public_url, smtp_url, mail_from, moota_allowed_ips,
+    /// trusted_proxies)
+    #[arg(long, global = true, env = "SETIA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// How log lines on stderr look
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations this build knows (every command also does this)
+    Migrate,
+    /// Create and list merchants
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Import customers from a CSV file
+    #[command(subcommand)]
+    Customers(CustomersCommand),
+    /// Import purchase history from a CSV file
+    #[command(subcommand)]
+    Transactions(TransactionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Create a merchant; prints its id, webhook path, webhook secret and API token as JSON.
+    /// The API token is shown only this once.
+    Create(MerchantCreate),
+    /// List merchants as a JSON array (no secrets)
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct MerchantCreate {
+    /// The merchant's name, as the dashboard and emails show it
+    #[arg(long)]
+    pub name: String,
+    /// IANA time zone that days, cohorts and email schedules follow
+    #[arg(long, default_value = "Asia/Jakarta")]
+    pub timezone: String,
+    /// The secret Moota signs webhooks with (default: 32 random bytes as hex)
+    #[arg(long)]
+    pub webhook_secret: Option<String>,
+    /// Where the weekly churn report goes (repeat the flag for several)
+    #[arg(long = "report-email", value_name = "EMAIL")]
+    pub report_emails: Vec<String>,
+    /// A sandbox merchant: its payments are shown but never count, earn or mail anyone
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// Upsert customers by external_id from a CSV with the header
+    /// external_id,name,email,birthday,virtual_account,payer_names,consent
+    /// (only external_id is required; a blank cell keeps the stored value;
+    /// birthday YYYY-MM-DD or MM-DD; payer_names ;-separated; consent true/false)
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransactionsCommand {
+    /// Backfill purchase history from a CSV with the header
+    /// customer_external_id,occurred_at,amount[,reference]
+    /// (occurred_at YYYY-MM-DD, YYYY-MM-DD HH:MM:SS in merchant time, or RFC 3339; amount a
+    /// decimal ≥ 0; unknown customers are created; rows seen before are skipped, so a second
+    /// import of the same file adds nothing)
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// The CSV file
+    pub file: PathBuf,
+    /// Import the valid rows and list the rejected ones, instead of importing nothing
+    #[arg(long)]
+    pub skip_invalid: bool,
+}

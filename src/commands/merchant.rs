@@ -1,0 +1,82 @@
+//! `setia merchant create|list`.
+
+use rand::RngCore;
+use serde::Serialize;
+use setia_core::merchant::parse_report_emails;
+use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
+use setia_store::{Merchant, NewMerchant, Store};
+
+use super::print_json;
+use crate::cli::MerchantCreate;
+use crate::exit::CliError;
+
+fn webhook_path(id: &MerchantId) -> String {
+    format!("/webhooks/moota/{id}")
+}
+
+pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliError> {
+    let bad = |flag: &str, e: &dyn std::fmt::Display| CliError::BadInput(format!("--{flag}: {e}"));
+    let name = MerchantName::parse(&args.name).map_err(|e| bad("name", &e))?;
+    let timezone = MerchantTimezone::parse(&args.timezone).map_err(|e| bad("timezone", &e))?;
+    let report_emails =
+        parse_report_emails(&args.report_emails).map_err(|e| bad("report-email", &e))?;
+    let mut rng = rand::rng();
+    let webhook_secret = match &args.webhook_secret {
+        Some(text) => WebhookSecret::parse(text).map_err(|e| bad("webhook-secret", &e))?,
+        None => WebhookSecret::from_random_bytes(random_bytes(&mut rng)),
+    };
+    let api_token = ApiToken::from_random_bytes(random_bytes(&mut rng));
+    let merchant = store
+        .create_merchant(NewMerchant {
+            id: MerchantId::from_random_bytes(random_bytes(&mut rng)),
+            name,
+            timezone,
+            webhook_secret,
+            api_token_hash: api_token.hash(),
+            report_emails,
+            sandbox: args.sandbox,
+        })
+        .await?;
+
+    #[derive(Serialize)]
+    struct Created<'a> {
+        id: &'a MerchantId,
+        name: &'a str,
+        timezone: &'a str,
+        webhook_path: String,
+        webhook_secret: &'a str,
+        api_token: &'a str,
+    }
+    print_json(&Created {
+        id: &merchant.id,
+        name: &merchant.name,
+        timezone: merchant.timezone.name(),
+        webhook_path: webhook_path(&merchant.id),
+        webhook_secret: merchant.webhook_secret.expose(),
+        api_token: api_token.expose(),
+    })
+}
+
+pub async fn list(store: &dyn Store) -> Result<(), CliError> {
+    #[derive(Serialize)]
+    struct Listed<'a> {
+        #[serde(flatten)]
+        merchant: &'a Merchant,
+        webhook_path: String,
+    }
+    let merchants = store.list_merchants().await?;
+    let listed: Vec<Listed> = merchants
+        .iter()
+        .map(|merchant| Listed {
+            merchant,
+            webhook_path: webhook_path(&merchant.id),
+        })
+        .collect();
+    print_json(&listed)
+}
+
+fn random_bytes<const N: usize>(rng: &mut impl RngCore) -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}

@@ -1,0 +1,71 @@
+//! Settings: defaults embedded in the binary, then an optional TOML file, then SETIA_*
+//! environment variables, then command-line flags.
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::exit::CliError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    pub moota_allowed_ips: Option<String>,
+    pub trusted_proxies: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://./setia-data/setia.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            smtp_url: None,
+            mail_from: None,
+            moota_allowed_ips: None,
+            trusted_proxies: None,
+        }
+    }
+}
+
+const KEYS: [&str; 7] = [
+    "database_url",
+    "listen",
+    "public_url",
+    "smtp_url",
+    "mail_from",
+    "moota_allowed_ips",
+    "trusted_proxies",
+];
+
+impl Settings {
+    pub fn load(
+        file: Option<&Path>,
+        database_url_flag: Option<&str>,
+    ) -> Result<Settings, CliError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(CliError::BadInput(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("SETIA_").only(&KEYS));
+        if let Some(url) = database_url_flag {
+            figment = figment.merge(Serialized::default("database_url", url));
+        }
+        figment
+            .extract()
+            .map_err(|e| CliError::BadInput(format!("configuration: {e}")))
+    }
+}

@@ -1,0 +1,180 @@
+//! `setia merchant`, `setia migrate`, configuration and `--help`.
+
+use setia_core::ApiToken;
+use setia_store::testing::TestDatabase;
+
+use crate::support::{bare_command, stderr, Setia};
+
+crate::on_every_backend!(merchants_are_created_and_listed_without_secrets);
+
+async fn merchants_are_created_and_listed_without_secrets(setia: Setia) {
+    let created = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko Demo",
+        "--timezone",
+        "Asia/Makassar",
+        "--report-email",
+        "ops@toko.id",
+        "--sandbox",
+    ]);
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("mer_"));
+    assert_eq!(created["name"], "Toko Demo");
+    assert_eq!(created["timezone"], "Asia/Makassar");
+    assert_eq!(created["webhook_path"], format!("/webhooks/moota/{id}"));
+    let secret = created["webhook_secret"].as_str().unwrap();
+    assert_eq!(secret.len(), 64);
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    let token = created["api_token"].as_str().unwrap();
+
+    let given = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko B",
+        "--webhook-secret",
+        "AElSnSQj",
+    ]);
+    assert_eq!(given["webhook_secret"], "AElSnSQj");
+    assert_eq!(given["timezone"], "Asia/Jakarta");
+
+    let listed = setia.json(&["merchant", "list"]);
+    let listed_text = listed.to_string();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["sandbox"], true);
+    assert!(!listed_text.contains(secret) && !listed_text.contains(token));
+
+    // Only the token's hash is stored: it finds the merchant, and is not the token.
+    let store = setia.store().await;
+    let found = store
+        .merchant_by_token(&ApiToken::presented(token).hash())
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().id.as_str(), id);
+    assert_ne!(ApiToken::presented(token).hash().as_str(), token);
+}
+
+#[test]
+fn bad_merchant_flags_exit_2_and_create_nothing() {
+    let setia = Setia::on(TestDatabase::sqlite());
+    for (flags, named) in [
+        (&["--name", " "][..], "--name"),
+        (
+            &["--name", "A", "--timezone", "Asia/Bandung"][..],
+            "--timezone",
+        ),
+        (
+            &["--name", "A", "--webhook-secret", "short"][..],
+            "--webhook-secret",
+        ),
+        (
+            &["--name", "A", "--report-email", "ops"][..],
+            "--report-email",
+        ),
+    ] {
+        let output = setia
+            .command()
+            .args(["merchant", "create"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{flags:?}");
+        assert!(
+            stderr(&output).contains(named),
+            "{flags:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(setia.json(&["merchant", "list"]), serde_json::json!([]));
+}
+
+#[test]
+fn the_default_database_is_created_with_its_folder() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = bare_command(folder.path()).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(folder.path().join("setia-data/setia.db").is_file());
+}
+
+#[test]
+fn settings_come_from_file_then_environment_then_flags() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = |name: &str| folder.path().join(name).display().to_string();
+    let config = folder.path().join("setia.toml");
+    std::fs::write(
+        &config,
+        format!("database_url = \"sqlite://{}\"\n", path("from-file.db")),
+    )
+    .unwrap();
+    let run = |command: &mut assert_cmd::Command| {
+        let output = command.arg("migrate").output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    };
+    run(bare_command(folder.path()).arg("--config").arg(&config));
+    assert!(folder.path().join("from-file.db").is_file());
+    run(bare_command(folder.path())
+        .env("SETIA_CONFIG", &config)
+        .env(
+            "SETIA_DATABASE_URL",
+            format!("sqlite://{}", path("from-env.db")),
+        ));
+    assert!(folder.path().join("from-env.db").is_file());
+    run(bare_command(folder.path())
+        .env(
+            "SETIA_DATABASE_URL",
+            format!("sqlite://{}", path("from-env.db")),
+        )
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", path("from-flag.db"))));
+    assert!(folder.path().join("from-flag.db").is_file());
+
+    std::fs::write(&config, "databse_url = \"sqlite://typo.db\"\n").unwrap();
+    let output = bare_command(folder.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("databse_url"),
+        "{}",
+        stderr(&output)
+    );
+    let output = bare_command(folder.path())
+        .args(["--config", "missing.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("missing.toml"));
+}
+
+#[test]
+fn help_documents_every_command() {
+    let folder = tempfile::tempdir().unwrap();
+    let top = bare_command(folder.path()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&top.stdout).into_owned();
+    for command in ["migrate", "merchant", "customers", "transactions"] {
+        assert!(text.contains(command), "--help lacks {command}");
+    }
+    for path in [
+        &["migrate"][..],
+        &["merchant", "create"],
+        &["merchant", "list"],
+        &["customers", "import"],
+        &["transactions", "import"],
+    ] {
+        let output = bare_command(folder.path())
+            .args(path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{path:?} --help");
+        assert!(!output.stdout.is_empty());
+    }
+    // --help touches no database.
+    assert!(!folder.path().join("setia-data").exists());
+}
