@@ -150,6 +150,94 @@ pub enum ImportMessage<T> {
 
 pub type ImportBatches<T> = tokio::sync::mpsc::Receiver<ImportMessage<T>>;
 
+/// One call to the webhook endpoint, to be written to the audit log and, when its signature
+/// was good, its body to the inbox. Written in groups: one transaction for many calls.
+#[derive(Debug, Clone)]
+pub struct WebhookCall {
+    /// The merchant id as the URL gave it; it may name no merchant.
+    pub merchant: String,
+    pub received_at: DateTime<Utc>,
+    pub remote_addr: String,
+    /// What a rejected call was answered; accepted calls are 200.
+    pub status: u16,
+    /// Why a call was rejected; accepted calls get `received` or `duplicate` from the store.
+    pub reason: String,
+    /// NULL when the body was not read (it was too large).
+    pub body_sha256: Option<String>,
+    pub body_size: u64,
+    pub inbox: Option<InboxBody>,
+}
+
+/// A verified body and the headers kept with it.
+#[derive(Debug, Clone)]
+pub struct InboxBody {
+    pub merchant: MerchantId,
+    pub body: Vec<u8>,
+    pub user_agent: Option<String>,
+    pub moota_user: Option<String>,
+    pub moota_webhook: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The body is committed to the inbox as a new row.
+    Received { inbox_id: i64 },
+    /// A byte-identical body was already in the merchant's inbox.
+    Duplicate { inbox_id: i64 },
+    /// A rejected call, written to the audit log only.
+    Audited,
+}
+
+/// Rejected calls over the audit log's per-minute budget, counted rather than stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SuppressedCalls {
+    pub merchant: String,
+    pub minute_start: DateTime<Utc>,
+    pub reason: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub remote_addr: String,
+    pub status: u16,
+    pub reason: String,
+    pub body_sha256: Option<String>,
+    pub body_size: u64,
+    pub inbox_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboxEntry {
+    pub id: i64,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub body_sha256: String,
+    pub body_size: u64,
+    pub user_agent: Option<String>,
+    pub moota_user: Option<String>,
+    pub moota_webhook: Option<String>,
+    pub remote_addr: String,
+    pub received_at: DateTime<Utc>,
+    pub state: String,
+}
+
+/// Newest-first paging: rows with an id below `before`, at most `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The `before` of the next page; None on the last page.
+    pub next_cursor: Option<i64>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies every migration not yet applied.
@@ -184,6 +272,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<TransactionImportCounts>;
 
     async fn ledger_summary(&self, merchant: &MerchantId) -> StoreResult<LedgerSummary>;
+
+    /// Writes a group of webhook calls in ONE transaction (group commit): audit rows for
+    /// all, inbox rows for the verified ones. Returns an outcome per call, in order.
+    async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>>;
+    async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()>;
+    /// How many rejected calls of a merchant (as the URL named it) were counted, not stored.
+    async fn suppressed_call_count(&self, merchant: &str) -> StoreResult<u64>;
+    async fn webhook_deliveries(
+        &self,
+        merchant: &MerchantId,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>>;
+    async fn inbox_entries(
+        &self,
+        merchant: &MerchantId,
+        page: PageRequest,
+    ) -> StoreResult<Page<InboxEntry>>;
+    /// Inbox rows of every merchant still waiting for the worker.
+    async fn inbox_depth(&self) -> StoreResult<u64>;
 }
 
 /// Opens the database a URL names (`sqlite://path` or `postgres://…`). A SQLite file and its

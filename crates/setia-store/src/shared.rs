@@ -13,6 +13,118 @@ use sqlx::Row;
 
 use crate::*;
 
+fn page_of<T>(mut items: Vec<T>, page: PageRequest, id: impl Fn(&T) -> i64) -> Page<T> {
+    let next_cursor = if items.len() > page.limit as usize {
+        items.truncate(page.limit as usize);
+        items.last().map(&id)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+fn audit_entry_from_row(row: &DbRow) -> StoreResult<AuditEntry> {
+    let status: i64 = row.try_get("status")?;
+    let body_size: i64 = row.try_get("body_size")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        received_at: from_micros(row.try_get("received_at_us")?)?,
+        remote_addr: row.try_get("remote_addr")?,
+        status: u16::try_from(status)
+            .map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+        reason: row.try_get("reason")?,
+        body_sha256: row.try_get("body_sha256")?,
+        body_size: body_size as u64,
+        inbox_id: row.try_get("inbox_id")?,
+    })
+}
+
+fn inbox_entry_from_row(row: &DbRow) -> StoreResult<InboxEntry> {
+    let body_size: i64 = row.try_get("body_size")?;
+    Ok(InboxEntry {
+        id: row.try_get("id")?,
+        body: row.try_get("body")?,
+        body_sha256: row.try_get("body_sha256")?,
+        body_size: body_size as u64,
+        user_agent: row.try_get("user_agent")?,
+        moota_user: row.try_get("moota_user")?,
+        moota_webhook: row.try_get("moota_webhook")?,
+        remote_addr: row.try_get("remote_addr")?,
+        received_at: from_micros(row.try_get("received_at_us")?)?,
+        state: row.try_get("state")?,
+    })
+}
+
+/// Writes one call inside the group's transaction.
+async fn record_webhook_call(tx: &mut DbTx<'_>, call: &WebhookCall) -> StoreResult<CallOutcome> {
+    let (outcome, status, reason, inbox_id) = match &call.inbox {
+        None => (
+            CallOutcome::Audited,
+            i64::from(call.status),
+            call.reason.as_str(),
+            None,
+        ),
+        Some(inbox) => {
+            let sha = call.body_sha256.as_deref().unwrap_or_default();
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, \
+                 moota_user, moota_webhook, remote_addr, received_at_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (merchant_id, body_sha256) DO NOTHING RETURNING id",
+            )
+            .bind(inbox.merchant.as_str())
+            .bind(&inbox.body)
+            .bind(sha)
+            .bind(inbox.body.len() as i64)
+            .bind(&inbox.user_agent)
+            .bind(&inbox.moota_user)
+            .bind(&inbox.moota_webhook)
+            .bind(&call.remote_addr)
+            .bind(micros(call.received_at))
+            .fetch_optional(&mut **tx)
+            .await?;
+            match inserted {
+                Some(id) => (
+                    CallOutcome::Received { inbox_id: id },
+                    200,
+                    "received",
+                    Some(id),
+                ),
+                None => {
+                    let id: i64 = sqlx::query_scalar(
+                        "SELECT id FROM inbox WHERE merchant_id = $1 AND body_sha256 = $2",
+                    )
+                    .bind(inbox.merchant.as_str())
+                    .bind(sha)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    (
+                        CallOutcome::Duplicate { inbox_id: id },
+                        200,
+                        "duplicate",
+                        Some(id),
+                    )
+                }
+            }
+        }
+    };
+    sqlx::query(
+        "INSERT INTO webhook_audit (merchant_id, received_at_us, remote_addr, status, reason, \
+         body_sha256, body_size, inbox_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&call.merchant)
+    .bind(micros(call.received_at))
+    .bind(&call.remote_addr)
+    .bind(status)
+    .bind(reason)
+    .bind(&call.body_sha256)
+    .bind(call.body_size as i64)
+    .bind(inbox_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(outcome)
+}
+
 type DbRow = <Db as sqlx::Database>::Row;
 type DbTx<'c> = sqlx::Transaction<'c, Db>;
 
@@ -436,5 +548,95 @@ impl Store for ThisStore {
             purchases: purchases as u64,
             revenue: Money::from_minor(row.try_get("revenue")?),
         })
+    }
+
+    async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(calls.len());
+        for call in calls {
+            outcomes.push(record_webhook_call(&mut tx, call).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for entry in counts {
+            sqlx::query(
+                "INSERT INTO webhook_audit_suppressed (merchant_id, minute_us, reason, count) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, minute_us, reason) \
+                 DO UPDATE SET count = webhook_audit_suppressed.count + excluded.count",
+            )
+            .bind(&entry.merchant)
+            .bind(micros(entry.minute_start))
+            .bind(&entry.reason)
+            .bind(entry.count as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn suppressed_call_count(&self, merchant: &str) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM webhook_audit_suppressed \
+             WHERE merchant_id = $1",
+        )
+        .bind(merchant)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count as u64)
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        merchant: &MerchantId,
+        page: PageRequest,
+    ) -> StoreResult<Page<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, received_at_us, remote_addr, status, reason, body_sha256, body_size, inbox_id \
+             FROM webhook_audit WHERE merchant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(merchant.as_str())
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(audit_entry_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page, |e| e.id))
+    }
+
+    async fn inbox_entries(
+        &self,
+        merchant: &MerchantId,
+        page: PageRequest,
+    ) -> StoreResult<Page<InboxEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, body, body_sha256, body_size, user_agent, moota_user, moota_webhook, \
+             remote_addr, received_at_us, state \
+             FROM inbox WHERE merchant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(merchant.as_str())
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(inbox_entry_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page, |e| e.id))
+    }
+
+    async fn inbox_depth(&self) -> StoreResult<u64> {
+        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(depth as u64)
     }
 }

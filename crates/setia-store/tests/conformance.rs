@@ -10,8 +10,8 @@ use setia_core::import::{CustomerRecord, RowError, TransactionRecord, Transactio
 use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
 use setia_store::testing::TestDatabase;
 use setia_store::{
-    CustomerImportCounts, ImportBatches, ImportMessage, NewMerchant, Store, StoreError,
-    TransactionImportCounts,
+    CallOutcome, CustomerImportCounts, ImportBatches, ImportMessage, InboxBody, NewMerchant,
+    PageRequest, Store, StoreError, SuppressedCalls, TransactionImportCounts, WebhookCall,
 };
 
 /// A store on a fresh database, kept alive as long as the store is used.
@@ -412,6 +412,169 @@ async fn large_imports_span_many_batches(store: &dyn Store) {
     assert_eq!(summary.revenue.minor(), expected);
 }
 
+fn signed_call(merchant: &MerchantId, body: &[u8]) -> WebhookCall {
+    use sha2::Digest;
+    WebhookCall {
+        merchant: merchant.to_string(),
+        received_at: Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 3).unwrap(),
+        remote_addr: "103.236.201.178".into(),
+        status: 200,
+        reason: String::new(),
+        body_sha256: Some(hex::encode(sha2::Sha256::digest(body))),
+        body_size: body.len() as u64,
+        inbox: Some(InboxBody {
+            merchant: merchant.clone(),
+            body: body.to_vec(),
+            user_agent: Some("MootaBot/1.50".into()),
+            moota_user: Some("u1".into()),
+            moota_webhook: Some("w1".into()),
+        }),
+    }
+}
+
+fn rejected_call(merchant: &str, status: u16, reason: &str) -> WebhookCall {
+    WebhookCall {
+        merchant: merchant.into(),
+        received_at: Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 4).unwrap(),
+        remote_addr: "10.0.0.9".into(),
+        status,
+        reason: reason.into(),
+        body_sha256: None,
+        body_size: 2_000_000,
+        inbox: None,
+    }
+}
+
+async fn webhook_calls_are_group_committed(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let other = store
+        .create_merchant(new_merchant(2, false).0)
+        .await
+        .unwrap()
+        .id;
+    let body = b"[{\"mutation_id\":\"m1\"}]\n\x00\xff";
+    let outcomes = store
+        .record_webhook_calls(&[
+            signed_call(&merchant, body),
+            rejected_call(merchant.as_str(), 401, "signature_mismatch"),
+            signed_call(&merchant, body),
+            signed_call(&other, body),
+            rejected_call("mer_unknown", 404, "unknown_merchant"),
+        ])
+        .await
+        .unwrap();
+    let CallOutcome::Received { inbox_id } = outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(outcomes[1], CallOutcome::Audited);
+    assert_eq!(outcomes[2], CallOutcome::Duplicate { inbox_id });
+    assert!(
+        matches!(outcomes[3], CallOutcome::Received { inbox_id: other_id } if other_id != inbox_id)
+    );
+    assert_eq!(outcomes[4], CallOutcome::Audited);
+    // Later, the same bytes are still a duplicate.
+    let later = store
+        .record_webhook_calls(&[signed_call(&merchant, body)])
+        .await
+        .unwrap();
+    assert_eq!(later, vec![CallOutcome::Duplicate { inbox_id }]);
+
+    let inbox = store
+        .inbox_entries(
+            &merchant,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(inbox.items.len(), 1);
+    assert_eq!(inbox.items[0].body, body.to_vec(), "bytes kept exactly");
+    assert_eq!(inbox.items[0].state, "pending");
+    assert_eq!(inbox.items[0].moota_webhook.as_deref(), Some("w1"));
+    assert_eq!(store.inbox_depth().await.unwrap(), 2);
+
+    let audit = store
+        .webhook_deliveries(
+            &merchant,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let reasons: Vec<(&str, u16)> = audit
+        .items
+        .iter()
+        .map(|e| (e.reason.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("duplicate", 200),
+            ("duplicate", 200),
+            ("signature_mismatch", 401),
+            ("received", 200)
+        ]
+    );
+    assert_eq!(audit.next_cursor, None);
+    assert_eq!(audit.items[2].body_sha256, None);
+
+    // Pages of two, newest first.
+    let first = store
+        .webhook_deliveries(
+            &merchant,
+            PageRequest {
+                before: None,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    let second = store
+        .webhook_deliveries(
+            &merchant,
+            PageRequest {
+                before: first.next_cursor,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 2);
+    assert!(second.items[0].id < first.items[1].id);
+    assert_eq!(second.next_cursor, None);
+    let others = store
+        .webhook_deliveries(
+            &other,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(others.items.len(), 1);
+}
+
+async fn suppressed_calls_are_counted(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    let minute = Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 0).unwrap();
+    let entry = |count| SuppressedCalls {
+        merchant: "mer_x".into(),
+        minute_start: minute,
+        reason: "signature_mismatch".into(),
+        count,
+    };
+    store.add_suppressed_calls(&[entry(5)]).await.unwrap();
+    store.add_suppressed_calls(&[entry(7)]).await.unwrap();
+    assert_eq!(store.suppressed_call_count("mer_x").await.unwrap(), 12);
+    assert_eq!(store.suppressed_call_count("mer_y").await.unwrap(), 0);
+}
+
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
@@ -433,6 +596,8 @@ macro_rules! conformance {
             case!(a_failed_or_interrupted_import_writes_nothing);
             case!(merchants_never_see_each_other);
             case!(large_imports_span_many_batches);
+            case!(webhook_calls_are_group_committed);
+            case!(suppressed_calls_are_counted);
         }
     };
 }
