@@ -42,6 +42,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve HTTP: the Moota webhook, the JSON API, /healthz, /readyz and /metrics
+    Serve(ServeArgs),
     /// Apply the database migrations this build knows (every command also does this)
     Migrate,
     /// Create and list merchants
@@ -112,4 +114,12 @@ pub struct ImportArgs {
     /// Import the valid rows and list the rejected ones, instead of importing nothing
     #[arg(long)]
     pub skip_invalid: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080 or 127.0.0.1:0 for any free port
+    /// [default: 127.0.0.1:8080; env: SETIA_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }

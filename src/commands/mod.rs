@@ -2,6 +2,7 @@
 
 mod import;
 mod merchant;
+mod serve;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
     let store = open_store(&settings).await?;
     match cli.command {
+        Command::Serve(args) => serve::serve(store, &settings, args).await,
         Command::Migrate => {
             // open_store has applied them.
             println!("{}", serde_json::json!({"migrated": true}));

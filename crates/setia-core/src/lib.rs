@@ -10,6 +10,7 @@ pub mod ids;
 pub mod import;
 pub mod merchant;
 pub mod money;
+pub mod moota;
 pub mod time;
 
 pub use customer::{

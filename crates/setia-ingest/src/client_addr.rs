@@ -1,0 +1,126 @@
+//! Who is calling: the peer address, or, behind a trusted proxy, the address the proxy
+//! reports in X-Forwarded-For. Nobody else's X-Forwarded-For is believed.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+/// A comma-separated list of addresses and networks (`103.236.201.178, 10.0.0.0/8`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressList(Vec<IpNet>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP address or network")]
+pub struct AddressListError(String);
+
+impl FromStr for AddressList {
+    type Err = AddressListError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut networks = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let network = item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| AddressListError(item.to_owned()))?;
+            networks.push(network);
+        }
+        Ok(AddressList(networks))
+    }
+}
+
+impl AddressList {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|network| network.contains(&address))
+    }
+}
+
+/// The caller's address. Behind trusted proxies, X-Forwarded-For is read from the right and
+/// the first address that is not a trusted proxy is the client. `None` when a trusted
+/// proxy's header is malformed: such a caller matches no allowlist.
+pub fn client_address(
+    peer: IpAddr,
+    forwarded_for: Option<&str>,
+    trusted: &AddressList,
+) -> Option<IpAddr> {
+    let peer = peer.to_canonical();
+    if !trusted.contains(peer) {
+        return Some(peer);
+    }
+    let Some(header) = forwarded_for else {
+        return Some(peer);
+    };
+    let mut client = peer;
+    for hop in header.rsplit(',').map(str::trim) {
+        let address = hop.parse::<IpAddr>().ok()?.to_canonical();
+        client = address;
+        if !trusted.contains(address) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn lists_parse_addresses_and_networks() {
+        let list: AddressList = "103.236.201.178, 103.28.52.182,10.0.0.0/8".parse().unwrap();
+        assert!(list.contains(ip("103.236.201.178")));
+        assert!(list.contains(ip("10.9.8.7")));
+        assert!(
+            list.contains(ip("::ffff:103.28.52.182")),
+            "IPv4-mapped IPv6"
+        );
+        assert!(!list.contains(ip("103.236.201.179")));
+        assert!("".parse::<AddressList>().unwrap().is_empty());
+        assert!("103.236.201".parse::<AddressList>().is_err());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: AddressList = "127.0.0.1, 10.0.0.0/8".parse().unwrap();
+        let spoof = Some("103.236.201.178");
+        assert_eq!(
+            client_address(ip("198.51.100.7"), spoof, &trusted),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_address(ip("127.0.0.1"), spoof, &trusted),
+            Some(ip("103.236.201.178"))
+        );
+        // A client cannot prepend its own claim: the rightmost untrusted hop counts.
+        assert_eq!(
+            client_address(
+                ip("127.0.0.1"),
+                Some("103.236.201.178, 198.51.100.7, 10.1.1.1"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_address(ip("127.0.0.1"), None, &trusted),
+            Some(ip("127.0.0.1"))
+        );
+        assert_eq!(
+            client_address(ip("127.0.0.1"), Some("nonsense"), &trusted),
+            None
+        );
+        assert_eq!(
+            client_address(ip("198.51.100.7"), spoof, &AddressList::default()),
+            Some(ip("198.51.100.7"))
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! `/api/v1/*`: the token decides the merchant; another merchant's rows do not exist.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use setia_core::ApiToken;
+use setia_store::{AuditEntry, Merchant, Page, PageRequest};
+
+use crate::{ApiError, AppState};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/deliveries", get(deliveries))
+        .with_state(state)
+}
+
+/// The merchant whose API token came with the request.
+pub struct ApiMerchant(pub Arc<Merchant>);
+
+impl FromRequestParts<AppState> for ApiMerchant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        let merchant = state
+            .store
+            .merchant_by_token(&ApiToken::presented(token).hash())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(ApiMerchant(Arc::new(merchant)))
+    }
+}
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+impl PageQuery {
+    fn parse(&self) -> Result<PageRequest, ApiError> {
+        let before = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(
+                || ApiError::BadRequest(format!("cursor {cursor:?} is not one this API gave out")),
+            )?),
+        };
+        let limit = match self.limit.as_deref().filter(|l| !l.is_empty()) {
+            None => DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "limit must be a whole number from 1 to {MAX_LIMIT}"
+                    ))
+                })?,
+        };
+        Ok(PageRequest { before, limit })
+    }
+}
+
+/// A list in the API's shape: `{"items":[…],"next_cursor":string|null}`.
+#[derive(Debug, Serialize)]
+pub struct ListResponse<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+impl<T> From<Page<T>> for ListResponse<T> {
+    fn from(page: Page<T>) -> Self {
+        ListResponse {
+            items: page.items,
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        }
+    }
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<ListResponse<AuditEntry>>, ApiError> {
+    let page = state
+        .store
+        .webhook_deliveries(&merchant.id, query.parse()?)
+        .await?;
+    Ok(Json(page.into()))
+}

@@ -1,0 +1,35 @@
+//! setia's HTTP surface: one `app()` factory that serves the Moota webhook (from
+//! setia-ingest), the JSON API, and the health and metrics endpoints.
+//!
+//! Architecture invariant: this crate is the edge. Typed errors from the crates below become
+//! HTTP statuses and `{"error":{"code","message"}}` here and nowhere else; no SQL, no
+//! Polars, no business rule is decided in a handler.
+
+mod api;
+mod error;
+mod health;
+mod telemetry;
+
+use std::sync::Arc;
+
+use axum::Router;
+use setia_ingest::Ingest;
+use setia_store::Store;
+
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+/// The whole HTTP application. Serve it with `into_make_service_with_connect_info` so the
+/// webhook sees the caller's address.
+pub fn app(store: Arc<dyn Store>, ingest: Arc<Ingest>) -> Router {
+    let state = AppState { store };
+    Router::new()
+        .merge(setia_ingest::router(ingest))
+        .merge(health::router(state.clone()))
+        .nest("/api/v1", api::router(state))
+        .layer(axum::middleware::from_fn(telemetry::record_latency))
+}
