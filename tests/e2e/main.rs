@@ -4,3 +4,4 @@
 mod imports;
 mod merchants;
 mod support;
+mod webhooks;

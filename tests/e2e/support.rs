@@ -105,3 +105,74 @@ macro_rules! on_every_backend {
         }
     };
 }
+
+/// A `setia serve` process on a free port, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub base_url: String,
+}
+
+impl Setia {
+    /// Starts `setia serve --listen 127.0.0.1:0` and waits for its "listening" line.
+    pub fn serve(&self) -> Server {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("setia"))
+            .current_dir(self.folder.path())
+            .env_remove("SETIA_DATABASE_URL")
+            .args([
+                "--database-url",
+                &self.database.url,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = sender.send(line);
+        });
+        let line = receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("setia serve printed its address within 30 s");
+        let listening: serde_json::Value =
+            serde_json::from_str(&line).expect("a JSON listening line");
+        Server {
+            child,
+            base_url: listening["listening"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
