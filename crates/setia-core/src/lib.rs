@@ -5,9 +5,11 @@
 //! and every other crate can trust a value of these types to be valid ("parse, don't
 //! validate").
 
+pub mod attribution;
 pub mod customer;
 pub mod ids;
 pub mod import;
+pub mod loyalty;
 pub mod merchant;
 pub mod money;
 pub mod moota;

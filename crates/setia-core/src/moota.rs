@@ -129,3 +129,182 @@ mod tests {
         }
     }
 }
+
+/// One bank mutation of a Moota webhook body, with what setia needs of it. Unknown fields
+/// are ignored; the raw body stays in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mutation {
+    pub mutation_id: String,
+    pub account_number: String,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub description: String,
+    pub amount: crate::Money,
+    pub direction: Direction,
+    pub note: Option<String>,
+    pub bank_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Money in: a payment.
+    Credit,
+    /// Money out: recorded, never a purchase.
+    Debit,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Credit => "CR",
+            Direction::Debit => "DB",
+        }
+    }
+}
+
+impl Mutation {
+    /// Moota's Account Sandbox: a bank type such as `vaSandbox` or `bankTransferSandbox`.
+    pub fn is_sandbox(&self) -> bool {
+        self.bank_type
+            .as_deref()
+            .is_some_and(|t| t.to_ascii_lowercase().contains("sandbox"))
+    }
+
+    /// A payment that can be a purchase: money in, more than zero.
+    pub fn is_payment(&self) -> bool {
+        self.direction == Direction::Credit && self.amount > crate::Money::ZERO
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the body is not a JSON array of mutations")]
+    NotAnArray,
+    #[error("mutation {index}: {problem}")]
+    BadMutation { index: usize, problem: String },
+}
+
+/// Parses a webhook body: a JSON array of mutations. `amount` may be a number or a string;
+/// `date` is Asia/Jakarta wall time (`00:00:00` when the bank gives no time).
+pub fn parse_mutations(body: &[u8]) -> Result<Vec<Mutation>, PayloadError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::NotJson(e.to_string()))?;
+    let items = value.as_array().ok_or(PayloadError::NotAnArray)?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            parse_mutation(item).map_err(|problem| PayloadError::BadMutation { index, problem })
+        })
+        .collect()
+}
+
+fn parse_mutation(item: &serde_json::Value) -> Result<Mutation, String> {
+    let text = |name: &str| -> Option<String> {
+        match item.get(name)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let required = |name: &str| {
+        text(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(format!("{name} is missing"))
+    };
+    let mutation_id = required("mutation_id")?;
+    if mutation_id.len() > 200 {
+        return Err("mutation_id is longer than 200 characters".into());
+    }
+    let date = required("date")?;
+    let occurred_at = crate::MerchantTimezone::default()
+        .parse_occurred_at(&date)
+        .map_err(|e| format!("date: {e}"))?;
+    let amount = crate::Money::from_json(item.get("amount").ok_or("amount is missing")?)
+        .map_err(|e| format!("amount: {e}"))?;
+    let direction = match required("type")?.to_ascii_uppercase().as_str() {
+        "CR" => Direction::Credit,
+        "DB" => Direction::Debit,
+        other => return Err(format!("type {other:?} is neither CR nor DB")),
+    };
+    Ok(Mutation {
+        mutation_id,
+        account_number: text("account_number").unwrap_or_default(),
+        occurred_at,
+        description: text("description").unwrap_or_default(),
+        amount,
+        direction,
+        note: text("note").filter(|n| !n.trim().is_empty()),
+        bank_type: item
+            .get("bank")
+            .and_then(|bank| bank.get("bank_type"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn both_fixture_bodies_parse() {
+        let sdk = parse_mutations(include_bytes!(
+            "../../../tests/fixtures/moota/webhook-sdk-vector.json"
+        ))
+        .unwrap();
+        let history = parse_mutations(include_bytes!(
+            "../../../tests/fixtures/moota/webhook-history-vector.json"
+        ))
+        .unwrap();
+        assert!(!sdk.is_empty() && !history.is_empty());
+        for mutation in sdk.iter().chain(&history) {
+            assert!(!mutation.mutation_id.is_empty());
+        }
+    }
+
+    #[test]
+    fn amounts_dates_and_directions() {
+        let body = br#"[
+            {"mutation_id":"a","date":"2026-11-27 00:00:00","amount":"100123.00","type":"CR","description":"x","bank":{"bank_type":"vaSandbox"},"extra":{"ignored":true}},
+            {"mutation_id":"b","date":"2026-11-27 23:59:00","amount":3799460.89,"type":"db"}
+        ]"#;
+        let parsed = parse_mutations(body).unwrap();
+        assert_eq!(parsed[0].amount.minor(), 10_012_300);
+        assert_eq!(
+            parsed[0].occurred_at.to_rfc3339(),
+            "2026-11-26T17:00:00+00:00"
+        );
+        assert!(parsed[0].is_sandbox() && parsed[0].is_payment());
+        assert_eq!(parsed[1].amount.minor(), 379_946_089);
+        assert_eq!(parsed[1].direction, Direction::Debit);
+        assert!(!parsed[1].is_payment() && !parsed[1].is_sandbox());
+    }
+
+    #[test]
+    fn what_is_not_a_mutation_list_is_an_error() {
+        assert!(matches!(
+            parse_mutations(b""),
+            Err(PayloadError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_mutations(b"{\"a\":1}"),
+            Err(PayloadError::NotAnArray)
+        ));
+        for bad in [
+            r#"[{"date":"2026-11-27 10:00:00","amount":1,"type":"CR"}]"#,
+            r#"[{"mutation_id":"a","date":"27/11/2026","amount":1,"type":"CR"}]"#,
+            r#"[{"mutation_id":"a","date":"2026-11-27 10:00:00","amount":"1.001","type":"CR"}]"#,
+            r#"[{"mutation_id":"a","date":"2026-11-27 10:00:00","amount":1,"type":"XX"}]"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_mutations(bad.as_bytes()),
+                    Err(PayloadError::BadMutation { index: 0, .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
