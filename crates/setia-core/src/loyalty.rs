@@ -160,14 +160,25 @@ impl LoyaltyProgram {
 }
 
 /// One points-ledger entry as the balance rules see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointsMovement {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// Positive for awards, negative for redemptions, reversals and expiries.
+    /// Positive for awards, negative for everything else.
     pub points: i64,
-    /// For an expiry entry: the award it expired.
-    pub expires_lot: Option<i64>,
+    pub effect: Effect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Points earned from `source` (a purchase, a birthday): a lot that expires.
+    Award { source: String },
+    /// A redemption: spends the oldest unexpired points first.
+    Spend,
+    /// Takes back the awards of `source` (a refunded purchase).
+    Reverse { source: String },
+    /// Writes off what is left of one award.
+    Expire { lot: i64 },
 }
 
 /// Points of an award that are still unspent and have passed their expiry at `now`: what
@@ -175,48 +186,59 @@ pub struct PointsMovement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueExpiry {
     pub lot: i64,
+    pub earned_at: DateTime<Utc>,
     pub points: i64,
 }
 
-/// First in, first out: spending uses the oldest unexpired points. Returns the balance at
-/// `now` (with due expiries applied) and the expiries still to be written.
+/// First in, first out: spending uses the oldest points that had not expired at the time;
+/// a reversal takes back the points of the awards it reverses (and, if some were already
+/// spent, the rest from the oldest lots). Returns the balance at `now`, due expiries
+/// applied, and the expiries still to be written.
 pub fn balance_at(
     movements: &[PointsMovement],
     now: DateTime<Utc>,
     expiry: TimeDelta,
 ) -> (i64, Vec<DueExpiry>) {
-    struct Lot {
+    struct Lot<'a> {
         award: i64,
+        source: &'a str,
         earned_at: DateTime<Utc>,
         left: i64,
+    }
+    fn spend_oldest(lots: &mut [Lot<'_>], mut points: i64, at: DateTime<Utc>, expiry: TimeDelta) {
+        for lot in lots.iter_mut().filter(|l| l.earned_at + expiry > at) {
+            let used = lot.left.min(points);
+            lot.left -= used;
+            points -= used;
+            if points == 0 {
+                return;
+            }
+        }
     }
     let mut sorted: Vec<&PointsMovement> = movements.iter().filter(|m| m.at <= now).collect();
     sorted.sort_by_key(|m| (m.at, m.id));
     let mut lots: Vec<Lot> = Vec::new();
     for movement in sorted {
-        if let Some(award) = movement.expires_lot {
-            // A written expiry takes its points out of its own award.
-            if let Some(lot) = lots.iter_mut().find(|l| l.award == award) {
-                lot.left = (lot.left + movement.points).max(0);
-            }
-        } else if movement.points > 0 {
-            lots.push(Lot {
+        match &movement.effect {
+            Effect::Award { source } => lots.push(Lot {
                 award: movement.id,
+                source,
                 earned_at: movement.at,
                 left: movement.points,
-            });
-        } else {
-            // Spending uses the oldest points that had not expired at the time.
-            let mut to_spend = -movement.points;
-            for lot in lots
-                .iter_mut()
-                .filter(|l| l.earned_at + expiry > movement.at)
-            {
-                let used = lot.left.min(to_spend);
-                lot.left -= used;
-                to_spend -= used;
-                if to_spend == 0 {
-                    break;
+            }),
+            Effect::Spend => spend_oldest(&mut lots, -movement.points, movement.at, expiry),
+            Effect::Reverse { source } => {
+                let mut points = -movement.points;
+                for lot in lots.iter_mut().filter(|l| l.source == source) {
+                    let taken = lot.left.min(points);
+                    lot.left -= taken;
+                    points -= taken;
+                }
+                spend_oldest(&mut lots, points, movement.at, expiry);
+            }
+            Effect::Expire { lot } => {
+                if let Some(lot) = lots.iter_mut().find(|l| l.award == *lot) {
+                    lot.left = (lot.left + movement.points).max(0);
                 }
             }
         }
@@ -228,6 +250,7 @@ pub fn balance_at(
         .filter(|l| l.left > 0)
         .map(|l| DueExpiry {
             lot: l.award,
+            earned_at: l.earned_at,
             points: l.left,
         })
         .collect();
@@ -285,32 +308,79 @@ mod tests {
     #[test]
     fn expiry_is_first_in_first_out() {
         let day = |d: i64| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
-        let award = |id, d, points| PointsMovement {
+        let award = |id, d, points, source: &str| PointsMovement {
             id,
             at: day(d),
             points,
-            expires_lot: None,
+            effect: Effect::Award {
+                source: source.into(),
+            },
         };
         let year = TimeDelta::days(365);
         // 100 on day 0, 50 on day 100, 70 spent on day 200: the spend comes out of the
         // first award, so on day 366 only its last 30 expire.
-        let movements = [award(1, 0, 100), award(2, 100, 50), award(3, 200, -70)];
+        let spend = PointsMovement {
+            id: 3,
+            at: day(200),
+            points: -70,
+            effect: Effect::Spend,
+        };
+        let movements = [award(1, 0, 100, "pur_1"), award(2, 100, 50, "pur_2"), spend];
         assert_eq!(balance_at(&movements, day(364), year), (80, vec![]));
         let (balance, due) = balance_at(&movements, day(366), year);
         assert_eq!(balance, 50);
-        assert_eq!(due, vec![DueExpiry { lot: 1, points: 30 }]);
+        assert_eq!(
+            due,
+            vec![DueExpiry {
+                lot: 1,
+                earned_at: day(0),
+                points: 30
+            }]
+        );
         // Once written, the expiry is not due again and the balance is unchanged.
-        let written = [
-            &movements[..],
-            &[PointsMovement {
-                id: 4,
-                at: day(366),
-                points: -30,
-                expires_lot: Some(1),
-            }],
-        ]
-        .concat();
+        let expire = PointsMovement {
+            id: 4,
+            at: day(365),
+            points: -30,
+            effect: Effect::Expire { lot: 1 },
+        };
+        let written = [&movements[..], &[expire]].concat();
         assert_eq!(balance_at(&written, day(366), year), (50, vec![]));
         assert_eq!(balance_at(&written, day(470), year).0, 0);
+    }
+
+    #[test]
+    fn a_reversal_takes_back_its_own_award() {
+        let day = |d: i64| Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + TimeDelta::days(d);
+        let year = TimeDelta::days(365);
+        let movements = [
+            PointsMovement {
+                id: 1,
+                at: day(0),
+                points: 60,
+                effect: Effect::Award {
+                    source: "pur_1".into(),
+                },
+            },
+            PointsMovement {
+                id: 2,
+                at: day(5),
+                points: 75,
+                effect: Effect::Award {
+                    source: "pur_2".into(),
+                },
+            },
+            PointsMovement {
+                id: 3,
+                at: day(6),
+                points: -75,
+                effect: Effect::Reverse {
+                    source: "pur_2".into(),
+                },
+            },
+        ];
+        assert_eq!(balance_at(&movements, day(7), year).0, 60);
+        // The first award is untouched and expires whole.
+        assert_eq!(balance_at(&movements, day(366), year).1[0].points, 60);
     }
 }

@@ -16,11 +16,13 @@ use setia_core::{
     CustomerId, MerchantId, MerchantName, MerchantTimezone, Money, TokenHash, WebhookSecret,
 };
 
+pub mod ledger;
 mod postgres;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use ledger::Ledger;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -239,7 +241,7 @@ pub struct Page<T> {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Ledger + Send + Sync + 'static {
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;
     /// True when the database answers and every migration this build knows is applied.

@@ -26,4 +26,19 @@ impl PostgresStore {
     }
 }
 
+const FOR_UPDATE: &str = " FOR UPDATE";
+
+/// SKIP LOCKED: workers on several machines each take different rows without waiting.
+const CLAIM_INBOX_SQL: &str = "UPDATE inbox SET claim_id = $1, lease_until_us = $2, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM inbox WHERE state = 'pending' AND next_attempt_at_us <= $3 \
+     AND (lease_until_us IS NULL OR lease_until_us < $3) ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, merchant_id, body, attempts";
+
+impl PostgresStore {
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
 include!("shared.rs");
+include!("ledger_sql.rs");

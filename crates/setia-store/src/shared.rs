@@ -441,7 +441,7 @@ impl Store for ThisStore {
         merchant: &MerchantId,
         mut batches: ImportBatches<CustomerRecord>,
     ) -> StoreResult<CustomerImportCounts> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now_us = micros(Utc::now());
         let mut counts = CustomerImportCounts::default();
         while let Some(records) = next_batch(&mut batches).await? {
@@ -474,7 +474,7 @@ impl Store for ThisStore {
         merchant: &MerchantId,
         mut batches: ImportBatches<TransactionRecord>,
     ) -> StoreResult<TransactionImportCounts> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sandbox: bool = sqlx::query_scalar("SELECT sandbox FROM merchants WHERE id = $1")
             .bind(merchant.as_str())
             .fetch_one(&mut *tx)
@@ -551,7 +551,7 @@ impl Store for ThisStore {
     }
 
     async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(calls.len());
         for call in calls {
             outcomes.push(record_webhook_call(&mut tx, call).await?);
@@ -561,7 +561,7 @@ impl Store for ThisStore {
     }
 
     async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for entry in counts {
             sqlx::query(
                 "INSERT INTO webhook_audit_suppressed (merchant_id, minute_us, reason, count) \

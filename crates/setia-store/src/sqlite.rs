@@ -43,4 +43,21 @@ impl SqliteStore {
     }
 }
 
+/// SQLite has one writer: a write transaction takes the lock when it begins, so two writers
+/// queue on the busy timeout instead of failing when a reader upgrades.
+const FOR_UPDATE: &str = "";
+
+const CLAIM_INBOX_SQL: &str =
+    "UPDATE inbox SET claim_id = $1, lease_until_us = $2, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM inbox WHERE state = 'pending' AND next_attempt_at_us <= $3 \
+     AND (lease_until_us IS NULL OR lease_until_us < $3) ORDER BY id LIMIT $4) \
+     RETURNING id, merchant_id, body, attempts";
+
+impl SqliteStore {
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 include!("shared.rs");
+include!("ledger_sql.rs");

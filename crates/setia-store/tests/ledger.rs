@@ -1,0 +1,864 @@
+//! The ledger pipeline against real databases: attribution, dedupe, points, refunds,
+//! redemptions, expiry, sandbox isolation and claims.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use setia_core::customer::{ExternalId, PayerName, VirtualAccount};
+use setia_core::moota::parse_mutations;
+use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, Money, WebhookSecret};
+use setia_store::ledger::{Applied, ManualAttribution, NewOrder, RedemptionOutcome};
+use setia_store::testing::TestDatabase;
+use setia_store::{CustomerPatch, InboxBody, NewMerchant, PageRequest, Store, WebhookCall};
+use sha2::Digest;
+
+struct Shop {
+    store: Arc<dyn Store>,
+    merchant: MerchantId,
+    _database: TestDatabase,
+}
+
+fn at(day: i64, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap() + TimeDelta::days(day)
+}
+
+fn ext(id: &str) -> ExternalId {
+    ExternalId::parse(id).unwrap()
+}
+
+fn rupiah(amount: i64) -> Money {
+    Money::from_minor(amount * 100)
+}
+
+impl Shop {
+    async fn open(database: TestDatabase, sandbox: bool) -> Shop {
+        let store = setia_store::connect(&database.url).await.unwrap();
+        store.migrate().await.unwrap();
+        let merchant = store
+            .create_merchant(NewMerchant {
+                id: MerchantId::from_random_bytes([3; 20]),
+                name: MerchantName::parse("Toko").unwrap(),
+                timezone: MerchantTimezone::default(),
+                webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
+                api_token_hash: ApiToken::from_random_bytes([3; 32]).hash(),
+                report_emails: vec![],
+                sandbox,
+            })
+            .await
+            .unwrap()
+            .id;
+        Shop {
+            store,
+            merchant,
+            _database: database,
+        }
+    }
+
+    async fn customer(&self, id: &str, patch: CustomerPatch) {
+        self.store
+            .upsert_customer(&self.merchant, &ext(id), &patch)
+            .await
+            .unwrap();
+    }
+
+    /// A webhook body through the inbox and one worker step, as of `now`.
+    async fn deliver(&self, body: &str, now: DateTime<Utc>) -> Applied {
+        let call = WebhookCall {
+            merchant: self.merchant.to_string(),
+            received_at: now,
+            remote_addr: "103.236.201.178".into(),
+            status: 200,
+            reason: String::new(),
+            body_sha256: Some(hex::encode(sha2::Sha256::digest(body.as_bytes()))),
+            body_size: body.len() as u64,
+            inbox: Some(InboxBody {
+                merchant: self.merchant.clone(),
+                body: body.as_bytes().to_vec(),
+                user_agent: None,
+                moota_user: None,
+                moota_webhook: None,
+            }),
+        };
+        self.store.record_webhook_calls(&[call]).await.unwrap();
+        let rows = self
+            .store
+            .claim_inbox(now, TimeDelta::seconds(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let mutations = parse_mutations(&rows[0].body).unwrap();
+        self.store
+            .apply_mutations(&rows[0], &mutations, now)
+            .await
+            .unwrap()
+            .expect("the claim holds")
+    }
+
+    async fn balance(&self, id: &str, now: DateTime<Utc>) -> i64 {
+        self.store
+            .customer_profile(&self.merchant, &ext(id), now)
+            .await
+            .unwrap()
+            .unwrap()
+            .points_balance
+    }
+
+    async fn last_purchase_attribution(&self) -> (Option<String>, Option<String>) {
+        let page = self
+            .store
+            .purchases(
+                &self.merchant,
+                None,
+                PageRequest {
+                    before: None,
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        let purchase = &page.items[0];
+        (
+            purchase.customer_external_id.clone(),
+            purchase.attribution.clone(),
+        )
+    }
+}
+
+fn mutation(
+    id: &str,
+    when: DateTime<Utc>,
+    amount: i64,
+    account: &str,
+    description: &str,
+    bank_type: &str,
+) -> String {
+    let jakarta = when
+        .with_timezone(&chrono_tz::Asia::Jakarta)
+        .format("%Y-%m-%d %H:%M:%S");
+    format!(
+        r#"[{{"mutation_id":"{id}","account_number":"{account}","date":"{jakarta}","description":"{description}","amount":{amount},"type":"CR","bank":{{"bank_type":"{bank_type}"}}}}]"#
+    )
+}
+
+fn with_va(va: &str) -> CustomerPatch {
+    CustomerPatch {
+        virtual_account: Some(VirtualAccount::parse(va).unwrap()),
+        ..CustomerPatch::default()
+    }
+}
+
+fn with_payer(name: &str) -> CustomerPatch {
+    CustomerPatch {
+        payer_names: vec![PayerName::parse(name).unwrap()],
+        ..CustomerPatch::default()
+    }
+}
+
+fn order(id: &str, customer: &str, amount: i64, expires_at: DateTime<Utc>) -> NewOrder {
+    NewOrder {
+        external_id: ext(id),
+        customer: ext(customer),
+        amount: rupiah(amount),
+        expires_at,
+        bank_account_number: None,
+    }
+}
+
+async fn virtual_accounts_and_payer_names(shop: Shop) {
+    shop.customer("C1", with_va("8808001")).await;
+    shop.customer("C2", with_payer("Budi Santoso")).await;
+    shop.customer("C3", with_payer("Siti Rahma")).await;
+    shop.customer("C4", with_payer("Siti Rahma")).await;
+
+    let applied = shop
+        .deliver(
+            &mutation(
+                "m1",
+                at(0, 3),
+                150_000,
+                "8808001",
+                "VA PAYMENT",
+                "bni",
+            ),
+            at(0, 3),
+        )
+        .await;
+    assert_eq!(
+        (
+            applied.purchases,
+            applied.attributed,
+            applied.points_awarded
+        ),
+        (1, 1, 15)
+    );
+    assert_eq!(
+        shop.last_purchase_attribution().await,
+        (Some("C1".into()), Some("virtual_account".into()))
+    );
+
+    shop.deliver(
+        &mutation(
+            "m2",
+            at(0, 4),
+            20_000,
+            "1234",
+            "TRSF E-BANKING CR 2711/FTSCY/WS95031 BUDI  santoso",
+            "bca",
+        ),
+        at(0, 4),
+    )
+    .await;
+    assert_eq!(
+        shop.last_purchase_attribution().await,
+        (Some("C2".into()), Some("payer_name".into()))
+    );
+
+    // A payer name two customers share attributes to nobody.
+    shop.deliver(
+        &mutation(
+            "m3",
+            at(0, 5),
+            20_000,
+            "1234",
+            "TRANSFER DARI SITI RAHMA",
+            "bca",
+        ),
+        at(0, 5),
+    )
+    .await;
+    assert_eq!(shop.last_purchase_attribution().await, (None, None));
+    let queue = shop
+        .store
+        .purchases(
+            &shop.merchant,
+            Some(false),
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(queue.items.len(), 1);
+
+    // Attributing it by hand awards its points as of the purchase.
+    let purchase = queue.items[0].id;
+    let result = shop
+        .store
+        .attribute_purchase(&shop.merchant, purchase, &ext("C3"), at(1, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(result, ManualAttribution::Attributed(ref p) if p.attribution.as_deref() == Some("manual"))
+    );
+    assert_eq!(shop.balance("C3", at(1, 0)).await, 2);
+    let again = shop
+        .store
+        .attribute_purchase(&shop.merchant, purchase, &ext("C4"), at(1, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, ManualAttribution::AlreadyAttributed);
+
+    // A payer name the merchant attributes by hand is learned for next time.
+    shop.deliver(
+        &mutation(
+            "m4",
+            at(2, 5),
+            30_000,
+            "1234",
+            "MCM InhouseTrf DARI AGUS WIJAYA",
+            "bca",
+        ),
+        at(2, 5),
+    )
+    .await;
+    let agus = shop
+        .store
+        .purchases(
+            &shop.merchant,
+            Some(false),
+            PageRequest {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    shop.customer("C5", CustomerPatch::default()).await;
+    shop.store
+        .attribute_purchase(&shop.merchant, agus, &ext("C5"), at(2, 6))
+        .await
+        .unwrap();
+    shop.deliver(
+        &mutation(
+            "m5",
+            at(3, 5),
+            30_000,
+            "1234",
+            "MCM InhouseTrf DARI AGUS WIJAYA",
+            "bca",
+        ),
+        at(3, 5),
+    )
+    .await;
+    assert_eq!(
+        shop.last_purchase_attribution().await,
+        (Some("C5".into()), Some("payer_name".into()))
+    );
+}
+
+async fn orders_by_unique_amount_and_note_code(shop: Shop) {
+    let created = shop
+        .store
+        .create_order(
+            &shop.merchant,
+            &order("O1", "C1", 250_000, at(2, 0)),
+            at(0, 0),
+        )
+        .await
+        .unwrap();
+    assert!((1..=999).contains(&created.unique_code));
+    assert_eq!(
+        created.transfer_amount,
+        rupiah(250_000 + created.unique_code)
+    );
+    assert_eq!(created.status, "pending");
+    assert_eq!(created.payment_code.len(), 5);
+    let transfer = 250_000 + created.unique_code;
+
+    shop.deliver(
+        &mutation("m1", at(1, 0), transfer, "555", "TRSF E-BANKING CR", "bca"),
+        at(1, 0),
+    )
+    .await;
+    assert_eq!(
+        shop.last_purchase_attribution().await,
+        (Some("C1".into()), Some("order".into()))
+    );
+    let paid = shop
+        .store
+        .order(&shop.merchant, &ext("O1"), at(1, 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.status, "paid");
+    assert!(paid.purchase_id.is_some());
+
+    // An expired order is no unique-amount match, but its note code with the exact amount is.
+    let late = shop
+        .store
+        .create_order(
+            &shop.merchant,
+            &order("O2", "C2", 100_000, at(3, 0)),
+            at(2, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.store
+            .order(&shop.merchant, &ext("O2"), at(4, 0))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "expired"
+    );
+    let amount = 100_000 + late.unique_code;
+    shop.deliver(
+        &mutation("m2", at(4, 0), amount, "555", "TRSF CR BUDI", "bca"),
+        at(4, 0),
+    )
+    .await;
+    assert_eq!(shop.last_purchase_attribution().await, (None, None));
+    let note = format!("TRSF CR {} BUDI", late.payment_code.to_lowercase());
+    shop.deliver(
+        &mutation("m3", at(4, 1), amount, "555", &note, "bca"),
+        at(4, 1),
+    )
+    .await;
+    assert_eq!(
+        shop.last_purchase_attribution().await,
+        (Some("C2".into()), Some("note_code".into()))
+    );
+    // A note code with another amount is no match.
+    let other = shop
+        .store
+        .create_order(
+            &shop.merchant,
+            &order("O3", "C3", 50_000, at(9, 0)),
+            at(4, 0),
+        )
+        .await
+        .unwrap();
+    let note = format!("TRSF CR {}", other.payment_code);
+    shop.deliver(
+        &mutation("m4", at(4, 2), 49_000, "555", &note, "bca"),
+        at(4, 2),
+    )
+    .await;
+    assert_eq!(shop.last_purchase_attribution().await, (None, None));
+
+    assert!(matches!(
+        shop.store
+            .create_order(
+                &shop.merchant,
+                &order("O1", "C1", 1_000, at(9, 0)),
+                at(4, 0)
+            )
+            .await,
+        Err(setia_store::StoreError::Conflict(_))
+    ));
+}
+
+async fn ambiguous_orders_and_exhausted_codes(shop: Shop) {
+    // Order A (pending until day 1) holds transfer amount T. 998 orders of amount T - 500
+    // take every other code of that amount, so once A has expired the only code left for
+    // order B makes B's transfer amount T as well.
+    let a = shop
+        .store
+        .create_order(
+            &shop.merchant,
+            &order("A", "C1", 100_000, at(1, 0)),
+            at(0, 0),
+        )
+        .await
+        .unwrap();
+    let transfer = a.transfer_amount.whole_units();
+    let b_amount = transfer - 500;
+    for n in 0..998 {
+        shop.store
+            .create_order(
+                &shop.merchant,
+                &order(&format!("F{n}"), "C9", b_amount, at(30, 0)),
+                at(0, 1),
+            )
+            .await
+            .unwrap();
+    }
+    let b = shop
+        .store
+        .create_order(
+            &shop.merchant,
+            &order("B", "C2", b_amount, at(30, 0)),
+            at(2, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!((b.unique_code, b.transfer_amount), (500, a.transfer_amount));
+    // The 1000th pending order of one amount has no code left, and says so.
+    let exhausted = shop
+        .store
+        .create_order(
+            &shop.merchant,
+            &order("X", "C2", b_amount, at(30, 0)),
+            at(2, 0),
+        )
+        .await;
+    assert!(
+        matches!(exhausted, Err(setia_store::StoreError::Conflict(ref m)) if m.contains("999 unique codes")),
+        "{exhausted:?}"
+    );
+
+    // A payment of T made on day 0 but delivered on day 2 fits both: no match, both ambiguous.
+    shop.deliver(
+        &mutation("m1", at(0, 12), transfer, "555", "TRSF", "bca"),
+        at(2, 1),
+    )
+    .await;
+    assert_eq!(shop.last_purchase_attribution().await, (None, None));
+    for id in ["A", "B"] {
+        assert_eq!(
+            shop.store
+                .order(&shop.merchant, &ext(id), at(0, 13))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "ambiguous"
+        );
+    }
+    // Another payment of T from day 0, with B's note code: the code settles it.
+    let note = format!("TRSF {}", b.payment_code);
+    shop.deliver(
+        &mutation("m2", at(0, 14), transfer, "555", &note, "bca"),
+        at(2, 2),
+    )
+    .await;
+    assert_eq!(
+        shop.last_purchase_attribution().await,
+        (Some("C2".into()), Some("note_code".into()))
+    );
+    assert_eq!(
+        shop.store
+            .order(&shop.merchant, &ext("B"), at(2, 3))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "paid"
+    );
+}
+
+async fn one_mutation_earns_once(shop: Shop) {
+    shop.customer("C1", with_va("8808001")).await;
+    let body = mutation("m1", at(0, 3), 100_000, "8808001", "VA", "bca");
+    let first = shop.deliver(&body, at(0, 3)).await;
+    assert_eq!(first.points_awarded, 10);
+    // Same mutation_id in a different body (Moota resending with an updated balance).
+    let resent = body.replace("\"type\":\"CR\"", "\"type\":\"CR\",\"balance\":5");
+    let second = shop.deliver(&resent, at(0, 4)).await;
+    assert_eq!(
+        (second.repeated, second.purchases, second.points_awarded),
+        (1, 0, 0)
+    );
+    let third = shop
+        .deliver(&resent.replace("\"balance\":5", "\"balance\":6"), at(0, 5))
+        .await;
+    assert_eq!(third.repeated, 1);
+    assert_eq!(shop.balance("C1", at(1, 0)).await, 10);
+    let profile = shop
+        .store
+        .customer_profile(&shop.merchant, &ext("C1"), at(1, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (profile.purchases, profile.total_spent),
+        (1, rupiah(100_000))
+    );
+}
+
+async fn points_bonus_tiers_refunds_redemptions_and_expiry(shop: Shop) {
+    shop.customer("C1", with_va("8808001")).await;
+    // Four purchases of Rp 600,000: the fourth comes after Rp 1,800,000 — still bronze.
+    for n in 0..4 {
+        shop.deliver(
+            &mutation(&format!("m{n}"), at(n, 3), 600_000, "8808001", "VA", "bca"),
+            at(n, 3),
+        )
+        .await;
+    }
+    assert_eq!(shop.balance("C1", at(4, 0)).await, 4 * 60);
+    // The fifth: Rp 2,400,000 in the year before it makes it silver (×1.25) and it is the
+    // fifth purchase (+50).
+    let fifth = shop
+        .deliver(
+            &mutation("m4", at(4, 3), 600_000, "8808001", "VA", "bca"),
+            at(4, 3),
+        )
+        .await;
+    assert_eq!(fifth.points_awarded, 75 + 50);
+    let profile = shop
+        .store
+        .customer_profile(&shop.merchant, &ext("C1"), at(5, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(profile.tier, "silver");
+    assert_eq!(profile.points_balance, 240 + 125);
+
+    // Refunding the fifth purchase reverses its earn and bonus.
+    let purchases = shop
+        .store
+        .purchases(
+            &shop.merchant,
+            Some(true),
+            PageRequest {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let refunded = shop
+        .store
+        .refund_purchase(&shop.merchant, purchases.items[0].id, at(6, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(refunded.refunded_at.is_some());
+    assert_eq!(shop.balance("C1", at(6, 0)).await, 240);
+    shop.store
+        .refund_purchase(&shop.merchant, purchases.items[0].id, at(6, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.balance("C1", at(6, 1)).await,
+        240,
+        "a second refund changes nothing"
+    );
+
+    // Redemptions: a replay with the same key applies once; a short balance is refused.
+    let redeem = |key: &'static str, points: i64, when| {
+        let shop = &shop;
+        async move {
+            shop.store
+                .redeem_points(&shop.merchant, &ext("C1"), points, key, "voucher", when)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert!(matches!(
+        redeem("k1", 100, at(7, 0)).await,
+        RedemptionOutcome::Redeemed { balance: 140, .. }
+    ));
+    assert!(matches!(
+        redeem("k1", 100, at(7, 1)).await,
+        RedemptionOutcome::Replayed { balance: 140, .. }
+    ));
+    assert_eq!(
+        redeem("k1", 90, at(7, 1)).await,
+        RedemptionOutcome::KeyReused
+    );
+    assert_eq!(
+        redeem("k2", 141, at(7, 2)).await,
+        RedemptionOutcome::InsufficientPoints { balance: 140 }
+    );
+    assert_eq!(shop.balance("C1", at(7, 3)).await, 140);
+
+    // FIFO: the refund took back the fifth purchase's own 125; the 100 redeemed came out of
+    // the first award (60) and the second (40). 366 days on, the first two awards have
+    // passed their year: what is left of them (20) expires; two days later the rest.
+    let expire = |when| {
+        let shop = &shop;
+        async move {
+            shop.store
+                .expire_points(&shop.merchant, when)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(expire(at(366, 12)).await, 20);
+    assert_eq!(expire(at(366, 12)).await, 0, "idempotent");
+    assert_eq!(shop.balance("C1", at(366, 12)).await, 120);
+    assert_eq!(expire(at(368, 12)).await, 120);
+    assert_eq!(shop.balance("C1", at(368, 12)).await, 0);
+    let history = shop
+        .store
+        .points_history(&shop.merchant, setia_core::CustomerId::from_key(1))
+        .await
+        .unwrap();
+    assert!(history
+        .iter()
+        .all(|e| !e.reason.is_empty() && !e.source.is_empty()));
+    assert_eq!(history.iter().filter(|e| e.kind == "expire").count(), 3);
+    assert_eq!(history.iter().map(|e| e.points).sum::<i64>(), 0);
+}
+
+async fn sandbox_mutations_change_no_balance(shop: Shop) {
+    shop.customer(
+        "C1",
+        CustomerPatch {
+            email: Some(setia_core::CustomerEmail::parse("c1@example.co.id").unwrap()),
+            ..with_va("8808001")
+        },
+    )
+    .await;
+    let sandboxed = shop
+        .deliver(
+            &mutation("m1", at(0, 3), 100_000, "8808001", "VA", "vaSandbox"),
+            at(0, 3),
+        )
+        .await;
+    assert_eq!(
+        (
+            sandboxed.purchases,
+            sandboxed.points_awarded,
+            sandboxed.emails_enqueued
+        ),
+        (1, 0, 0)
+    );
+    let real = shop
+        .deliver(
+            &mutation("m2", at(0, 4), 100_000, "8808001", "VA", "bca"),
+            at(0, 4),
+        )
+        .await;
+    assert_eq!((real.points_awarded, real.emails_enqueued), (10, 1));
+    // A second purchase the same local day makes no second thank-you.
+    let same_day = shop
+        .deliver(
+            &mutation("m3", at(0, 5), 100_000, "8808001", "VA", "bca"),
+            at(0, 5),
+        )
+        .await;
+    assert_eq!(same_day.emails_enqueued, 0);
+    let profile = shop
+        .store
+        .customer_profile(&shop.merchant, &ext("C1"), at(1, 0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((profile.purchases, profile.points_balance), (2, 20));
+    // A debit is recorded, not a purchase.
+    let debit = shop
+        .deliver(
+            &mutation("m4", at(0, 6), 5_000, "8808001", "BIAYA ADM", "bca")
+                .replace("\"CR\"", "\"DB\""),
+            at(0, 6),
+        )
+        .await;
+    assert_eq!((debit.mutations, debit.purchases), (1, 0));
+}
+
+async fn a_sandbox_merchant_earns_nothing(shop: Shop) {
+    shop.customer("C1", with_va("8808001")).await;
+    let applied = shop
+        .deliver(
+            &mutation("m1", at(0, 3), 100_000, "8808001", "VA", "bca"),
+            at(0, 3),
+        )
+        .await;
+    assert_eq!(
+        (
+            applied.purchases,
+            applied.attributed,
+            applied.points_awarded
+        ),
+        (1, 1, 0)
+    );
+}
+
+async fn a_lost_claim_writes_nothing(shop: Shop) {
+    shop.customer("C1", with_va("8808001")).await;
+    let body = mutation("m1", at(0, 3), 100_000, "8808001", "VA", "bca");
+    let call = WebhookCall {
+        merchant: shop.merchant.to_string(),
+        received_at: at(0, 3),
+        remote_addr: "x".into(),
+        status: 200,
+        reason: String::new(),
+        body_sha256: Some("sha".into()),
+        body_size: 1,
+        inbox: Some(InboxBody {
+            merchant: shop.merchant.clone(),
+            body: body.into_bytes(),
+            user_agent: None,
+            moota_user: None,
+            moota_webhook: None,
+        }),
+    };
+    shop.store.record_webhook_calls(&[call]).await.unwrap();
+    let stale = shop
+        .store
+        .claim_inbox(at(0, 3), TimeDelta::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(stale.len(), 1);
+    assert!(
+        shop.store
+            .claim_inbox(at(0, 3), TimeDelta::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    // The lease runs out; another worker takes the row.
+    let later = at(0, 3) + TimeDelta::seconds(31);
+    let fresh = shop
+        .store
+        .claim_inbox(later, TimeDelta::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 1);
+    let mutations = parse_mutations(&stale[0].body).unwrap();
+    assert_eq!(
+        shop.store
+            .apply_mutations(&stale[0], &mutations, later)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(shop
+        .store
+        .apply_mutations(&fresh[0], &mutations, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(shop.balance("C1", later).await, 10);
+    assert_eq!(shop.store.inbox_depth().await.unwrap(), 0);
+
+    // A body that is not a mutation list is quarantined, with its error, never dropped.
+    let junk = WebhookCall {
+        merchant: shop.merchant.to_string(),
+        received_at: later,
+        remote_addr: "x".into(),
+        status: 200,
+        reason: String::new(),
+        body_sha256: Some("junk".into()),
+        body_size: 3,
+        inbox: Some(InboxBody {
+            merchant: shop.merchant.clone(),
+            body: b"{{{".to_vec(),
+            user_agent: None,
+            moota_user: None,
+            moota_webhook: None,
+        }),
+    };
+    shop.store.record_webhook_calls(&[junk]).await.unwrap();
+    let row = shop
+        .store
+        .claim_inbox(later, TimeDelta::seconds(30), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(shop
+        .store
+        .quarantine_inbox(&row, "the body is not JSON", later)
+        .await
+        .unwrap());
+    let quarantined = shop
+        .store
+        .quarantined(
+            &shop.merchant,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        quarantined.items[0].error.as_deref(),
+        Some("the body is not JSON")
+    );
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident: $sandbox:expr),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Shop::open(super::TestDatabase::sqlite(), $sandbox).await).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "postgres-tests")]
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Shop::open(super::TestDatabase::postgres().await, $sandbox).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    virtual_accounts_and_payer_names: false,
+    orders_by_unique_amount_and_note_code: false,
+    ambiguous_orders_and_exhausted_codes: false,
+    one_mutation_earns_once: false,
+    points_bonus_tiers_refunds_redemptions_and_expiry: false,
+    sandbox_mutations_change_no_balance: false,
+    a_sandbox_merchant_earns_nothing: true,
+    a_lost_claim_writes_nothing: false,
+);
