@@ -44,6 +44,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve HTTP: the Moota webhook, the JSON API, /healthz, /readyz and /metrics
     Serve(ServeArgs),
+    /// Run the inbox worker only (for scale-out next to `serve --no-worker` nodes)
+    Worker,
     /// Apply the database migrations this build knows (every command also does this)
     Migrate,
     /// Create and list merchants
@@ -64,6 +66,19 @@ pub enum MerchantCommand {
     Create(MerchantCreate),
     /// List merchants as a JSON array (no secrets)
     List,
+    /// Replace a merchant's loyalty program with the one in a TOML file (keys:
+    /// rupiah_per_point, silver_threshold_rupiah, silver_multiplier, gold_threshold_rupiah,
+    /// gold_multiplier, bonus_every, bonus_points, birthday_points, expiry_days)
+    Loyalty(MerchantLoyalty),
+}
+
+#[derive(Debug, Args)]
+pub struct MerchantLoyalty {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// The program, as TOML; keys left out keep their defaults
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +98,11 @@ pub struct MerchantCreate {
     /// A sandbox merchant: its payments are shown but never count, earn or mail anyone
     #[arg(long)]
     pub sandbox: bool,
+    /// The loyalty program as a TOML file (see `setia merchant loyalty --help`); default:
+    /// 1 point per Rp 10,000, silver ×1.25 from Rp 2,000,000 a year, gold ×1.5 from
+    /// Rp 10,000,000, +50 every 5th purchase, +100 on the birthday, points expire after 365 days
+    #[arg(long, value_name = "FILE.toml")]
+    pub loyalty: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,4 +142,7 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:8080; env: SETIA_LISTEN]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve HTTP only; inbox rows are left to `setia worker` processes
+    #[arg(long)]
+    pub no_worker: bool,
 }

@@ -19,6 +19,8 @@ pub struct Settings {
     pub mail_from: Option<String>,
     pub moota_allowed_ips: Option<String>,
     pub trusted_proxies: Option<String>,
+    /// How long a worker holds a claimed inbox row before another may take it.
+    pub worker_lease_seconds: u32,
 }
 
 impl Default for Settings {
@@ -31,11 +33,12 @@ impl Default for Settings {
             mail_from: None,
             moota_allowed_ips: None,
             trusted_proxies: None,
+            worker_lease_seconds: 60,
         }
     }
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "database_url",
     "listen",
     "public_url",
@@ -43,6 +46,7 @@ const KEYS: [&str; 7] = [
     "mail_from",
     "moota_allowed_ips",
     "trusted_proxies",
+    "worker_lease_seconds",
 ];
 
 impl Settings {
@@ -67,5 +71,12 @@ impl Settings {
         figment
             .extract()
             .map_err(|e| CliError::BadInput(format!("configuration: {e}")))
+    }
+
+    pub fn worker_config(&self) -> setia_worker::WorkerConfig {
+        setia_worker::WorkerConfig {
+            lease: chrono::TimeDelta::seconds(i64::from(self.worker_lease_seconds.max(1))),
+            ..setia_worker::WorkerConfig::default()
+        }
     }
 }

@@ -2,12 +2,14 @@
 
 use rand::RngCore;
 use serde::Serialize;
+use setia_core::loyalty::LoyaltyProgram;
 use setia_core::merchant::parse_report_emails;
 use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
 use setia_store::{Merchant, NewMerchant, Store};
 
+use super::find_merchant;
 use super::print_json;
-use crate::cli::MerchantCreate;
+use crate::cli::{MerchantCreate, MerchantLoyalty};
 use crate::exit::CliError;
 
 fn webhook_path(id: &MerchantId) -> String {
@@ -25,6 +27,7 @@ pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliEr
         Some(text) => WebhookSecret::parse(text).map_err(|e| bad("webhook-secret", &e))?,
         None => WebhookSecret::from_random_bytes(random_bytes(&mut rng)),
     };
+    let program = args.loyalty.as_deref().map(read_program).transpose()?;
     let api_token = ApiToken::from_random_bytes(random_bytes(&mut rng));
     let merchant = store
         .create_merchant(NewMerchant {
@@ -37,6 +40,9 @@ pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliEr
             sandbox: args.sandbox,
         })
         .await?;
+    if let Some(program) = &program {
+        store.set_loyalty_program(&merchant.id, program).await?;
+    }
 
     #[derive(Serialize)]
     struct Created<'a> {
@@ -73,6 +79,21 @@ pub async fn list(store: &dyn Store) -> Result<(), CliError> {
         })
         .collect();
     print_json(&listed)
+}
+
+fn read_program(path: &std::path::Path) -> Result<LoyaltyProgram, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    LoyaltyProgram::from_toml(&text)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
+}
+
+/// `setia merchant loyalty`: replaces the program; prints the program now in force.
+pub async fn loyalty(store: &dyn Store, args: MerchantLoyalty) -> Result<(), CliError> {
+    let merchant = find_merchant(store, &args.merchant).await?;
+    let program = read_program(&args.file)?;
+    store.set_loyalty_program(&merchant.id, &program).await?;
+    print_json(&store.loyalty_program(&merchant.id).await?)
 }
 
 fn random_bytes<const N: usize>(rng: &mut impl RngCore) -> [u8; N] {

@@ -26,6 +26,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Merchant(MerchantCommand::Create(args)) => merchant::create(&*store, args).await,
         Command::Merchant(MerchantCommand::List) => merchant::list(&*store).await,
+        Command::Merchant(MerchantCommand::Loyalty(args)) => merchant::loyalty(&*store, args).await,
+        Command::Worker => serve::work(store, &settings).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
         Command::Transactions(TransactionsCommand::Import(args)) => {
             import::transactions(store, args).await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use setia_ingest::{AddressList, Ingest, IngestConfig};
 use setia_store::Store;
+use setia_worker::Worker;
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
@@ -33,7 +34,10 @@ pub async fn serve(
         .map_err(|e| CliError::BadInput(format!("cannot listen on {listen}: {e}")))?;
     let bound = listener.local_addr().context("the listening address")?;
     let ingest = Ingest::start(store.clone(), config);
-    let app = setia_web::app(store, ingest.clone());
+    let app = setia_web::app(store.clone(), ingest.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = (!args.no_worker)
+        .then(|| tokio::spawn(Worker::new(store, settings.worker_config()).run(stopped)));
 
     tracing::info!(address = %bound, "serving");
     // One machine-readable line, so scripts and tests started on port 0 find the server.
@@ -51,6 +55,10 @@ pub async fn serve(
     .context("the HTTP server failed")?;
     // In-flight requests have been answered; commit what the writer still holds.
     ingest.shutdown().await;
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -76,4 +84,17 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: no new requests, finishing the ones in flight");
+}
+
+/// `setia worker`: the inbox worker alone, until SIGTERM or Ctrl-C.
+pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(Worker::new(store, settings.worker_config()).run(stopped));
+    tracing::info!("worker running");
+    println!("{}", serde_json::json!({"worker": "running"}));
+    shutdown_signal().await;
+    // The row in hand is finished (or its lease runs out); nothing is left half-done.
+    let _ = stop.send(true);
+    worker.await.context("the worker failed")?;
+    Ok(())
 }

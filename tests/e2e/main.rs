@@ -2,6 +2,7 @@
 //! the whole project, because every test binary links everything and linking is slow.
 
 mod imports;
+mod ledger;
 mod merchants;
 mod support;
 mod webhooks;

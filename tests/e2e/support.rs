@@ -106,29 +106,26 @@ macro_rules! on_every_backend {
     };
 }
 
-/// A `setia serve` process on a free port, killed when dropped.
-pub struct Server {
+/// A running `setia` process (a server or a worker), killed when dropped.
+pub struct Process {
     child: std::process::Child,
-    pub base_url: String,
+    /// Its first line on stdout, a JSON object: where it listens, or that it runs.
+    pub ready: serde_json::Value,
 }
 
 impl Setia {
-    /// Starts `setia serve --listen 127.0.0.1:0` and waits for its "listening" line.
-    pub fn serve(&self) -> Server {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("setia"))
+    /// Starts `setia ARGS…` with extra environment and waits for its first stdout line.
+    pub fn start(&self, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("setia"));
+        command
             .current_dir(self.folder.path())
             .env_remove("SETIA_DATABASE_URL")
-            .args([
-                "--database-url",
-                &self.database.url,
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--database-url", &self.database.url])
+            .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::null());
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -138,19 +135,24 @@ impl Setia {
         });
         let line = receiver
             .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("setia serve printed its address within 30 s");
-        let listening: serde_json::Value =
-            serde_json::from_str(&line).expect("a JSON listening line");
-        Server {
-            child,
-            base_url: listening["listening"].as_str().unwrap().to_owned(),
-        }
+            .expect("setia said it was ready within 30 s");
+        let ready = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("a JSON ready line, got {line:?}"));
+        Process { child, ready }
+    }
+
+    /// `setia serve` on a free port, with its worker.
+    pub fn serve(&self) -> Process {
+        self.start(&["serve", "--listen", "127.0.0.1:0"], &[])
     }
 }
 
-impl Server {
+impl Process {
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        format!(
+            "{}{path}",
+            self.ready["listening"].as_str().expect("a server")
+        )
     }
 
     /// SIGKILL: no chance to clean up.
@@ -170,7 +172,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -15,9 +15,9 @@ crate::on_every_backend!(
     health_metrics_and_the_deliveries_api,
 );
 
-const SECRET: &str = "bench-secret-123";
+pub const SECRET: &str = "bench-secret-123";
 
-fn mutation(n: usize) -> Vec<u8> {
+pub fn mutation(n: usize) -> Vec<u8> {
     format!(
         r#"[{{"mutation_id":"m-{n}","account_number":"1234567890","date":"2026-11-27 10:00:00","description":"TRSF E-BANKING CR {n} BUDI SANTOSO","amount":{},"type":"CR","balance":0,"bank":{{"bank_type":"bca"}}}}]"#,
         100_000 + n
@@ -25,11 +25,11 @@ fn mutation(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn sign(body: &[u8]) -> String {
+pub fn sign(body: &[u8]) -> String {
     setia_core::moota::sign(&WebhookSecret::parse(SECRET).unwrap(), body)
 }
 
-fn merchant_with_secret(setia: &Setia) -> (MerchantId, String) {
+pub fn merchant_with_secret(setia: &Setia) -> (MerchantId, String) {
     let created = setia.json(&[
         "merchant",
         "create",

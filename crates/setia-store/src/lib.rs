@@ -138,6 +138,11 @@ pub struct LedgerSummary {
     pub customers: u64,
     pub purchases: u64,
     pub revenue: Money,
+    /// Bank mutations recorded, and how often Moota delivered them in all: equal when no
+    /// mutation arrived (or was processed) twice.
+    pub mutations: u64,
+    pub mutation_deliveries: u64,
+    pub points_entries: u64,
 }
 
 /// What an import's reader sends: rows in batches, so a file of any size is written in one

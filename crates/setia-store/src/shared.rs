@@ -530,23 +530,25 @@ impl Store for ThisStore {
     }
 
     async fn ledger_summary(&self, merchant: &MerchantId) -> StoreResult<LedgerSummary> {
-        let customers: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM customers WHERE merchant_id = $1")
-                .bind(merchant.as_str())
-                .fetch_one(&self.pool)
-                .await?;
         let row = sqlx::query(
-            "SELECT COUNT(*) AS purchases, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS revenue \
-             FROM purchases WHERE merchant_id = $1",
+            "SELECT (SELECT COUNT(*) FROM customers WHERE merchant_id = $1) AS customers, \
+             (SELECT COUNT(*) FROM purchases WHERE merchant_id = $1) AS purchases, \
+             (SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM purchases WHERE merchant_id = $1) AS revenue, \
+             (SELECT COUNT(*) FROM mutations WHERE merchant_id = $1) AS mutations, \
+             (SELECT CAST(COALESCE(SUM(deliveries), 0) AS BIGINT) FROM mutations WHERE merchant_id = $1) AS deliveries, \
+             (SELECT COUNT(*) FROM points_ledger WHERE merchant_id = $1) AS points_entries",
         )
         .bind(merchant.as_str())
         .fetch_one(&self.pool)
         .await?;
-        let purchases: i64 = row.try_get("purchases")?;
+        let count = |name: &str| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(name)? as u64) };
         Ok(LedgerSummary {
-            customers: customers as u64,
-            purchases: purchases as u64,
+            customers: count("customers")?,
+            purchases: count("purchases")?,
             revenue: Money::from_minor(row.try_get("revenue")?),
+            mutations: count("mutations")?,
+            mutation_deliveries: count("deliveries")?,
+            points_entries: count("points_entries")?,
         })
     }
 

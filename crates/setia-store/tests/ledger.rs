@@ -172,14 +172,7 @@ async fn virtual_accounts_and_payer_names(shop: Shop) {
 
     let applied = shop
         .deliver(
-            &mutation(
-                "m1",
-                at(0, 3),
-                150_000,
-                "8808001",
-                "VA PAYMENT",
-                "bni",
-            ),
+            &mutation("m1", at(0, 3), 150_000, "8808001", "VA PAYMENT", "bni"),
             at(0, 3),
         )
         .await;

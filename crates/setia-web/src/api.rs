@@ -16,6 +16,7 @@ use crate::{ApiError, AppState};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/deliveries", get(deliveries))
+        .merge(crate::ledger_api::router())
         .with_state(state)
 }
 
@@ -54,7 +55,7 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    fn parse(&self) -> Result<PageRequest, ApiError> {
+    pub fn parse(&self) -> Result<PageRequest, ApiError> {
         let before = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
             Some(cursor) => Some(cursor.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(

@@ -12,6 +12,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("internal error")]
     Store(#[from] setia_store::StoreError),
 }
@@ -22,7 +24,21 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl ApiError {
+    /// A store conflict (a clash with existing data) is the caller's to resolve: 409.
+    pub fn from_store(error: setia_store::StoreError) -> ApiError {
+        match error {
+            setia_store::StoreError::Conflict(message) => ApiError::Conflict {
+                code: "conflict",
+                message,
+            },
+            other => ApiError::Store(other),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod api;
 mod error;
 mod health;
+mod ledger_api;
 mod telemetry;
 
 use std::sync::Arc;

@@ -1,0 +1,361 @@
+//! The ledger's JSON API: customers, orders, purchases, redemptions and quarantined
+//! webhooks. Every lookup is scoped by the token's merchant: another merchant's row is 404.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use setia_core::customer::{
+    Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,
+};
+use setia_core::{Money, PurchaseId};
+use setia_store::ledger::{
+    CustomerProfile, ManualAttribution, NewOrder, Order, PurchaseRow, QuarantinedRow,
+    RedemptionOutcome,
+};
+use setia_store::CustomerPatch;
+
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
+use crate::{ApiError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers", post(upsert_customer))
+        .route("/customers/{external_id}", get(customer))
+        .route("/customers/{external_id}/redemptions", post(redeem))
+        .route("/orders", post(create_order))
+        .route("/orders/{external_id}", get(order))
+        .route("/purchases", get(purchases))
+        .route("/purchases/{id}/attribute", post(attribute))
+        .route("/purchases/{id}/refund", post(refund))
+        .route("/webhooks/quarantine", get(quarantine))
+}
+
+/// Reads a JSON body, turning any problem into a 400 that says what is wrong.
+fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
+}
+
+fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T, ApiError> {
+    parsed.map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
+}
+
+fn external_id(text: &str) -> Result<ExternalId, ApiError> {
+    ExternalId::parse(text).map_err(|_| ApiError::NotFound("customer"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerBody {
+    external_id: String,
+    name: Option<String>,
+    email: Option<String>,
+    birthday: Option<String>,
+    virtual_account: Option<String>,
+    #[serde(default)]
+    payer_names: Vec<String>,
+    consent: Option<bool>,
+}
+
+async fn upsert_customer(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    body: Bytes,
+) -> Result<Json<CustomerProfile>, ApiError> {
+    let body: CustomerBody = json_body(&body)?;
+    let external = field("external_id", ExternalId::parse(&body.external_id))?;
+    let patch = CustomerPatch {
+        name: body
+            .name
+            .as_deref()
+            .map(|v| field("name", CustomerName::parse(v)))
+            .transpose()?,
+        email: body
+            .email
+            .as_deref()
+            .map(|v| field("email", CustomerEmail::parse(v)))
+            .transpose()?,
+        birthday: body
+            .birthday
+            .as_deref()
+            .map(|v| field("birthday", Birthday::parse(v)))
+            .transpose()?,
+        virtual_account: body
+            .virtual_account
+            .as_deref()
+            .map(|v| field("virtual_account", VirtualAccount::parse(v)))
+            .transpose()?,
+        payer_names: body
+            .payer_names
+            .iter()
+            .map(|v| field("payer_names", PayerName::parse(v)))
+            .collect::<Result<_, _>>()?,
+        consent: body.consent.map(|c| Consent(c).0),
+    };
+    state
+        .store
+        .upsert_customer(&merchant.id, &external, &patch)
+        .await
+        .map_err(ApiError::from_store)?;
+    profile(&state, &merchant.id, &external).await.map(Json)
+}
+
+async fn profile(
+    state: &AppState,
+    merchant: &setia_core::MerchantId,
+    external: &ExternalId,
+) -> Result<CustomerProfile, ApiError> {
+    state
+        .store
+        .customer_profile(merchant, external, Utc::now())
+        .await?
+        .ok_or(ApiError::NotFound("customer"))
+}
+
+async fn customer(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+) -> Result<Json<CustomerProfile>, ApiError> {
+    profile(&state, &merchant.id, &external_id(&id)?)
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedemptionBody {
+    points: i64,
+    idempotency_key: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Redemption {
+    entry: setia_store::ledger::PointsEntry,
+    points_balance: i64,
+}
+
+async fn redeem(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Redemption>), ApiError> {
+    let body: RedemptionBody = json_body(&body)?;
+    if body.points <= 0 {
+        return Err(ApiError::BadRequest(
+            "points: must be a whole number above 0".into(),
+        ));
+    }
+    let key = body.idempotency_key.trim();
+    if key.is_empty() || key.len() > 200 {
+        return Err(ApiError::BadRequest(
+            "idempotency_key: 1 to 200 characters".into(),
+        ));
+    }
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::BadRequest("reason: 1 to 500 characters".into()));
+    }
+    let outcome = state
+        .store
+        .redeem_points(
+            &merchant.id,
+            &external_id(&id)?,
+            body.points,
+            key,
+            reason,
+            Utc::now(),
+        )
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
+    match outcome {
+        RedemptionOutcome::Redeemed { entry, balance } => Ok((
+            StatusCode::CREATED,
+            Json(Redemption {
+                entry,
+                points_balance: balance,
+            }),
+        )),
+        RedemptionOutcome::Replayed { entry, balance } => Ok((
+            StatusCode::OK,
+            Json(Redemption {
+                entry,
+                points_balance: balance,
+            }),
+        )),
+        RedemptionOutcome::InsufficientPoints { balance } => Err(ApiError::Conflict {
+            code: "insufficient_points",
+            message: format!(
+                "the customer has {balance} points, fewer than {}",
+                body.points
+            ),
+        }),
+        RedemptionOutcome::KeyReused => Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this idempotency key was used for a different redemption".into(),
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderBody {
+    external_id: String,
+    customer_external_id: String,
+    amount: Money,
+    expires_at: Option<DateTime<Utc>>,
+    bank_account_number: Option<String>,
+}
+
+/// How long an order waits for its transfer when the store does not say.
+const DEFAULT_ORDER_LIFETIME: TimeDelta = TimeDelta::hours(24);
+
+async fn create_order(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let body: OrderBody = json_body(&body)?;
+    let now = Utc::now();
+    if body.amount <= Money::ZERO {
+        return Err(ApiError::BadRequest("amount: must be above 0".into()));
+    }
+    let expires_at = body.expires_at.unwrap_or(now + DEFAULT_ORDER_LIFETIME);
+    if expires_at <= now {
+        return Err(ApiError::BadRequest(
+            "expires_at: must be in the future".into(),
+        ));
+    }
+    let bank_account_number = body
+        .bank_account_number
+        .as_deref()
+        .map(|v| {
+            field("bank_account_number", VirtualAccount::parse(v)).map(|a| a.as_str().to_owned())
+        })
+        .transpose()?;
+    let order = NewOrder {
+        external_id: field("external_id", ExternalId::parse(&body.external_id))?,
+        customer: field(
+            "customer_external_id",
+            ExternalId::parse(&body.customer_external_id),
+        )?,
+        amount: body.amount,
+        expires_at,
+        bank_account_number,
+    };
+    let created = state
+        .store
+        .create_order(&merchant.id, &order, now)
+        .await
+        .map_err(ApiError::from_store)?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn order(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let id = ExternalId::parse(&id).map_err(|_| ApiError::NotFound("order"))?;
+    state
+        .store
+        .order(&merchant.id, &id, Utc::now())
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("order"))
+}
+
+#[derive(Debug, Deserialize)]
+struct PurchasesQuery {
+    attributed: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+async fn purchases(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<PurchasesQuery>,
+) -> Result<Json<ListResponse<PurchaseRow>>, ApiError> {
+    let attributed = match query.attributed.as_deref() {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "attributed: {other:?} is not true or false"
+            )))
+        }
+    };
+    let page = state
+        .store
+        .purchases(&merchant.id, attributed, query.page.parse()?)
+        .await?;
+    Ok(Json(page.into()))
+}
+
+fn purchase_id(text: &str) -> Result<PurchaseId, ApiError> {
+    PurchaseId::parse(text).map_err(|_| ApiError::NotFound("purchase"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttributeBody {
+    customer_external_id: String,
+}
+
+async fn attribute(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<PurchaseRow>, ApiError> {
+    let body: AttributeBody = json_body(&body)?;
+    let customer = field(
+        "customer_external_id",
+        ExternalId::parse(&body.customer_external_id),
+    )?;
+    let outcome = state
+        .store
+        .attribute_purchase(&merchant.id, purchase_id(&id)?, &customer, Utc::now())
+        .await?
+        .ok_or(ApiError::NotFound("purchase or customer"))?;
+    match outcome {
+        ManualAttribution::Attributed(purchase) => Ok(Json(purchase)),
+        ManualAttribution::AlreadyAttributed => Err(ApiError::Conflict {
+            code: "already_attributed",
+            message: "this purchase already belongs to a customer".into(),
+        }),
+    }
+}
+
+async fn refund(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+) -> Result<Json<PurchaseRow>, ApiError> {
+    state
+        .store
+        .refund_purchase(&merchant.id, purchase_id(&id)?, Utc::now())
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("purchase"))
+}
+
+async fn quarantine(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<ListResponse<QuarantinedRow>>, ApiError> {
+    let page = state
+        .store
+        .quarantined(&merchant.id, query.parse()?)
+        .await?;
+    Ok(Json(page.into()))
+}

@@ -1,0 +1,191 @@
+//! The worker: turns inbox rows into the customer ledger and the points ledger.
+//!
+//! Each step claims a batch of inbox rows under a lease, parses each body and applies it in
+//! ONE transaction (mutations, attribution, purchases, points, the thank-you outbox row, the
+//! row marked done). A body that cannot be parsed is quarantined with its error; a database
+//! failure sends the row back with a backoff. A crash mid-row leaves the row pending, and it
+//! is claimed again when its lease runs out.
+//!
+//! Architecture invariant: the worker holds no transaction open across anything but the
+//! store call that applies one row, and decides nothing itself: rules live in setia-core,
+//! writes in setia-store. `run_once` is the single step tests drive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use setia_core::moota::parse_mutations;
+use setia_store::ledger::ClaimedRow;
+use setia_store::Store;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How long a claimed row is this worker's; after that another worker may take it.
+    pub lease: TimeDelta,
+    /// Rows claimed per step.
+    pub batch: u32,
+    /// How long to wait when the inbox is empty.
+    pub idle_wait: Duration,
+    /// How often points past their expiry are written off.
+    pub expiry_every: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            lease: TimeDelta::seconds(60),
+            batch: 64,
+            idle_wait: Duration::from_millis(200),
+            expiry_every: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step {
+    pub claimed: usize,
+    pub applied: usize,
+    pub quarantined: usize,
+    pub retried: usize,
+    /// Rows whose lease ran out before they were finished (another worker has them).
+    pub lost: usize,
+}
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+}
+
+/// The wait before retrying a row that failed for a passing reason: 10 s, doubling, at most
+/// an hour.
+fn backoff(attempts: u32) -> TimeDelta {
+    let seconds = 10i64.saturating_mul(1i64 << attempts.min(16).saturating_sub(1));
+    TimeDelta::seconds(seconds.min(3600))
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, config: WorkerConfig) -> Worker {
+        Worker { store, config }
+    }
+
+    /// Claims one batch and processes every row of it, as of `now`.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> Result<Step, setia_store::StoreError> {
+        let rows = self
+            .store
+            .claim_inbox(now, self.config.lease, self.config.batch)
+            .await?;
+        let mut step = Step {
+            claimed: rows.len(),
+            ..Step::default()
+        };
+        for row in &rows {
+            self.process(row, now, &mut step).await;
+        }
+        Ok(step)
+    }
+
+    async fn process(&self, row: &ClaimedRow, now: DateTime<Utc>, step: &mut Step) {
+        let mutations = match parse_mutations(&row.body) {
+            Ok(mutations) => mutations,
+            Err(error) => {
+                tracing::warn!(inbox_id = row.inbox_id, merchant = %row.merchant, %error, "webhook body quarantined");
+                match self
+                    .store
+                    .quarantine_inbox(row, &error.to_string(), now)
+                    .await
+                {
+                    Ok(true) => {
+                        step.quarantined += 1;
+                        metrics::counter!("setia_inbox_quarantined_total").increment(1);
+                    }
+                    Ok(false) => step.lost += 1,
+                    Err(error) => {
+                        tracing::error!(inbox_id = row.inbox_id, %error, "could not quarantine")
+                    }
+                }
+                return;
+            }
+        };
+        match self.store.apply_mutations(row, &mutations, now).await {
+            Ok(Some(applied)) => {
+                step.applied += 1;
+                metrics::counter!("setia_mutations_applied_total")
+                    .increment(u64::from(applied.mutations));
+                metrics::counter!("setia_purchases_recorded_total")
+                    .increment(u64::from(applied.purchases));
+                tracing::debug!(inbox_id = row.inbox_id, ?applied, "inbox row applied");
+            }
+            Ok(None) => step.lost += 1,
+            Err(error) => {
+                let retry_at = now + backoff(row.attempts);
+                tracing::warn!(inbox_id = row.inbox_id, %error, %retry_at, "inbox row failed; will retry");
+                match self
+                    .store
+                    .release_inbox(row, &error.to_string(), retry_at)
+                    .await
+                {
+                    Ok(_) => step.retried += 1,
+                    // The lease will run out and the row will be claimed again.
+                    Err(error) => {
+                        tracing::error!(inbox_id = row.inbox_id, %error, "could not release")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes off expired points for every merchant.
+    pub async fn expire_points(&self, now: DateTime<Utc>) -> Result<i64, setia_store::StoreError> {
+        let mut expired = 0;
+        for merchant in self.store.list_merchants().await? {
+            expired += self.store.expire_points(&merchant.id, now).await?;
+        }
+        Ok(expired)
+    }
+
+    /// Steps until `stop` turns true, waiting when there is nothing to do.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut last_expiry: Option<tokio::time::Instant> = None;
+        while !*stop.borrow() {
+            if last_expiry.is_none_or(|at| at.elapsed() >= self.config.expiry_every) {
+                match self.expire_points(Utc::now()).await {
+                    Ok(points) if points > 0 => {
+                        tracing::info!(points, "expired points written off")
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "points expiry failed"),
+                }
+                last_expiry = Some(tokio::time::Instant::now());
+            }
+            let idle = match self.run_once(Utc::now()).await {
+                Ok(step) => step.claimed == 0,
+                Err(error) => {
+                    tracing::error!(%error, "claiming inbox rows failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.idle_wait) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let seconds: Vec<i64> = (1..=12).map(|a| backoff(a).num_seconds()).collect();
+        assert_eq!(&seconds[..5], &[10, 20, 40, 80, 160]);
+        assert_eq!(*seconds.last().unwrap(), 3600);
+        assert_eq!(backoff(0).num_seconds(), 10);
+    }
+}
