@@ -121,7 +121,17 @@ pub enum TransactionsCommand {
     /// (occurred_at YYYY-MM-DD, YYYY-MM-DD HH:MM:SS in merchant time, or RFC 3339; amount a
     /// decimal ≥ 0; unknown customers are created; rows seen before are skipped, so a second
     /// import of the same file adds nothing)
-    Import(ImportArgs),
+    Import(TransactionImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransactionImportArgs {
+    #[command(flatten)]
+    pub import: ImportArgs,
+    /// Also award loyalty points for the imported purchases, oldest first, as the program
+    /// would have at the time (imported history never sends email)
+    #[arg(long)]
+    pub award_points: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use setia_store::{ImportBatches, ImportMessage, Store, StoreError};
 use tokio::sync::mpsc;
 
 use super::{find_merchant, print_json};
-use crate::cli::ImportArgs;
+use crate::cli::{ImportArgs, TransactionImportArgs};
 use crate::exit::CliError;
 
 const BATCH_ROWS: usize = 5_000;
@@ -54,7 +54,14 @@ pub async fn customers(store: Arc<dyn Store>, args: ImportArgs) -> Result<(), Cl
     })
 }
 
-pub async fn transactions(store: Arc<dyn Store>, args: ImportArgs) -> Result<(), CliError> {
+pub async fn transactions(
+    store: Arc<dyn Store>,
+    args: TransactionImportArgs,
+) -> Result<(), CliError> {
+    let TransactionImportArgs {
+        import: args,
+        award_points,
+    } = args;
     let merchant = find_merchant(&*store, &args.merchant).await?;
     let zone = merchant.timezone;
     let checked = check_file(&args, move |source| TransactionsCsv::new(source, zone)).await?;
@@ -65,6 +72,17 @@ pub async fn transactions(store: Arc<dyn Store>, args: ImportArgs) -> Result<(),
         reader,
     )
     .await?;
+    if award_points {
+        // Idempotent: a rerun after a crash here awards what is still missing.
+        let (purchases, points) = store
+            .award_missing_points(&merchant.id, chrono::Utc::now())
+            .await?;
+        tracing::info!(
+            purchases,
+            points,
+            "loyalty points awarded for imported purchases"
+        );
+    }
     print_json(&Summary {
         rows: checked.rows,
         inserted: counts.inserted,

@@ -263,3 +263,76 @@ fn unknown_merchants_and_missing_files_are_named() {
     // Piped, the progress bar stays quiet: stderr has the error and nothing else.
     assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
 }
+
+#[tokio::test]
+async fn award_points_on_import_and_a_custom_program() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let program = setia.write(
+        "loyalty.toml",
+        "rupiah_per_point = 1000\nbonus_every = 2\nbonus_points = 7\n",
+    );
+    let created = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko",
+        "--loyalty",
+        &program,
+    ]);
+    let id = created["id"].as_str().unwrap();
+    let file = setia.write(
+        "history.csv",
+        "customer_external_id,occurred_at,amount\nC1,2025-01-02,5000\nC1,2025-01-01,3000\n",
+    );
+    setia.json(&[
+        "transactions",
+        "import",
+        "--merchant",
+        id,
+        &file,
+        "--award-points",
+    ]);
+    setia.json(&[
+        "transactions",
+        "import",
+        "--merchant",
+        id,
+        &file,
+        "--award-points",
+    ]);
+    let store = setia.store().await;
+    let merchant = merchant_id(&created);
+    let profile = store
+        .customer_profile(
+            &merchant,
+            &ExternalId::parse("C1").unwrap(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // 3 + 5 points, +7 on the second purchase; the second import awards nothing more. The
+    // points are over a year old now, so the balance is what expiry leaves: nothing.
+    let history = store.points_history(&merchant, profile.id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.points).collect::<Vec<_>>(),
+        vec![3, 5, 7]
+    );
+    assert_eq!(profile.points_balance, 0);
+
+    let bad = setia.write("bad.toml", "rupiah_per_point = 0\n");
+    let output = setia.run(&["merchant", "loyalty", "--merchant", id, &bad]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("rupiah_per_point"),
+        "{}",
+        stderr(&output)
+    );
+    let good = setia.write("good.toml", "gold_multiplier = 2.0\n");
+    let updated = setia.json(&["merchant", "loyalty", "--merchant", id, &good]);
+    assert_eq!(updated["gold_multiplier"], 2.0);
+    assert_eq!(
+        updated["rupiah_per_point"], 10000,
+        "keys left out take their defaults"
+    );
+}

@@ -244,6 +244,14 @@ pub trait Ledger: Send + Sync {
         reason: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RedemptionOutcome>>;
+    /// Awards the points of every attributed purchase that has none yet (imported history),
+    /// oldest first, as of each purchase. Idempotent: running it again awards nothing.
+    /// Returns (purchases awarded, points).
+    async fn award_missing_points(
+        &self,
+        merchant: &MerchantId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(u64, i64)>;
     /// Writes the expiry entries due at `now` for every customer of the merchant.
     async fn expire_points(&self, merchant: &MerchantId, now: DateTime<Utc>) -> StoreResult<i64>;
 }

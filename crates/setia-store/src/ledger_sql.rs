@@ -1100,6 +1100,46 @@ impl Ledger for ThisStore {
         }))
     }
 
+    async fn award_missing_points(
+        &self,
+        merchant: &MerchantId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(u64, i64)> {
+        let mut tx = self.begin_write().await?;
+        let rules = merchant_rules(&mut tx, merchant).await?;
+        let rows = sqlx::query(
+            "SELECT p.id, p.customer_id, p.amount_minor, p.occurred_at_us FROM purchases p \
+             WHERE p.merchant_id = $1 AND p.customer_id IS NOT NULL AND p.sandbox = FALSE \
+             AND p.refunded_at_us IS NULL AND p.occurred_at_us <= $2 AND NOT EXISTS (SELECT 1 FROM points_ledger l \
+             WHERE l.merchant_id = p.merchant_id AND l.kind = 'earn' AND l.source = 'pur_' || p.id) \
+             ORDER BY p.occurred_at_us, p.id",
+        )
+        .bind(merchant.as_str())
+        .bind(micros(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut purchases, mut points) = (0, 0);
+        for row in &rows {
+            let awarded = award_purchase_points(
+                &mut tx,
+                merchant,
+                &rules.program,
+                row.try_get("customer_id")?,
+                row.try_get("id")?,
+                Money::from_minor(row.try_get("amount_minor")?),
+                from_micros(row.try_get("occurred_at_us")?)?,
+                now,
+            )
+            .await?;
+            if awarded > 0 {
+                purchases += 1;
+                points += awarded;
+            }
+        }
+        tx.commit().await?;
+        Ok((purchases, points))
+    }
+
     async fn expire_points(&self, merchant: &MerchantId, now: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.begin_write().await?;
         let rules = merchant_rules(&mut tx, merchant).await?;

@@ -855,3 +855,60 @@ on_every_backend!(
     a_sandbox_merchant_earns_nothing: true,
     a_lost_claim_writes_nothing: false,
 );
+
+mod imported_history {
+    use super::*;
+    use setia_core::import::TransactionsCsv;
+    use setia_store::ImportMessage;
+
+    async fn imported_purchases_earn_once_in_order(shop: Shop) {
+        // Six purchases of Rp 500,000 (50 points at bronze), listed newest first. Awarded
+        // oldest first: the fifth by date is silver (Rp 2,000,000 in the year before: 62) and
+        // gets the bonus (50); the sixth is silver too (62).
+        let mut csv = String::from("customer_external_id,occurred_at,amount\n");
+        for day in (1..=6).rev() {
+            csv.push_str(&format!("C1,2026-01-0{day},500000\n"));
+        }
+        let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender.send(ImportMessage::Rows(rows)).await.unwrap();
+        sender.send(ImportMessage::Finished).await.unwrap();
+        shop.store
+            .import_transactions(&shop.merchant, receiver)
+            .await
+            .unwrap();
+        let now = at(10, 0);
+        let (purchases, points) = shop
+            .store
+            .award_missing_points(&shop.merchant, now)
+            .await
+            .unwrap();
+        assert_eq!((purchases, points), (6, 4 * 50 + 62 + 50 + 62));
+        assert_eq!(
+            shop.store
+                .award_missing_points(&shop.merchant, now)
+                .await
+                .unwrap(),
+            (0, 0)
+        );
+        assert_eq!(shop.balance("C1", now).await, 374);
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        imported_purchases_earn_once_in_order(Shop::open(TestDatabase::sqlite(), false).await)
+            .await;
+    }
+
+    #[cfg(feature = "postgres-tests")]
+    #[tokio::test]
+    async fn on_postgres() {
+        imported_purchases_earn_once_in_order(
+            Shop::open(TestDatabase::postgres().await, false).await,
+        )
+        .await;
+    }
+}
