@@ -27,7 +27,9 @@ pub async fn serve(
     };
     let allowed = address_list("SETIA_MOOTA_ALLOWED_IPS", &settings.moota_allowed_ips)?;
     let trusted = address_list("SETIA_TRUSTED_PROXIES", &settings.trusted_proxies)?;
-    let config = IngestConfig::new((!allowed.is_empty()).then_some(allowed), trusted);
+    let mut config = IngestConfig::new((!allowed.is_empty()).then_some(allowed), trusted);
+    let new_inbox_rows = Arc::new(tokio::sync::Notify::new());
+    config.new_inbox_rows = Some(new_inbox_rows.clone());
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -36,8 +38,10 @@ pub async fn serve(
     let ingest = Ingest::start(store.clone(), config);
     let app = setia_web::app(store.clone(), ingest.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = (!args.no_worker)
-        .then(|| tokio::spawn(Worker::new(store, settings.worker_config()).run(stopped)));
+    let worker = (!args.no_worker).then(|| {
+        let worker = Worker::new(store, settings.worker_config()).woken_by(new_inbox_rows);
+        tokio::spawn(worker.run(stopped))
+    });
 
     tracing::info!(address = %bound, "serving");
     // One machine-readable line, so scripts and tests started on port 0 find the server.

@@ -35,6 +35,9 @@ pub struct IngestConfig {
     pub trusted_proxies: AddressList,
     /// Rejected calls written to the audit log per merchant per minute; the rest are counted.
     pub rejected_rows_per_minute: u32,
+    /// Woken after each group commit that added inbox rows: a worker in the same process
+    /// starts on them at once instead of at its next poll.
+    pub new_inbox_rows: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl IngestConfig {
@@ -43,6 +46,7 @@ impl IngestConfig {
             allowed,
             trusted_proxies,
             rejected_rows_per_minute: 100,
+            new_inbox_rows: None,
         }
     }
 }
@@ -61,7 +65,7 @@ impl Ingest {
         let budget = audit_budget::AuditBudget::new(config.rejected_rows_per_minute);
         Arc::new(Ingest {
             merchants: merchants::MerchantCache::new(store.clone(), Duration::from_secs(30)),
-            writer: InboxWriter::start(store, budget.clone()),
+            writer: InboxWriter::start(store, budget.clone(), config.new_inbox_rows.clone()),
             budget,
             config,
         })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use setia_store::{CallOutcome, Store, WebhookCall};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use crate::audit_budget::AuditBudget;
@@ -36,9 +36,13 @@ pub struct InboxWriter {
 }
 
 impl InboxWriter {
-    pub(crate) fn start(store: Arc<dyn Store>, budget: AuditBudget) -> InboxWriter {
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        budget: AuditBudget,
+        notify: Option<Arc<Notify>>,
+    ) -> InboxWriter {
         let (sender, receiver) = mpsc::channel(16 * MAX_GROUP);
-        let task = tokio::spawn(run(store, budget, receiver));
+        let task = tokio::spawn(run(store, budget, receiver, notify));
         InboxWriter {
             sender: Mutex::new(Some(sender)),
             task: Mutex::new(Some(task)),
@@ -90,7 +94,12 @@ impl InboxWriter {
     }
 }
 
-async fn run(store: Arc<dyn Store>, budget: AuditBudget, mut receiver: mpsc::Receiver<Job>) {
+async fn run(
+    store: Arc<dyn Store>,
+    budget: AuditBudget,
+    mut receiver: mpsc::Receiver<Job>,
+    notify: Option<Arc<Notify>>,
+) {
     let mut flush = tokio::time::interval(SUPPRESSED_FLUSH_EVERY);
     loop {
         let first = tokio::select! {
@@ -115,8 +124,10 @@ async fn run(store: Arc<dyn Store>, budget: AuditBudget, mut receiver: mpsc::Rec
                 next = receiver.try_recv().ok();
             }
         }
-        if !group.is_empty() {
-            write_group(&*store, group).await;
+        if !group.is_empty() && write_group(&*store, group).await {
+            if let Some(notify) = &notify {
+                notify.notify_one();
+            }
         }
         if !flushes.is_empty() {
             write_suppressed(&*store, &budget).await;
@@ -128,19 +139,26 @@ async fn run(store: Arc<dyn Store>, budget: AuditBudget, mut receiver: mpsc::Rec
     write_suppressed(&*store, &budget).await;
 }
 
-async fn write_group(store: &dyn Store, group: Vec<(WebhookCall, Reply)>) {
+/// Writes a group and answers its callers; true when it added an inbox row.
+async fn write_group(store: &dyn Store, group: Vec<(WebhookCall, Reply)>) -> bool {
     let (calls, replies): (Vec<WebhookCall>, Vec<Reply>) = group.into_iter().unzip();
     match store.record_webhook_calls(&calls).await {
         Ok(outcomes) => {
+            let received = outcomes
+                .iter()
+                .any(|o| matches!(o, CallOutcome::Received { .. }));
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 answer(reply, Ok(outcome));
             }
+            received
         }
         Err(error) if calls.len() > 1 => {
             // One bad call must not fail its neighbours: write them one by one.
             tracing::warn!(%error, calls = calls.len(), "group commit failed; retrying one by one");
+            let mut received = false;
             for (call, reply) in calls.iter().zip(replies) {
                 let outcome = store.record_webhook_calls(std::slice::from_ref(call)).await;
+                received |= matches!(outcome.as_deref(), Ok([CallOutcome::Received { .. }]));
                 answer(
                     reply,
                     outcome
@@ -148,11 +166,13 @@ async fn write_group(store: &dyn Store, group: Vec<(WebhookCall, Reply)>) {
                         .map_err(|e| failed(call, e)),
                 );
             }
+            received
         }
         Err(error) => {
             for (call, reply) in calls.iter().zip(replies) {
                 answer(reply, Err(failed(call, &error)));
             }
+            false
         }
     }
 }

@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use setia_core::moota::parse_mutations;
 use setia_store::ledger::ClaimedRow;
 use setia_store::Store;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -56,6 +56,7 @@ pub struct Step {
 pub struct Worker {
     store: Arc<dyn Store>,
     config: WorkerConfig,
+    wake: Option<Arc<Notify>>,
 }
 
 /// The wait before retrying a row that failed for a passing reason: 10 s, doubling, at most
@@ -67,7 +68,19 @@ fn backoff(attempts: u32) -> TimeDelta {
 
 impl Worker {
     pub fn new(store: Arc<dyn Store>, config: WorkerConfig) -> Worker {
-        Worker { store, config }
+        Worker {
+            store,
+            config,
+            wake: None,
+        }
+    }
+
+    /// Wakes the idle worker as soon as `wake` is notified (by the webhook writer of the
+    /// same process), so a fresh payment reaches the ledger in milliseconds, not at the next
+    /// poll.
+    pub fn woken_by(mut self, wake: Arc<Notify>) -> Worker {
+        self.wake = Some(wake);
+        self
     }
 
     /// Claims one batch and processes every row of it, as of `now`.
@@ -167,8 +180,15 @@ impl Worker {
                 }
             };
             if idle {
+                let woken = async {
+                    match &self.wake {
+                        Some(wake) => wake.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.idle_wait) => {}
+                    _ = woken => {}
                     _ = stop.changed() => {}
                 }
             }
