@@ -753,6 +753,13 @@ impl Ledger for ThisStore {
             rules.program.expiry(),
         );
         let purchases: i64 = totals.try_get("purchases")?;
+        // Filled by the latest analytics run; absent until the first.
+        let scores: Option<(String, Option<f64>)> =
+            sqlx::query_as("SELECT segment, p_alive FROM customer_scores WHERE merchant_id = $1 AND customer_id = $2")
+                .bind(merchant.as_str())
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
         Ok(Some(CustomerProfile {
             id: CustomerId::from_key(id),
             external_id: external_id.as_str().to_owned(),
@@ -772,8 +779,8 @@ impl Ledger for ThisStore {
                 .try_get::<Option<i64>, _>("last_us")?
                 .map(from_micros)
                 .transpose()?,
-            segment: None,
-            p_alive: None,
+            segment: scores.as_ref().map(|(segment, _)| segment.clone()),
+            p_alive: scores.and_then(|(_, p_alive)| p_alive),
         }))
     }
 

@@ -16,12 +16,14 @@ use setia_core::{
     CustomerId, MerchantId, MerchantName, MerchantTimezone, Money, TokenHash, WebhookSecret,
 };
 
+pub mod analytics;
 pub mod ledger;
 mod postgres;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use analytics::Analytics;
 pub use ledger::Ledger;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -246,7 +248,7 @@ pub struct Page<T> {
 }
 
 #[async_trait]
-pub trait Store: Ledger + Send + Sync + 'static {
+pub trait Store: Ledger + Analytics + Send + Sync + 'static {
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;
     /// True when the database answers and every migration this build knows is applied.
@@ -312,6 +314,17 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// A database URL with its password masked, for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
@@ -319,4 +332,20 @@ fn micros(at: DateTime<Utc>) -> i64 {
 fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_hidden_in_database_urls() {
+        assert_eq!(
+            super::redacted_url("postgres://setia:s3cret@db:5432/setia"),
+            "postgres://setia:***@db:5432/setia"
+        );
+        assert_eq!(
+            super::redacted_url("postgres://postgres@db/x"),
+            "postgres://postgres@db/x"
+        );
+        assert_eq!(super::redacted_url("sqlite://./a.db"), "sqlite://./a.db");
+    }
 }

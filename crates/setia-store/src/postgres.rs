@@ -42,3 +42,4 @@ impl PostgresStore {
 
 include!("shared.rs");
 include!("ledger_sql.rs");
+include!("analytics_sql.rs");

@@ -61,3 +61,4 @@ impl SqliteStore {
 
 include!("shared.rs");
 include!("ledger_sql.rs");
+include!("analytics_sql.rs");

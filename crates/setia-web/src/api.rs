@@ -16,6 +16,7 @@ use crate::{ApiError, AppState};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/deliveries", get(deliveries))
+        .route("/metrics", get(latest_metrics))
         .merge(crate::ledger_api::router())
         .with_state(state)
 }
@@ -104,4 +105,39 @@ async fn deliveries(
         .webhook_deliveries(&merchant.id, query.parse()?)
         .await?;
     Ok(Json(page.into()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MetricsQuery {
+    period: Option<String>,
+}
+
+/// The latest snapshot, exactly the JSON `setia metrics` printed when it computed it.
+async fn latest_metrics(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<MetricsQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let period = match query.period.as_deref() {
+        None | Some("") => None,
+        Some(p @ ("month" | "week")) => Some(p),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "period: {other:?} is not month or week"
+            )))
+        }
+    };
+    let snapshot = state
+        .store
+        .latest_snapshot(&merchant.id, period)
+        .await?
+        .ok_or(ApiError::NotFound(
+            "metrics snapshot (run `setia metrics` or wait for the nightly run)",
+        ))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        snapshot.report,
+    )
+        .into_response())
 }

@@ -1,0 +1,81 @@
+//! What the analytics batch reads and writes: purchases as columns, the points ledger, the
+//! metric snapshots and the latest per-customer scores.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use setia_core::MerchantId;
+
+use crate::StoreResult;
+
+/// One merchant's countable purchases as parallel columns: attributed, not sandbox, not
+/// refunded, at or before a cut-off. Columns, not rows, because a merchant may have millions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurchaseColumns {
+    pub customer: Vec<i64>,
+    pub occurred_at_us: Vec<i64>,
+    pub amount_minor: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsRow {
+    pub customer: i64,
+    pub occurred_at_us: i64,
+    pub points: i64,
+    pub kind: String,
+}
+
+/// A customer's scores from the latest run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    pub customer: i64,
+    pub recency_days: i64,
+    pub frequency_days: i64,
+    pub monetary_minor: i64,
+    pub r: i64,
+    pub f: i64,
+    pub m: i64,
+    pub segment: String,
+    pub p_alive: Option<f64>,
+    pub expected_purchases_90d: Option<f64>,
+    pub clv_12m_minor: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: i64,
+    pub as_of: String,
+    pub period: String,
+    pub computed_at: DateTime<Utc>,
+    /// The metrics JSON, schema 1, as computed.
+    pub report: String,
+}
+
+#[async_trait]
+pub trait Analytics: Send + Sync {
+    async fn purchase_columns(
+        &self,
+        merchant: &MerchantId,
+        until: DateTime<Utc>,
+    ) -> StoreResult<PurchaseColumns>;
+    async fn points_rows(
+        &self,
+        merchant: &MerchantId,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<PointsRow>>;
+    /// Stores a run: the report, and the scores that replace the previous run's, in one
+    /// transaction.
+    async fn save_snapshot(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        period: &str,
+        report: &str,
+        scores: &[ScoreRow],
+        computed_at: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    async fn latest_snapshot(
+        &self,
+        merchant: &MerchantId,
+        period: Option<&str>,
+    ) -> StoreResult<Option<Snapshot>>;
+}
