@@ -15,7 +15,7 @@ impl Analytics for ThisStore {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query_as::<_, (i64, i64, i64)>(
             "SELECT customer_id, occurred_at_us, amount_minor FROM purchases \
-             WHERE merchant_id = $1 AND customer_id IS NOT NULL AND sandbox = FALSE \
+             WHERE merchant_id = $1 AND customer_id IS NOT NULL AND sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) \
              AND refunded_at_us IS NULL AND occurred_at_us <= $2",
         )
         .bind(merchant.as_str())

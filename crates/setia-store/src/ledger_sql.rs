@@ -92,7 +92,8 @@ async fn customer_id_of(
     )
 }
 
-/// A customer's spend that counts for tiers: attributed, not sandbox, not refunded, in
+/// A customer's spend that counts for tiers: attributed, of the merchant's own world (see
+/// `COUNTS`), not refunded, in
 /// `[from, until)`, leaving out one purchase (the one being awarded).
 async fn spend_between(
     conn: &mut DbConn,
@@ -104,7 +105,7 @@ async fn spend_between(
 ) -> StoreResult<Money> {
     let spend: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM purchases \
-         WHERE merchant_id = $1 AND customer_id = $2 AND sandbox = FALSE AND refunded_at_us IS NULL \
+         WHERE merchant_id = $1 AND customer_id = $2 AND sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) AND refunded_at_us IS NULL \
          AND occurred_at_us >= $3 AND occurred_at_us < $4 AND id <> $5",
     )
     .bind(merchant.as_str())
@@ -182,7 +183,7 @@ async fn award_purchase_points(
         }
     }
     let number: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM purchases WHERE merchant_id = $1 AND customer_id = $2 AND sandbox = FALSE \
+        "SELECT COUNT(*) FROM purchases WHERE merchant_id = $1 AND customer_id = $2 AND sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) \
          AND refunded_at_us IS NULL AND (occurred_at_us < $3 OR (occurred_at_us = $3 AND id <= $4))",
     )
     .bind(merchant.as_str())
@@ -411,8 +412,10 @@ async fn apply_mutation(
         return Ok(());
     };
     applied.attributed += 1;
-    // Sandbox money is shown, never rewarded and never thanked.
-    if sandbox {
+    // Sandbox money that reaches a production merchant is shown, never rewarded and never
+    // thanked. A sandbox merchant is a world of its own: there everything is sandbox and
+    // behaves as in production, so a demo shows points and emails.
+    if sandbox != rules.sandbox {
         return Ok(());
     }
     applied.points_awarded += award_purchase_points(
@@ -731,7 +734,7 @@ impl Ledger for ThisStore {
         let totals = sqlx::query(
             "SELECT COUNT(*) AS purchases, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS spent, \
              MIN(occurred_at_us) AS first_us, MAX(occurred_at_us) AS last_us FROM purchases \
-             WHERE merchant_id = $1 AND customer_id = $2 AND sandbox = FALSE AND refunded_at_us IS NULL",
+             WHERE merchant_id = $1 AND customer_id = $2 AND sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) AND refunded_at_us IS NULL",
         )
         .bind(merchant.as_str())
         .bind(id)
@@ -972,7 +975,7 @@ impl Ledger for ThisStore {
             .await?;
         }
         let rules = merchant_rules(&mut tx, merchant).await?;
-        if !row.sandbox && row.refunded_at.is_none() {
+        if row.sandbox == rules.sandbox && row.refunded_at.is_none() {
             award_purchase_points(
                 &mut tx,
                 merchant,
@@ -1116,7 +1119,7 @@ impl Ledger for ThisStore {
         let rules = merchant_rules(&mut tx, merchant).await?;
         let rows = sqlx::query(
             "SELECT p.id, p.customer_id, p.amount_minor, p.occurred_at_us FROM purchases p \
-             WHERE p.merchant_id = $1 AND p.customer_id IS NOT NULL AND p.sandbox = FALSE \
+             WHERE p.merchant_id = $1 AND p.customer_id IS NOT NULL AND p.sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) \
              AND p.refunded_at_us IS NULL AND p.occurred_at_us <= $2 AND NOT EXISTS (SELECT 1 FROM points_ledger l \
              WHERE l.merchant_id = p.merchant_id AND l.kind = 'earn' AND l.source = 'pur_' || p.id) \
              ORDER BY p.occurred_at_us, p.id",
