@@ -134,13 +134,27 @@ pub fn payer_name_in(description: &str) -> Option<PayerName> {
                 .to_uppercase()
         })
         .filter(|w| !w.is_empty())
+        .collect();
+    // "… DARI <payer> KE <recipient>" / "NBMB <payer> TO <recipient>": the payer follows
+    // DARI (from) when there is one, and ends where the recipient begins.
+    let start = words
+        .iter()
+        .position(|w| w == "DARI" || w == "FROM")
+        .map_or(0, |i| i + 1);
+    let end = words[start..]
+        .iter()
+        .position(|w| w == "KE" || w == "TO")
+        .map_or(words.len(), |i| start + i);
+    let name: Vec<&str> = words[start..end]
+        .iter()
         .filter(|w| w.chars().all(char::is_alphabetic))
         .filter(|w| !BANK_NOISE.contains(&w.as_str()))
+        .map(String::as_str)
         .collect();
-    if words.is_empty() {
+    if name.is_empty() {
         return None;
     }
-    PayerName::parse(&words.join(" ")).ok()
+    PayerName::parse(&name.join(" ")).ok()
 }
 
 #[cfg(test)]
@@ -156,7 +170,8 @@ mod tests {
             ),
             ("MCM InhouseTrf DARI SITI RAHMA", Some("SITI RAHMA")),
             ("TRANSFER DARI   siti  rahma  27/11", Some("SITI RAHMA")),
-            ("NBMB AGUS WIJAYA TO TOKO", Some("AGUS WIJAYA TOKO")),
+            ("NBMB AGUS WIJAYA TO TOKO DEMO", Some("AGUS WIJAYA")),
+            ("TRANSFER DARI RINA PUTRI KE TOKO DEMO", Some("RINA PUTRI")),
             ("TRF/PAY/TOP-UP ECHANNEL DEWI LESTARI", Some("DEWI LESTARI")),
             ("SETORAN TUNAI 12345", None),
             ("", None),
