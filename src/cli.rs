@@ -42,10 +42,24 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The main job on the embedded database: a sandbox merchant "Toko Demo" with customers
+    /// and a year of history, the server with its jobs, live sandbox payments through the
+    /// signed webhook, metrics every minute and emails as .eml files; prints the dashboard
+    /// URL and a login token. A second run reuses the data.
+    Demo(DemoArgs),
     /// Serve HTTP: the Moota webhook, the JSON API, /healthz, /readyz and /metrics
     Serve(ServeArgs),
     /// Run the inbox worker only (for scale-out next to `serve --no-worker` nodes)
     Worker,
+    /// Compute a merchant's retention metrics (repeat purchase, cohorts, RFM, BG/NBD churn,
+    /// CLV, loyalty), store them as the latest snapshot and print them
+    Metrics(MetricsArgs),
+    /// The Moota sandbox simulator: push signed mutations, generate purchase histories
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Lifecycle email: deliver what is due, preview a template, choose the language
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Apply the database migrations this build knows (every command also does this)
     Migrate,
     /// Create and list merchants
@@ -155,4 +169,134 @@ pub struct ServeArgs {
     /// Serve HTTP only; inbox rows are left to `setia worker` processes
     #[arg(long)]
     pub no_worker: bool,
+    /// Do not enqueue or deliver email here (leave it to `setia worker` processes)
+    #[arg(long)]
+    pub no_scheduler: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// The last day counted, YYYY-MM-DD in the merchant's zone [default: today there]
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Cohorts by calendar month or by ISO week
+    #[arg(long, value_enum, default_value_t = CohortPeriod::Month)]
+    pub period: CohortPeriod,
+    /// JSON (schema 1) or a readable table
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CohortPeriod {
+    Month,
+    Week,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Send simulated Moota mutations from sandbox accounts (bank transfers with bank-style
+    /// descriptions, VA payments, duplicates and retries, a few debits), signed with the
+    /// secret as Moota signs them; prints a summary of the answers
+    Push(SandboxPush),
+    /// Write a purchase history drawn from BG/NBD + Gamma-Gamma (CDNOW-like buying, a mean
+    /// spend of Rp 150,000) over the two years to yesterday, in the transactions import format
+    Generate(SandboxGenerate),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxPush {
+    /// The full webhook URL, e.g. http://127.0.0.1:8080/webhooks/moota/mer_…
+    #[arg(long)]
+    pub url: String,
+    /// The merchant's webhook secret
+    #[arg(long)]
+    pub secret: String,
+    /// How many deliveries to send
+    #[arg(long, default_value_t = 100)]
+    pub mutations: u64,
+    /// Deliveries per second
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxGenerate {
+    #[arg(long)]
+    pub customers: u64,
+    /// The expected number of purchases (the draw lands near it)
+    #[arg(long)]
+    pub purchases: u64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The CSV file to write
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Enqueue every email due (birthday offers, weekly reports; thank-you emails are
+    /// enqueued with their purchase) and deliver the outbox once; prints
+    /// {"enqueued":{"thank_you","birthday_offer","weekly_churn_report"},"sent","failed","retrying","held","suppressed"}
+    RunDue(MailRunDueArgs),
+    /// Print an email's subject, text and HTML as a merchant's templates render it
+    Preview(MailPreviewArgs),
+    /// Choose the language of a merchant's emails: id (Indonesian, the default) or en
+    Language(MailLanguageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MailRunDueArgs {
+    /// The instant to act as of, RFC 3339 [default: now]
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MailPreviewArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    #[arg(long, value_enum)]
+    pub kind: MailKind,
+    /// A customer's external id: their real data instead of a sample customer's
+    #[arg(long, value_name = "EXT_ID")]
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum MailKind {
+    ThankYou,
+    BirthdayOffer,
+    WeeklyChurnReport,
+}
+
+#[derive(Debug, Args)]
+pub struct MailLanguageArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// id or en
+    pub language: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on [default: 127.0.0.1:8080; env: SETIA_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Start over: delete the embedded database (and its email folder) first
+    #[arg(long)]
+    pub reset: bool,
 }

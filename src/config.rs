@@ -21,6 +21,12 @@ pub struct Settings {
     pub trusted_proxies: Option<String>,
     /// How long a worker holds a claimed inbox row before another may take it.
     pub worker_lease_seconds: u32,
+    /// The merchant-local hour from which the nightly metrics snapshot is computed.
+    pub nightly_metrics_hour: u32,
+    /// A folder of email template overrides (`{lang}/…` or `{merchant id}/{lang}/…`).
+    pub email_templates: Option<String>,
+    /// SMTP connections each process keeps open (and messages it has in flight).
+    pub smtp_connections: u32,
 }
 
 impl Default for Settings {
@@ -34,11 +40,14 @@ impl Default for Settings {
             moota_allowed_ips: None,
             trusted_proxies: None,
             worker_lease_seconds: 60,
+            nightly_metrics_hour: 2,
+            email_templates: None,
+            smtp_connections: 16,
         }
     }
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "database_url",
     "listen",
     "public_url",
@@ -47,6 +56,9 @@ const KEYS: [&str; 8] = [
     "moota_allowed_ips",
     "trusted_proxies",
     "worker_lease_seconds",
+    "nightly_metrics_hour",
+    "email_templates",
+    "smtp_connections",
 ];
 
 impl Settings {
@@ -68,9 +80,15 @@ impl Settings {
         if let Some(url) = database_url_flag {
             figment = figment.merge(Serialized::default("database_url", url));
         }
-        figment
+        let settings: Settings = figment
             .extract()
-            .map_err(|e| CliError::BadInput(format!("configuration: {e}")))
+            .map_err(|e| CliError::BadInput(format!("configuration: {e}")))?;
+        if settings.nightly_metrics_hour > 23 {
+            return Err(CliError::BadInput(
+                "configuration: nightly_metrics_hour must be 0 to 23".into(),
+            ));
+        }
+        Ok(settings)
     }
 
     pub fn worker_config(&self) -> setia_worker::WorkerConfig {

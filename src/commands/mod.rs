@@ -1,7 +1,11 @@
 //! One module per command family; each takes parsed arguments and the settings.
 
+mod demo;
 mod import;
+mod mail;
 mod merchant;
+mod metrics;
+mod sandbox;
 mod serve;
 
 use std::sync::Arc;
@@ -16,8 +20,21 @@ use crate::exit::CliError;
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
+    if let Command::Sandbox(command) = cli.command {
+        return sandbox::run(command).await;
+    }
+    if let Command::Demo(args) = &cli.command {
+        if args.reset {
+            demo::reset(&settings)?;
+        }
+    }
     let store = open_store(&settings).await?;
     match cli.command {
+        Command::Metrics(args) => metrics::metrics(store, args).await,
+        // Handled above: it needs no database.
+        Command::Sandbox(_) => Ok(()),
+        Command::Mail(command) => mail::run(store, &settings, command).await,
+        Command::Demo(args) => demo::demo(store, &settings, args).await,
         Command::Serve(args) => serve::serve(store, &settings, args).await,
         Command::Migrate => {
             // open_store has applied them.
@@ -42,7 +59,7 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
         .with_context(|| {
             format!(
                 "cannot open the database {}",
-                redact(&settings.database_url)
+                setia_store::redacted_url(&settings.database_url)
             )
         })?;
     store
@@ -50,20 +67,6 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
         .await
         .context("cannot migrate the database")?;
     Ok(store)
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn find_merchant(store: &dyn Store, id: &str) -> Result<Merchant, CliError> {
@@ -78,20 +81,4 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).context("cannot serialise the output")?;
     println!("{text}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_hidden_in_database_urls() {
-        assert_eq!(
-            super::redact("postgres://setia:s3cret@db:5432/setia"),
-            "postgres://setia:***@db:5432/setia"
-        );
-        assert_eq!(
-            super::redact("postgres://postgres@db/x"),
-            "postgres://postgres@db/x"
-        );
-        assert_eq!(super::redact("sqlite://./a.db"), "sqlite://./a.db");
-    }
 }

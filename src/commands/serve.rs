@@ -18,6 +18,44 @@ pub async fn serve(
     args: ServeArgs,
 ) -> Result<(), CliError> {
     let listen = args.listen.as_deref().unwrap_or(&settings.listen);
+    let options = Options {
+        worker: !args.no_worker,
+        scheduler: !args.no_scheduler,
+    };
+    let running = start(store, settings, listen, options).await?;
+    // One machine-readable line, so scripts and tests started on port 0 find the server.
+    println!("{}", serde_json::json!({"listening": running.base_url()}));
+    shutdown_signal().await;
+    running.stop().await
+}
+
+/// What runs beside the HTTP server in this process.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The inbox worker and the nightly metrics.
+    pub worker: bool,
+    /// The email scheduler and delivery loop.
+    pub scheduler: bool,
+}
+
+/// A started server with its background jobs; `stop` ends them in order.
+pub struct Running {
+    base_url: String,
+    ingest: Arc<Ingest>,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop_jobs: tokio::sync::watch::Sender<bool>,
+    jobs: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Binds `listen` and starts the HTTP server, plus the worker, nightly metrics and email
+/// jobs as `options` say.
+pub async fn start(
+    store: Arc<dyn Store>,
+    settings: &Settings,
+    listen: &str,
+    options: Options,
+) -> Result<Running, CliError> {
     let address_list = |name: &str, value: &Option<String>| -> Result<AddressList, CliError> {
         value
             .as_deref()
@@ -27,47 +65,96 @@ pub async fn serve(
     };
     let allowed = address_list("SETIA_MOOTA_ALLOWED_IPS", &settings.moota_allowed_ips)?;
     let trusted = address_list("SETIA_TRUSTED_PROXIES", &settings.trusted_proxies)?;
+    let web = setia_web::WebConfig {
+        public_url: settings.public_url.clone(),
+        trusted_proxies: trusted.clone(),
+        // Renders the dashboard's email previews with the merchant's templates.
+        mailer: match super::mail::mailer(store.clone(), settings) {
+            Ok(mailer) => Some(Arc::new(mailer)),
+            Err(error) => {
+                tracing::warn!(%error, "the dashboard shows no email previews");
+                None
+            }
+        },
+        ..setia_web::WebConfig::default()
+    };
     let mut config = IngestConfig::new((!allowed.is_empty()).then_some(allowed), trusted);
     let new_inbox_rows = Arc::new(tokio::sync::Notify::new());
     config.new_inbox_rows = Some(new_inbox_rows.clone());
+    let mailer = if options.scheduler {
+        Some(super::mail::mailer(store.clone(), settings)?)
+    } else {
+        None
+    };
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::BadInput(format!("cannot listen on {listen}: {e}")))?;
     let bound = listener.local_addr().context("the listening address")?;
     let ingest = Ingest::start(store.clone(), config);
-    let app = setia_web::app(store.clone(), ingest.clone());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = (!args.no_worker).then(|| {
-        let worker = Worker::new(store, settings.worker_config()).woken_by(new_inbox_rows);
-        tokio::spawn(worker.run(stopped))
-    });
+    let app = setia_web::app_with(store.clone(), ingest.clone(), web);
 
-    tracing::info!(address = %bound, "serving");
-    // One machine-readable line, so scripts and tests started on port 0 find the server.
-    println!(
-        "{}",
-        serde_json::json!({"listening": format!("http://{bound}")})
-    );
-
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the HTTP server failed")?;
-    // In-flight requests have been answered; commit what the writer still holds.
-    ingest.shutdown().await;
-    let _ = stop.send(true);
-    if let Some(worker) = worker {
-        let _ = worker.await;
+    let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
+    let mut jobs = Vec::new();
+    if let Some(mailer) = mailer {
+        jobs.push(tokio::spawn(mailer.run(stopped.clone())));
     }
-    tracing::info!("stopped");
-    Ok(())
+    if options.worker {
+        jobs.push(tokio::spawn(crate::metrics_job::nightly(
+            store.clone(),
+            settings.nightly_metrics_hour,
+            stopped.clone(),
+        )));
+        let worker = Worker::new(store, settings.worker_config()).woken_by(new_inbox_rows);
+        jobs.push(tokio::spawn(worker.run(stopped)));
+    }
+
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = server_stopped.await;
+        })
+        .await
+    });
+    tracing::info!(address = %bound, "serving");
+    Ok(Running {
+        base_url: format!("http://{bound}"),
+        ingest,
+        stop_server,
+        server,
+        stop_jobs,
+        jobs,
+    })
 }
 
-async fn shutdown_signal() {
+impl Running {
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Stops accepting, answers the requests in flight, commits what the webhook writer
+    /// holds, then stops the jobs (each finishes the item in hand).
+    pub async fn stop(self) -> Result<(), CliError> {
+        let _ = self.stop_server.send(());
+        self.server
+            .await
+            .context("the HTTP server stopped")?
+            .context("the HTTP server failed")?;
+        self.ingest.shutdown().await;
+        let _ = self.stop_jobs.send(true);
+        for job in self.jobs {
+            let _ = job.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -93,6 +180,12 @@ async fn shutdown_signal() {
 /// `setia worker`: the inbox worker alone, until SIGTERM or Ctrl-C.
 pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let nightly = tokio::spawn(crate::metrics_job::nightly(
+        store.clone(),
+        settings.nightly_metrics_hour,
+        stopped.clone(),
+    ));
+    let mail = tokio::spawn(super::mail::mailer(store.clone(), settings)?.run(stopped.clone()));
     let worker = tokio::spawn(Worker::new(store, settings.worker_config()).run(stopped));
     tracing::info!("worker running");
     println!("{}", serde_json::json!({"worker": "running"}));
@@ -100,5 +193,7 @@ pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliE
     // The row in hand is finished (or its lease runs out); nothing is left half-done.
     let _ = stop.send(true);
     worker.await.context("the worker failed")?;
+    mail.await.context("the email delivery failed")?;
+    nightly.await.context("the nightly metrics failed")?;
     Ok(())
 }

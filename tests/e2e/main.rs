@@ -1,8 +1,13 @@
 //! End-to-end tests: the real `setia` binary against real databases. One test binary for
 //! the whole project, because every test binary links everything and linking is slow.
 
+mod dashboard;
+mod demo;
 mod imports;
 mod ledger;
+mod mail;
 mod merchants;
+mod metrics;
+mod sandbox;
 mod support;
 mod webhooks;

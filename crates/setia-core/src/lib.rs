@@ -10,9 +10,11 @@ pub mod customer;
 pub mod ids;
 pub mod import;
 pub mod loyalty;
+pub mod mail_token;
 pub mod merchant;
 pub mod money;
 pub mod moota;
+pub mod rupiah;
 pub mod time;
 
 pub use customer::{
@@ -21,4 +23,5 @@ pub use customer::{
 pub use ids::{CustomerId, MerchantId, PurchaseId};
 pub use merchant::{ApiToken, MerchantName, TokenHash, WebhookSecret};
 pub use money::Money;
+pub use rupiah::{format_rupiah, Rupiah};
 pub use time::MerchantTimezone;

@@ -33,9 +33,11 @@ pub struct SimCustomer {
 }
 
 /// `count` customers with Indonesian names, drawn from `seed`; about one in fifty has a
-/// birthday on `today` so the birthday offer has someone to greet.
+/// birthday on `today` so the birthday offer has someone to greet. External ids are `C` and
+/// a zero-padded number, as `setia sandbox generate` names the customers of a history.
 pub fn population(seed: u64, count: usize, today: NaiveDate) -> Vec<SimCustomer> {
     let mut rng = StdRng::seed_from_u64(seed);
+    let width = count.max(1).to_string().len();
     (0..count)
         .map(|n| {
             let first = *names::FIRST.choose(&mut rng).expect("names");
@@ -48,7 +50,7 @@ pub fn population(seed: u64, count: usize, today: NaiveDate) -> Vec<SimCustomer>
                     + TimeDelta::days(rng.random_range(0..365))
             };
             SimCustomer {
-                external_id: format!("DEMO-{:05}", n + 1),
+                external_id: format!("C{:0width$}", n + 1),
                 name: format!("{first} {last}"),
                 email: format!(
                     "{}.{}{}@example.co.id",

@@ -34,7 +34,7 @@ pub struct Applied {
     pub emails_enqueued: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QuarantinedRow {
     pub inbox_id: i64,
     pub received_at: DateTime<Utc>,
@@ -52,27 +52,33 @@ pub struct NewOrder {
     pub bank_account_number: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub external_id: String,
     pub customer_external_id: Option<String>,
+    #[schema(value_type = String, example = "125000.00")]
     pub amount: Money,
     pub unique_code: i64,
+    /// What the buyer transfers: the amount plus the unique code in whole Rupiah.
+    #[schema(value_type = String, example = "125123.00")]
     pub transfer_amount: Money,
     pub payment_code: String,
     pub bank_account_number: Option<String>,
     /// pending, paid, expired or ambiguous.
     pub status: String,
     pub expires_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, example = "pur_42")]
     pub purchase_id: Option<PurchaseId>,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PurchaseRow {
+    #[schema(value_type = String, example = "pur_42")]
     pub id: PurchaseId,
     pub customer_external_id: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    #[schema(value_type = String, example = "125000.00")]
     pub amount: Money,
     pub source: String,
     pub attribution: Option<String>,
@@ -82,7 +88,7 @@ pub struct PurchaseRow {
     pub refunded_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PointsEntry {
     pub id: i64,
     pub occurred_at: DateTime<Utc>,
@@ -93,17 +99,21 @@ pub struct PointsEntry {
 }
 
 /// A customer with what the ledger knows of them (the customer API's answer).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CustomerProfile {
+    #[schema(value_type = String, example = "cus_7")]
     pub id: CustomerId,
     pub external_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
     pub birthday: Option<String>,
     pub consent: bool,
+    /// bronze, silver or gold.
+    #[schema(value_type = String, example = "silver")]
     pub tier: &'static str,
     pub points_balance: i64,
     pub purchases: u64,
+    #[schema(value_type = String, example = "3500000.00")]
     pub total_spent: Money,
     pub first_purchase_at: Option<DateTime<Utc>>,
     pub last_purchase_at: Option<DateTime<Utc>>,

@@ -17,14 +17,18 @@ use setia_core::{
 };
 
 pub mod analytics;
+pub mod dashboard;
 pub mod ledger;
+pub mod mail;
 mod postgres;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use analytics::Analytics;
+pub use dashboard::Dashboard;
 pub use ledger::Ledger;
+pub use mail::Mail;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -206,7 +210,8 @@ pub struct SuppressedCalls {
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A webhook call as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub received_at: DateTime<Utc>,
@@ -248,7 +253,7 @@ pub struct Page<T> {
 }
 
 #[async_trait]
-pub trait Store: Ledger + Analytics + Send + Sync + 'static {
+pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;
     /// True when the database answers and every migration this build knows is applied.
@@ -258,6 +263,8 @@ pub trait Store: Ledger + Analytics + Send + Sync + 'static {
     async fn list_merchants(&self) -> StoreResult<Vec<Merchant>>;
     async fn merchant(&self, id: &MerchantId) -> StoreResult<Option<Merchant>>;
     async fn merchant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Merchant>>;
+    /// Replaces a merchant's API token (the old one stops working at once).
+    async fn set_api_token(&self, merchant: &MerchantId, token: &TokenHash) -> StoreResult<()>;
 
     async fn customer(
         &self,

@@ -399,6 +399,15 @@ impl Store for ThisStore {
         row.as_ref().map(merchant_from_row).transpose()
     }
 
+    async fn set_api_token(&self, merchant: &MerchantId, token: &TokenHash) -> StoreResult<()> {
+        sqlx::query("UPDATE merchants SET api_token_hash = $1 WHERE id = $2")
+            .bind(token.as_str())
+            .bind(merchant.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn customer(
         &self,
         merchant: &MerchantId,

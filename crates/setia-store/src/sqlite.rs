@@ -53,6 +53,13 @@ const CLAIM_INBOX_SQL: &str =
      AND (lease_until_us IS NULL OR lease_until_us < $3) ORDER BY id LIMIT $4) \
      RETURNING id, merchant_id, body, attempts";
 
+const CLAIM_OUTBOX_SQL: &str =
+    "UPDATE outbox SET claim_id = $1, lease_until_us = $2, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND due_at_us <= $3 \
+     AND next_attempt_at_us <= $3 AND (lease_until_us IS NULL OR lease_until_us < $3) \
+     ORDER BY due_at_us, id LIMIT $4) \
+     RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";
+
 impl SqliteStore {
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
@@ -61,4 +68,6 @@ impl SqliteStore {
 
 include!("shared.rs");
 include!("ledger_sql.rs");
+include!("mail_sql.rs");
 include!("analytics_sql.rs");
+include!("dashboard_sql.rs");

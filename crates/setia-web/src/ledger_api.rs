@@ -48,9 +48,9 @@ fn external_id(text: &str) -> Result<ExternalId, ApiError> {
     ExternalId::parse(text).map_err(|_| ApiError::NotFound("customer"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CustomerBody {
+pub(crate) struct CustomerBody {
     external_id: String,
     name: Option<String>,
     email: Option<String>,
@@ -126,16 +126,16 @@ async fn customer(
         .map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RedemptionBody {
+pub(crate) struct RedemptionBody {
     points: i64,
     idempotency_key: String,
     reason: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Redemption {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Redemption {
     entry: setia_store::ledger::PointsEntry,
     points_balance: i64,
 }
@@ -203,11 +203,12 @@ async fn redeem(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OrderBody {
+pub(crate) struct OrderBody {
     external_id: String,
     customer_external_id: String,
+    #[schema(value_type = String, example = "125000.00")]
     amount: Money,
     expires_at: Option<DateTime<Utc>>,
     bank_account_number: Option<String>,
@@ -304,9 +305,9 @@ fn purchase_id(text: &str) -> Result<PurchaseId, ApiError> {
     PurchaseId::parse(text).map_err(|_| ApiError::NotFound("purchase"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AttributeBody {
+pub(crate) struct AttributeBody {
     customer_external_id: String,
 }
 

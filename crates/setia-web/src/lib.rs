@@ -1,15 +1,20 @@
 //! setia's HTTP surface: one `app()` factory that serves the Moota webhook (from
-//! setia-ingest), the JSON API, and the health and metrics endpoints.
+//! setia-ingest), the JSON API with its OpenAPI document, the dashboard, and the health and
+//! metrics endpoints.
 //!
 //! Architecture invariant: this crate is the edge. Typed errors from the crates below become
 //! HTTP statuses and `{"error":{"code","message"}}` here and nowhere else; no SQL, no
 //! Polars, no business rule is decided in a handler.
 
 mod api;
+mod dashboard;
 mod error;
 mod health;
 mod ledger_api;
+mod openapi;
+mod outbox_api;
 mod telemetry;
+mod unsubscribe;
 
 use std::sync::Arc;
 
@@ -17,7 +22,9 @@ use axum::Router;
 use setia_ingest::Ingest;
 use setia_store::Store;
 
+pub use dashboard::{LoginLimit, WebConfig};
 pub use error::ApiError;
+pub use openapi::api_doc;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,10 +34,20 @@ pub struct AppState {
 /// The whole HTTP application. Serve it with `into_make_service_with_connect_info` so the
 /// webhook sees the caller's address.
 pub fn app(store: Arc<dyn Store>, ingest: Arc<Ingest>) -> Router {
-    let state = AppState { store };
+    app_with(store, ingest, WebConfig::default())
+}
+
+/// [`app`] with the settings the dashboard needs (public URL, trusted proxies, mailer).
+pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -> Router {
+    let state = AppState {
+        store: store.clone(),
+    };
     Router::new()
+        .merge(dashboard::router(store, config))
+        .merge(openapi::router())
         .merge(setia_ingest::router(ingest))
         .merge(health::router(state.clone()))
+        .merge(unsubscribe::router(state.clone()))
         .nest("/api/v1", api::router(state))
         .layer(axum::middleware::from_fn(telemetry::record_latency))
 }

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Ingest benchmark: setia's Moota webhook endpoint against a bare axum handler, driven by the
+# same load generator in the same run. See README.md beside this file.
+#
+#   bench/ingest/run.sh            # from the repository root (or anywhere)
+#
+# Three targets, each a server of its own, loaded one at a time with the same scenarios:
+#   bare          bare-axum: reads the body, answers 200 received (the peer)
+#   setia-ingest  `setia serve --no-worker`: the webhook path alone (verify, group commit)
+#   setia         `setia serve`: the default, with the in-process worker turning the inbox
+#                 into the ledger while the webhooks arrive
+# Each setia target has a fresh SQLite file in a temporary folder and a merchant with a known
+# secret. After the load, the setia servers are killed with SIGKILL and their inbox must hold
+# exactly as many rows as they answered 200 "received".
+#
+# Knobs (environment): DURATION (measured seconds per scenario, 15), WARMUP (2),
+# CONNECTIONS (closed loop, 64), RATE (open loop req/s, 1000), OPEN_CONNECTIONS (64),
+# LOAD_THREADS (generator worker threads, 1), MAX_REQUESTS (bodies prepared for a closed
+# loop, 1200000), TARGETS ("bare setia-ingest setia"), WAIT_IDLE (seconds to wait for a quiet
+# machine, 0), RETRIES (reruns of a scenario that other processes disturbed, 0), SETIA_BIN (a
+# setia binary to use instead of building one), KEEP=1 keeps the temporary folder (databases,
+# logs, JSON results).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+RATE=${RATE:-1000}
+OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-64}
+LOAD_THREADS=${LOAD_THREADS:-1}
+MAX_REQUESTS=${MAX_REQUESTS:-1200000}
+TARGETS=${TARGETS:-bare setia-ingest setia}
+SECRET=bench-webhook-secret-0123456789
+
+echo "building (release)…" >&2
+cargo build --release -p setia-bench-ingest >&2
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+bin=$target_dir/release
+if [ -n "${SETIA_BIN:-}" ]; then
+    setia=$SETIA_BIN
+else
+    cargo build --release --bin setia >&2
+    setia=$bin/setia
+fi
+
+# The servers and the generator share this machine's cores: anything else running skews the
+# figures. Say how busy the machine is before starting (waiting up to WAIT_IDLE seconds for it
+# to quiet down).
+busy_percent() {
+    python3 -c '
+import time
+def stat():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(v), v[3] + v[4]
+t0, i0 = stat(); time.sleep(1); t1, i1 = stat()
+print(round(100 * (1 - (i1 - i0) / max(t1 - t0, 1))))'
+}
+wait_idle() { # sets $busy
+    busy=$(busy_percent)
+    local waited=0
+    while [ "$busy" -gt 10 ] && [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
+        sleep 4
+        waited=$((waited + 5))
+        busy=$(busy_percent)
+    done
+}
+wait_idle
+echo "machine busy before the run: ${busy}% of $(nproc) cores" >&2
+if [ "$busy" -gt 10 ]; then
+    echo "WARNING: other processes are using the CPU; the figures will be skewed" >&2
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-ingest.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# Starts a server, waits for its {"listening":"http://…"} line and prints its pid and URL.
+start_server() { # start_server NAME COMMAND…
+    local name=$1
+    shift
+    "$@" >"$work/$name.out" 2>"$work/$name.log" &
+    local pid=$!
+    for _ in $(seq 1 300); do
+        if [ -s "$work/$name.out" ]; then
+            echo "$pid $(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["listening"])' "$work/$name.out")"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { echo "$name died; see $work/$name.log" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "$name did not start within 30 s" >&2
+    return 1
+}
+
+declare -A url pid db merchant_id
+for target in $TARGETS; do
+    case $target in
+    bare)
+        read -r pid[$target] base < <(start_server "$target" "$bin/bare-axum" --listen 127.0.0.1:0)
+        url[$target]=$base/webhooks/moota/mer_bare
+        ;;
+    setia | setia-ingest)
+        db[$target]=$work/$target/setia.db
+        created=$("$setia" --database-url "sqlite://${db[$target]}" merchant create --name Bench --webhook-secret "$SECRET")
+        merchant_id[$target]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$created")
+        path=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["webhook_path"])' "$created")
+        flags=()
+        [ "$target" = setia-ingest ] && flags=(--no-worker)
+        read -r pid[$target] base < <(start_server "$target" "$setia" --database-url "sqlite://${db[$target]}" serve --listen 127.0.0.1:0 "${flags[@]}")
+        url[$target]=$base$path
+        ;;
+    *)
+        echo "unknown target $target" >&2
+        exit 2
+        ;;
+    esac
+    pids+=("${pid[$target]}")
+    echo "$target: ${url[$target]} (pid ${pid[$target]})" >&2
+done
+
+# Runs one scenario against one target. When other processes used more than 0.15 of a core
+# during the measured window, it is run again (up to RETRIES times, after waiting for a quiet
+# machine); every attempt's answers count in the inbox check.
+load() { # load TARGET SCENARIO ARGS…
+    local target=$1 scenario=$2 attempt=0 other
+    shift 2
+    while :; do
+        attempt=$((attempt + 1))
+        "$bin/ingest-load" --label "$target" --url "${url[$target]}" --secret "$SECRET" \
+            --threads "$LOAD_THREADS" --warmup "$WARMUP" --duration "$DURATION" \
+            --run-id "$scenario$target$attempt" --server-pid "${pid[$target]}" "$@" \
+            >"$work/$scenario-$target.try$attempt.json"
+        other=$(python3 -c 'import json,sys; print((json.load(open(sys.argv[1])).get("cpu_cores") or {}).get("other") or 0)' \
+            "$work/$scenario-$target.try$attempt.json")
+        if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0.15 else 1)' "$other" &&
+            [ "$attempt" -le "${RETRIES:-0}" ]; then
+            echo "  other processes used $other cores: running it again" >&2
+            wait_idle
+            continue
+        fi
+        cp "$work/$scenario-$target.try$attempt.json" "$work/$scenario-$target.json"
+        return 0
+    done
+}
+
+# The same scenarios against each target, one target at a time.
+for target in $TARGETS; do
+    load "$target" closed --mode closed --connections "$CONNECTIONS" --max-requests "$MAX_REQUESTS"
+done
+for target in $TARGETS; do
+    load "$target" open --mode open --rate "$RATE" --connections "$OPEN_CONNECTIONS"
+done
+
+# SIGKILL, not SIGTERM, for setia: every 200 "received" must already be on disk, with no
+# graceful shutdown to finish the job.
+for target in $TARGETS; do
+    if [ "$target" = bare ]; then kill -TERM "${pid[$target]}"; else kill -KILL "${pid[$target]}"; fi
+    while kill -0 "${pid[$target]}" 2>/dev/null; do sleep 0.05; done
+done
+pids=()
+
+counts=()
+for target in $TARGETS; do
+    [ "$target" = bare ] && continue
+    counts+=("$target=$(python3 - "${db[$target]}" "${merchant_id[$target]}" <<'EOF'
+import sqlite3, sys
+db, merchant = sys.argv[1:]
+c = sqlite3.connect(db)
+inbox = c.execute("SELECT count(*) FROM inbox WHERE merchant_id = ?", (merchant,)).fetchone()[0]
+audit = c.execute("SELECT count(*) FROM webhook_audit WHERE merchant_id = ? AND status = 200",
+                  (merchant,)).fetchone()[0]
+pending = c.execute("SELECT count(*) FROM inbox WHERE merchant_id = ? AND state = 'pending'",
+                    (merchant,)).fetchone()[0]
+print(f"{inbox},{audit},{pending}")
+EOF
+)")
+done
+
+python3 - "$work" "$RATE" "$CONNECTIONS" "$LOAD_THREADS" "$busy" "$TARGETS" "${counts[@]}" <<'EOF'
+import json, os, sys
+work, rate, connections, threads, busy, targets, *counts = sys.argv[1:]
+targets = targets.split()
+counts = {c.split("=")[0]: [int(x) for x in c.split("=")[1].split(",")] for c in counts}
+r = {}
+for scenario in ("closed", "open"):
+    for target in targets:
+        with open(os.path.join(work, f"{scenario}-{target}.json")) as f:
+            r[scenario, target] = json.load(f)
+
+def not_received(x):
+    return x["non_200"] + x["errors"] + x["duplicate"] + x["other_200"]
+
+names = {"bare": "bare axum", "setia-ingest": "setia serve --no-worker", "setia": "setia serve"}
+print()
+print("| scenario | target | req/s | p50 ms | p99 ms | max ms | not 200 received "
+      "| CPU server / generator / other | vs bare |")
+print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+noisy = []
+for scenario, title in (("closed", f"closed loop, {connections} conns"),
+                        ("open", f"open loop, {rate} req/s")):
+    for target in targets:
+        x = r[scenario, target]
+        lat = x["latency_ms"]
+        ratio = ""
+        if target != "bare" and ("bare" in targets):
+            b = r[scenario, "bare"]
+            if scenario == "closed":
+                ratio = f"**{x['requests_per_s'] / b['requests_per_s']:.1%}** of req/s"
+            else:
+                ratio = f"{lat['p99'] / max(b['latency_ms']['p99'], 1e-9):.1f}× p99"
+        cpu = x.get("cpu_cores") or {}
+        cpu_text = (f"{cpu['server']:.2f} / {cpu['generator']:.2f} / {cpu['other']:.2f}"
+                    if cpu.get("server") is not None else "")
+        if cpu.get("other") is not None and cpu["other"] > 0.15:
+            noisy.append(f"{scenario} {target} ({cpu['other']:.2f} cores)")
+        print(f"| {title} | {names[target]} | {x['requests_per_s']:,.0f} | {lat['p50']:.2f} "
+              f"| {lat['p99']:.2f} | {lat['max']:.2f} | {not_received(x)} | {cpu_text} | {ratio} |")
+print()
+ok = True
+for target in targets:
+    if target == "bare":
+        continue
+    inbox, audit, pending = counts[target]
+    # Every attempt's answers, retried scenarios included.
+    received = 0
+    for name in os.listdir(work):
+        if name.endswith(".json") and ".try" in name and name.split(".try")[0].split("-", 1)[1] == target:
+            with open(os.path.join(work, name)) as f:
+                received += json.load(f)["received_total"]
+    exact = inbox == received
+    ok &= exact
+    print(f"{names[target]}: inbox rows after SIGKILL {inbox}, 200 \"received\" answers {received} "
+          f"({'equal' if exact else 'MISMATCH'}); audit rows with status 200 {audit}; "
+          f"inbox rows still pending {pending}")
+    if "bare" in targets:
+        tp = r["closed", target]["requests_per_s"] / r["closed", "bare"]["requests_per_s"]
+        clean = exact and all(not_received(r[s, target]) == 0 for s in ("closed", "open"))
+        print(f"  goal throughput >= 50% of bare, every 200 committed: "
+              f"{'met' if tp >= 0.5 and clean else 'NOT met'} ({tp:.1%})")
+    p99 = r["open", target]["latency_ms"]["p99"]
+    print(f"  goal p99 < 10 ms at {rate} req/s: {'met' if p99 < 10 else 'NOT met'} ({p99:.2f} ms)")
+print("CPU: average cores busy during the measured window, from /proc "
+      f"(the machine has {os.cpu_count()})")
+if noisy:
+    print("WARNING: other processes used the CPU during: " + ", ".join(noisy)
+          + "; those figures are skewed")
+print(f"load generator: {threads} thread(s); open-loop latencies are from the scheduled send "
+      f"time; servers and generator share the machine's {os.cpu_count()} cores "
+      f"(busy {busy}% before the run)")
+sys.exit(0 if ok else 1)
+EOF

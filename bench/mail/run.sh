@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Email benchmark: 100,000 customers with a birthday today. Enqueue and render rate, then
+# delivery rate into a local SMTP server (aiosmtpd, tests/smtp/receiver.py --count-only)
+# through lettre's pooled transport. See README.md beside this file.
+#
+#   bench/mail/run.sh                      # SQLite (a fresh file)
+#   DATABASE_URL=postgres://… bench/mail/run.sh
+#
+# Knobs (environment): CUSTOMERS (100000), CONNECTIONS (8), BATCH (200), DATABASE_URL.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+CUSTOMERS=${CUSTOMERS:-100000}
+CONNECTIONS=${CONNECTIONS:-8}
+BATCH=${BATCH:-200}
+
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
+
+echo "building (release)…" >&2
+cargo build --release -p setia-bench-mail >&2
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+spool=$(mktemp -d)
+python3 tests/smtp/receiver.py --spool "$spool" --count-only > "$spool/ready" &
+receiver=$!
+trap 'kill $receiver 2>/dev/null || true; rm -rf "$spool"' EXIT
+for _ in $(seq 1 50); do [ -s "$spool/ready" ] && break; sleep 0.1; done
+port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$spool/ready")
+
+args=(--customers "$CUSTOMERS" --smtp-url "smtp://127.0.0.1:$port" --connections "$CONNECTIONS" --batch "$BATCH")
+if [ -n "${DATABASE_URL:-}" ]; then args+=(--database-url "$DATABASE_URL"); fi
+"$target_dir/release/mail-bench" "${args[@]}"
+
+kill -TERM $receiver; wait $receiver 2>/dev/null || true
+echo "SMTP server accepted: $(cat "$spool/count" 2>/dev/null || echo '?') messages" >&2

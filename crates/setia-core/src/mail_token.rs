@@ -1,0 +1,281 @@
+//! Signed values in customer email: the unsubscribe token of `/u/{token}` and the personal
+//! birthday offer code. Both are HMAC-SHA256 under the merchant's mail secret (32 random
+//! bytes the store makes on first use), each with its own domain prefix, so neither can be
+//! forged, guessed or turned into the other.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::{CustomerId, MerchantId};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A merchant's key for signed mail links and codes. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailSecret([u8; 32]);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailTokenError {
+    #[error("a mail secret is 64 hex digits")]
+    BadSecret,
+    #[error("not an unsubscribe token")]
+    BadToken,
+}
+
+impl MailSecret {
+    pub fn from_random_bytes(random: [u8; 32]) -> MailSecret {
+        MailSecret(random)
+    }
+
+    /// Reads the stored form, 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<MailSecret, MailTokenError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| MailTokenError::BadSecret)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| MailTokenError::BadSecret)?;
+        Ok(MailSecret(bytes))
+    }
+
+    /// The stored form.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    fn mac(&self, domain: &str, parts: &[&str]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(domain.as_bytes());
+        for part in parts {
+            mac.update(b"|");
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+}
+
+impl fmt::Debug for MailSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MailSecret(…)")
+    }
+}
+
+const TOKEN_MAC_LEN: usize = 16;
+
+/// `{merchant}.{customer key}.{32 hex digits}`: says who to unsubscribe from which
+/// merchant, signed so that nobody can unsubscribe someone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeToken {
+    merchant: MerchantId,
+    customer: CustomerId,
+    mac: [u8; TOKEN_MAC_LEN],
+}
+
+impl UnsubscribeToken {
+    pub fn sign(secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> Self {
+        let tag = Self::tag(secret, merchant, customer)
+            .finalize()
+            .into_bytes();
+        let mut mac = [0u8; TOKEN_MAC_LEN];
+        mac.copy_from_slice(&tag[..TOKEN_MAC_LEN]);
+        UnsubscribeToken {
+            merchant: merchant.clone(),
+            customer,
+            mac,
+        }
+    }
+
+    fn tag(secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> HmacSha256 {
+        secret.mac(
+            "setia-unsubscribe-v1",
+            &[merchant.as_str(), &customer.key().to_string()],
+        )
+    }
+
+    /// Reads a token's shape; whether it is genuine needs the merchant's secret
+    /// ([`UnsubscribeToken::verify`]).
+    pub fn parse(text: &str) -> Result<Self, MailTokenError> {
+        let mut parts = text.split('.');
+        let (Some(merchant), Some(customer), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(MailTokenError::BadToken);
+        };
+        let merchant = MerchantId::parse(merchant).map_err(|_| MailTokenError::BadToken)?;
+        let customer = customer
+            .parse::<i64>()
+            .ok()
+            .filter(|key| *key > 0 && !customer.starts_with(['+', '0']))
+            .map(CustomerId::from_key)
+            .ok_or(MailTokenError::BadToken)?;
+        if mac.len() != TOKEN_MAC_LEN * 2 || mac.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(MailTokenError::BadToken);
+        }
+        let mac: [u8; TOKEN_MAC_LEN] = hex::decode(mac)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(MailTokenError::BadToken)?;
+        Ok(UnsubscribeToken {
+            merchant,
+            customer,
+            mac,
+        })
+    }
+
+    /// True when the token was signed with `secret` (constant-time).
+    pub fn verify(&self, secret: &MailSecret) -> bool {
+        Self::tag(secret, &self.merchant, self.customer)
+            .verify_truncated_left(&self.mac)
+            .is_ok()
+    }
+
+    pub fn merchant(&self) -> &MerchantId {
+        &self.merchant
+    }
+
+    pub fn customer(&self) -> CustomerId {
+        self.customer
+    }
+}
+
+impl fmt::Display for UnsubscribeToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}",
+            self.merchant,
+            self.customer.key(),
+            hex::encode(self.mac)
+        )
+    }
+}
+
+/// Crockford base32 without the letters that read as digits (no I, L, O, U).
+const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A customer's birthday offer code for one year, `BDAY-` and 8 characters: the same on
+/// every run (a retried email shows the same code), different for every customer and year,
+/// and not guessable without the merchant's secret.
+pub fn birthday_offer_code(
+    secret: &MailSecret,
+    merchant: &MerchantId,
+    customer: CustomerId,
+    year: i32,
+) -> String {
+    let tag = secret
+        .mac(
+            "setia-birthday-offer-v1",
+            &[
+                merchant.as_str(),
+                &customer.key().to_string(),
+                &year.to_string(),
+            ],
+        )
+        .finalize()
+        .into_bytes();
+    let code: String = tag[..8]
+        .iter()
+        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
+        .collect();
+    format!("BDAY-{code}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merchant(n: u8) -> MerchantId {
+        MerchantId::from_random_bytes([n; 20])
+    }
+
+    fn secret(n: u8) -> MailSecret {
+        MailSecret::from_random_bytes([n; 32])
+    }
+
+    #[test]
+    fn a_token_round_trips_and_verifies_only_under_its_secret() {
+        let token = UnsubscribeToken::sign(&secret(1), &merchant(1), CustomerId::from_key(42));
+        let text = token.to_string();
+        assert!(text.starts_with(&format!("{}.42.", merchant(1))), "{text}");
+        let parsed = UnsubscribeToken::parse(&text).unwrap();
+        assert_eq!(parsed, token);
+        assert!(parsed.verify(&secret(1)));
+        assert!(!parsed.verify(&secret(2)));
+        assert_eq!(parsed.customer(), CustomerId::from_key(42));
+        assert_eq!(parsed.merchant(), &merchant(1));
+    }
+
+    #[test]
+    fn a_token_for_another_customer_or_merchant_does_not_verify() {
+        let token = UnsubscribeToken::sign(&secret(1), &merchant(1), CustomerId::from_key(42));
+        let text = token.to_string();
+        let mac = text.rsplit('.').next().unwrap();
+        for forged in [
+            format!("{}.43.{mac}", merchant(1)),
+            format!("{}.42.{mac}", merchant(2)),
+        ] {
+            let parsed = UnsubscribeToken::parse(&forged).unwrap();
+            assert!(!parsed.verify(&secret(1)), "{forged}");
+        }
+        let mut flipped = text.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert!(!UnsubscribeToken::parse(&flipped)
+            .unwrap()
+            .verify(&secret(1)));
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected() {
+        let good = UnsubscribeToken::sign(&secret(1), &merchant(1), CustomerId::from_key(7));
+        let mac = good.to_string().rsplit('.').next().unwrap().to_owned();
+        let m = merchant(1);
+        for bad in [
+            String::new(),
+            "x".into(),
+            format!("{m}.7"),
+            format!("{m}.7.{mac}.extra"),
+            format!("{m}.07.{mac}"),
+            format!("{m}.0.{mac}"),
+            format!("{m}.-7.{mac}"),
+            format!("{m}.seven.{mac}"),
+            format!("{m}.7.{}", &mac[..30]),
+            format!("{m}.7.{}", mac.to_uppercase()),
+            format!("{m}.7.{}zz", &mac[..30]),
+            format!("mer_short.7.{mac}"),
+        ] {
+            assert_eq!(
+                UnsubscribeToken::parse(&bad),
+                Err(MailTokenError::BadToken),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_round_trip_through_hex_and_never_show_in_debug() {
+        let s = secret(9);
+        assert_eq!(MailSecret::from_hex(&s.to_hex()).unwrap(), s);
+        assert_eq!(format!("{s:?}"), "MailSecret(…)");
+        assert!(MailSecret::from_hex("abcd").is_err());
+        assert!(MailSecret::from_hex(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn offer_codes_are_stable_and_personal() {
+        let code = birthday_offer_code(&secret(1), &merchant(1), CustomerId::from_key(5), 2027);
+        assert_eq!(
+            code,
+            birthday_offer_code(&secret(1), &merchant(1), CustomerId::from_key(5), 2027)
+        );
+        assert!(code.starts_with("BDAY-") && code.len() == 13, "{code}");
+        assert!(code[5..].bytes().all(|b| CODE_ALPHABET.contains(&b)));
+        for other in [
+            birthday_offer_code(&secret(1), &merchant(1), CustomerId::from_key(6), 2027),
+            birthday_offer_code(&secret(1), &merchant(1), CustomerId::from_key(5), 2028),
+            birthday_offer_code(&secret(1), &merchant(2), CustomerId::from_key(5), 2027),
+            birthday_offer_code(&secret(2), &merchant(1), CustomerId::from_key(5), 2027),
+        ] {
+            assert_ne!(code, other);
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! What the templates are filled with. Every amount is already written the Indonesian way
+//! (`Rp 1.250.000`) and every date in the merchant's language, so a template (and an
+//! override a merchant writes) only places values.
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use setia_core::loyalty::{LoyaltyProgram, Tier};
+use setia_core::{format_rupiah, Money};
+use setia_store::mail::{EmailLanguage, LoyaltyTotals, MailCustomer};
+
+const MONTHS_ID: [&str; 12] = [
+    "Januari",
+    "Februari",
+    "Maret",
+    "April",
+    "Mei",
+    "Juni",
+    "Juli",
+    "Agustus",
+    "September",
+    "Oktober",
+    "November",
+    "Desember",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// `14 Maret 2027` / `14 March 2027`.
+pub fn long_date(language: EmailLanguage, day: NaiveDate) -> String {
+    let months = match language {
+        EmailLanguage::Indonesian => &MONTHS_ID,
+        EmailLanguage::English => &MONTHS_EN,
+    };
+    format!(
+        "{} {} {}",
+        day.day(),
+        months[day.month0() as usize],
+        day.year()
+    )
+}
+
+/// `14 Mar` / `14 Mar`: for chart labels and short lists.
+pub fn short_date(language: EmailLanguage, day: NaiveDate) -> String {
+    let months = match language {
+        EmailLanguage::Indonesian => &MONTHS_ID,
+        EmailLanguage::English => &MONTHS_EN,
+    };
+    format!("{} {}", day.day(), &months[day.month0() as usize][..3])
+}
+
+fn tier_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Bronze => "Bronze",
+        Tier::Silver => "Silver",
+        Tier::Gold => "Gold",
+    }
+}
+
+/// The merchant and the link every email carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Common {
+    pub merchant_name: String,
+    pub language: &'static str,
+    /// The one-click unsubscribe page (customer mail only).
+    pub unsubscribe_url: Option<String>,
+}
+
+/// The customer's loyalty standing as of sending.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoyaltyView {
+    pub points_balance: i64,
+    pub tier: &'static str,
+    /// The next tier and what is left to spend to reach it (none at gold).
+    pub next_tier: Option<&'static str>,
+    pub to_next_tier: Option<String>,
+}
+
+impl LoyaltyView {
+    pub fn of(customer: &MailCustomer, program: &LoyaltyProgram) -> LoyaltyView {
+        let next = program.next_tier(customer.tier);
+        LoyaltyView {
+            points_balance: customer.points_balance,
+            tier: tier_name(customer.tier),
+            next_tier: next.map(|(tier, _)| tier_name(tier)),
+            to_next_tier: next.map(|(_, threshold)| {
+                let left = threshold.minor() - customer.trailing_spend.minor();
+                format_rupiah(Money::from_minor(left.max(0)))
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PurchaseView {
+    pub amount: String,
+    pub time: String,
+    pub points: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThankYouContext {
+    #[serde(flatten)]
+    pub common: Common,
+    pub customer_name: String,
+    pub day: String,
+    pub purchases: Vec<PurchaseView>,
+    pub total: String,
+    pub points_earned: i64,
+    pub loyalty: LoyaltyView,
+}
+
+/// What a birthday offer row carries, frozen when it is enqueued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BirthdayPayload {
+    pub offer_code: String,
+    pub offer_expires_on: NaiveDate,
+    pub birthday_points: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BirthdayContext {
+    #[serde(flatten)]
+    pub common: Common,
+    pub customer_name: String,
+    pub offer_code: String,
+    pub offer_expires: String,
+    pub birthday_points: i64,
+    pub loyalty: LoyaltyView,
+}
+
+/// One week's numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeekFigures {
+    /// Customers whose first purchase ever was in the week.
+    pub new_customers: u64,
+    /// Customers who bought in the week and had bought before it.
+    pub returning_customers: u64,
+    pub purchases: u64,
+    pub revenue_minor: i64,
+}
+
+impl WeekFigures {
+    /// Returning customers as a share of the week's customers.
+    pub fn repeat_rate(&self) -> Option<f64> {
+        let active = self.new_customers + self.returning_customers;
+        (active > 0).then(|| self.returning_customers as f64 / active as f64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AtRiskEntry {
+    pub customer: i64,
+    pub external_id: String,
+    pub name: Option<String>,
+    pub p_alive: f64,
+    pub clv_12m_minor: Option<i64>,
+    pub monetary_minor: i64,
+    pub recency_days: i64,
+}
+
+/// A report's figures, frozen when it is enqueued (Monday's numbers stay Monday's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportPayload {
+    pub week: String,
+    /// The 14 days covered, oldest first, and each day's revenue.
+    pub days: Vec<NaiveDate>,
+    pub daily_revenue_minor: Vec<i64>,
+    pub current: WeekFigures,
+    pub previous: WeekFigures,
+    /// The latest analytics run's date, if there was one.
+    pub scores_as_of: Option<String>,
+    pub at_risk_total: u64,
+    /// The most valuable at-risk customers (at most [`crate::report::AT_RISK_KEPT`]).
+    pub at_risk: Vec<AtRiskEntry>,
+    /// Which of them were not at risk in the previous week's report.
+    pub newly_at_risk: Vec<i64>,
+    pub loyalty: LoyaltyTotals,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WeekView {
+    pub new_customers: u64,
+    pub returning_customers: u64,
+    pub active_customers: u64,
+    pub purchases: u64,
+    pub repeat_rate: String,
+    pub revenue: String,
+}
+
+impl WeekView {
+    fn of(figures: &WeekFigures) -> WeekView {
+        WeekView {
+            new_customers: figures.new_customers,
+            returning_customers: figures.returning_customers,
+            active_customers: figures.new_customers + figures.returning_customers,
+            purchases: figures.purchases,
+            repeat_rate: figures
+                .repeat_rate()
+                .map(|r| format!("{:.0}%", r * 100.0))
+                .unwrap_or_else(|| "–".into()),
+            revenue: format_rupiah(Money::from_minor(figures.revenue_minor)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AtRiskView {
+    pub name: String,
+    pub external_id: String,
+    pub p_alive: String,
+    pub clv_12m: Option<String>,
+    pub average_purchase: String,
+    pub days_since_last_purchase: i64,
+}
+
+impl AtRiskView {
+    fn of(entry: &AtRiskEntry, language: EmailLanguage) -> AtRiskView {
+        let p_alive = format!("{:.2}", entry.p_alive);
+        AtRiskView {
+            name: entry
+                .name
+                .clone()
+                .unwrap_or_else(|| entry.external_id.clone()),
+            external_id: entry.external_id.clone(),
+            // Indonesian writes decimals with a comma.
+            p_alive: match language {
+                EmailLanguage::Indonesian => p_alive.replace('.', ","),
+                EmailLanguage::English => p_alive,
+            },
+            clv_12m: entry
+                .clv_12m_minor
+                .map(|m| format_rupiah(Money::from_minor(m))),
+            average_purchase: format_rupiah(Money::from_minor(entry.monetary_minor)),
+            days_since_last_purchase: entry.recency_days,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportContext {
+    #[serde(flatten)]
+    pub common: Common,
+    pub week: String,
+    pub period: String,
+    pub previous_period: String,
+    pub current: WeekView,
+    pub previous: WeekView,
+    /// `+12%`, `-3%`, or none when the week before had no revenue.
+    pub revenue_change: Option<String>,
+    pub scores_available: bool,
+    pub scores_as_of: Option<String>,
+    pub at_risk_total: u64,
+    pub newly_at_risk: Vec<AtRiskView>,
+    pub win_back: Vec<AtRiskView>,
+    pub loyalty: LoyaltyTotals,
+    /// `cid:` of the inline chart.
+    pub chart_src: String,
+}
+
+/// How many customers the win-back list shows.
+pub const WIN_BACK_SHOWN: usize = 10;
+/// How many newly-at-risk customers are listed by name.
+pub const NEWLY_AT_RISK_SHOWN: usize = 25;
+pub const CHART_CID: &str = "weekly-chart@setia";
+
+impl ReportContext {
+    pub fn of(common: Common, payload: &ReportPayload, language: EmailLanguage) -> ReportContext {
+        let range = |days: &[NaiveDate]| match (days.first(), days.last()) {
+            (Some(first), Some(last)) => format!(
+                "{} – {}",
+                short_date(language, *first),
+                long_date(language, *last)
+            ),
+            _ => String::new(),
+        };
+        let (previous_days, current_days) = payload.days.split_at(payload.days.len().min(7));
+        let revenue_change = (payload.previous.revenue_minor > 0).then(|| {
+            let change = (payload.current.revenue_minor - payload.previous.revenue_minor) as f64
+                / payload.previous.revenue_minor as f64;
+            format!("{:+.0}%", change * 100.0)
+        });
+        ReportContext {
+            common,
+            week: payload.week.clone(),
+            period: range(current_days),
+            previous_period: range(previous_days),
+            current: WeekView::of(&payload.current),
+            previous: WeekView::of(&payload.previous),
+            revenue_change,
+            scores_available: payload.scores_as_of.is_some(),
+            scores_as_of: payload.scores_as_of.clone(),
+            at_risk_total: payload.at_risk_total,
+            newly_at_risk: payload
+                .at_risk
+                .iter()
+                .filter(|e| payload.newly_at_risk.contains(&e.customer))
+                .take(NEWLY_AT_RISK_SHOWN)
+                .map(|e| AtRiskView::of(e, language))
+                .collect(),
+            win_back: payload
+                .at_risk
+                .iter()
+                .take(WIN_BACK_SHOWN)
+                .map(|e| AtRiskView::of(e, language))
+                .collect(),
+            loyalty: payload.loyalty,
+            chart_src: format!("cid:{CHART_CID}"),
+        }
+    }
+}
+
+/// The name a customer is greeted with.
+pub fn greeting_name(language: EmailLanguage, name: Option<&str>) -> String {
+    match (name.map(str::trim).filter(|n| !n.is_empty()), language) {
+        (Some(name), _) => name.to_owned(),
+        (None, EmailLanguage::Indonesian) => "Pelanggan setia".to_owned(),
+        (None, EmailLanguage::English) => "valued customer".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use setia_core::CustomerId;
+
+    #[test]
+    fn dates_in_both_languages() {
+        let day = NaiveDate::from_ymd_opt(2027, 3, 14).unwrap();
+        assert_eq!(long_date(EmailLanguage::Indonesian, day), "14 Maret 2027");
+        assert_eq!(long_date(EmailLanguage::English, day), "14 March 2027");
+        assert_eq!(short_date(EmailLanguage::Indonesian, day), "14 Mar");
+        let may = NaiveDate::from_ymd_opt(2027, 5, 1).unwrap();
+        assert_eq!(short_date(EmailLanguage::Indonesian, may), "1 Mei");
+        assert_eq!(
+            short_date(
+                EmailLanguage::Indonesian,
+                NaiveDate::from_ymd_opt(2027, 8, 17).unwrap()
+            ),
+            "17 Agu"
+        );
+    }
+
+    fn customer(tier: Tier, spent_rupiah: i64) -> MailCustomer {
+        MailCustomer {
+            id: CustomerId::from_key(1),
+            external_id: "C1".into(),
+            name: None,
+            email: None,
+            consent: true,
+            unsubscribed: false,
+            birthday: None,
+            tier,
+            points_balance: 120,
+            trailing_spend: Money::from_minor(spent_rupiah * 100),
+        }
+    }
+
+    #[test]
+    fn what_is_left_to_the_next_tier() {
+        let program = LoyaltyProgram::default();
+        let bronze = LoyaltyView::of(&customer(Tier::Bronze, 750_000), &program);
+        assert_eq!(
+            (
+                bronze.tier,
+                bronze.next_tier,
+                bronze.to_next_tier.as_deref()
+            ),
+            ("Bronze", Some("Silver"), Some("Rp 1.250.000"))
+        );
+        let gold = LoyaltyView::of(&customer(Tier::Gold, 12_000_000), &program);
+        assert_eq!((gold.next_tier, gold.to_next_tier), (None, None));
+    }
+
+    #[test]
+    fn week_figures_and_change() {
+        let figures = WeekFigures {
+            new_customers: 1,
+            returning_customers: 3,
+            purchases: 5,
+            revenue_minor: 150_000_00,
+        };
+        assert_eq!(figures.repeat_rate(), Some(0.75));
+        assert_eq!(WeekFigures::default().repeat_rate(), None);
+        let payload = ReportPayload {
+            week: "2027-W10".into(),
+            days: (0..14)
+                .map(|i| NaiveDate::from_ymd_opt(2027, 2, 22).unwrap() + chrono::TimeDelta::days(i))
+                .collect(),
+            daily_revenue_minor: vec![0; 14],
+            current: figures,
+            previous: WeekFigures {
+                revenue_minor: 120_000_00,
+                ..WeekFigures::default()
+            },
+            scores_as_of: None,
+            at_risk_total: 0,
+            at_risk: vec![],
+            newly_at_risk: vec![],
+            loyalty: LoyaltyTotals::default(),
+        };
+        let common = Common {
+            merchant_name: "Toko".into(),
+            language: "id",
+            unsubscribe_url: None,
+        };
+        let view = ReportContext::of(common, &payload, EmailLanguage::Indonesian);
+        assert_eq!(view.revenue_change.as_deref(), Some("+25%"));
+        assert_eq!(view.current.repeat_rate, "75%");
+        assert_eq!(view.current.revenue, "Rp 150.000");
+        assert_eq!(view.period, "1 Mar – 7 Maret 2027");
+        assert_eq!(view.previous_period, "22 Feb – 28 Februari 2027");
+    }
+}

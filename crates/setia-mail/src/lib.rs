@@ -1,0 +1,866 @@
+//! setia's lifecycle email: the scheduler that enqueues thank-you notes' companions (the
+//! birthday offer and the weekly churn report), and the delivery that renders each outbox
+//! row with its merchant's templates and sends it over SMTP (or to `.eml` files).
+//!
+//! Architecture invariant: every email is enqueued at most once (the store's unique key on
+//! kind, recipient and period) and sent at least once: a row is claimed under a lease, sent,
+//! and only then marked sent, so a crash in between sends it again with the same
+//! Message-ID. No SQL here (setia-store), no calendar rule outside [`schedule`], no
+//! business rule in a template. `Mailer::run_due` is the single step tests drive.
+
+pub mod chart;
+pub mod context;
+pub mod message;
+pub mod report;
+pub mod schedule;
+pub mod templates;
+pub mod transport;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use futures_util::StreamExt;
+use lettre::message::Mailbox;
+use lettre::{Address, Message};
+use serde::Serialize;
+use setia_core::loyalty::{LoyaltyProgram, Tier};
+use setia_core::mail_token::{birthday_offer_code, UnsubscribeToken};
+use setia_core::{format_rupiah, CustomerId, ExternalId, MerchantId, Money};
+use setia_store::mail::{
+    ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, MailCustomer, MailMerchant,
+    NewBirthdayOffer, OutboxKind,
+};
+use setia_store::{Store, StoreError};
+use tokio::sync::watch;
+
+use crate::context::{
+    greeting_name, long_date, short_date, BirthdayContext, BirthdayPayload, Common, LoyaltyView,
+    PurchaseView, ReportContext, ReportPayload, ThankYouContext, CHART_CID,
+};
+use crate::message::{InlineImage, Outgoing};
+use crate::templates::{RenderedEmail, TemplateError, TemplateLoader, Templates};
+use crate::transport::{SendFailure, Transport};
+
+pub use crate::transport::TransportError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("SETIA_MAIL_FROM {0:?} is not an email address (e.g. \"Toko <noreply@toko.id>\")")]
+    BadFrom(String),
+    #[error("SETIA_PUBLIC_URL {0:?} is not an http:// or https:// URL")]
+    BadPublicUrl(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where mail goes and how delivery behaves. Built once from the settings; every field is
+/// already checked.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `None`: write `.eml` files to `outbox_folder`.
+    pub smtp_url: Option<String>,
+    pub outbox_folder: PathBuf,
+    pub from: Mailbox,
+    /// Links in emails start with this (no trailing slash).
+    pub public_url: String,
+    /// Merchants' template overrides (see [`templates::TemplateLoader`]).
+    pub templates: Option<PathBuf>,
+    /// How long a claimed outbox row is this worker's.
+    pub lease: TimeDelta,
+    /// Rows claimed per step.
+    pub batch: u32,
+    /// SMTP connections kept open and messages in flight.
+    pub connections: u32,
+    /// How often the scheduler looks for due birthdays and reports.
+    pub schedule_every: Duration,
+    /// How long delivery waits when nothing is due.
+    pub idle_wait: Duration,
+}
+
+pub const DEFAULT_FROM: &str = "setia <noreply@localhost>";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+impl MailConfig {
+    pub fn new(
+        smtp_url: Option<&str>,
+        from: Option<&str>,
+        public_url: Option<&str>,
+        templates: Option<PathBuf>,
+        lease: TimeDelta,
+    ) -> Result<MailConfig, MailError> {
+        let from_text = from
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .unwrap_or(DEFAULT_FROM);
+        let from: Mailbox = from_text
+            .parse()
+            .map_err(|_| MailError::BadFrom(from_text.to_owned()))?;
+        let public_url = public_url
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .unwrap_or(DEFAULT_PUBLIC_URL);
+        let valid = (public_url.starts_with("http://") || public_url.starts_with("https://"))
+            && !public_url.contains(char::is_whitespace)
+            && public_url
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| !rest.is_empty());
+        if !valid {
+            return Err(MailError::BadPublicUrl(public_url.to_owned()));
+        }
+        Ok(MailConfig {
+            smtp_url: smtp_url
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
+            outbox_folder: PathBuf::from("./setia-data/outbox"),
+            from,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            templates,
+            lease: lease.max(TimeDelta::seconds(2)),
+            batch: 100,
+            connections: 16,
+            schedule_every: Duration::from_secs(30),
+            idle_wait: Duration::from_secs(1),
+        })
+    }
+
+    /// How long one message may take: a third of the lease, so a batch started inside its
+    /// lease is finished (or given up) before another worker may claim its rows.
+    pub fn send_timeout(&self) -> Duration {
+        let third = self.lease.to_std().unwrap_or(Duration::from_secs(60)) / 3;
+        third.clamp(Duration::from_millis(500), Duration::from_secs(120))
+    }
+
+    /// How long each SMTP step (connect, a command, the message) may take: a quarter of
+    /// [`MailConfig::send_timeout`], as a message on a pooled connection takes four (MAIL,
+    /// RCPT, DATA, the content). lettre enforces it and drops a connection that timed out,
+    /// so a send is never cut off half-way with its connection going back to the pool.
+    pub fn command_timeout(&self) -> Duration {
+        (self.send_timeout() / 4).clamp(Duration::from_millis(250), Duration::from_secs(30))
+    }
+}
+
+/// Emails enqueued by one scheduler pass, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    /// Always 0 here: thank-you emails are enqueued by the worker with their purchase.
+    pub thank_you: u64,
+    pub birthday_offer: u64,
+    pub weekly_churn_report: u64,
+}
+
+impl std::ops::AddAssign for Enqueued {
+    fn add_assign(&mut self, other: Enqueued) {
+        self.thank_you += other.thank_you;
+        self.birthday_offer += other.birthday_offer;
+        self.weekly_churn_report += other.weekly_churn_report;
+    }
+}
+
+/// What delivery did with the rows it claimed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Delivered {
+    #[serde(skip)]
+    pub claimed: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub retrying: u64,
+    pub held: u64,
+    pub suppressed: u64,
+}
+
+impl std::ops::AddAssign for Delivered {
+    fn add_assign(&mut self, other: Delivered) {
+        self.claimed += other.claimed;
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.retrying += other.retrying;
+        self.held += other.held;
+        self.suppressed += other.suppressed;
+    }
+}
+
+/// `setia mail run-due`'s answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub enqueued: Enqueued,
+    #[serde(flatten)]
+    pub delivered: Delivered,
+}
+
+pub struct Mailer {
+    store: Arc<dyn Store>,
+    config: MailConfig,
+    transport: Transport,
+    templates: TemplateLoader,
+}
+
+/// What preparing one claimed row came to: a message to send, or its outcome already
+/// (suppressed, held on a template, failed).
+pub enum Prepared {
+    Send(Box<Message>),
+    Done(DeliveryOutcome),
+}
+
+fn suppressed(reason: &str) -> Prepared {
+    Prepared::Done(DeliveryOutcome::Suppressed {
+        reason: reason.to_owned(),
+    })
+}
+
+fn failed(error: impl std::fmt::Display) -> Prepared {
+    Prepared::Done(DeliveryOutcome::Failed {
+        error: error.to_string(),
+    })
+}
+
+impl Mailer {
+    pub fn new(store: Arc<dyn Store>, config: MailConfig) -> Result<Mailer, MailError> {
+        let transport = match &config.smtp_url {
+            Some(url) => Transport::smtp(url, config.connections, config.command_timeout())?,
+            None => Transport::files(config.outbox_folder.clone())?,
+        };
+        let templates = TemplateLoader::new(config.templates.clone());
+        Ok(Mailer {
+            store,
+            config,
+            transport,
+            templates,
+        })
+    }
+
+    pub fn config(&self) -> &MailConfig {
+        &self.config
+    }
+
+    /// Enqueues everything due at `now` and delivers every row due then, once each: what
+    /// `setia mail run-due` does.
+    pub async fn run_due(&self, now: DateTime<Utc>) -> Result<RunReport, MailError> {
+        let enqueued = self.schedule(now).await?;
+        let mut delivered = Delivered::default();
+        loop {
+            let step = self.deliver_once(now).await?;
+            delivered += step;
+            if step.claimed == 0 {
+                break;
+            }
+        }
+        Ok(RunReport {
+            enqueued,
+            delivered,
+        })
+    }
+
+    /// Enqueues the birthday offers and weekly reports due at `now`, for every merchant.
+    pub async fn schedule(&self, now: DateTime<Utc>) -> Result<Enqueued, MailError> {
+        let mut enqueued = Enqueued::default();
+        for merchant in self.store.list_merchants().await? {
+            enqueued += self.schedule_merchant(&merchant.id, now).await?;
+        }
+        Ok(enqueued)
+    }
+
+    async fn schedule_merchant(
+        &self,
+        id: &MerchantId,
+        now: DateTime<Utc>,
+    ) -> Result<Enqueued, MailError> {
+        let mut enqueued = Enqueued::default();
+        let Some(mail) = self.store.mail_merchant(id).await? else {
+            return Ok(enqueued);
+        };
+        // Emails held on a broken template go back to the queue once it changed.
+        let templates = self.templates.load(id, mail.language);
+        let released = self
+            .store
+            .release_held(id, templates.fingerprint(), now)
+            .await?;
+        if released > 0 {
+            tracing::info!(merchant = %id, released, "templates changed: held emails retried");
+        }
+        let zone = mail.merchant.timezone;
+
+        // Sandbox merchants never mail their customers.
+        if let (false, Some(window)) = (mail.merchant.sandbox, schedule::birthday_window(zone, now))
+        {
+            let program = self.store.loyalty_program(id).await?;
+            let mut after = CustomerId::from_key(0);
+            const PAGE: u32 = 1_000;
+            loop {
+                let customers = self
+                    .store
+                    .birthday_candidates(id, &window.month_days, window.year, after, PAGE)
+                    .await?;
+                let Some(last) = customers.last().copied() else {
+                    break;
+                };
+                let offers = customers
+                    .iter()
+                    .map(|customer| {
+                        let payload = BirthdayPayload {
+                            offer_code: birthday_offer_code(
+                                &mail.secret,
+                                id,
+                                *customer,
+                                window.year,
+                            ),
+                            offer_expires_on: window.offer_expires_on,
+                            birthday_points: program.birthday_points,
+                        };
+                        NewBirthdayOffer {
+                            customer: *customer,
+                            payload: serde_json::to_string(&payload)
+                                .expect("a birthday payload serialises"),
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                enqueued.birthday_offer += self
+                    .store
+                    .enqueue_birthday_offers(
+                        id,
+                        window.year,
+                        window.due_at,
+                        program.birthday_points,
+                        &offers,
+                        now,
+                    )
+                    .await?;
+                if customers.len() < PAGE as usize {
+                    break;
+                }
+                after = last;
+            }
+        }
+
+        let recipients = &mail.merchant.report_emails;
+        if let (false, Some(window)) = (recipients.is_empty(), schedule::report_window(zone, now)) {
+            let missing = self
+                .store
+                .missing_reports(id, &window.period_key, recipients)
+                .await?;
+            if !missing.is_empty() {
+                let payload = report::compute(&*self.store, id, zone, &window).await?;
+                let payload = serde_json::to_string(&payload).expect("a report payload serialises");
+                for recipient in &missing {
+                    if self
+                        .store
+                        .enqueue_report(
+                            id,
+                            recipient,
+                            &window.period_key,
+                            window.due_at,
+                            &payload,
+                            now,
+                        )
+                        .await?
+                    {
+                        enqueued.weekly_churn_report += 1;
+                    }
+                }
+            }
+        }
+        if enqueued != Enqueued::default() {
+            tracing::info!(merchant = %id, ?enqueued, "emails enqueued");
+        }
+        Ok(enqueued)
+    }
+
+    /// Claims one batch of due rows and delivers it: render, send, and write every outcome
+    /// in one transaction.
+    pub async fn deliver_once(&self, now: DateTime<Utc>) -> Result<Delivered, MailError> {
+        let rows = self
+            .store
+            .claim_outbox(now, self.config.lease, self.config.batch)
+            .await?;
+        let mut delivered = Delivered {
+            claimed: rows.len() as u64,
+            ..Delivered::default()
+        };
+        if rows.is_empty() {
+            return Ok(delivered);
+        }
+        // A message is only started in the first third of the lease and cut off after
+        // another third, so the outcomes are written with a third of the lease to spare,
+        // before any other worker may claim these rows.
+        let send_timeout = self.config.send_timeout();
+        let lease = self.config.lease.to_std().unwrap_or(send_timeout * 3);
+        let deadline = tokio::time::Instant::now() + lease.saturating_sub(send_timeout * 2);
+
+        let mut finished = Vec::new();
+        let mut to_send = Vec::new();
+        for (row, prepared) in self.prepare_claimed(rows, now).await? {
+            match prepared {
+                Prepared::Done(outcome) => finished.push((row, outcome)),
+                Prepared::Send(message) => to_send.push((row, message)),
+            }
+        }
+
+        let sent = futures_util::stream::iter(to_send)
+            .map(|(row, message)| async move {
+                if tokio::time::Instant::now() >= deadline {
+                    let outcome = DeliveryOutcome::Retry {
+                        at: now,
+                        error: "not started: the claim's lease was running out".into(),
+                    };
+                    return (row, outcome);
+                }
+                let file_name = format!("{}-{}-{}.eml", row.merchant, row.id, row.kind);
+                let outcome = match self.transport.send(&message, &file_name).await {
+                    Ok(()) => DeliveryOutcome::Sent,
+                    Err(SendFailure::Permanent(error)) => DeliveryOutcome::Failed { error },
+                    Err(SendFailure::Temporary(error)) => match schedule::retry_delay(row.attempts)
+                    {
+                        Some(delay) => DeliveryOutcome::Retry {
+                            at: now + delay,
+                            error,
+                        },
+                        None => DeliveryOutcome::Failed {
+                            error: format!("gave up after {} attempts: {error}", row.attempts),
+                        },
+                    },
+                };
+                (row, outcome)
+            })
+            .buffer_unordered(self.config.connections.max(1) as usize)
+            .collect::<Vec<_>>()
+            .await;
+        finished.extend(sent);
+
+        let mut writes = Vec::with_capacity(finished.len());
+        for (row, outcome) in finished {
+            let kind = row.kind.as_str();
+            match &outcome {
+                DeliveryOutcome::Sent => {
+                    delivered.sent += 1;
+                    metrics::counter!("setia_emails_sent_total", "kind" => kind).increment(1);
+                }
+                DeliveryOutcome::Retry { error, .. } => {
+                    delivered.retrying += 1;
+                    tracing::warn!(outbox_id = row.id, kind, %error, "email will be retried");
+                }
+                DeliveryOutcome::Failed { error } => {
+                    delivered.failed += 1;
+                    metrics::counter!("setia_emails_failed_total", "kind" => kind).increment(1);
+                    tracing::warn!(outbox_id = row.id, kind, %error, "email failed");
+                }
+                DeliveryOutcome::Held { error, .. } => {
+                    delivered.held += 1;
+                    tracing::error!(outbox_id = row.id, kind, %error, "email held: its template does not render");
+                }
+                DeliveryOutcome::Suppressed { reason } => {
+                    delivered.suppressed += 1;
+                    tracing::info!(outbox_id = row.id, kind, %reason, "email not sent");
+                }
+            }
+            writes.push(FinishedEmail {
+                id: row.id,
+                merchant: row.merchant,
+                claim_id: row.claim_id,
+                outcome,
+            });
+        }
+        let written = self.store.finish_outbox(&writes, now).await?;
+        if written < writes.len() as u64 {
+            tracing::warn!(
+                lost = writes.len() as u64 - written,
+                "claims ran out before their outcome was written; those emails will be tried again"
+            );
+        }
+        Ok(delivered)
+    }
+
+    /// Renders claimed rows into messages (or decides their outcome), merchant by merchant,
+    /// without sending anything.
+    pub async fn prepare_claimed(
+        &self,
+        rows: Vec<ClaimedEmail>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(ClaimedEmail, Prepared)>, MailError> {
+        let mut by_merchant: BTreeMap<MerchantId, Vec<ClaimedEmail>> = BTreeMap::new();
+        for row in rows {
+            by_merchant
+                .entry(row.merchant.clone())
+                .or_default()
+                .push(row);
+        }
+        let mut prepared = Vec::new();
+        for (merchant, rows) in by_merchant {
+            prepared.extend(self.prepare(&merchant, rows, now).await?);
+        }
+        Ok(prepared)
+    }
+
+    /// Renders one merchant's claimed rows into messages, or decides their outcome.
+    async fn prepare(
+        &self,
+        merchant: &MerchantId,
+        rows: Vec<ClaimedEmail>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(ClaimedEmail, Prepared)>, MailError> {
+        let Some(mail) = self.store.mail_merchant(merchant).await? else {
+            return Ok(rows
+                .into_iter()
+                .map(|row| (row, failed("the merchant no longer exists")))
+                .collect());
+        };
+        let program = self.store.loyalty_program(merchant).await?;
+        let templates = self.templates.load(merchant, mail.language);
+        let customer_ids: Vec<CustomerId> = rows.iter().filter_map(|r| r.customer).collect();
+        let customers: HashMap<CustomerId, MailCustomer> = self
+            .store
+            .mail_customers(merchant, &customer_ids, now)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let mut prepared = Vec::with_capacity(rows.len());
+        for row in rows {
+            let outcome = self
+                .prepare_row(&mail, &program, &templates, &customers, &row)
+                .await?;
+            prepared.push((row, outcome));
+        }
+        Ok(prepared)
+    }
+
+    async fn prepare_row(
+        &self,
+        mail: &MailMerchant,
+        program: &LoyaltyProgram,
+        templates: &Templates,
+        customers: &HashMap<CustomerId, MailCustomer>,
+        row: &ClaimedEmail,
+    ) -> Result<Prepared, MailError> {
+        let merchant = &mail.merchant;
+        let from = Mailbox::new(Some(merchant.name.clone()), self.config.from.email.clone());
+        let message_id = message::message_id(
+            merchant.id.as_str(),
+            row.id,
+            self.config.from.email.domain(),
+        );
+        let (to, rendered, unsubscribe_url, image) = if row.kind.is_customer_mail() {
+            if merchant.sandbox {
+                return Ok(suppressed("a sandbox merchant's customers get no email"));
+            }
+            let Some(customer) = row.customer.and_then(|id| customers.get(&id)) else {
+                return Ok(suppressed("the customer no longer exists"));
+            };
+            if customer.unsubscribed {
+                return Ok(suppressed("the customer unsubscribed"));
+            }
+            if !customer.consent {
+                return Ok(suppressed("the customer has not consented to email"));
+            }
+            let Some(email) = &customer.email else {
+                return Ok(suppressed("the customer has no email address"));
+            };
+            let Ok(address) = email.parse::<Address>() else {
+                return Ok(failed(format!("{email:?} is not a deliverable address")));
+            };
+            let to = Mailbox::new(customer.name.clone(), address);
+            let unsubscribe_url = self.unsubscribe_url(mail, customer.id);
+            let common = Common {
+                merchant_name: merchant.name.clone(),
+                language: mail.language.as_str(),
+                unsubscribe_url: Some(unsubscribe_url.clone()),
+            };
+            let rendered = match row.kind {
+                OutboxKind::ThankYou => {
+                    let Ok(day) = NaiveDate::parse_from_str(&row.period_key, "%Y-%m-%d") else {
+                        return Ok(failed(format!("period {:?} is not a day", row.period_key)));
+                    };
+                    let Some(context) = self
+                        .thank_you_context(mail, program, customer, day, common)
+                        .await?
+                    else {
+                        return Ok(suppressed("no purchase of that day is left (refunded)"));
+                    };
+                    templates.render(row.kind, &context)
+                }
+                _ => {
+                    let payload: BirthdayPayload =
+                        match serde_json::from_str(row.payload.as_deref().unwrap_or_default()) {
+                            Ok(payload) => payload,
+                            Err(error) => return Ok(failed(format!("birthday payload: {error}"))),
+                        };
+                    templates.render(
+                        row.kind,
+                        &birthday_context(mail.language, program, customer, &payload, common),
+                    )
+                }
+            };
+            (to, rendered, Some(unsubscribe_url), None)
+        } else {
+            let Ok(address) = row.recipient.parse::<Address>() else {
+                return Ok(failed(format!(
+                    "{:?} is not a deliverable address",
+                    row.recipient
+                )));
+            };
+            let payload: ReportPayload =
+                match serde_json::from_str(row.payload.as_deref().unwrap_or_default()) {
+                    Ok(payload) => payload,
+                    Err(error) => return Ok(failed(format!("report payload: {error}"))),
+                };
+            let common = Common {
+                merchant_name: merchant.name.clone(),
+                language: mail.language.as_str(),
+                unsubscribe_url: None,
+            };
+            let rendered = templates.render(
+                row.kind,
+                &ReportContext::of(common, &payload, mail.language),
+            );
+            let image = match report_chart(mail.language, &payload) {
+                Ok(png) => Some(InlineImage {
+                    content_id: CHART_CID.to_owned(),
+                    png,
+                }),
+                Err(error) => {
+                    tracing::warn!(%error, "the report goes without its chart");
+                    None
+                }
+            };
+            (Mailbox::new(None, address), rendered, None, image)
+        };
+        let rendered = match rendered {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                return Ok(Prepared::Done(DeliveryOutcome::Held {
+                    error: error.to_string(),
+                    fingerprint: templates.fingerprint().to_owned(),
+                }))
+            }
+        };
+        match message::build(Outgoing {
+            from,
+            to,
+            message_id,
+            rendered,
+            unsubscribe_url,
+            image,
+        }) {
+            Ok(message) => Ok(Prepared::Send(Box::new(message))),
+            Err(error) => Ok(failed(error)),
+        }
+    }
+
+    fn unsubscribe_url(&self, mail: &MailMerchant, customer: CustomerId) -> String {
+        let token = UnsubscribeToken::sign(&mail.secret, &mail.merchant.id, customer);
+        format!("{}/u/{token}", self.config.public_url)
+    }
+
+    async fn thank_you_context(
+        &self,
+        mail: &MailMerchant,
+        program: &LoyaltyProgram,
+        customer: &MailCustomer,
+        day: NaiveDate,
+        common: Common,
+    ) -> Result<Option<ThankYouContext>, MailError> {
+        let zone = mail.merchant.timezone;
+        let (from, until) = schedule::day_bounds(zone, day);
+        let purchases = self
+            .store
+            .day_purchases(&mail.merchant.id, customer.id, from, until)
+            .await?;
+        if purchases.is_empty() {
+            return Ok(None);
+        }
+        let total: Money = purchases.iter().map(|p| p.amount).sum();
+        Ok(Some(ThankYouContext {
+            common,
+            customer_name: greeting_name(mail.language, customer.name.as_deref()),
+            day: long_date(mail.language, day),
+            purchases: purchases
+                .iter()
+                .map(|p| PurchaseView {
+                    amount: format_rupiah(p.amount),
+                    time: schedule::local_clock(zone, p.occurred_at),
+                    points: p.points,
+                })
+                .collect(),
+            total: format_rupiah(total),
+            points_earned: purchases.iter().map(|p| p.points).sum(),
+            loyalty: LoyaltyView::of(customer, program),
+        }))
+    }
+
+    /// Renders an email for `setia mail preview`: with a customer's real data, or with a
+    /// sample customer when none is named.
+    pub async fn preview(
+        &self,
+        merchant: &MerchantId,
+        kind: OutboxKind,
+        customer: Option<&ExternalId>,
+        now: DateTime<Utc>,
+    ) -> Result<RenderedEmail, MailError> {
+        let mail = self
+            .store
+            .mail_merchant(merchant)
+            .await?
+            .ok_or_else(|| MailError::NotFound(format!("no merchant {merchant}")))?;
+        let program = self.store.loyalty_program(merchant).await?;
+        let templates = self.templates.load(merchant, mail.language);
+        let zone = mail.merchant.timezone;
+        let customer = match customer {
+            None => None,
+            Some(external) => {
+                let found = self
+                    .store
+                    .customer(merchant, external)
+                    .await?
+                    .ok_or_else(|| MailError::NotFound(format!("no customer {external}")))?;
+                self.store
+                    .mail_customers(merchant, &[found.id], now)
+                    .await?
+                    .into_iter()
+                    .next()
+            }
+        };
+        let sample = MailCustomer {
+            id: CustomerId::from_key(1),
+            external_id: "CONTOH-1".into(),
+            name: Some("Siti Rahayu".into()),
+            email: Some("siti@example.co.id".into()),
+            consent: true,
+            unsubscribed: false,
+            birthday: Some("1990-03-14".into()),
+            tier: Tier::Silver,
+            points_balance: 1_240,
+            trailing_spend: Money::from_minor(3_500_000_00),
+        };
+        let who = customer.as_ref().unwrap_or(&sample);
+        let common = Common {
+            merchant_name: mail.merchant.name.clone(),
+            language: mail.language.as_str(),
+            unsubscribe_url: kind
+                .is_customer_mail()
+                .then(|| self.unsubscribe_url(&mail, who.id)),
+        };
+        let today = zone.local_day(now);
+        let rendered = match kind {
+            OutboxKind::ThankYou => {
+                let real = match &customer {
+                    Some(c) => {
+                        self.thank_you_context(&mail, &program, c, today, common.clone())
+                            .await?
+                    }
+                    None => None,
+                };
+                let context = real.unwrap_or_else(|| ThankYouContext {
+                    common,
+                    customer_name: greeting_name(mail.language, who.name.as_deref()),
+                    day: long_date(mail.language, today),
+                    purchases: vec![PurchaseView {
+                        amount: format_rupiah(Money::from_minor(1_250_000_00)),
+                        time: "14:05".into(),
+                        points: 156,
+                    }],
+                    total: format_rupiah(Money::from_minor(1_250_000_00)),
+                    points_earned: 156,
+                    loyalty: LoyaltyView::of(who, &program),
+                });
+                templates.render(kind, &context)?
+            }
+            OutboxKind::BirthdayOffer => {
+                let window_day = today;
+                let payload = BirthdayPayload {
+                    offer_code: birthday_offer_code(
+                        &mail.secret,
+                        merchant,
+                        who.id,
+                        window_day.year(),
+                    ),
+                    offer_expires_on: window_day
+                        + TimeDelta::days(schedule::OFFER_VALID_DAYS as i64 - 1),
+                    birthday_points: program.birthday_points,
+                };
+                templates.render(
+                    kind,
+                    &birthday_context(mail.language, &program, who, &payload, common),
+                )?
+            }
+            OutboxKind::WeeklyChurnReport => {
+                let window = report::preview_window(zone, now).ok_or_else(|| {
+                    MailError::NotFound("no report week before this instant".into())
+                })?;
+                let payload = report::compute(&*self.store, merchant, zone, &window).await?;
+                templates.render(kind, &ReportContext::of(common, &payload, mail.language))?
+            }
+        };
+        Ok(rendered)
+    }
+
+    /// Schedules and delivers until `stop` turns true: the loop inside `setia serve` and
+    /// `setia worker`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut last_schedule: Option<tokio::time::Instant> = None;
+        while !*stop.borrow() {
+            if last_schedule.is_none_or(|at| at.elapsed() >= self.config.schedule_every) {
+                if let Err(error) = self.schedule(Utc::now()).await {
+                    tracing::error!(%error, "the email scheduler failed");
+                }
+                last_schedule = Some(tokio::time::Instant::now());
+            }
+            let idle = match self.deliver_once(Utc::now()).await {
+                Ok(step) => step.claimed == 0,
+                Err(error) => {
+                    tracing::error!(%error, "email delivery failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.idle_wait) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        tracing::info!("email delivery stopped");
+    }
+}
+
+fn birthday_context(
+    language: EmailLanguage,
+    program: &LoyaltyProgram,
+    customer: &MailCustomer,
+    payload: &BirthdayPayload,
+    common: Common,
+) -> BirthdayContext {
+    BirthdayContext {
+        common,
+        customer_name: greeting_name(language, customer.name.as_deref()),
+        offer_code: payload.offer_code.clone(),
+        offer_expires: long_date(language, payload.offer_expires_on),
+        birthday_points: payload.birthday_points,
+        loyalty: LoyaltyView::of(customer, program),
+    }
+}
+
+fn report_chart(
+    language: EmailLanguage,
+    payload: &ReportPayload,
+) -> Result<Vec<u8>, chart::ChartError> {
+    let labels: Vec<String> = payload
+        .days
+        .iter()
+        .skip(7)
+        .map(|day| short_date(language, *day))
+        .collect();
+    let legend = match language {
+        EmailLanguage::Indonesian => ("7 hari terakhir", "7 hari sebelumnya"),
+        EmailLanguage::English => ("last 7 days", "7 days before"),
+    };
+    chart::weekly_revenue_png(&payload.daily_revenue_minor, &labels, legend)
+}

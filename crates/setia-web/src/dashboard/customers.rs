@@ -1,0 +1,237 @@
+//! Customers: RFM segment sizes, the at-risk list by value, search, a segment's customers,
+//! and one customer's page (purchases with their attribution, points, tier, emails).
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use chrono::Utc;
+use minijinja::context;
+use serde::Deserialize;
+use setia_core::customer::ExternalId;
+use setia_core::CustomerId;
+use setia_store::dashboard::{CustomerFilter, ValueCursor};
+use setia_store::PageRequest;
+
+use super::auth::Session;
+use super::format::number;
+use super::i18n::texts;
+use super::render::{ser, PageError};
+use super::snapshot::{self, SEGMENTS};
+use super::{charts, Dash};
+
+/// Rows per page in lists.
+pub const PAGE_SIZE: u32 = 50;
+/// The longest search text taken.
+const MAX_QUERY: usize = 100;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CustomersQuery {
+    /// Search text.
+    q: String,
+    /// A segment's customers.
+    segment: String,
+    /// `all`: every customer, newest first.
+    view: String,
+    cursor: String,
+}
+
+/// A `before` cursor (an id) from a URL; a bad one is a 400.
+pub fn id_cursor(text: &str) -> Result<Option<i64>, PageError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(Some)
+        .ok_or_else(|| PageError::BadRequest("cursor".into()))
+}
+
+pub async fn customers(
+    State(dash): State<Dash>,
+    session: Session,
+    Query(query): Query<CustomersQuery>,
+) -> Result<Response, PageError> {
+    let lang = session.lang;
+    let store = &*dash.store;
+    let merchant = &session.merchant.id;
+    let q: String = query.q.trim().chars().take(MAX_QUERY).collect();
+    let segment = query.segment.trim();
+    if !segment.is_empty() && !SEGMENTS.contains(&segment) {
+        return Err(PageError::BadRequest("segment".into()));
+    }
+
+    let latest = snapshot::history(store, merchant).await?;
+    let segments = latest.latest().map(|summary| {
+        let counts: Vec<u64> = SEGMENTS
+            .iter()
+            .map(|s| summary.rfm.segments.get(*s).copied().unwrap_or(0))
+            .collect();
+        (
+            summary.as_of.clone(),
+            summary.churn.customers_at_risk,
+            counts,
+        )
+    });
+    let tr = texts(lang);
+    let segments_view = match &segments {
+        Some((as_of, at_risk, counts)) => {
+            let labels: Vec<String> = SEGMENTS
+                .iter()
+                .map(|s| tr.get(&format!("segment_{s}")).to_owned())
+                .collect();
+            let values: Vec<f64> = counts.iter().map(|c| *c as f64).collect();
+            let rows: Vec<_> = SEGMENTS
+                .iter()
+                .zip(counts)
+                .map(|(s, c)| context! { segment => *s, count => c })
+                .collect();
+            Some(context! {
+                as_of => as_of,
+                at_risk => at_risk,
+                rows => rows,
+                svg => charts::bars(tr.get("chart_segments"), &labels, &values, &|v| number(v, 0, lang))?,
+            })
+        }
+        None => None,
+    };
+
+    let (mode, list) = if !q.is_empty() {
+        let page = store
+            .customer_list(
+                merchant,
+                &CustomerFilter::Search(q.clone()),
+                PageRequest {
+                    before: id_cursor(&query.cursor)?,
+                    limit: PAGE_SIZE,
+                },
+            )
+            .await?;
+        (
+            "search",
+            context! { items => ser(&page.items), next_cursor => page.next_cursor.map(|c| c.to_string()) },
+        )
+    } else if query.view == "all" {
+        let page = store
+            .customer_list(
+                merchant,
+                &CustomerFilter::All,
+                PageRequest {
+                    before: id_cursor(&query.cursor)?,
+                    limit: PAGE_SIZE,
+                },
+            )
+            .await?;
+        (
+            "all",
+            context! { items => ser(&page.items), next_cursor => page.next_cursor.map(|c| c.to_string()) },
+        )
+    } else {
+        let after = if query.cursor.is_empty() {
+            None
+        } else {
+            Some(
+                ValueCursor::parse(&query.cursor)
+                    .ok_or_else(|| PageError::BadRequest("cursor".into()))?,
+            )
+        };
+        let page = if segment.is_empty() {
+            store.at_risk_by_value(merchant, after, PAGE_SIZE).await?
+        } else {
+            store
+                .segment_by_value(merchant, segment, after, PAGE_SIZE)
+                .await?
+        };
+        (
+            if segment.is_empty() {
+                "at_risk"
+            } else {
+                "segment"
+            },
+            context! { items => ser(&page.items), next_cursor => page.next_cursor.map(|c| c.to_string()) },
+        )
+    };
+    let page = context! {
+        short_query => !q.is_empty() && q.chars().count() < setia_store::dashboard::SEARCH_MIN_CHARS,
+        q => q,
+        segment => segment,
+        mode => mode,
+        list => list,
+        segments => segments_view,
+    };
+    dash.page(&session, "customers", "customers.html", page)
+        .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CustomerPageQuery {
+    /// Older purchases: a purchase id cursor.
+    purchases: String,
+    /// Older points entries.
+    points: String,
+}
+
+pub async fn customer(
+    State(dash): State<Dash>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<CustomerPageQuery>,
+) -> Result<Response, PageError> {
+    let store = &*dash.store;
+    let merchant = &session.merchant.id;
+    // Any id that is not this merchant's customer is the same 404.
+    let key = CustomerId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let row = store
+        .customer_by_key(merchant, key)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let external = ExternalId::parse(&row.external_id)
+        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
+    let profile = store
+        .customer_profile(merchant, &external, Utc::now())
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let details = store.customer(merchant, &external).await?;
+    let purchases = store
+        .customer_purchases(
+            merchant,
+            key,
+            PageRequest {
+                before: id_cursor(&query.purchases)?,
+                limit: PAGE_SIZE,
+            },
+        )
+        .await?;
+    let points = store
+        .customer_points(
+            merchant,
+            key,
+            PageRequest {
+                before: id_cursor(&query.points)?,
+                limit: PAGE_SIZE,
+            },
+        )
+        .await?;
+    let emails = store
+        .customer_emails(
+            merchant,
+            key,
+            PageRequest {
+                before: None,
+                limit: 20,
+            },
+        )
+        .await?;
+    let page = context! {
+        customer => ser(&row),
+        profile => ser(&profile),
+        details => ser(&details),
+        purchases => context! { items => ser(&purchases.items), next_cursor => purchases.next_cursor },
+        points => context! { items => ser(&points.items), next_cursor => points.next_cursor },
+        emails => ser(&emails.items),
+        more_emails => emails.next_cursor.is_some(),
+    };
+    dash.page(&session, "customers", "customer.html", page)
+        .await
+}

@@ -1,0 +1,188 @@
+//! `GET|POST /u/{token}`: the unsubscribe link in every customer email (RFC 8058). GET shows
+//! a page with a button and changes nothing (mail scanners follow links); POST, from that
+//! button or from a mail client's one-click `List-Unsubscribe-Post`, unsubscribes. A token
+//! is signed with the merchant's mail secret; a bad one is a 404 that says nothing more.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use setia_core::mail_token::UnsubscribeToken;
+use setia_store::mail::{EmailLanguage, Subscription};
+
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/u/{token}", get(show).post(unsubscribe))
+        .with_state(state)
+}
+
+/// The token's merchant and customer, if the token is genuine.
+async fn verified(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<UnsubscribeToken>, setia_store::StoreError> {
+    let Ok(token) = UnsubscribeToken::parse(token) else {
+        return Ok(None);
+    };
+    let Some(mail) = state.store.mail_merchant(token.merchant()).await? else {
+        return Ok(None);
+    };
+    Ok(token.verify(&mail.secret).then_some(token))
+}
+
+async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let result = async {
+        let Some(token) = verified(&state, &token).await? else {
+            return Ok(None);
+        };
+        state
+            .store
+            .subscription(token.merchant(), token.customer())
+            .await
+    }
+    .await;
+    respond(result, false)
+}
+
+async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let result = async {
+        let Some(token) = verified(&state, &token).await? else {
+            return Ok(None);
+        };
+        let subscription = state
+            .store
+            .unsubscribe(token.merchant(), token.customer(), Utc::now())
+            .await?;
+        if subscription.is_some() {
+            tracing::info!(merchant = %token.merchant(), customer = %token.customer(), "customer unsubscribed");
+        }
+        Ok(subscription)
+    }
+    .await;
+    respond(result, true)
+}
+
+fn respond(
+    result: Result<Option<Subscription>, setia_store::StoreError>,
+    posted: bool,
+) -> Response {
+    let (status, body) = match result {
+        Ok(Some(subscription)) => (StatusCode::OK, page(&subscription, posted)),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            layout(
+                "id",
+                "Tautan tidak berlaku / Link not valid",
+                "<p>Tautan berhenti berlangganan ini tidak berlaku.</p>\
+                 <p>This unsubscribe link is not valid.</p>",
+            ),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "unsubscribe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                layout(
+                    "id",
+                    "Coba lagi / Try again",
+                    "<p>Terjadi gangguan; silakan coba lagi sebentar lagi.</p>\
+                     <p>Something went wrong; please try again shortly.</p>",
+                ),
+            )
+        }
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+}
+
+fn page(subscription: &Subscription, posted: bool) -> String {
+    let merchant = escape(&subscription.merchant_name);
+    let english = subscription.language == EmailLanguage::English;
+    let lang = subscription.language.as_str();
+    match (subscription.unsubscribed_at.is_some(), english) {
+        (true, false) => layout(
+            lang,
+            "Berhenti berlangganan",
+            &format!(
+                "<p>Anda {} berhenti berlangganan email dari <strong>{merchant}</strong>. \
+                 Anda tidak akan menerima email lagi dari kami.</p>",
+                if posted { "sudah" } else { "telah" }
+            ),
+        ),
+        (true, true) => layout(
+            lang,
+            "Unsubscribed",
+            &format!(
+                "<p>You are unsubscribed from <strong>{merchant}</strong>'s emails. \
+                 You will not get any more email from us.</p>"
+            ),
+        ),
+        (false, false) => layout(
+            lang,
+            "Berhenti berlangganan?",
+            &format!(
+                "<p>Berhenti menerima email dari <strong>{merchant}</strong>?</p>\
+                 <form method=\"post\"><button type=\"submit\" style=\"padding:10px 18px;font-size:15px;\">\
+                 Ya, berhenti berlangganan</button></form>"
+            ),
+        ),
+        (false, true) => layout(
+            lang,
+            "Unsubscribe?",
+            &format!(
+                "<p>Stop getting email from <strong>{merchant}</strong>?</p>\
+                 <form method=\"post\"><button type=\"submit\" style=\"padding:10px 18px;font-size:15px;\">\
+                 Yes, unsubscribe</button></form>"
+            ),
+        ),
+    }
+}
+
+fn layout(lang: &str, title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title></head>\
+         <body style=\"font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;padding:0 16px;color:#111827;\">\
+         <h1 style=\"font-size:22px;\">{title}</h1>{body}</body></html>"
+    )
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(
+            escape("<script>alert(1)</script> & Co."),
+            "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co."
+        );
+        let subscription = Subscription {
+            merchant_name: "<b>Toko</b>".into(),
+            language: EmailLanguage::English,
+            customer_name: None,
+            unsubscribed_at: None,
+        };
+        let html = page(&subscription, false);
+        assert!(html.contains("&lt;b&gt;Toko&lt;/b&gt;") && !html.contains("<b>Toko"));
+        assert!(html.contains("<form method=\"post\">"));
+    }
+}

@@ -1,0 +1,241 @@
+//! `setia demo`: the whole product on the embedded database in one command. A sandbox
+//! merchant "Toko Demo" with a few hundred customers and a year of history, the server with
+//! its worker, email and nightly jobs, live sandbox payments through the real signed webhook
+//! endpoint, and metrics at start and every minute.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use rand::RngCore;
+use setia_analytics::simulate::{write_import_csv, SimulationConfig, SimulationParams};
+use setia_analytics::Period;
+use setia_core::import::{CustomersCsv, TransactionsCsv};
+use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, Money, WebhookSecret};
+use setia_sandbox::{customers_csv, population, PendingOrder, Simulator};
+use setia_store::ledger::NewOrder;
+use setia_store::{ImportMessage, Merchant, NewMerchant, Store};
+
+use super::sandbox::{history_window, POPULATION_SEED, POPULATION_SIZE};
+use crate::cli::DemoArgs;
+use crate::config::Settings;
+use crate::exit::CliError;
+
+pub const DEMO_MERCHANT: &str = "Toko Demo";
+/// Expected purchases of the generated year of history.
+const HISTORY_PURCHASES: u64 = 2_400;
+/// Live sandbox payments per second.
+const LIVE_RATE: f64 = 2.0;
+const METRICS_EVERY: Duration = Duration::from_secs(60);
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+pub async fn demo(
+    store: Arc<dyn Store>,
+    settings: &Settings,
+    args: DemoArgs,
+) -> Result<(), CliError> {
+    let (merchant, fresh) = demo_merchant(&*store).await?;
+    if fresh {
+        seed(&store, &merchant).await?;
+    }
+    // The token is shown once; a restarted demo gets a new one.
+    let token = ApiToken::from_random_bytes(random());
+    store.set_api_token(&merchant.id, &token.hash()).await?;
+
+    let listen = args.listen.as_deref().unwrap_or(&settings.listen);
+    let options = super::serve::Options {
+        worker: true,
+        scheduler: true,
+    };
+    let running = super::serve::start(store.clone(), settings, listen, options).await?;
+    let base_url = running.base_url().to_owned();
+
+    let mut simulator = Simulator::new(
+        rand::random(),
+        population(POPULATION_SEED, POPULATION_SIZE, Utc::now().date_naive()),
+    );
+    simulator.expect_orders(register_orders(&*store, &merchant).await?);
+    refresh_metrics(&store, &merchant).await;
+
+    let dashboard = format!("{base_url}/dashboard");
+    println!(
+        "{}",
+        serde_json::json!({"listening": base_url, "dashboard": dashboard, "merchant": merchant.id, "token": token.expose()})
+    );
+    eprintln!(
+        "\nsetia demo is running.\n  Dashboard: {dashboard}\n  Login token: {}\n  Live sandbox payments go to {base_url}/webhooks/moota/{}\n  Emails are written to ./setia-data/outbox/\nPress Ctrl-C to stop.\n",
+        token.expose(),
+        merchant.id
+    );
+
+    let webhook = format!("{base_url}/webhooks/moota/{}", merchant.id);
+    let live = async {
+        let mut last_metrics = tokio::time::Instant::now();
+        loop {
+            let pushed = setia_sandbox::push(
+                &mut simulator,
+                &webhook,
+                &merchant.webhook_secret,
+                20,
+                LIVE_RATE,
+            )
+            .await;
+            if let Err(error) = pushed {
+                tracing::warn!(%error, "sandbox push failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if last_metrics.elapsed() >= METRICS_EVERY {
+                refresh_metrics(&store, &merchant).await;
+                last_metrics = tokio::time::Instant::now();
+            }
+        }
+    };
+    tokio::select! {
+        _ = live => {}
+        _ = super::serve::shutdown_signal() => {}
+    }
+    running.stop().await
+}
+
+/// `--reset`: removes the embedded database (with its WAL files) and the .eml folder.
+pub fn reset(settings: &Settings) -> Result<(), CliError> {
+    let Some(path) = settings.database_url.strip_prefix("sqlite://") else {
+        return Err(CliError::BadInput(
+            "--reset only deletes the embedded SQLite database; drop a PostgreSQL database yourself".into(),
+        ));
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    for file in [
+        path.to_owned(),
+        format!("{path}-wal"),
+        format!("{path}-shm"),
+    ] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "cannot remove {file}: {error}"
+                )))
+            }
+        }
+    }
+    let outbox = std::path::Path::new("setia-data/outbox");
+    if outbox.is_dir() {
+        std::fs::remove_dir_all(outbox).map_err(|e| {
+            CliError::Failed(anyhow::anyhow!("cannot remove {}: {e}", outbox.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// The demo merchant: the one from an earlier run, or a new one.
+async fn demo_merchant(store: &dyn Store) -> Result<(Merchant, bool), CliError> {
+    if let Some(existing) = store
+        .list_merchants()
+        .await?
+        .into_iter()
+        .find(|m| m.sandbox && m.name == DEMO_MERCHANT)
+    {
+        return Ok((existing, false));
+    }
+    let merchant = store
+        .create_merchant(NewMerchant {
+            id: MerchantId::from_random_bytes(random()),
+            name: MerchantName::parse(DEMO_MERCHANT).expect("a valid name"),
+            timezone: MerchantTimezone::default(),
+            webhook_secret: WebhookSecret::from_random_bytes(random()),
+            api_token_hash: ApiToken::from_random_bytes(random()).hash(),
+            report_emails: vec![
+                setia_core::CustomerEmail::parse("pemilik@tokodemo.example.co.id")
+                    .expect("an email"),
+            ],
+            sandbox: true,
+        })
+        .await?;
+    Ok((merchant, true))
+}
+
+/// Customers and a year of purchase history, with the points it would have earned.
+async fn seed(store: &Arc<dyn Store>, merchant: &Merchant) -> Result<(), CliError> {
+    let customers = customers_csv(&population(
+        POPULATION_SEED,
+        POPULATION_SIZE,
+        Utc::now().date_naive(),
+    ));
+    let records = CustomersCsv::new(customers.as_bytes())
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("demo customers: {e}")))?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    sender.send(ImportMessage::Rows(records)).await.ok();
+    sender.send(ImportMessage::Finished).await.ok();
+    store.import_customers(&merchant.id, receiver).await?;
+
+    let config = SimulationConfig::targeting(
+        POPULATION_SIZE as u64,
+        HISTORY_PURCHASES,
+        history_window(365)?,
+        SimulationParams::default(),
+        POPULATION_SEED,
+    )
+    .map_err(|e| CliError::Failed(e.into()))?;
+    let mut history = Vec::new();
+    write_import_csv(&config, &mut history).map_err(|e| CliError::Failed(e.into()))?;
+    let rows = TransactionsCsv::new(history.as_slice(), merchant.timezone)
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("demo history: {e}")))?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    sender.send(ImportMessage::Rows(rows)).await.ok();
+    sender.send(ImportMessage::Finished).await.ok();
+    store.import_transactions(&merchant.id, receiver).await?;
+    store.award_missing_points(&merchant.id, Utc::now()).await?;
+    Ok(())
+}
+
+/// Pending orders from the simulated store, for live payments to pay by amount or code.
+async fn register_orders(
+    store: &dyn Store,
+    merchant: &Merchant,
+) -> Result<Vec<PendingOrder>, CliError> {
+    let now = Utc::now();
+    let people = population(POPULATION_SEED, POPULATION_SIZE, now.date_naive());
+    let mut orders = Vec::new();
+    // Each start registers its own orders: a batch tag keeps their ids apart.
+    let batch = hex::encode(random::<4>());
+    for n in 0..20 {
+        let customer = &people[(n * 7) % people.len()];
+        let order = NewOrder {
+            external_id: setia_core::ExternalId::parse(&format!("DEMO-{batch}-{n}"))
+                .expect("an id"),
+            customer: setia_core::ExternalId::parse(&customer.external_id).expect("an id"),
+            amount: Money::from_minor((150_000 + 25_000 * n as i64) * 100),
+            expires_at: now + TimeDelta::hours(24),
+            bank_account_number: None,
+        };
+        let created = store
+            .create_order(&merchant.id, &order, now)
+            .await
+            .context("registering demo orders")?;
+        orders.push(PendingOrder {
+            transfer_amount: created.transfer_amount.whole_units(),
+            payment_code: created.payment_code,
+        });
+    }
+    Ok(orders)
+}
+
+async fn refresh_metrics(store: &Arc<dyn Store>, merchant: &Merchant) {
+    let today = merchant.timezone.local_day(Utc::now());
+    // Month last: it is the snapshot that reads as "latest".
+    for period in [Period::Week, Period::Month] {
+        if let Err(error) = crate::metrics_job::run(store, merchant, today, period).await {
+            tracing::warn!(error = %format!("{error:#}"), "demo metrics failed");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `setia sandbox push|generate`.
+
+use std::fs::File;
+use std::io::Write;
+
+use anyhow::Context;
+use chrono::{TimeDelta, Utc};
+use setia_analytics::simulate::{
+    write_import_csv, SimulationConfig, SimulationParams, SimulationWindow,
+};
+use setia_core::WebhookSecret;
+use setia_sandbox::{population, Simulator};
+
+use super::print_json;
+use crate::cli::{SandboxCommand, SandboxGenerate, SandboxPush};
+use crate::exit::CliError;
+
+/// The simulated store's customers: `setia demo` imports the same ones, so pushed payments
+/// find their customers there.
+pub const POPULATION_SEED: u64 = 2026;
+pub const POPULATION_SIZE: usize = 300;
+
+pub async fn run(command: SandboxCommand) -> Result<(), CliError> {
+    match command {
+        SandboxCommand::Push(args) => push(args).await,
+        SandboxCommand::Generate(args) => generate(args).await,
+    }
+}
+
+async fn push(args: SandboxPush) -> Result<(), CliError> {
+    let secret = WebhookSecret::parse(&args.secret)
+        .map_err(|e| CliError::BadInput(format!("--secret: {e}")))?;
+    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+        return Err(CliError::BadInput(format!(
+            "--url: {:?} is not an http(s) URL",
+            args.url
+        )));
+    }
+    let today = Utc::now().date_naive();
+    let mut simulator = Simulator::new(
+        rand::random(),
+        population(POPULATION_SEED, POPULATION_SIZE, today),
+    );
+    let summary = setia_sandbox::push(
+        &mut simulator,
+        &args.url,
+        &secret,
+        args.mutations,
+        args.rate,
+    )
+    .await
+    .map_err(|e| CliError::BadInput(e.to_string()))?;
+    print_json(&summary)
+}
+
+/// Two years of history to yesterday: long enough for cohorts and the churn model.
+pub fn history_window(days: u32) -> Result<SimulationWindow, CliError> {
+    let yesterday = Utc::now().date_naive() - TimeDelta::days(1);
+    SimulationWindow::ending_on(yesterday, days).map_err(|e| CliError::Failed(e.into()))
+}
+
+async fn generate(args: SandboxGenerate) -> Result<(), CliError> {
+    let config = SimulationConfig::targeting(
+        args.customers,
+        args.purchases,
+        history_window(730)?,
+        SimulationParams::default(),
+        args.seed,
+    )
+    .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let path = args.out.clone();
+    let summary = tokio::task::spawn_blocking(move || -> Result<_, CliError> {
+        let file = File::create(&path)
+            .map_err(|e| CliError::BadInput(format!("cannot write {}: {e}", path.display())))?;
+        let summary = write_import_csv(&config, file).map_err(|e| CliError::Failed(e.into()))?;
+        Ok(summary)
+    })
+    .await
+    .context("the generator stopped")??;
+    std::io::stdout().flush().ok();
+    print_json(&serde_json::json!({
+        "customers": summary.customers,
+        "purchases": summary.purchases,
+        "revenue": setia_core::Money::from_minor(summary.revenue_minor),
+        "out": args.out.display().to_string(),
+    }))
+}

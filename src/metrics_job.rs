@@ -1,0 +1,160 @@
+//! One metrics run for one merchant: read the ledger out of the store as columns, compute
+//! with setia-analytics off the async runtime, store the snapshot and the customer scores.
+//! The `metrics` command and the nightly scheduler both call this.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
+use setia_analytics::{
+    compute_metrics, MetricsOutput, MetricsRequest, Period, PointsEntry, PointsKind,
+    PurchaseColumns, TierThresholds,
+};
+use setia_store::analytics::ScoreRow;
+use setia_store::{Merchant, Store};
+
+/// The last instant of the local day `as_of` in the merchant's zone.
+fn end_of_local_day(merchant: &Merchant, as_of: NaiveDate) -> DateTime<Utc> {
+    let next_midnight = (as_of + TimeDelta::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists");
+    merchant
+        .timezone
+        .instant_of(next_midnight)
+        .map(|t| t - TimeDelta::microseconds(1))
+        .unwrap_or_else(|_| next_midnight.and_utc())
+}
+
+fn points_kind(kind: &str) -> anyhow::Result<PointsKind> {
+    Ok(match kind {
+        "earn" => PointsKind::Earn,
+        "bonus" | "birthday" => PointsKind::Bonus,
+        "redeem" => PointsKind::Redeem,
+        "expire" => PointsKind::Expire,
+        "reverse" => PointsKind::Reverse,
+        other => anyhow::bail!("unknown points kind {other:?} in the ledger"),
+    })
+}
+
+pub async fn run(
+    store: &Arc<dyn Store>,
+    merchant: &Merchant,
+    as_of: NaiveDate,
+    period: Period,
+) -> anyhow::Result<MetricsOutput> {
+    let until = end_of_local_day(merchant, as_of);
+    let columns = store
+        .purchase_columns(&merchant.id, until)
+        .await
+        .context("reading purchases")?;
+    let points = store
+        .points_rows(&merchant.id, until)
+        .await
+        .context("reading the points ledger")?
+        .into_iter()
+        .map(|row| {
+            Ok(PointsEntry {
+                customer: row.customer,
+                at_micros: row.occurred_at_us,
+                points: row.points,
+                kind: points_kind(&row.kind)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let program = store.loyalty_program(&merchant.id).await?;
+    let request = MetricsRequest {
+        merchant_id: merchant.id.to_string(),
+        as_of,
+        timezone: merchant.timezone.tz(),
+        period,
+        tiers: TierThresholds {
+            silver_minor: program.silver_threshold_rupiah * 100,
+            gold_minor: program.gold_threshold_rupiah * 100,
+        },
+    };
+    let purchases = PurchaseColumns {
+        customer: columns.customer,
+        occurred_at_micros: columns.occurred_at_us,
+        amount_minor: columns.amount_minor,
+    };
+    // Polars and the model fits are CPU work: keep them off the async runtime.
+    let output = tokio::task::spawn_blocking(move || compute_metrics(&request, purchases, &points))
+        .await
+        .context("the metrics batch stopped")??;
+    let scores: Vec<ScoreRow> = output
+        .customer_scores
+        .iter()
+        .map(|score| ScoreRow {
+            customer: score.customer,
+            recency_days: i64::from(score.recency_days),
+            frequency_days: i64::from(score.frequency_days),
+            monetary_minor: score.monetary_minor,
+            r: i64::from(score.r_score),
+            f: i64::from(score.f_score),
+            m: i64::from(score.m_score),
+            segment: score.segment.as_str().to_owned(),
+            p_alive: score.p_alive,
+            expected_purchases_90d: score.expected_purchases_90d,
+            clv_12m_minor: score.clv_12m_minor,
+        })
+        .collect();
+    let report = serde_json::to_string(&output.report).context("serialising the report")?;
+    store
+        .save_snapshot(
+            &merchant.id,
+            &as_of.to_string(),
+            period.as_str(),
+            &report,
+            &scores,
+            Utc::now(),
+        )
+        .await
+        .context("storing the snapshot")?;
+    Ok(output)
+}
+
+/// Recomputes each merchant's snapshot once a night (from `hour` merchant time, as of the
+/// day before), checking every few minutes so a late start or a restart catches up.
+pub async fn nightly(
+    store: Arc<dyn Store>,
+    hour: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        if let Err(error) = nightly_step(&store, hour, Utc::now()).await {
+            tracing::error!(error = %format!("{error:#}"), "nightly metrics failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Runs every merchant whose nightly snapshot is due at `now` and not yet stored.
+async fn nightly_step(
+    store: &Arc<dyn Store>,
+    hour: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut ran = 0;
+    for merchant in store.list_merchants().await? {
+        let local = now.with_timezone(&merchant.timezone.tz());
+        if local.hour() < hour {
+            continue;
+        }
+        let as_of = local.date_naive() - TimeDelta::days(1);
+        let latest = store
+            .latest_snapshot(&merchant.id, Some(Period::Month.as_str()))
+            .await?;
+        if latest.is_some_and(|snapshot| snapshot.as_of >= as_of.to_string()) {
+            continue;
+        }
+        run(store, &merchant, as_of, Period::Month)
+            .await
+            .with_context(|| format!("merchant {}", merchant.id))?;
+        ran += 1;
+    }
+    Ok(ran)
+}

@@ -1,0 +1,108 @@
+//! `setia demo`, as a newcomer runs it: within a minute the dashboard answers, live sandbox
+//! payments are in the ledger with points, metrics exist and emails are written; Ctrl-C
+//! stops it cleanly and a second start reuses the data.
+
+use std::time::{Duration, Instant};
+
+use setia_core::MerchantId;
+use setia_store::PageRequest;
+
+use crate::support::Setia;
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "within 60 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let mut demo = setia.start(&["demo", "--listen", "127.0.0.1:0"], &[]);
+    let merchant = MerchantId::parse(demo.ready["merchant"].as_str().unwrap()).unwrap();
+    let token = demo.ready["token"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+
+    let dashboard = client
+        .get(demo.ready["dashboard"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(dashboard.status().is_success(), "{}", dashboard.status());
+    let customer: serde_json::Value = client
+        .get(demo.url("/api/v1/customers/C001"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        customer["external_id"], "C001",
+        "the login token works: {customer}"
+    );
+
+    let store = setia.store().await;
+    eventually("live payments reach the ledger", async || {
+        let page = store
+            .purchases(
+                &merchant,
+                Some(true),
+                PageRequest {
+                    before: None,
+                    limit: 50,
+                },
+            )
+            .await
+            .unwrap();
+        page.items.iter().any(|p| p.source == "moota")
+    })
+    .await;
+    let summary = store.ledger_summary(&merchant).await.unwrap();
+    assert!(
+        summary.customers >= 300 && summary.purchases > 1_000,
+        "{summary:?}"
+    );
+    assert!(summary.points_entries > 0, "points are awarded");
+    assert!(
+        store
+            .latest_snapshot(&merchant, Some("month"))
+            .await
+            .unwrap()
+            .is_some(),
+        "metrics exist"
+    );
+    let outbox = setia.folder.path().join("setia-data/outbox");
+    eventually("emails are written as .eml files", async || {
+        std::fs::read_dir(&outbox).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        })
+    })
+    .await;
+
+    let status = tokio::task::spawn_blocking(move || demo.interrupt())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C stops the demo cleanly");
+
+    let again = setia.start(&["demo", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(
+        again.ready["merchant"],
+        merchant.as_str(),
+        "a second run reuses the data"
+    );
+    assert_ne!(
+        again.ready["token"].as_str().unwrap(),
+        token,
+        "with a fresh login token"
+    );
+    assert_eq!(store.list_merchants().await.unwrap().len(), 1);
+}

@@ -1,0 +1,188 @@
+//! `setia metrics`, the metrics API and the nightly run, on the CDNOW sample whose published
+//! BG/NBD and Gamma-Gamma parameters the numbers must reproduce.
+
+use std::time::{Duration, Instant};
+
+use setia_core::customer::ExternalId;
+use setia_core::MerchantId;
+
+use crate::support::{fixture, stderr, Setia};
+
+crate::on_every_backend!(cdnow_reproduces_the_published_models);
+
+fn close(value: &serde_json::Value, expected: f64, tolerance: f64, what: &str) {
+    let actual = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!(
+        (actual - expected).abs() <= tolerance,
+        "{what}: {actual} is not {expected} ± {tolerance}"
+    );
+}
+
+fn cdnow_merchant(setia: &Setia) -> (MerchantId, serde_json::Value) {
+    let created = setia.create_merchant("CDNOW");
+    let id = created["id"].as_str().unwrap();
+    setia.json(&[
+        "transactions",
+        "import",
+        "--merchant",
+        id,
+        &fixture("cdnow/cdnow_sample_transactions.csv"),
+    ]);
+    (MerchantId::parse(id).unwrap(), created)
+}
+
+async fn cdnow_reproduces_the_published_models(setia: Setia) {
+    let (merchant, created) = cdnow_merchant(&setia);
+    let report = setia.json(&[
+        "metrics",
+        "--merchant",
+        merchant.as_str(),
+        "--as-of",
+        "1997-09-30",
+    ]);
+    assert_eq!(report["schema"], 1);
+    assert_eq!(report["as_of"], "1997-09-30");
+    assert_eq!(report["totals"]["customers"], 2357);
+    let churn = &report["churn"];
+    assert_eq!(churn["model"], "bg_nbd");
+    assert_eq!(churn["converged"], true);
+    close(&churn["params"]["r"], 0.2426, 0.001, "r");
+    close(&churn["params"]["alpha"], 4.4135, 0.001, "alpha");
+    close(&churn["params"]["a"], 0.7929, 0.001, "a");
+    close(&churn["params"]["b"], 2.4258, 0.001, "b");
+    close(&churn["log_likelihood"], -9582.43, 0.05, "log-likelihood");
+    let clv = &report["clv"];
+    close(&clv["params"]["p"], 6.2496, 0.01, "p");
+    close(&clv["params"]["q"], 3.7442, 0.01, "q");
+    close(&clv["params"]["v"], 15.4435, 0.01, "v");
+    assert!(!report.to_string().contains("NaN"));
+
+    // The snapshot is what the API serves, and the scores reach the customer API.
+    let store = setia.store().await;
+    let snapshot = store
+        .latest_snapshot(&merchant, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&snapshot.report).unwrap(),
+        report
+    );
+    let server = setia.serve();
+    let client = reqwest::Client::new();
+    let token = created["api_token"].as_str().unwrap();
+    let served: serde_json::Value = client
+        .get(server.url("/api/v1/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, report);
+    let customer: serde_json::Value = client
+        .get(server.url("/api/v1/customers/S4"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(customer["segment"].is_string(), "{customer}");
+    let p_alive = customer["p_alive"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p_alive));
+    let profile = store
+        .customer_profile(
+            &merchant,
+            &ExternalId::parse("S4").unwrap(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        profile.unwrap().segment.as_deref(),
+        customer["segment"].as_str()
+    );
+}
+
+#[test]
+fn the_table_and_weekly_cohorts() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let (merchant, _) = cdnow_merchant(&setia);
+    let output = setia.run(&[
+        "metrics",
+        "--merchant",
+        merchant.as_str(),
+        "--as-of",
+        "1997-03-31",
+        "--format",
+        "table",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("1997-03-31") && text.contains("bg_nbd") || text.contains("BG/NBD"),
+        "{text}"
+    );
+    let weekly = setia.json(&[
+        "metrics",
+        "--merchant",
+        merchant.as_str(),
+        "--as-of",
+        "1997-03-31",
+        "--period",
+        "week",
+    ]);
+    assert_eq!(weekly["period"], "week");
+    assert_eq!(weekly["cohorts"][0]["cohort"], "1997-W01");
+}
+
+#[test]
+fn an_empty_merchant_gets_valid_numbers_and_bad_flags_exit_2() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let created = setia.create_merchant("Empty");
+    let id = created["id"].as_str().unwrap();
+    let report = setia.json(&["metrics", "--merchant", id, "--as-of", "2026-01-31"]);
+    assert_eq!(report["totals"]["customers"], 0);
+    assert_eq!(report["churn"]["converged"], false);
+    assert!(!report.to_string().contains("NaN"));
+    let output = setia.run(&["metrics", "--merchant", id, "--as-of", "31/01/2026"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--as-of"));
+}
+
+#[tokio::test]
+async fn the_nightly_run_stores_yesterdays_snapshot() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let (merchant, _) = cdnow_merchant(&setia);
+    let _server = setia.start(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("SETIA_NIGHTLY_METRICS_HOUR", "0")],
+    );
+    let yesterday = (chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Jakarta)
+        .date_naive()
+        - chrono::TimeDelta::days(1))
+    .to_string();
+    let store = setia.store().await;
+    let started = Instant::now();
+    loop {
+        if let Some(snapshot) = store
+            .latest_snapshot(&merchant, Some("month"))
+            .await
+            .unwrap()
+        {
+            assert_eq!(snapshot.as_of, yesterday);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no nightly snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
