@@ -176,7 +176,8 @@ async fn sigterm_finishes_in_flight_requests_and_exits_0(setia: Setia) {
 async fn health_metrics_and_the_deliveries_api(setia: Setia) {
     let (merchant, token) = merchant_with_secret(&setia);
     let other = setia.json(&["merchant", "create", "--name", "Other"]);
-    let server = setia.serve();
+    // No worker: the inbox keeps what arrives, so its depth is known.
+    let server = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-worker"], &[]);
     let client = reqwest::Client::new();
     let get = |path: &str, token: Option<&str>| {
         let mut request = client.get(server.url(path));
