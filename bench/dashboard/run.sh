@@ -6,7 +6,7 @@
 # Steps: a fresh SQLite file; `setia sandbox generate` draws CUSTOMERS customers and about
 # PURCHASES purchases (BG/NBD + Gamma-Gamma) over two years; `setia transactions import`
 # loads them (with POINTS=1 also `--award-points`, slow: every purchase's points FIFO, one
-# by one); `setia metrics` stores
+# by one) and `setia customers import` gives them names and emails; `setia metrics` stores
 # HISTORY monthly snapshots a week apart (the overview's trend and "what changed") and one
 # weekly one; `setia serve --no-worker` serves the file; curl logs in like a browser and
 # loads each page WARM+ROUNDS times, one request at a time. Prints median, p95 and max.
@@ -52,6 +52,22 @@ points=()
 if [ "${POINTS:-0}" = 1 ]; then points=(--award-points); fi
 t=$(date +%s.%N); s transactions import --merchant "$id" "${points[@]}" "$work/history.csv" > "$work/import.json"
 echo "import: $(seconds "$t") s $(cat "$work/import.json" | tr -d '\n' | cut -c1-160)"
+# Names and emails for the generated customers, so search has something to look through.
+python3 - "$work/history.csv" "$work/customers.csv" <<'PY'
+import csv, random, sys
+random.seed(7)
+first = ["Siti", "Budi", "Agus", "Dewi", "Rina", "Andi", "Putri", "Eko", "Sri", "Joko", "Wati", "Hendra"]
+last = ["Rahayu", "Santoso", "Wijaya", "Saputra", "Lestari", "Pratama", "Hidayat", "Kusuma", "Nugroho"]
+ids = sorted({row["customer_external_id"] for row in csv.DictReader(open(sys.argv[1]))})
+with open(sys.argv[2], "w", newline="") as out:
+    w = csv.writer(out)
+    w.writerow(["external_id", "name", "email"])
+    for i, ext in enumerate(ids):
+        f, l = random.choice(first), random.choice(last)
+        w.writerow([ext, f"{f} {l}", f"{f.lower()}.{l.lower()}{i}@example.co.id"])
+PY
+t=$(date +%s.%N); s customers import --merchant "$id" "$work/customers.csv" > /dev/null
+echo "customers import (names, emails): $(seconds "$t") s"
 for k in $(seq $((HISTORY - 1)) -1 0); do
   day=$(date -u -d "yesterday - $((7 * k)) days" +%F)
   t=$(date +%s.%N); s metrics --merchant "$id" --as-of "$day" > /dev/null
@@ -83,6 +99,8 @@ pages=(
   "/dashboard/customers?segment=hibernating"
   "/dashboard/customers?view=all"
   "/dashboard/customers?q=$name"
+  "/dashboard/customers?q=rahayu"
+  "/dashboard/customers?q=hendra.kusuma9"
   "/dashboard/customers?q=zzz-no-such-customer"
   "$at_risk"
   "/dashboard/loyalty"

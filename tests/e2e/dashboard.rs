@@ -239,6 +239,27 @@ async fn every_page_renders_for_an_empty_merchant(setia: Setia) {
     let overview = dash.page("/dashboard/overview").await;
     assert!(overview.contains("31 Jan 2025") && overview.contains("data-kpi=\"customers\">0<"));
 
+    // An email preview's HTML comes with a policy of its own, for the sandboxed frame.
+    let response = dash
+        .client
+        .get(server.url("/dashboard/emails/preview/birthday_offer/html"))
+        .header(COOKIE, &dash.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains("frame-ancestors 'self'") && policy.contains("default-src 'none'"),
+        "{policy}"
+    );
+    assert!(response.text().await.unwrap().contains("<html"));
+    let page = dash.page("/dashboard/emails/preview/birthday_offer").await;
+    assert!(page.contains("<iframe") && page.contains("sandbox"));
+
     // Unknown pages and records are a 404 page, not an error.
     for path in [
         "/dashboard/nope",

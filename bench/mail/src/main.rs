@@ -3,7 +3,7 @@
 //! 1. enqueue: one scheduler pass enqueues N birthday offers, each with its birthday points,
 //!    in the same transactions (what `setia mail run-due` and the serve loop do);
 //! 2. render: every outbox row is claimed and rendered into a complete MIME message (customer
-//!    data, loyalty balance and tier, templates, headers), nothing sent;
+//!    data, loyalty balance and tier, templates, headers, the bytes on the wire), nothing sent;
 //! 3. deliver: the real delivery loop sends them all to the SMTP server at `--smtp-url`
 //!    through lettre's connection pool, and marks them sent.
 //!
@@ -125,19 +125,19 @@ async fn main() {
         enqueued.birthday_offer
     );
 
-    // 2. Render every row (claimed under a short lease that runs out before delivery).
+    // 2. Render every row: claimed in one statement (under a short lease that runs out
+    //    before delivery), rendered a thousand at a time as delivery batches are.
     let started = Instant::now();
     let mut rendered = 0usize;
     let mut bytes = 0usize;
-    loop {
-        let rows = store
-            .claim_outbox(now, TimeDelta::seconds(1), 1_000)
-            .await
-            .expect("claims");
-        if rows.is_empty() {
-            break;
-        }
-        for (_, prepared) in mailer.prepare_claimed(rows, now).await.expect("rendering") {
+    let mut rows = store
+        .claim_outbox(now, TimeDelta::seconds(1), customers as u32)
+        .await
+        .expect("claims");
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(1_000));
+        let chunk = std::mem::replace(&mut rows, rest);
+        for (_, prepared) in mailer.prepare_claimed(chunk, now).await.expect("rendering") {
             match prepared {
                 Prepared::Send(message) => {
                     bytes += message.formatted().len();

@@ -225,10 +225,9 @@ impl Dashboard for ThisStore {
         filter: &CustomerFilter,
         page: PageRequest,
     ) -> StoreResult<Page<CustomerListRow>> {
-        let select = format!(
-            "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS}"
-        );
-        let scores = "LEFT JOIN customer_scores s ON s.merchant_id = c.merchant_id AND s.customer_id = c.id";
+        let select = format!("SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS}");
+        let scores =
+            "LEFT JOIN customer_scores s ON s.merchant_id = c.merchant_id AND s.customer_id = c.id";
         let text = match filter {
             CustomerFilter::All => None,
             CustomerFilter::Search(text) => Some(text.trim().to_owned()),
