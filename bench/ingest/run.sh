@@ -16,7 +16,7 @@
 # Knobs (environment): DURATION (measured seconds per scenario, 15), WARMUP (2),
 # CONNECTIONS (closed loop, 64), RATE (open loop req/s, 1000), OPEN_CONNECTIONS (64),
 # LOAD_THREADS (generator worker threads, 1), MAX_REQUESTS (bodies prepared for a closed
-# loop, 1200000), TARGETS ("bare setia-ingest setia"), WAIT_IDLE (seconds to wait for a quiet
+# loop, 1600000), TARGETS ("bare setia-ingest setia"), WAIT_IDLE (seconds to wait for a quiet
 # machine, 0), RETRIES (reruns of a scenario that other processes disturbed, 0), SETIA_BIN (a
 # setia binary to use instead of building one), KEEP=1 keeps the temporary folder (databases,
 # logs, JSON results).
@@ -32,7 +32,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 RATE=${RATE:-1000}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
-MAX_REQUESTS=${MAX_REQUESTS:-1200000}
+MAX_REQUESTS=${MAX_REQUESTS:-1600000}
 TARGETS=${TARGETS:-bare setia-ingest setia}
 SECRET=bench-webhook-secret-0123456789
 

@@ -15,6 +15,7 @@
 //!
 //! Prints one JSON object on stdout and one human line on stderr.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ struct Args {
     rate: f64,
     /// Closed loop: the most requests to prepare (and so send). The run stops early, and says
     /// so, if they are used up before the duration ends.
-    #[arg(long, default_value_t = 1_200_000)]
+    #[arg(long, default_value_t = 1_600_000)]
     max_requests: usize,
     /// Tokio worker threads of the generator (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
@@ -469,7 +470,7 @@ async fn closed_loop(args: &Args, uri: &Uri, requests: Arc<Vec<Prepared>>) -> Ru
     let exhausted = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(args.warmup);
-    let cpu_start = CpuSnapshot::at(measure_from, args.server_pid);
+    let cpu_start = CpuSnapshot::at(measure_from);
     let stop_at = measure_from + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
     for sender in senders {
@@ -586,7 +587,7 @@ async fn open_loop(args: &Args, uri: &Uri, requests: Arc<Vec<Prepared>>) -> RunR
         }
     });
     let measure_from = started + period.mul_f64(warmup_count as f64);
-    let cpu_start = CpuSnapshot::at(measure_from, args.server_pid);
+    let cpu_start = CpuSnapshot::at(measure_from);
     tokio::task::spawn_blocking(move || dispatcher.join())
         .await
         .map_err(|e| e.to_string())?
@@ -606,18 +607,22 @@ async fn open_loop(args: &Args, uri: &Uri, requests: Arc<Vec<Prepared>>) -> RunR
 // ---------------------------------------------------------------------------------------------
 // CPU use (Linux /proc): who used the cores during the measured window
 
-/// Clock ticks at one instant: the machine's busy and total, this process's, the server's.
-#[derive(Clone, Copy)]
+/// CPU ticks at one instant: the machine's (from /proc/stat) and every user-space process's
+/// (from /proc/PID/stat), this generator and the server included.
 struct CpuSnapshot {
     at: Instant,
+    /// Busy ticks outside interrupts.
     machine_busy: u64,
+    /// Interrupt and softirq ticks (loopback TCP is mostly here): no process is charged them.
+    machine_interrupts: u64,
     machine_total: u64,
-    own: u64,
-    server: Option<u64>,
+    /// pid → utime + stime + cutime + cstime (children reaped during the window count for
+    /// their parent), user-space processes only (kernel threads have no command line).
+    processes: HashMap<u32, u64>,
 }
 
 impl CpuSnapshot {
-    fn take(server_pid: Option<u32>) -> Option<CpuSnapshot> {
+    fn take() -> Option<CpuSnapshot> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let ticks: Vec<u64> = stat
             .lines()
@@ -626,38 +631,63 @@ impl CpuSnapshot {
             .skip(1)
             .filter_map(|v| v.parse().ok())
             .collect();
-        let total: u64 = ticks.iter().sum();
-        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-        let process = |path: String| -> Option<u64> {
-            let text = std::fs::read_to_string(path).ok()?;
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        };
+        let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        let total: u64 = ticks.iter().take(8).sum();
+        let (idle, interrupts) = (field(3) + field(4), field(5) + field(6));
+        let mut processes = HashMap::new();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(ticks) = process_ticks(pid) {
+                processes.insert(pid, ticks);
+            }
+        }
         Some(CpuSnapshot {
             at: Instant::now(),
-            machine_busy: total - idle,
+            machine_busy: total - idle - interrupts,
+            machine_interrupts: interrupts,
             machine_total: total,
-            own: process("/proc/self/stat".into())?,
-            server: server_pid.and_then(|pid| process(format!("/proc/{pid}/stat"))),
+            processes,
         })
     }
 
     /// Takes a snapshot when `at` comes.
-    fn at(at: Instant, server_pid: Option<u32>) -> tokio::task::JoinHandle<Option<CpuSnapshot>> {
+    fn at(at: Instant) -> tokio::task::JoinHandle<Option<CpuSnapshot>> {
         tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
-            CpuSnapshot::take(server_pid)
+            CpuSnapshot::take()
         })
     }
 }
 
+/// A user-space process's CPU ticks, its reaped children's included.
+fn process_ticks(pid: u32) -> Option<u64> {
+    let command_line = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if command_line.is_empty() {
+        return None; // a kernel thread (or a zombie)
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime, stime, cutime and cstime are the 12th to 15th of them.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    (11..15).map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
+}
+
 /// Cores used on average over the window (1.0 = one core busy all the time).
 struct CpuUse {
-    machine: f64,
     cores: usize,
+    /// The whole machine, interrupts included.
+    machine: f64,
+    interrupts: f64,
     generator: f64,
     server: Option<f64>,
+    /// Every other user-space process.
+    other: f64,
 }
 
 impl CpuUse {
@@ -666,31 +696,53 @@ impl CpuUse {
         server_pid: Option<u32>,
     ) -> Option<CpuUse> {
         let start = start.await.ok()??;
-        let end = CpuSnapshot::take(server_pid)?;
+        let end = CpuSnapshot::take()?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let seconds = (end.at - start.at).as_secs_f64().max(1e-9);
-        // /proc reports in USER_HZ ticks, 100 per second on Linux.
+        // /proc counts in USER_HZ ticks, 100 per second on Linux.
         let per_second = |ticks: u64| ticks as f64 / 100.0 / seconds;
+        // A process that started during the window counts whole.
+        let used = |pid: u32| -> u64 {
+            let after = end.processes.get(&pid).copied().unwrap_or(0);
+            after.saturating_sub(start.processes.get(&pid).copied().unwrap_or(0))
+        };
+        let own = std::process::id();
+        let other = end
+            .processes
+            .keys()
+            .filter(|&&pid| pid != own && Some(pid) != server_pid)
+            .map(|&pid| used(pid))
+            .sum();
         let total = (end.machine_total - start.machine_total).max(1) as f64;
+        let share = |ticks: u64| ticks as f64 / total * cores as f64;
+        let generator = per_second(used(own));
+        let server = server_pid.map(|pid| per_second(used(pid)));
+        // A parent that reaps a long-lived child during the window is charged the child's whole
+        // life: never report more than the machine's busy time (outside interrupts) left over.
+        let left_over =
+            share(end.machine_busy - start.machine_busy) - generator - server.unwrap_or(0.0);
         Some(CpuUse {
-            machine: (end.machine_busy - start.machine_busy) as f64 / total * cores as f64,
             cores,
-            generator: per_second(end.own - start.own),
-            server: match (start.server, end.server) {
-                (Some(a), Some(b)) => Some(per_second(b - a)),
-                _ => None,
-            },
+            machine: share(
+                end.machine_busy + end.machine_interrupts
+                    - start.machine_busy
+                    - start.machine_interrupts,
+            ),
+            interrupts: share(end.machine_interrupts - start.machine_interrupts),
+            generator,
+            server,
+            other: per_second(other).min(left_over.max(0.0)),
         })
     }
 
     fn json(&self) -> serde_json::Value {
-        let other = self.machine - self.generator - self.server.unwrap_or(0.0);
         serde_json::json!({
             "of": self.cores,
             "machine": round3(self.machine),
+            "interrupts": round3(self.interrupts),
             "generator": round3(self.generator),
             "server": self.server.map(round3),
-            "other": self.server.map(|_| round3(other.max(0.0))),
+            "other": round3(self.other),
         })
     }
 }
