@@ -6,7 +6,7 @@
 #   bench/mail/run.sh                      # SQLite (a fresh file)
 #   DATABASE_URL=postgres://… bench/mail/run.sh
 #
-# Knobs (environment): CUSTOMERS (100000), CONNECTIONS (8), BATCH (200), DATABASE_URL.
+# Knobs (environment): CUSTOMERS (100000), CONNECTIONS (16), BATCH (200), DATABASE_URL.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +14,7 @@ root=$(cd "$here/../.." && pwd)
 cd "$root"
 
 CUSTOMERS=${CUSTOMERS:-100000}
-CONNECTIONS=${CONNECTIONS:-8}
+CONNECTIONS=${CONNECTIONS:-16}
 BATCH=${BATCH:-200}
 
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd

@@ -32,7 +32,7 @@ struct Args {
     #[arg(long)]
     database_url: Option<String>,
     /// SMTP connections in the pool (and messages in flight).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     connections: u32,
     /// Outbox rows claimed per delivery step.
     #[arg(long, default_value_t = 200)]

@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn draws_a_png_of_the_right_size() {
-        let revenue: Vec<i64> = (0..14).map(|i| i * 250_000_00).collect();
+        let revenue: Vec<i64> = (0..14).map(|i| i * 25_000_000).collect();
         let labels: Vec<String> = (1..=7).map(|d| format!("{d} Mar")).collect();
         let png_bytes =
             weekly_revenue_png(&revenue, &labels, ("this week", "week before")).unwrap();

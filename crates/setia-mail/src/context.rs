@@ -389,7 +389,7 @@ mod tests {
             new_customers: 1,
             returning_customers: 3,
             purchases: 5,
-            revenue_minor: 150_000_00,
+            revenue_minor: 15_000_000,
         };
         assert_eq!(figures.repeat_rate(), Some(0.75));
         assert_eq!(WeekFigures::default().repeat_rate(), None);
@@ -401,7 +401,7 @@ mod tests {
             daily_revenue_minor: vec![0; 14],
             current: figures,
             previous: WeekFigures {
-                revenue_minor: 120_000_00,
+                revenue_minor: 12_000_000,
                 ..WeekFigures::default()
             },
             scores_as_of: None,

@@ -738,7 +738,7 @@ impl Mailer {
             birthday: Some("1990-03-14".into()),
             tier: Tier::Silver,
             points_balance: 1_240,
-            trailing_spend: Money::from_minor(3_500_000_00),
+            trailing_spend: Money::from_minor(350_000_000),
         };
         let who = customer.as_ref().unwrap_or(&sample);
         let common = Common {
@@ -763,11 +763,11 @@ impl Mailer {
                     customer_name: greeting_name(mail.language, who.name.as_deref()),
                     day: long_date(mail.language, today),
                     purchases: vec![PurchaseView {
-                        amount: format_rupiah(Money::from_minor(1_250_000_00)),
+                        amount: format_rupiah(Money::from_minor(125_000_000)),
                         time: "14:05".into(),
                         points: 156,
                     }],
-                    total: format_rupiah(Money::from_minor(1_250_000_00)),
+                    total: format_rupiah(Money::from_minor(125_000_000)),
                     points_earned: 156,
                     loyalty: LoyaltyView::of(who, &program),
                 });

@@ -210,12 +210,15 @@ fn template_error(name: &str, origin: &str, error: &minijinja::Error) -> Templat
     }
 }
 
+/// Compiled sets by merchant and language, with when they were loaded.
+type TemplateCache = HashMap<(String, EmailLanguage), (Instant, Arc<Templates>)>;
+
 /// Finds each merchant's templates: `{folder}/{merchant id}/{lang}/{file}`, then
 /// `{folder}/{lang}/{file}`, then the built-in one. Compiled sets are kept for a few
 /// seconds, so an edited override is picked up without a restart.
 pub struct TemplateLoader {
     folder: Option<PathBuf>,
-    cache: Mutex<HashMap<(String, EmailLanguage), (Instant, Arc<Templates>)>>,
+    cache: Mutex<TemplateCache>,
     ttl: Duration,
 }
 
@@ -323,7 +326,7 @@ mod tests {
             shown.starts_with("template thank_you.html.jinja line 3 ("),
             "{shown}"
         );
-        assert!(templates.broken.get("birthday_offer.html.jinja").is_none());
+        assert!(!templates.broken.contains_key("birthday_offer.html.jinja"));
     }
 
     #[test]
