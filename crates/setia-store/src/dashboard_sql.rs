@@ -357,21 +357,20 @@ impl Dashboard for ThisStore {
     ) -> StoreResult<Page<PurchaseRow>> {
         // Newest first by id within the customer: purchases_by_customer narrows to the
         // customer, whose purchases are few enough to sort.
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {PURCHASE_COLUMNS} FROM purchases p LEFT JOIN customers c ON c.id = p.customer_id \
              WHERE p.merchant_id = $1 AND p.customer_id = $2 AND p.id < $3 ORDER BY p.id DESC LIMIT $4"
-        ))
-        .bind(merchant.as_str())
-        .bind(customer.key())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(purchase_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |p| p.id.key()))
+        );
+        newest_first(
+            &self.pool,
+            &sql,
+            merchant,
+            Some(customer.key()),
+            page,
+            purchase_from_row,
+            |p| p.id.key(),
+        )
+        .await
     }
 
     async fn customer_points(
@@ -380,21 +379,17 @@ impl Dashboard for ThisStore {
         customer: CustomerId,
         page: PageRequest,
     ) -> StoreResult<Page<PointsEntry>> {
-        let rows = sqlx::query(
+        newest_first(
+            &self.pool,
             "SELECT id, occurred_at_us, points, kind, reason, source FROM points_ledger \
              WHERE merchant_id = $1 AND customer_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            merchant,
+            Some(customer.key()),
+            page,
+            points_entry_from_row,
+            |e| e.id,
         )
-        .bind(merchant.as_str())
-        .bind(customer.key())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(points_entry_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |e| e.id))
+        .await
     }
 
     async fn customer_emails(
@@ -403,22 +398,18 @@ impl Dashboard for ThisStore {
         customer: CustomerId,
         page: PageRequest,
     ) -> StoreResult<Page<OutboxEntry>> {
-        let rows = sqlx::query(
+        newest_first(
+            &self.pool,
             "SELECT id, kind, recipient, period_key, status, attempts, last_error, due_at_us, \
              next_attempt_at_us, sent_at_us, created_at_us FROM outbox \
              WHERE merchant_id = $1 AND customer_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+            merchant,
+            Some(customer.key()),
+            page,
+            outbox_entry_from_row,
+            |e| e.id,
         )
-        .bind(merchant.as_str())
-        .bind(customer.key())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(outbox_entry_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |e| e.id))
+        .await
     }
 
     async fn recent_mutations(
@@ -426,23 +417,20 @@ impl Dashboard for ThisStore {
         merchant: &MerchantId,
         page: PageRequest,
     ) -> StoreResult<Page<MutationRow>> {
-        let rows = sqlx::query(
-            "SELECT m.id, m.mutation_id, m.occurred_at_us, m.account_number, m.description, \
+        let sql = "SELECT m.id, m.mutation_id, m.occurred_at_us, m.account_number, m.description, \
              m.amount_minor, m.direction, m.note, m.bank_type, m.sandbox, m.deliveries, \
              p.id AS purchase_id, p.attribution, p.customer_id, p.refunded_at_us, c.external_id \
              FROM mutations m \
              LEFT JOIN purchases p ON p.merchant_id = m.merchant_id AND p.mutation_id = m.mutation_id \
              LEFT JOIN customers c ON c.id = p.customer_id \
-             WHERE m.merchant_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
-        )
-        .bind(merchant.as_str())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(|row| {
+             WHERE m.merchant_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3";
+        newest_first(
+            &self.pool,
+            sql,
+            merchant,
+            None,
+            page,
+            |row| {
                 Ok(MutationRow {
                     id: row.try_get("id")?,
                     mutation_id: row.try_get("mutation_id")?,
@@ -465,9 +453,10 @@ impl Dashboard for ThisStore {
                     customer_external_id: row.try_get("external_id")?,
                     refunded: row.try_get::<Option<i64>, _>("refunded_at_us")?.is_some(),
                 })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |m| m.id))
+            },
+            |m| m.id,
+        )
+        .await
     }
 
     async fn attention_counts(&self, merchant: &MerchantId) -> StoreResult<AttentionCounts> {

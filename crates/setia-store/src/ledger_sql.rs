@@ -657,18 +657,15 @@ impl Ledger for ThisStore {
         merchant: &MerchantId,
         page: PageRequest,
     ) -> StoreResult<Page<QuarantinedRow>> {
-        let rows = sqlx::query(
-            "SELECT id, received_at_us, body_sha256, body_size, last_error FROM inbox \
-             WHERE merchant_id = $1 AND state = 'quarantined' AND id < $2 ORDER BY id DESC LIMIT $3",
-        )
-        .bind(merchant.as_str())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(|row| {
+        let sql = "SELECT id, received_at_us, body_sha256, body_size, last_error FROM inbox \
+             WHERE merchant_id = $1 AND state = 'quarantined' AND id < $2 ORDER BY id DESC LIMIT $3";
+        newest_first(
+            &self.pool,
+            sql,
+            merchant,
+            None,
+            page,
+            |row| {
                 let size: i64 = row.try_get("body_size")?;
                 Ok(QuarantinedRow {
                     inbox_id: row.try_get("id")?,
@@ -677,9 +674,10 @@ impl Ledger for ThisStore {
                     body_size: size as u64,
                     error: row.try_get("last_error")?,
                 })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |r| r.inbox_id))
+            },
+            |r| r.inbox_id,
+        )
+        .await
     }
 
     async fn set_loyalty_program(
@@ -925,20 +923,20 @@ impl Ledger for ThisStore {
             Some(true) => " AND p.customer_id IS NOT NULL",
             Some(false) => " AND p.customer_id IS NULL",
         };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {PURCHASE_COLUMNS} FROM purchases p LEFT JOIN customers c ON c.id = p.customer_id \
              WHERE p.merchant_id = $1 AND p.id < $2{filter} ORDER BY p.id DESC LIMIT $3"
-        ))
-        .bind(merchant.as_str())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(purchase_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |p| p.id.key()))
+        );
+        newest_first(
+            &self.pool,
+            &sql,
+            merchant,
+            None,
+            page,
+            purchase_from_row,
+            |p| p.id.key(),
+        )
+        .await
     }
 
     async fn attribute_purchase(

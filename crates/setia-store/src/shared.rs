@@ -23,6 +23,31 @@ fn page_of<T>(mut items: Vec<T>, page: PageRequest, id: impl Fn(&T) -> i64) -> P
     Page { items, next_cursor }
 }
 
+/// One newest-first page of a merchant's rows. `sql` filters on `merchant_id = $1`, on
+/// `$2 = scope` when there is a scope (a customer), and ends with `id < $N ORDER BY id DESC
+/// LIMIT $N+1`: one row more than the page, to know whether another page follows.
+async fn newest_first<T>(
+    pool: &sqlx::Pool<Db>,
+    sql: &str,
+    merchant: &MerchantId,
+    scope: Option<i64>,
+    page: PageRequest,
+    map: impl Fn(&DbRow) -> StoreResult<T>,
+    id: impl Fn(&T) -> i64,
+) -> StoreResult<Page<T>> {
+    let mut query = sqlx::query(sql).bind(merchant.as_str());
+    if let Some(key) = scope {
+        query = query.bind(key);
+    }
+    let rows = query
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(pool)
+        .await?;
+    let items = rows.iter().map(map).collect::<StoreResult<Vec<_>>>()?;
+    Ok(page_of(items, page, id))
+}
+
 fn audit_entry_from_row(row: &DbRow) -> StoreResult<AuditEntry> {
     let status: i64 = row.try_get("status")?;
     let body_size: i64 = row.try_get("body_size")?;
@@ -606,20 +631,18 @@ impl Store for ThisStore {
         merchant: &MerchantId,
         page: PageRequest,
     ) -> StoreResult<Page<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, received_at_us, remote_addr, status, reason, body_sha256, body_size, inbox_id \
-             FROM webhook_audit WHERE merchant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        let sql = "SELECT id, received_at_us, remote_addr, status, reason, body_sha256, body_size, inbox_id \
+             FROM webhook_audit WHERE merchant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+        newest_first(
+            &self.pool,
+            sql,
+            merchant,
+            None,
+            page,
+            audit_entry_from_row,
+            |e| e.id,
         )
-        .bind(merchant.as_str())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(audit_entry_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |e| e.id))
+        .await
     }
 
     async fn inbox_entries(
@@ -627,21 +650,18 @@ impl Store for ThisStore {
         merchant: &MerchantId,
         page: PageRequest,
     ) -> StoreResult<Page<InboxEntry>> {
-        let rows = sqlx::query(
+        newest_first(
+            &self.pool,
             "SELECT id, body, body_sha256, body_size, user_agent, moota_user, moota_webhook, \
              remote_addr, received_at_us, state \
              FROM inbox WHERE merchant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            merchant,
+            None,
+            page,
+            inbox_entry_from_row,
+            |e| e.id,
         )
-        .bind(merchant.as_str())
-        .bind(page.before.unwrap_or(i64::MAX))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(inbox_entry_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page, |e| e.id))
+        .await
     }
 
     async fn inbox_depth(&self) -> StoreResult<u64> {
