@@ -40,10 +40,13 @@ impl TestDatabase {
             .duration_since(UNIX_EPOCH)
             .expect("a clock after 1970")
             .as_nanos();
+        // Tests of one process start in the same instant: a counter keeps their names apart.
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!(
-            "setia_test_{}_{}",
+            "setia_test_{}_{}_{serial}",
             std::process::id(),
-            nanos % 10u128.pow(15)
+            nanos % 10u128.pow(12)
         );
         let admin = sqlx::PgPool::connect(&admin_url)
             .await
