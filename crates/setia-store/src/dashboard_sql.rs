@@ -156,7 +156,7 @@ impl Dashboard for ThisStore {
     async fn delete_dashboard_session(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM dashboard_sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -163,6 +163,14 @@ pub trait Ledger: Send + Sync {
         mutations: &[Mutation],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Applied>>;
+    /// Applies several claimed rows in ONE transaction: all of them or none, with one commit
+    /// (one fsync on SQLite) for the lot. Each row is all or nothing as in
+    /// [`Ledger::apply_mutations`]; `None` for a row whose claim was lost.
+    async fn apply_batch(
+        &self,
+        rows: &[(&ClaimedRow, &[Mutation])],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Option<Applied>>>;
     /// A body that cannot be parsed: kept, marked quarantined with the error.
     async fn quarantine_inbox(
         &self,

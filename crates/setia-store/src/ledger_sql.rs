@@ -539,6 +539,46 @@ async fn order_by_external_id(
     row.as_ref().map(|r| order_from_row(r, now)).transpose()
 }
 
+/// Applies one claimed row inside `tx` and marks it done; `None` (and nothing written) when
+/// the claim was lost.
+async fn apply_row(
+    tx: &mut DbTx<'_>,
+    row: &ClaimedRow,
+    mutations: &[Mutation],
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Applied>> {
+    // Finishing first takes the row (and, on PostgreSQL, its lock): a worker that lost its
+    // claim stops here and writes nothing.
+    let finished = sqlx::query(
+        "UPDATE inbox SET state = 'done', processed_at_us = $1, claim_id = NULL, lease_until_us = NULL, last_error = NULL \
+         WHERE id = $2 AND claim_id = $3 AND state = 'pending'",
+    )
+    .bind(micros(now))
+    .bind(row.inbox_id)
+    .bind(&row.claim_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if finished == 0 {
+        return Ok(None);
+    }
+    let rules = merchant_rules(tx, &row.merchant).await?;
+    let mut applied = Applied::default();
+    for mutation in mutations {
+        apply_mutation(
+            tx,
+            &row.merchant,
+            &rules,
+            row.inbox_id,
+            mutation,
+            now,
+            &mut applied,
+        )
+        .await?;
+    }
+    Ok(Some(applied))
+}
+
 #[async_trait]
 impl Ledger for ThisStore {
     async fn claim_inbox(
@@ -553,7 +593,7 @@ impl Ledger for ThisStore {
             .bind(micros(now + lease))
             .bind(micros(now))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         let mut claimed = rows
             .iter()
@@ -581,37 +621,25 @@ impl Ledger for ThisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Applied>> {
         let mut tx = self.begin_write().await?;
-        // Finishing first takes the row (and, on PostgreSQL, its lock): a worker that lost
-        // its claim stops here and writes nothing.
-        let finished = sqlx::query(
-            "UPDATE inbox SET state = 'done', processed_at_us = $1, claim_id = NULL, lease_until_us = NULL, last_error = NULL \
-             WHERE id = $2 AND claim_id = $3 AND state = 'pending'",
-        )
-        .bind(micros(now))
-        .bind(row.inbox_id)
-        .bind(&row.claim_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if finished == 0 {
-            return Ok(None);
+        let applied = apply_row(&mut tx, row, mutations, now).await?;
+        if applied.is_some() {
+            tx.commit().await?;
         }
-        let rules = merchant_rules(&mut tx, &row.merchant).await?;
-        let mut applied = Applied::default();
-        for mutation in mutations {
-            apply_mutation(
-                &mut tx,
-                &row.merchant,
-                &rules,
-                row.inbox_id,
-                mutation,
-                now,
-                &mut applied,
-            )
-            .await?;
+        Ok(applied)
+    }
+
+    async fn apply_batch(
+        &self,
+        rows: &[(&ClaimedRow, &[Mutation])],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Option<Applied>>> {
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for (row, mutations) in rows {
+            outcomes.push(apply_row(&mut tx, row, mutations, now).await?);
         }
         tx.commit().await?;
-        Ok(Some(applied))
+        Ok(outcomes)
     }
 
     async fn quarantine_inbox(
@@ -628,7 +656,7 @@ impl Ledger for ThisStore {
         .bind(micros(now))
         .bind(row.inbox_id)
         .bind(&row.claim_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -647,7 +675,7 @@ impl Ledger for ThisStore {
         .bind(micros(retry_at))
         .bind(row.inbox_id)
         .bind(&row.claim_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -688,7 +716,7 @@ impl Ledger for ThisStore {
         sqlx::query("UPDATE merchants SET loyalty_program = $1 WHERE id = $2")
             .bind(program.to_toml())
             .bind(merchant.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -124,7 +124,7 @@ impl Mail for ThisStore {
             )
             .bind(fresh.to_hex())
             .bind(merchant.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             row = sqlx::query(&query)
                 .bind(merchant.as_str())
@@ -150,7 +150,7 @@ impl Mail for ThisStore {
         let updated = sqlx::query("UPDATE merchants SET email_language = $1 WHERE id = $2")
             .bind(language.as_str())
             .bind(merchant.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(updated > 0)
@@ -299,7 +299,7 @@ impl Mail for ThisStore {
         .bind(micros(due_at))
         .bind(micros(now))
         .bind(payload)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(added > 0)
@@ -435,7 +435,7 @@ impl Mail for ThisStore {
             .bind(micros(lease_until))
             .bind(micros(now))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         let mut claimed = rows
             .iter()
@@ -549,7 +549,7 @@ impl Mail for ThisStore {
         .bind(merchant.as_str())
         .bind(fingerprint)
         .bind(micros(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(released)

@@ -13,6 +13,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../sql/postgres");
 
 pub struct PostgresStore {
     pool: sqlx::PgPool,
+    /// The same pool: PostgreSQL runs writers side by side.
+    writer: sqlx::PgPool,
 }
 
 impl PostgresStore {
@@ -22,7 +24,10 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 
@@ -43,7 +48,7 @@ const CLAIM_OUTBOX_SQL: &str = "UPDATE outbox SET claim_id = $1, lease_until_us 
 
 impl PostgresStore {
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
-        Ok(self.pool.begin().await?)
+        Ok(self.writer.begin().await?)
     }
 }
 

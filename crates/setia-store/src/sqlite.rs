@@ -13,7 +13,12 @@ type ThisStore = SqliteStore;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../sql/sqlite");
 
 pub struct SqliteStore {
+    /// Readers: WAL lets them run beside the writer.
     pool: sqlx::SqlitePool,
+    /// The one write connection. SQLite takes one writer at a time anyway; queueing writers
+    /// here, first come first served, replaces the busy handler's sleep-and-retry, which
+    /// made a webhook wait up to 100 ms behind the worker.
+    writer: sqlx::SqlitePool,
 }
 
 impl SqliteStore {
@@ -35,11 +40,15 @@ impl SqliteStore {
                 })?;
             }
         }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 }
 
@@ -62,7 +71,7 @@ const CLAIM_OUTBOX_SQL: &str =
 
 impl SqliteStore {
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 

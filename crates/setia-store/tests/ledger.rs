@@ -865,6 +865,81 @@ async fn a_lost_claim_writes_nothing(shop: Shop) {
     );
 }
 
+/// A batch of rows in one transaction: a mutation repeated within the batch earns once, a
+/// row whose claim was lost is skipped, and the rest are applied together.
+async fn a_batch_applies_rows_together(shop: Shop) {
+    shop.customer("C1", with_va("8808001")).await;
+    shop.customer("C2", with_va("8808002")).await;
+    let bodies = [
+        mutation("b1", at(0, 3), 100_000, "8808001", "VA", "bca"),
+        mutation("b2", at(0, 3), 200_000, "8808002", "VA", "bca"),
+        // b1 again with another balance: a different body, the same mutation.
+        mutation("b1", at(0, 3), 100_000, "8808001", "VA", "bca")
+            .replace("\"type\":\"CR\"", "\"type\":\"CR\",\"balance\":7"),
+    ];
+    let calls: Vec<WebhookCall> = bodies
+        .iter()
+        .map(|body| WebhookCall {
+            merchant: shop.merchant.to_string(),
+            received_at: at(0, 3),
+            remote_addr: "103.236.201.178".into(),
+            status: 200,
+            reason: String::new(),
+            body_sha256: Some(hex::encode(sha2::Sha256::digest(body.as_bytes()))),
+            body_size: body.len() as u64,
+            inbox: Some(InboxBody {
+                merchant: shop.merchant.clone(),
+                body: body.as_bytes().to_vec(),
+                user_agent: None,
+                moota_user: None,
+                moota_webhook: None,
+            }),
+        })
+        .collect();
+    shop.store.record_webhook_calls(&calls).await.unwrap();
+    let mut rows = shop
+        .store
+        .claim_inbox(at(0, 3), TimeDelta::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    // The third row's claim is lost (as if its lease ran out and another worker took it).
+    rows[2].claim_id = "someone-else".into();
+    let parsed: Vec<_> = rows
+        .iter()
+        .map(|row| parse_mutations(&row.body).unwrap())
+        .collect();
+    let batch: Vec<_> = rows
+        .iter()
+        .zip(&parsed)
+        .map(|(row, mutations)| (row, mutations.as_slice()))
+        .collect();
+    let outcomes = shop.store.apply_batch(&batch, at(0, 3)).await.unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0].as_ref().unwrap().points_awarded, 10);
+    assert_eq!(outcomes[1].as_ref().unwrap().points_awarded, 20);
+    assert_eq!(outcomes[2], None, "a lost claim writes nothing");
+    assert_eq!(shop.balance("C1", at(1, 0)).await, 10);
+    assert_eq!(shop.balance("C2", at(1, 0)).await, 20);
+    assert_eq!(shop.store.inbox_depth().await.unwrap(), 1, "the lost row is still pending");
+
+    // Its owner applies it later: the mutation was seen in the batch, so it earns nothing.
+    let again = shop
+        .store
+        .claim_inbox(at(0, 3) + TimeDelta::seconds(61), TimeDelta::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    let repeated = shop
+        .store
+        .apply_batch(&[(&again[0], parsed[2].as_slice())], at(0, 5))
+        .await
+        .unwrap();
+    assert_eq!(repeated[0].as_ref().map(|a| (a.repeated, a.points_awarded)), Some((1, 0)));
+    assert_eq!(shop.balance("C1", at(1, 0)).await, 10);
+    assert_eq!(shop.store.inbox_depth().await.unwrap(), 0);
+}
+
 macro_rules! on_every_backend {
     ($($name:ident: $sandbox:expr),* $(,)?) => {
         mod sqlite {
@@ -897,6 +972,7 @@ on_every_backend!(
     sandbox_mutations_change_no_balance: false,
     a_sandbox_merchant_is_a_world_of_its_own: true,
     a_lost_claim_writes_nothing: false,
+    a_batch_applies_rows_together: false,
 );
 
 mod imported_history {

@@ -1,8 +1,8 @@
 //! The worker: turns inbox rows into the customer ledger and the points ledger.
 //!
-//! Each step claims a batch of inbox rows under a lease, parses each body and applies it in
-//! ONE transaction (mutations, attribution, purchases, points, the thank-you outbox row, the
-//! row marked done). A body that cannot be parsed is quarantined with its error; a database
+//! Each step claims a batch of inbox rows under a lease, parses each body and applies the
+//! batch in ONE transaction (per row: mutations, attribution, purchases, points, the thank-you
+//! outbox row, the row marked done); if that fails, each row gets a transaction of its own. A body that cannot be parsed is quarantined with its error; a database
 //! failure sends the row back with a backoff. A crash mid-row leaves the row pending, and it
 //! is claimed again when its lease runs out.
 //!
@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use setia_core::moota::parse_mutations;
-use setia_store::ledger::ClaimedRow;
+use setia_core::moota::Mutation;
+use setia_store::ledger::{Applied, ClaimedRow};
 use setia_store::Store;
 use tokio::sync::{watch, Notify};
 
@@ -66,6 +67,20 @@ fn backoff(attempts: u32) -> TimeDelta {
     TimeDelta::seconds(seconds.min(3600))
 }
 
+fn count_applied(row: &ClaimedRow, outcome: Option<Applied>, step: &mut Step) {
+    match outcome {
+        Some(applied) => {
+            step.applied += 1;
+            metrics::counter!("setia_mutations_applied_total")
+                .increment(u64::from(applied.mutations));
+            metrics::counter!("setia_purchases_recorded_total")
+                .increment(u64::from(applied.purchases));
+            tracing::debug!(inbox_id = row.inbox_id, ?applied, "inbox row applied");
+        }
+        None => step.lost += 1,
+    }
+}
+
 impl Worker {
     pub fn new(store: Arc<dyn Store>, config: WorkerConfig) -> Worker {
         Worker {
@@ -93,44 +108,61 @@ impl Worker {
             claimed: rows.len(),
             ..Step::default()
         };
+        let mut parsed = Vec::with_capacity(rows.len());
         for row in &rows {
-            self.process(row, now, &mut step).await;
+            match parse_mutations(&row.body) {
+                Ok(mutations) => parsed.push((row, mutations)),
+                Err(error) => self.quarantine(row, &error.to_string(), now, &mut step).await,
+            }
+        }
+        // One transaction for the batch: one commit (one fsync on SQLite) instead of one per
+        // row. If it fails, each row is tried alone, so one bad row cannot hold back the rest.
+        if parsed.len() > 1 {
+            let batch: Vec<(&ClaimedRow, &[Mutation])> = parsed
+                .iter()
+                .map(|(row, mutations)| (*row, mutations.as_slice()))
+                .collect();
+            match self.store.apply_batch(&batch, now).await {
+                Ok(outcomes) => {
+                    for ((row, _), outcome) in parsed.iter().zip(outcomes) {
+                        count_applied(row, outcome, &mut step);
+                    }
+                    return Ok(step);
+                }
+                Err(error) => {
+                    tracing::warn!(rows = parsed.len(), %error, "batch failed; applying its rows one by one")
+                }
+            }
+        }
+        for (row, mutations) in &parsed {
+            self.apply_one(row, mutations, now, &mut step).await;
         }
         Ok(step)
     }
 
-    async fn process(&self, row: &ClaimedRow, now: DateTime<Utc>, step: &mut Step) {
-        let mutations = match parse_mutations(&row.body) {
-            Ok(mutations) => mutations,
+    async fn quarantine(&self, row: &ClaimedRow, error: &str, now: DateTime<Utc>, step: &mut Step) {
+        tracing::warn!(inbox_id = row.inbox_id, merchant = %row.merchant, %error, "webhook body quarantined");
+        match self.store.quarantine_inbox(row, error, now).await {
+            Ok(true) => {
+                step.quarantined += 1;
+                metrics::counter!("setia_inbox_quarantined_total").increment(1);
+            }
+            Ok(false) => step.lost += 1,
             Err(error) => {
-                tracing::warn!(inbox_id = row.inbox_id, merchant = %row.merchant, %error, "webhook body quarantined");
-                match self
-                    .store
-                    .quarantine_inbox(row, &error.to_string(), now)
-                    .await
-                {
-                    Ok(true) => {
-                        step.quarantined += 1;
-                        metrics::counter!("setia_inbox_quarantined_total").increment(1);
-                    }
-                    Ok(false) => step.lost += 1,
-                    Err(error) => {
-                        tracing::error!(inbox_id = row.inbox_id, %error, "could not quarantine")
-                    }
-                }
-                return;
+                tracing::error!(inbox_id = row.inbox_id, %error, "could not quarantine")
             }
-        };
-        match self.store.apply_mutations(row, &mutations, now).await {
-            Ok(Some(applied)) => {
-                step.applied += 1;
-                metrics::counter!("setia_mutations_applied_total")
-                    .increment(u64::from(applied.mutations));
-                metrics::counter!("setia_purchases_recorded_total")
-                    .increment(u64::from(applied.purchases));
-                tracing::debug!(inbox_id = row.inbox_id, ?applied, "inbox row applied");
-            }
-            Ok(None) => step.lost += 1,
+        }
+    }
+
+    async fn apply_one(
+        &self,
+        row: &ClaimedRow,
+        mutations: &[Mutation],
+        now: DateTime<Utc>,
+        step: &mut Step,
+    ) {
+        match self.store.apply_mutations(row, mutations, now).await {
+            Ok(outcome) => count_applied(row, outcome, step),
             Err(error) => {
                 let retry_at = now + backoff(row.attempts);
                 tracing::warn!(inbox_id = row.inbox_id, %error, %retry_at, "inbox row failed; will retry");
