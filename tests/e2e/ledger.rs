@@ -14,12 +14,15 @@ crate::on_every_backend!(
     a_worker_killed_mid_batch_processes_every_row_once
 );
 
+// Named so that CI's `postgres::` filter selects it.
 #[cfg(feature = "postgres-tests")]
-mod postgres_only {
-    #[tokio::test]
-    async fn two_workers_never_process_a_row_twice() {
-        let database = setia_store::testing::TestDatabase::postgres().await;
-        super::two_workers_never_process_a_row_twice(crate::support::Setia::on(database)).await;
+mod side_by_side {
+    mod postgres {
+        #[tokio::test]
+        async fn two_workers_never_process_a_row_twice() {
+            let database = setia_store::testing::TestDatabase::postgres().await;
+            super::super::two_workers_never_process_a_row_twice(crate::support::Setia::on(database)).await;
+        }
     }
 }
 
