@@ -177,6 +177,27 @@ fn every_block_of_the_readme_is_run_or_named_with_a_reason() {
     }
 }
 
+#[test]
+fn blocks_are_found_with_their_line_language_and_section() {
+    let markdown = "# t\n\n```sh\necho one\n```\n\n## Several nodes on PostgreSQL\n\ntext\n\n```sh\nsetia worker &\nW=$!\n```\n";
+    let found = blocks(markdown);
+    assert_eq!(found.len(), 2);
+    assert_eq!(
+        (found[0].line, found[0].language.as_str(), found[0].section.as_str(), found[0].text.as_str()),
+        (3, "sh", "", "echo one\n")
+    );
+    assert_eq!(treatment(&found[0]), Treatment::Session);
+    assert_eq!(found[1].text, "setia worker &\nW=$!\n");
+    assert_eq!(treatment(&found[1]), Treatment::Postgres);
+}
+
+#[test]
+#[should_panic(expected = "a ```toml block that this test neither runs nor names")]
+fn a_block_the_test_would_not_run_fails_it() {
+    let found = blocks("## Loyalty program\n\n```toml\nbonus_points = 50\n```\n");
+    treatment(&found[0]);
+}
+
 /// The bash script of the session: the sh blocks in README order, each announced on stderr
 /// by its line, so a failure names the block.
 fn script(all: &[(Block, Treatment)], with_postgres: bool) -> String {
@@ -427,7 +448,7 @@ async fn the_walk_through_runs_against_a_temporary_database() {
         )
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
     // What the walk-through says happened, read back from the database and the mailbox.
     let store = setia_store::connect(&database.url).await.unwrap();
@@ -493,7 +514,7 @@ mod postgres {
             )
         })
         .await
-        .unwrap();
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 
         let store = setia_store::connect(&postgres.url).await.unwrap();
         let merchants = store.list_merchants().await.unwrap();
