@@ -183,7 +183,12 @@ fn blocks_are_found_with_their_line_language_and_section() {
     let found = blocks(markdown);
     assert_eq!(found.len(), 2);
     assert_eq!(
-        (found[0].line, found[0].language.as_str(), found[0].section.as_str(), found[0].text.as_str()),
+        (
+            found[0].line,
+            found[0].language.as_str(),
+            found[0].section.as_str(),
+            found[0].text.as_str()
+        ),
         (3, "sh", "", "echo one\n")
     );
     assert_eq!(treatment(&found[0]), Treatment::Session);
@@ -293,7 +298,12 @@ fn tail(path: &Path, bytes: usize) -> String {
 
 /// Runs the README's session in `folder` and panics, with the end of its output, unless
 /// bash exits 0 within the timeout leaving no process behind.
-fn run_session(folder: &Path, mut script: String, replacements: &[(&str, &str)], env: &[(&str, &str)]) {
+fn run_session(
+    folder: &Path,
+    mut script: String,
+    replacements: &[(&str, &str)],
+    env: &[(&str, &str)],
+) {
     for (example, actual) in replacements {
         assert!(
             script.contains(example),
@@ -418,7 +428,11 @@ async fn the_first_command_runs_the_demo_which_stops_on_ctrl_c() {
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON line, got {line:?}"));
     let dashboard = ready["dashboard"].as_str().expect("the dashboard URL");
     let answer = reqwest::get(dashboard).await.unwrap();
-    assert!(answer.status().is_success(), "{dashboard}: {}", answer.status());
+    assert!(
+        answer.status().is_success(),
+        "{dashboard}: {}",
+        answer.status()
+    );
 
     let interrupted = std::process::Command::new("kill")
         .args(["-INT", &demo.id().to_string()])
