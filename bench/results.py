@@ -138,11 +138,11 @@ def render(records, problems, runs, date, commit, machine):
                "better, so **above 1 means setia is better** than its peer; — where there is no "
                "peer. Each benchmark's README says what it measures and how.")
     out.append("")
-    out.append("| benchmark | measure | setia | peer | ratio (> 1: setia better) | goal | met |")
-    out.append("|---|---|--:|---|--:|---|---|")
+    out.append("| benchmark | measure | better | setia | peer | ratio (> 1: setia better) | goal "
+               "| met |")
+    out.append("|---|---|---|--:|---|--:|---|---|")
     for r in records:
         unit = f" {r['unit']}" if r["unit"] else ""
-        better = "higher" if r["better"] == "higher" else "lower"
         if r["peer"] is None:
             peer = "—"
         elif r["peer_value"] is None:
@@ -152,7 +152,7 @@ def render(records, problems, runs, date, commit, machine):
         x = ratio(r)
         ratio_text = "—" if x is None else f"{number(x)}×"
         met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
-        out.append(f"| {cell(r['benchmark'])} | {cell(r['measure'])} ({better} is better) "
+        out.append(f"| {cell(r['benchmark'])} | {cell(r['measure'])} | {r['better']} "
                    f"| {number(r['setia'])}{unit} | {peer} | {ratio_text} | {cell(r['goal']) or '—'} "
                    f"| {met} |")
     out.append("")
