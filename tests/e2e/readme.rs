@@ -1,9 +1,9 @@
 //! The README runs. Every fenced block of README.md is either run here or named below with
 //! the reason it is only checked by its text, so the README cannot rot:
 //!
-//! - `cargo run --release -- demo` runs as `setia demo` (the binary under test), until it
-//!   prints its dashboard URL, which must answer; then Ctrl-C (SIGINT) must stop it with
-//!   exit code 0.
+//! - `cargo run --release -- demo` runs as `setia demo` (the binary under test, on a free
+//!   port and a temporary database), until it prints its dashboard URL, which must answer;
+//!   then Ctrl-C (SIGINT) must stop it with exit code 0.
 //! - The two `cargo test` commands are checked by their text only: running them here would
 //!   run this test inside itself.
 //! - Every other block must be a `sh` block. They run in README order as ONE bash session
@@ -18,8 +18,8 @@
 //!   text is changed.
 //!
 //! Long-running commands (`setia serve`, `setia worker`, the SMTP server) run as a reader
-//! runs them: in the background with `&`, stopped by the README's own last block with
-//! SIGTERM and `wait`, whose exit code `set -e` checks. The session runs in a process group
+//! runs them: in the background with `&`, stopped by the README's own blocks with SIGTERM
+//! and `wait`, whose exit code `set -e` checks. The session runs in a process group
 //! of its own; the test fails if anything of it is still alive when bash has finished, and
 //! it kills the whole group when it fails or times out, so no process outlives the test.
 //!
@@ -157,6 +157,15 @@ fn every_block_of_the_readme_is_run_or_named_with_a_reason() {
             texts.contains(&text),
             "TEXT_ONLY names a block the README no longer has: {text:?}"
         );
+    }
+    for (block, treatment) in &all {
+        if let Treatment::TextOnly(reason) = treatment {
+            println!(
+                "README.md line {}: `{}` is checked by its text only: {reason}",
+                block.line,
+                block.text.trim()
+            );
+        }
     }
     let count = |wanted: &Treatment| all.iter().filter(|(_, t)| t == wanted).count();
     assert_eq!(count(&Treatment::Demo), 1);
