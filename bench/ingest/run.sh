@@ -248,6 +248,27 @@ for target in targets:
               f"{'met' if tp >= 0.5 and clean else 'NOT met'} ({tp:.1%})")
     p99 = r["open", target]["latency_ms"]["p99"]
     print(f"  goal p99 < 10 ms at {rate} req/s: {'met' if p99 < 10 else 'NOT met'} ({p99:.2f} ms)")
+    # With BENCH_RESULTS set (bench/run.sh), one JSON line per measure, the peer being bare axum.
+    if os.environ.get("BENCH_RESULTS"):
+        bare = "bare" in targets
+        clean = exact and all(not_received(r[s, target]) == 0 for s in ("closed", "open"))
+        throughput = r["closed", target]["requests_per_s"]
+        bare_throughput = r["closed", "bare"]["requests_per_s"] if bare else None
+        with open(os.environ["BENCH_RESULTS"], "a") as out:
+            for line in (
+                {"measure": f"signed webhooks committed per second, closed loop of {connections} "
+                            f"connections, {names[target]}",
+                 "unit": "req/s", "setia": throughput, "better": "higher",
+                 "peer_value": bare_throughput,
+                 "goal": ">= 50% of the bare handler, every 200 committed",
+                 "met": (throughput >= 0.5 * bare_throughput and clean) if bare else None},
+                {"measure": f"p99 latency at {rate} req/s, open loop, {names[target]}",
+                 "unit": "ms", "setia": p99, "better": "lower",
+                 "peer_value": r["open", "bare"]["latency_ms"]["p99"] if bare else None,
+                 "goal": "< 10 ms", "met": p99 < 10},
+            ):
+                out.write(json.dumps({"benchmark": "ingest", "peer": "bare axum" if bare else None,
+                                      **line}) + "\n")
 print("CPU: average cores busy during the measured window, from /proc "
       f"(the machine has {os.cpu_count()})")
 if noisy:

@@ -8,6 +8,7 @@ mod ledger;
 mod mail;
 mod merchants;
 mod metrics;
+mod readme;
 mod sandbox;
 mod support;
 mod webhooks;
