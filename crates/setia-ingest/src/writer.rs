@@ -124,10 +124,16 @@ async fn run(
                 next = receiver.try_recv().ok();
             }
         }
+        let size = group.len();
+        let started = std::time::Instant::now();
         if !group.is_empty() && write_group(&*store, group).await {
             if let Some(notify) = &notify {
                 notify.notify_one();
             }
+        }
+        if size > 0 {
+            metrics::histogram!("setia_inbox_group_calls").record(size as f64);
+            metrics::histogram!("setia_inbox_group_seconds").record(started.elapsed().as_secs_f64());
         }
         if !flushes.is_empty() {
             write_suppressed(&*store, &budget).await;
