@@ -539,16 +539,10 @@ async fn order_by_external_id(
     row.as_ref().map(|r| order_from_row(r, now)).transpose()
 }
 
-/// Applies one claimed row inside `tx` and marks it done; `None` (and nothing written) when
-/// the claim was lost.
-async fn apply_row(
-    tx: &mut DbTx<'_>,
-    row: &ClaimedRow,
-    mutations: &[Mutation],
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Applied>> {
-    // Finishing first takes the row (and, on PostgreSQL, its lock): a worker that lost its
-    // claim stops here and writes nothing.
+/// Marks a claimed row done inside `tx`; false (and nothing written) when the claim was lost.
+/// Finishing first takes the row (and, on PostgreSQL, its lock): a worker that lost its claim
+/// stops here.
+async fn finish_row(tx: &mut DbTx<'_>, row: &ClaimedRow, now: DateTime<Utc>) -> StoreResult<bool> {
     let finished = sqlx::query(
         "UPDATE inbox SET state = 'done', processed_at_us = $1, claim_id = NULL, lease_until_us = NULL, last_error = NULL \
          WHERE id = $2 AND claim_id = $3 AND state = 'pending'",
@@ -559,16 +553,23 @@ async fn apply_row(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    if finished == 0 {
-        return Ok(None);
-    }
-    let rules = merchant_rules(tx, &row.merchant).await?;
+    Ok(finished > 0)
+}
+
+/// Applies a finished row's mutations inside `tx`.
+async fn apply_row(
+    tx: &mut DbTx<'_>,
+    row: &ClaimedRow,
+    rules: &MerchantRules,
+    mutations: &[Mutation],
+    now: DateTime<Utc>,
+) -> StoreResult<Applied> {
     let mut applied = Applied::default();
     for mutation in mutations {
         apply_mutation(
             tx,
             &row.merchant,
-            &rules,
+            rules,
             row.inbox_id,
             mutation,
             now,
@@ -576,7 +577,7 @@ async fn apply_row(
         )
         .await?;
     }
-    Ok(Some(applied))
+    Ok(applied)
 }
 
 #[async_trait]
@@ -620,12 +621,9 @@ impl Ledger for ThisStore {
         mutations: &[Mutation],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Applied>> {
-        let mut tx = self.begin_write().await?;
-        let applied = apply_row(&mut tx, row, mutations, now).await?;
-        if applied.is_some() {
-            tx.commit().await?;
-        }
-        Ok(applied)
+        self.apply_batch(&[(row, mutations)], now)
+            .await
+            .map(|mut outcomes| outcomes.remove(0))
     }
 
     async fn apply_batch(
@@ -634,9 +632,20 @@ impl Ledger for ThisStore {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Option<Applied>>> {
         let mut tx = self.begin_write().await?;
+        // Read once per merchant and batch: the rules cannot change inside the transaction.
+        let mut rules: HashMap<MerchantId, MerchantRules> = HashMap::new();
         let mut outcomes = Vec::with_capacity(rows.len());
         for (row, mutations) in rows {
-            outcomes.push(apply_row(&mut tx, row, mutations, now).await?);
+            if !finish_row(&mut tx, row, now).await? {
+                outcomes.push(None);
+                continue;
+            }
+            if !rules.contains_key(&row.merchant) {
+                let found = merchant_rules(&mut tx, &row.merchant).await?;
+                rules.insert(row.merchant.clone(), found);
+            }
+            let merchant_rules = &rules[&row.merchant];
+            outcomes.push(Some(apply_row(&mut tx, row, merchant_rules, mutations, now).await?));
         }
         tx.commit().await?;
         Ok(outcomes)
