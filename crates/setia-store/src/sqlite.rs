@@ -19,6 +19,7 @@ pub struct SqliteStore {
     /// here, first come first served, replaces the busy handler's sleep-and-retry, which
     /// made a webhook wait up to 100 ms behind the worker.
     writer: sqlx::SqlitePool,
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -34,9 +35,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // A multi-row insert keeps a statement journal; in memory it costs no file I/O.
             .pragma("temp_store", "MEMORY")
-            // Checkpoint every 16 MiB of WAL rather than 4: pages written again and again
-            // (index leaves, under a burst of webhooks) are copied back to the file once.
-            .pragma("wal_autocheckpoint", "4000");
+            // The background checkpointer below keeps the WAL short; a commit checkpoints
+            // itself only if that falls 64 MiB behind.
+            .pragma("wal_autocheckpoint", "16000");
         if let Some(folder) = options.get_filename().parent() {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|source| StoreError::CreateFolder {
@@ -51,11 +52,51 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-65536"))
             .await?;
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.pragma("cache_size", "-16384"))
             .await?;
-        Ok(SqliteStore { pool, writer })
+        Ok(SqliteStore {
+            pool,
+            writer,
+            _checkpointer: Checkpointer::start(checkpoints),
+        })
+    }
+}
+
+/// Copies the WAL back into the database file in the background, on a connection of its
+/// own, so that the writer's commits never stop to do it: a checkpoint inside a commit held
+/// every webhook behind it for tens of milliseconds.
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+impl Checkpointer {
+    fn start(connection: sqlx::SqlitePool) -> Checkpointer {
+        Checkpointer(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // PASSIVE: copies what it can without waiting for the writer or blocking it.
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&connection)
+                    .await
+                {
+                    tracing::warn!(%error, "WAL checkpoint failed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
