@@ -270,6 +270,17 @@ fn main() -> Result<()> {
     }
     let fit = fit.ok_or("no fit ran")?;
     seconds.sort_by(f64::total_cmp);
+    // One pass of the likelihood over the summary, to say how many passes a fit costs.
+    let mut passes = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let started = Instant::now();
+        let value = summary.log_likelihood(&fit.params);
+        passes.push(started.elapsed().as_secs_f64());
+        if !value.is_finite() {
+            return Err("the log-likelihood at the fitted parameters is not finite".into());
+        }
+    }
+    passes.sort_by(f64::total_cmp);
 
     let json = serde_json::json!({
         "rows": rows,
@@ -290,6 +301,7 @@ fn main() -> Result<()> {
             "log_likelihood": fit.log_likelihood,
             "converged": fit.converged,
             "iterations": fit.iterations,
+            "likelihood_pass_seconds": passes[passes.len() / 2],
         },
         "report": output.report,
     });

@@ -30,6 +30,8 @@ pub(crate) trait Objective {
 #[derive(Debug, Clone)]
 pub(crate) struct Optimum {
     pub log_params: Vec<f64>,
+    /// The objective at `log_params` (not finite if the optimiser found no finite point).
+    pub value: f64,
     pub gradient_norm: f64,
     pub converged: bool,
     pub iterations: u64,
@@ -153,6 +155,7 @@ pub(crate) fn minimize<O: Objective>(objective: &O, start: Vec<f64>) -> Optimum 
         && (gradient_norm <= ACCEPTED_GRADIENT_NORM || (solver_converged && gradient_norm <= 1e-3));
     Optimum {
         log_params: clamp(&best),
+        value,
         gradient_norm,
         converged,
         iterations,
