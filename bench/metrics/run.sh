@@ -7,7 +7,8 @@
 # Steps (each timed with /usr/bin/time, which also gives the peak RSS):
 #   1. setia sandbox generate --customers 1000000 --purchases 10000000 --seed 42 --out history.csv
 #   2. setia merchant create + setia transactions import of that CSV into a fresh SQLite file
-#   3. setia metrics --merchant … --as-of <the day after the last purchase>, end to end
+#   3. setia metrics --merchant … --as-of <the day after the last purchase>, end to end; then
+#      once more, as the nightly run repeats it (the customer scores then exist already)
 #   4. the DuckDB peer (duckdb_peer.py) on the same CSV: totals, monthly cohorts, RFM
 #   5. bgnbd-fit (src/main.rs here): setia's batch on the same CSV in memory, the (x, t_x, T)
 #      summary it fits exported, and the BG/NBD fit timed on it
@@ -111,6 +112,10 @@ python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d["rejected"] = 
 echo "3/6 setia metrics, end to end…" >&2
 RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics "$setia" --log-format json \
     metrics --merchant "$merchant" --as-of "$as_of" >"$work/report.json" 2>"$work/metrics.log"
+
+echo "   and again, as the nightly run would (scores now updated in place)…" >&2
+RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics-again "$setia" --log-format json \
+    metrics --merchant "$merchant" --as-of "$as_of" >"$work/report-again.json" 2>"$work/metrics-again.log"
 
 echo "4/6 DuckDB peer…" >&2
 timed duckdb python3 "$here/duckdb_peer.py" "$work/history.csv" "$as_of" "$work/duckdb.json"
