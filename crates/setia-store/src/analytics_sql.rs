@@ -251,10 +251,10 @@ impl Analytics for ThisStore {
         computed_at: DateTime<Utc>,
     ) -> StoreResult<i64> {
         let mut tx = self.begin_write().await?;
-        // SQLite keeps 2 MB of pages per connection by default. A million scores change four
-        // B-trees (the table and its indexes) at random places, and with so small a cache
-        // nearly every insert evicts and re-reads pages. Raise it for this transaction and
-        // put it back before the connection returns to the pool.
+        // SQLite keeps 2 MB of pages per connection by default. A million scores change five
+        // B-trees (the table, its key and three indexes) at random places, and with so small
+        // a cache nearly every insert evicts and re-reads pages. Raise it for this transaction
+        // and put it back before the connection returns to the pool.
         let cache_before: Option<i64> = if analytics_is_sqlite() {
             let before: i64 = sqlx::query_scalar("PRAGMA cache_size")
                 .fetch_one(&mut *tx)
