@@ -3,7 +3,7 @@
 //! The `metrics` command and the nightly scheduler both call this.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
@@ -44,6 +44,7 @@ pub async fn run(
     period: Period,
 ) -> anyhow::Result<MetricsOutput> {
     let until = end_of_local_day(merchant, as_of);
+    let started = Instant::now();
     let columns = store
         .purchase_columns(&merchant.id, until)
         .await
@@ -63,6 +64,7 @@ pub async fn run(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let program = store.loyalty_program(&merchant.id).await?;
+    let read_seconds = started.elapsed().as_secs_f64();
     let request = MetricsRequest {
         merchant_id: merchant.id.to_string(),
         as_of,
@@ -78,10 +80,14 @@ pub async fn run(
         occurred_at_micros: columns.occurred_at_us,
         amount_minor: columns.amount_minor,
     };
+    let purchase_rows = purchases.len();
     // Polars and the model fits are CPU work: keep them off the async runtime.
+    let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || compute_metrics(&request, purchases, &points))
         .await
         .context("the metrics batch stopped")??;
+    let compute_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let scores: Vec<ScoreRow> = output
         .customer_scores
         .iter()
@@ -111,6 +117,16 @@ pub async fn run(
         )
         .await
         .context("storing the snapshot")?;
+    // How long each phase took (`RUST_LOG=setia::metrics_job=debug`): the benchmark reads it.
+    tracing::debug!(
+        merchant = %merchant.id,
+        purchase_rows,
+        customers = scores.len(),
+        read_seconds,
+        compute_seconds,
+        save_seconds = started.elapsed().as_secs_f64(),
+        "metrics run"
+    );
     Ok(output)
 }
 

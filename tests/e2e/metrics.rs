@@ -8,7 +8,10 @@ use setia_core::MerchantId;
 
 use crate::support::{fixture, stderr, Setia};
 
-crate::on_every_backend!(cdnow_reproduces_the_published_models);
+crate::on_every_backend!(
+    cdnow_reproduces_the_published_models,
+    purchase_columns_page_through_every_purchase
+);
 
 fn close(value: &serde_json::Value, expected: f64, tolerance: f64, what: &str) {
     let actual = value
@@ -107,6 +110,79 @@ async fn cdnow_reproduces_the_published_models(setia: Setia) {
         profile.unwrap().segment.as_deref(),
         customer["segment"].as_str()
     );
+}
+
+/// The columnar read pages through the ledger in chunks: whatever the chunk size, every
+/// purchase up to the cut-off comes out exactly once, with its own customer, time and amount.
+async fn purchase_columns_page_through_every_purchase(setia: Setia) {
+    let (merchant, _) = cdnow_merchant(&setia);
+    // The fixture, independently: (external id, day, amount in cents) per row.
+    let text = std::fs::read_to_string(fixture("cdnow/cdnow_sample_transactions.csv")).unwrap();
+    let fixture_rows: Vec<(String, String, i64)> = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let (whole, cents) = fields[2].split_once('.').unwrap_or((fields[2], "0"));
+            let cents = format!("{cents:0<2}");
+            (
+                fields[0].to_owned(),
+                fields[1].to_owned(),
+                whole.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap(),
+            )
+        })
+        .collect();
+    let store = setia.store().await;
+    let end_of = |day: &str| {
+        chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+            .unwrap()
+            .and_hms_opt(23, 59, 59)
+            .unwrap()
+            .and_local_timezone(chrono_tz::Asia::Jakarta)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let sorted = |columns: &setia_store::analytics::PurchaseColumns| {
+        let mut rows: Vec<(i64, i64, i64)> = (0..columns.customer.len())
+            .map(|i| {
+                (
+                    columns.customer[i],
+                    columns.occurred_at_us[i],
+                    columns.amount_minor[i],
+                )
+            })
+            .collect();
+        rows.sort_unstable();
+        rows
+    };
+    for cut_off in ["1998-06-30", "1997-03-31"] {
+        let expected: Vec<&(String, String, i64)> = fixture_rows
+            .iter()
+            .filter(|row| row.1.as_str() <= cut_off)
+            .collect();
+        let whole = store
+            .purchase_columns(&merchant, end_of(cut_off))
+            .await
+            .unwrap();
+        let rows = sorted(&whole);
+        assert_eq!(rows.len(), expected.len(), "purchases up to {cut_off}");
+        assert_eq!(
+            rows.iter().map(|row| row.2).sum::<i64>(),
+            expected.iter().map(|row| row.2).sum::<i64>(),
+            "revenue up to {cut_off}"
+        );
+        let customers: std::collections::HashSet<i64> = rows.iter().map(|row| row.0).collect();
+        let expected_customers: std::collections::HashSet<&str> =
+            expected.iter().map(|row| row.0.as_str()).collect();
+        assert_eq!(customers.len(), expected_customers.len());
+        for chunk in [5, 499, expected.len(), expected.len() + 1] {
+            let paged = store
+                .purchase_columns_in_chunks(&merchant, end_of(cut_off), chunk)
+                .await
+                .unwrap();
+            assert_eq!(sorted(&paged), rows, "chunks of {chunk} up to {cut_off}");
+        }
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use crate::hyp2f1::{ln_hyp2f1, Hyp2f1Error};
-use crate::optimize::{minimize, Objective};
+use crate::optimize::{minimize, newton_from, Objective};
 
 /// Fewer customers than this cannot pin down four parameters; the fit is not attempted.
 pub const MIN_CUSTOMERS_TO_FIT: u64 = 10;
@@ -449,12 +449,17 @@ pub fn fit_bg_nbd(summary: &BgNbdSummary) -> Result<BgNbdFit, FitError> {
                 .to_owned(),
         ));
     }
-    // Many distinct histories: climb most of the way on a sample, finish on everything.
+    // Many distinct histories: climb most of the way on a sample, then finish on everything
+    // with Newton steps (the sample's optimum is close, so a few suffice), or with L-BFGS
+    // should they not get there.
+    let objective = BgNbdObjective { summary };
+    let mut warm_optimum = None;
     let start = if summary.distinct_histories() > WARM_START_HISTORIES {
         let sample =
             summary.stride_sample(summary.distinct_histories().div_ceil(WARM_START_HISTORIES));
         let warm = minimize(&BgNbdObjective { summary: &sample }, vec![0.0; 4]);
         if warm.converged {
+            warm_optimum = newton_from(&objective, &warm.log_params);
             warm.log_params
         } else {
             vec![0.0; 4]
@@ -462,9 +467,14 @@ pub fn fit_bg_nbd(summary: &BgNbdSummary) -> Result<BgNbdFit, FitError> {
     } else {
         vec![0.0; 4]
     };
-    let optimum = minimize(&BgNbdObjective { summary }, start);
+    let optimum = match warm_optimum {
+        Some(optimum) => optimum,
+        None => minimize(&objective, start),
+    };
     let params = params_from_log(&optimum.log_params);
-    let log_likelihood = summary.log_likelihood(&params);
+    // The optimiser's last judgement was made at exactly these parameters: its objective is
+    // the mean negative log-likelihood, so the total needs no further pass over the data.
+    let log_likelihood = -optimum.value * summary.customers().max(1) as f64;
     if !log_likelihood.is_finite() {
         return Err(FitError::NotFinite);
     }

@@ -30,6 +30,8 @@ pub(crate) trait Objective {
 #[derive(Debug, Clone)]
 pub(crate) struct Optimum {
     pub log_params: Vec<f64>,
+    /// The objective at `log_params` (not finite if the optimiser found no finite point).
+    pub value: f64,
     pub gradient_norm: f64,
     pub converged: bool,
     pub iterations: u64,
@@ -153,11 +155,131 @@ pub(crate) fn minimize<O: Objective>(objective: &O, start: Vec<f64>) -> Optimum 
         && (gradient_norm <= ACCEPTED_GRADIENT_NORM || (solver_converged && gradient_norm <= 1e-3));
     Optimum {
         log_params: clamp(&best),
+        value,
         gradient_norm,
         converged,
         iterations,
         at_boundary,
     }
+}
+
+/// Gradient norm at which `newton_from` stops stepping: far below the acceptance test, so its
+/// optimum is as tight as L-BFGS's.
+const NEWTON_GRADIENT_NORM: f64 = 1e-9;
+const MAX_NEWTON_STEPS: u64 = 30;
+
+/// Newton steps from `start`, a point already near the optimum (e.g. the optimum of a sample of
+/// the data), with the Hessian taken once at `start` by forward differences of the analytic
+/// gradient. Each step costs one evaluation, against about 1.3 per L-BFGS iteration that must
+/// also learn the curvature. `None` when the Hessian is not positive definite there or the
+/// steps do not reach the acceptance test: the caller then runs `minimize`.
+pub(crate) fn newton_from<O: Objective>(objective: &O, start: &[f64]) -> Option<Optimum> {
+    let n = start.len();
+    let mut point = clamp(start);
+    let (mut value, mut gradient) = objective.value_and_gradient(&point);
+    if !value.is_finite() || gradient.iter().any(|g| !g.is_finite()) {
+        return None;
+    }
+    let mut evaluations = 1;
+    let mut hessian = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        let step = 1e-5 * (1.0 + point[i].abs());
+        let mut shifted = point.clone();
+        shifted[i] += step;
+        let (_, shifted_gradient) = objective.value_and_gradient(&shifted);
+        evaluations += 1;
+        for j in 0..n {
+            hessian[i][j] = (shifted_gradient[j] - gradient[j]) / step;
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            let mean = 0.5 * (hessian[i][j] + hessian[j][i]);
+            hessian[i][j] = mean;
+            hessian[j][i] = mean;
+        }
+    }
+    let factor = cholesky(&hessian)?;
+    let mut steps = 0;
+    while steps < MAX_NEWTON_STEPS && norm(&gradient) > NEWTON_GRADIENT_NORM {
+        steps += 1;
+        let direction = cholesky_solve(&factor, &gradient);
+        let mut scale = 1.0;
+        let mut moved = false;
+        for _ in 0..8 {
+            let candidate: Vec<f64> = clamp(
+                &point
+                    .iter()
+                    .zip(&direction)
+                    .map(|(p, d)| p - scale * d)
+                    .collect::<Vec<_>>(),
+            );
+            let (candidate_value, candidate_gradient) = objective.value_and_gradient(&candidate);
+            evaluations += 1;
+            if candidate_value.is_finite() && candidate_value <= value {
+                point = candidate;
+                value = candidate_value;
+                gradient = candidate_gradient;
+                moved = true;
+                break;
+            }
+            scale *= 0.5;
+        }
+        if !moved {
+            // No step lowers the objective any more: it is at its rounding floor.
+            break;
+        }
+    }
+    let gradient_norm = norm(&gradient);
+    if !(gradient_norm <= ACCEPTED_GRADIENT_NORM) {
+        return None;
+    }
+    let at_boundary = point.iter().any(|p| p.abs() >= EXTREME_LOG_PARAMETER);
+    Some(Optimum {
+        log_params: point,
+        value,
+        gradient_norm,
+        converged: !at_boundary,
+        iterations: evaluations,
+        at_boundary,
+    })
+}
+
+/// Lower-triangular L with L Lᵀ = `matrix`, or `None` if it is not positive definite.
+fn cholesky(matrix: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+    let n = matrix.len();
+    let mut lower = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in 0..=i {
+            let sum: f64 = (0..j).map(|k| lower[i][k] * lower[j][k]).sum();
+            if i == j {
+                let pivot = matrix[i][i] - sum;
+                if !(pivot.is_finite() && pivot > 0.0) {
+                    return None;
+                }
+                lower[i][j] = pivot.sqrt();
+            } else {
+                lower[i][j] = (matrix[i][j] - sum) / lower[j][j];
+            }
+        }
+    }
+    Some(lower)
+}
+
+/// x with L Lᵀ x = b.
+fn cholesky_solve(lower: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
+    let n = b.len();
+    let mut y = vec![0.0; n];
+    for i in 0..n {
+        let sum: f64 = (0..i).map(|k| lower[i][k] * y[k]).sum();
+        y[i] = (b[i] - sum) / lower[i][i];
+    }
+    let mut x = vec![0.0; n];
+    for i in (0..n).rev() {
+        let sum: f64 = (i + 1..n).map(|k| lower[k][i] * x[k]).sum();
+        x[i] = (y[i] - sum) / lower[i][i];
+    }
+    x
 }
 
 fn clamp(point: &[f64]) -> Vec<f64> {
@@ -218,6 +340,27 @@ mod tests {
         assert!(optimum.converged, "{optimum:?}");
         assert!((optimum.log_params[0] - 3.0).abs() < 1e-6);
         assert!((optimum.log_params[1] + 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn newton_steps_finish_from_a_nearby_point() {
+        let optimum = newton_from(&Bowl, &[2.9, -1.05]).expect("a convex bowl");
+        assert!(optimum.converged, "{optimum:?}");
+        assert!((optimum.log_params[0] - 3.0).abs() < 1e-8);
+        assert!((optimum.log_params[1] + 1.0).abs() < 1e-8);
+        assert!(optimum.iterations < 10, "{optimum:?}");
+    }
+
+    #[test]
+    fn newton_gives_up_where_the_curvature_is_not_positive() {
+        // Concave in x: no positive-definite Hessian, so the caller must use `minimize`.
+        struct Saddle;
+        impl Objective for Saddle {
+            fn value_and_gradient(&self, p: &[f64]) -> (f64, Vec<f64>) {
+                (p[1] * p[1] - p[0] * p[0], vec![-2.0 * p[0], 2.0 * p[1]])
+            }
+        }
+        assert!(newton_from(&Saddle, &[0.5, 0.5]).is_none());
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub trait Analytics: Send + Sync {
         merchant: &MerchantId,
         until: DateTime<Utc>,
     ) -> StoreResult<PurchaseColumns>;
+    /// `purchase_columns`, read `chunk` purchases per query (`purchase_columns` uses a chunk
+    /// size chosen for speed; a small one exercises the paging).
+    async fn purchase_columns_in_chunks(
+        &self,
+        merchant: &MerchantId,
+        until: DateTime<Utc>,
+        chunk: usize,
+    ) -> StoreResult<PurchaseColumns>;
     async fn points_rows(
         &self,
         merchant: &MerchantId,

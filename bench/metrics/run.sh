@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Metrics benchmark: `setia metrics` on 10 M purchases of 1 M customers against DuckDB, and
+# setia's BG/NBD fit against the lifetimes package, in one run. See README.md beside this file.
+#
+#   bench/metrics/run.sh           # from the repository root (or anywhere)
+#
+# Steps (each timed with /usr/bin/time, which also gives the peak RSS):
+#   1. setia sandbox generate --customers 1000000 --purchases 10000000 --seed 42 --out history.csv
+#   2. setia merchant create + setia transactions import of that CSV into a fresh SQLite file
+#   3. setia metrics --merchant … --as-of <the day after the last purchase>, end to end; then
+#      once more, as the nightly run repeats it (the customer scores then exist already)
+#   4. the DuckDB peer (duckdb_peer.py) on the same CSV: totals, monthly cohorts, RFM
+#   5. bgnbd-fit (src/main.rs here): setia's batch on the same CSV in memory, the (x, t_x, T)
+#      summary it fits exported, and the BG/NBD fit timed on it
+#   6. the lifetimes peer (lifetimes_peer.py) on that summary: grouped with weights, and one
+#      row per customer
+#   7. summarise.py: checks that the numbers agree, prints the summary, and appends one JSON
+#      line per measure to $BENCH_RESULTS when it is set
+#
+# Knobs (environment): CUSTOMERS (1000000), PURCHASES (10000000), SEED (42), FIT_RUNS (5),
+# LIFETIMES_PER_CUSTOMER (1; 0 skips lifetimes' one-row-per-customer fit, which takes minutes),
+# WAIT_IDLE (seconds to wait for a quiet machine, 0), SETIA_BIN (a setia binary to use instead
+# of building one; FIT_BIN likewise for bgnbd-fit), KEEP=1 keeps the work folder,
+# BENCH_RESULTS (a file to append the JSON results to).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+CUSTOMERS=${CUSTOMERS:-1000000}
+PURCHASES=${PURCHASES:-10000000}
+SEED=${SEED:-42}
+FIT_RUNS=${FIT_RUNS:-5}
+LIFETIMES_PER_CUSTOMER=${LIFETIMES_PER_CUSTOMER:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/setia-target}
+
+if [ ! -x /usr/bin/time ]; then
+    echo "installing GNU time (Debian package 'time') for peak memory…" >&2
+    apt-get install -y time >&2
+fi
+python3 -c 'import duckdb, lifetimes, pandas' || {
+    echo "the peers need Python packages: pip install duckdb lifetimes pandas" >&2
+    exit 1
+}
+
+if [ -z "${SETIA_BIN:-}" ] || [ -z "${FIT_BIN:-}" ]; then
+    # One build for both, so every dependency keeps the feature set `setia` builds it with and
+    # the release build of Polars is shared rather than built a second time.
+    echo "building setia and bgnbd-fit (release)…" >&2
+    cargo build --release -p setia -p setia-bench-metrics >&2
+fi
+setia=${SETIA_BIN:-$CARGO_TARGET_DIR/release/setia}
+fit_bin=${FIT_BIN:-$CARGO_TARGET_DIR/release/bgnbd-fit}
+
+busy_percent() {
+    python3 -c '
+import time
+def stat():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(v), v[3] + v[4]
+t0, i0 = stat(); time.sleep(1); t1, i1 = stat()
+print(round(100 * (1 - (i1 - i0) / max(t1 - t0, 1))))'
+}
+busy=$(busy_percent)
+waited=0
+while [ "$busy" -gt 10 ] && [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
+    sleep 4
+    waited=$((waited + 5))
+    busy=$(busy_percent)
+done
+echo "machine busy before the run: ${busy}% of $(nproc) cores" >&2
+if [ "$busy" -gt 10 ]; then
+    echo "WARNING: other processes are using the CPU; the figures will be skewed" >&2
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-metrics.XXXXXX")
+cleanup() {
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+
+timed() { # NAME COMMAND…: runs COMMAND, wall time and peak RSS into $work/NAME.time
+    local name=$1
+    shift
+    /usr/bin/time -o "$work/$name.time" -f '{"seconds": %e, "max_rss_kb": %M}' "$@"
+}
+
+export SETIA_DATABASE_URL="sqlite://$work/setia.db"
+
+echo "1/6 sandbox generate: $CUSTOMERS customers, $PURCHASES purchases, seed $SEED…" >&2
+timed generate "$setia" sandbox generate --customers "$CUSTOMERS" --purchases "$PURCHASES" \
+    --seed "$SEED" --out "$work/history.csv" >"$work/generate.json"
+cat "$work/generate.json" >&2
+as_of=$(python3 -c '
+import duckdb, sys
+print(duckdb.execute("SELECT max(CAST(occurred_at AS TIMESTAMP))::DATE + 1 FROM read_csv(?, header = true)",
+                     [sys.argv[1]]).fetchone()[0])' "$work/history.csv")
+echo "as of $as_of (the day after the last purchase)" >&2
+
+echo "2/6 merchant create and transactions import into SQLite…" >&2
+merchant=$("$setia" merchant create --name "Toko Bench" --timezone Asia/Jakarta |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+timed import "$setia" transactions import --merchant "$merchant" "$work/history.csv" >"$work/import.json"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d["rejected"] = len(d["rejected"]); print(d)' \
+    "$work/import.json" >&2
+
+echo "3/6 setia metrics, end to end…" >&2
+RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics "$setia" --log-format json \
+    metrics --merchant "$merchant" --as-of "$as_of" >"$work/report.json" 2>"$work/metrics.log"
+
+echo "   and again, as the nightly run would (scores now updated in place)…" >&2
+RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics-again "$setia" --log-format json \
+    metrics --merchant "$merchant" --as-of "$as_of" >"$work/report-again.json" 2>"$work/metrics-again.log"
+
+echo "4/6 DuckDB peer…" >&2
+timed duckdb python3 "$here/duckdb_peer.py" "$work/history.csv" "$as_of" "$work/duckdb.json"
+
+echo "5/6 setia BG/NBD fit on its summary ($FIT_RUNS runs)…" >&2
+"$fit_bin" "$work/history.csv" "$as_of" "$work/summary.csv" "$FIT_RUNS" >"$work/fit.json"
+
+echo "6/6 lifetimes peer…" >&2
+mode=grouped
+[ "$LIFETIMES_PER_CUSTOMER" = 1 ] && mode=per-customer
+python3 "$here/lifetimes_peer.py" "$work/summary.csv" "$work/lifetimes.json" "$mode"
+
+python3 -c '
+import json, os, sys
+json.dump({"customers": int(sys.argv[1]), "purchases_target": int(sys.argv[2]), "seed": int(sys.argv[3]),
+           "purchases_generated": json.load(open(sys.argv[4]))["purchases"], "as_of": sys.argv[5],
+           "busy_percent": int(sys.argv[6]), "cores": os.cpu_count()}, open(sys.argv[7], "w"))' \
+    "$CUSTOMERS" "$PURCHASES" "$SEED" "$work/generate.json" "$as_of" "$busy" "$work/env.json"
+python3 "$here/summarise.py" "$work"

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Reads what bench/metrics/run.sh measured (WORK/*.json, WORK/*.time, WORK/metrics.log),
+checks that setia and its peers computed the same numbers, prints a readable summary and,
+when BENCH_RESULTS names a file, appends one JSON object per measure to it.
+
+    summarise.py WORK
+"""
+
+import json
+import os
+import sys
+
+GIB = 1024**3
+
+
+def load(path):
+    with open(path) as file:
+        return json.load(file)
+
+
+def timed(work, name):
+    """/usr/bin/time -f '{"seconds": %e, "max_rss_kb": %M}' output."""
+    with open(os.path.join(work, f"{name}.time")) as file:
+        # /usr/bin/time puts "Command exited with non-zero status" lines first on failure.
+        return json.loads(file.read().strip().splitlines()[-1])
+
+
+def metrics_phases(work, name="metrics"):
+    """The `metrics run` debug event of setia (JSON logs)."""
+    with open(os.path.join(work, f"{name}.log")) as file:
+        for line in file:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            event = json.loads(line)
+            fields = event.get("fields", {})
+            if fields.get("message") == "metrics run":
+                return fields
+    raise SystemExit("setia metrics did not log its phases (RUST_LOG=setia::metrics_job=debug)")
+
+
+def money_sen(text):
+    whole, _, fraction = text.partition(".")
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int((fraction + "00")[:2]))
+
+
+def same_numbers(setia, duck):
+    """Differences between setia's report and DuckDB's results (empty when they agree)."""
+    problems = []
+    t, d = setia["totals"], duck["totals"]
+    for key in ("customers", "purchases", "repeat_customers"):
+        if t[key] != d[key]:
+            problems.append(f"totals.{key}: setia {t[key]}, duckdb {d[key]}")
+    if money_sen(t["revenue"]) != d["revenue_sen"]:
+        problems.append(f"totals.revenue: setia {t['revenue']}, duckdb {d['revenue_sen']} sen")
+    if abs(t["repeat_purchase_rate"] - d["repeat_purchase_rate"]) > 1e-12:
+        problems.append("totals.repeat_purchase_rate differs")
+    if t["median_days_between_purchases"] != d["median_days_between_purchases"]:
+        problems.append(
+            f"totals.median_days_between_purchases: setia {t['median_days_between_purchases']}, "
+            f"duckdb {d['median_days_between_purchases']}"
+        )
+    sc, dc = setia["cohorts"], duck["cohorts"]
+    if [c["cohort"] for c in sc] != [c["cohort"] for c in dc]:
+        problems.append("cohort labels differ")
+    else:
+        for s, c in zip(sc, dc):
+            if s["size"] != c["size"]:
+                problems.append(f"cohort {s['cohort']}: size {s['size']} vs {c['size']}")
+            for key in ("retention", "retention_unbounded"):
+                if len(s[key]) != len(c[key]) or any(
+                    abs(a - b) > 1e-12 for a, b in zip(s[key], c[key])
+                ):
+                    problems.append(f"cohort {s['cohort']}: {key} differs")
+            if [money_sen(v) for v in s["revenue"]] != c["revenue_sen"]:
+                problems.append(f"cohort {s['cohort']}: revenue differs")
+    if setia["rfm"]["segments"] != duck["rfm"]["segments"]:
+        problems.append(
+            f"rfm.segments: setia {setia['rfm']['segments']}, duckdb {duck['rfm']['segments']}"
+        )
+    return problems
+
+
+def params_equal(left, right, decimals=3):
+    return all(round(left[k], decimals) == round(right[k], decimals) for k in ("r", "alpha", "a", "b"))
+
+
+def fmt_params(p):
+    return ", ".join(f"{k} {p[k]:.4f}" for k in ("r", "alpha", "a", "b"))
+
+
+def main():
+    work = sys.argv[1]
+    env = load(os.path.join(work, "env.json"))
+    generate = timed(work, "generate")
+    imported = timed(work, "import")
+    import_summary = load(os.path.join(work, "import.json"))
+    metrics = timed(work, "metrics")
+    phases = metrics_phases(work)
+    report = load(os.path.join(work, "report.json"))
+    duck = load(os.path.join(work, "duckdb.json"))
+    duck_time = timed(work, "duckdb")
+    fit = load(os.path.join(work, "fit.json"))
+    lifetimes = load(os.path.join(work, "lifetimes.json"))
+
+    results = []
+
+    def measure(name, unit, value, peer, peer_value, goal, met, better="lower"):
+        results.append(
+            {
+                "benchmark": "metrics",
+                "measure": name,
+                "unit": unit,
+                "setia": round(value, 3),
+                "peer": peer,
+                "peer_value": None if peer_value is None else round(peer_value, 3),
+                "better": better,
+                "goal": goal,
+                "met": met,
+            }
+        )
+
+    rows = env["purchases_generated"]
+    print(f"\nsetia metrics benchmark: {env['customers']:,} customers, {rows:,} purchases "
+          f"(seed {env['seed']}), as of {env['as_of']}, {env['cores']} cores")
+    print(f"machine busy before the run: {env['busy_percent']}%")
+
+    # 1. Generation.
+    print(f"\nsandbox generate: {generate['seconds']:.1f} s, peak RSS "
+          f"{generate['max_rss_kb'] / 1024:.0f} MiB (goal < 60 s)")
+    measure("sandbox generate 10M purchases", "s", generate["seconds"], None, None,
+            "< 60 s", generate["seconds"] < 60)
+
+    # 2. Import.
+    print(f"transactions import into SQLite: {imported['seconds']:.1f} s "
+          f"({import_summary['inserted']:,} inserted, {import_summary['customers_created']:,} "
+          f"customers created), peak RSS {imported['max_rss_kb'] / 1024:.0f} MiB")
+    measure("transactions import 10M purchases (SQLite)", "s", imported["seconds"], None, None,
+            "reported only", None)
+
+    # 3. Metrics vs DuckDB.
+    problems = same_numbers(report, duck)
+    duck_total = duck["seconds"]["total"]
+    e2e = metrics["seconds"]
+    shared = phases["read_seconds"] + phases["compute_seconds"]
+    rss_mib = metrics["max_rss_kb"] / 1024
+    print("\nsetia metrics vs DuckDB (same CSV, same definitions):")
+    print(f"  numbers: {'identical' if not problems else 'DIFFERENT'} (totals, "
+          f"{len(report['cohorts'])} monthly cohorts with retention, unbounded retention and revenue, "
+          "RFM segment counts)")
+    for problem in problems[:20]:
+        print(f"    {problem}")
+    print(f"  setia end to end (process start to exit: DB read, full batch incl. BG/NBD, Gamma-Gamma, "
+          f"CLV, loyalty; snapshot and {phases['customers']:,} customer scores stored): {e2e:.2f} s")
+    print(f"    read from SQLite {phases['read_seconds']:.2f} s, batch {phases['compute_seconds']:.2f} s, "
+          f"store {phases['save_seconds']:.2f} s")
+    print(f"  setia DB read + batch (no store): {shared:.2f} s")
+    print(f"  setia batch on in-memory columns (bgnbd-fit; its CSV parse {fit['parse_seconds']:.2f} s "
+          f"not included): {fit['compute_seconds']:.2f} s")
+    print(f"  {duck['peer']} ({duck['threads']} threads), CSV read + totals + cohorts + RFM: "
+          f"{duck_total:.2f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in duck["seconds"].items() if k != "total")
+          + f"), process peak RSS {duck_time['max_rss_kb'] / 1024:.0f} MiB")
+    print(f"  ratio setia end to end / DuckDB: {e2e / duck_total:.2f}x; "
+          f"setia DB read + batch / DuckDB: {shared / duck_total:.2f}x")
+    print(f"  setia metrics peak RSS: {rss_mib:.0f} MiB (goal < 2048 MiB)")
+    again = timed(work, "metrics-again")
+    again_phases = metrics_phases(work, "metrics-again")
+    print(f"  setia metrics run again (scores updated in place): {again['seconds']:.2f} s: read "
+          f"{again_phases['read_seconds']:.2f} s, batch {again_phases['compute_seconds']:.2f} s, store "
+          f"{again_phases['save_seconds']:.2f} s; peak RSS {again['max_rss_kb'] / 1024:.0f} MiB")
+    same = not problems
+    measure("metrics end to end (DB read, full suite, store) vs DuckDB shared part from CSV",
+            "s", e2e, duck["peer"], duck_total, "≤ 1× DuckDB, same numbers", same and e2e <= duck_total)
+    measure("metrics DB read + full batch (no store) vs DuckDB shared part from CSV",
+            "s", shared, duck["peer"], duck_total, "≤ 1× DuckDB, same numbers", same and shared <= duck_total)
+    measure("metrics batch from in-memory columns (no DB, no CSV parse) vs DuckDB from CSV",
+            "s", fit["compute_seconds"], duck["peer"], duck_total, "reported only", None)
+    measure("metrics peak RSS (end to end)", "MiB", round(rss_mib, 1), None, None,
+            "< 2 GiB", metrics["max_rss_kb"] * 1024 < 2 * GIB)
+    measure("metrics end to end, second run (scores updated in place)", "s", again["seconds"],
+            None, None, "reported only", None)
+
+    # 4. BG/NBD fit vs lifetimes.
+    setia_fit = fit["fit"]
+    e2e_params = report["churn"]["params"]
+    print(f"\nBG/NBD on the summary setia fits: {fit['customers']:,} customers, "
+          f"{fit['distinct_histories']:,} distinct (x, t_x, T)")
+    print(f"  setia: {setia_fit['seconds_min'] * 1000:.0f} ms fastest of {setia_fit['runs']} "
+          f"(median {setia_fit['seconds_median'] * 1000:.0f} ms), {fmt_params(setia_fit['params'])}, "
+          f"LL {setia_fit['log_likelihood']:.2f}, converged {setia_fit['converged']}")
+    pass_seconds = setia_fit.get("likelihood_pass_seconds")
+    if pass_seconds:
+        print(f"  (one pass of setia's likelihood over the summary: {pass_seconds * 1000:.1f} ms, so a fit "
+              f"costs about {setia_fit['seconds_median'] / pass_seconds:.0f} passes)")
+    same_as_e2e = params_equal(setia_fit["params"], e2e_params, 6)
+    print(f"  (setia metrics end to end fitted {fmt_params(e2e_params)}: "
+          f"{'the same' if same_as_e2e else 'DIFFERENT'})")
+    for key, label in (("grouped", "grouped rows with weights"), ("per_customer", "one row per customer")):
+        if key not in lifetimes:
+            continue
+        peer = lifetimes[key]
+        equal = params_equal(setia_fit["params"], peer["params"])
+        ratio_fit = peer["fit_seconds"] / setia_fit["seconds_median"]
+        ratio_opt = peer["optimisation_seconds"] / setia_fit["seconds_median"]
+        print(f"  {lifetimes['peer']}, {label}: fit {peer['fit_seconds']:.2f} s "
+              f"({ratio_fit:.1f}x setia's median), optimisation alone {peer['optimisation_seconds']:.2f} s "
+              f"({ratio_opt:.1f}x); {fmt_params(peer['params'])}, LL {peer['log_likelihood']:.2f}; "
+              f"parameters to 3 decimals: {'equal' if equal else 'DIFFERENT'}")
+        measure(f"BG/NBD fit vs lifetimes BetaGeoFitter.fit, {label}", "s",
+                setia_fit["seconds_median"], lifetimes["peer"], peer["fit_seconds"],
+                "≥ 20× faster, same parameters to 3 decimals", equal and ratio_fit >= 20)
+        measure(f"BG/NBD fit vs lifetimes' optimisation alone (no Hessian), {label}", "s",
+                setia_fit["seconds_median"], lifetimes["peer"], peer["optimisation_seconds"],
+                "≥ 20× faster, same parameters to 3 decimals", equal and ratio_opt >= 20)
+
+    with open(os.path.join(work, "results.jsonl"), "w") as file:
+        for result in results:
+            file.write(json.dumps(result, ensure_ascii=False) + "\n")
+    target = os.environ.get("BENCH_RESULTS")
+    if target:
+        with open(target, "a") as file:
+            for result in results:
+                file.write(json.dumps(result, ensure_ascii=False) + "\n")
+        print(f"\n{len(results)} results appended to {target}")
+    if problems or not same_as_e2e:
+        sys.exit("setia and its peers disagree: see above")
+
+
+if __name__ == "__main__":
+    main()
