@@ -151,6 +151,79 @@ async fn read_purchase_range(
     Ok(columns)
 }
 
+/// Scores per write transaction: about a quarter of a second of SQLite's writer.
+const SCORES_PER_TRANSACTION: usize = 10_000;
+
+/// SQLite keeps 2 MB of pages per connection by default. Scores change five B-trees (the
+/// table, its key and three indexes) at random places, and with so small a cache nearly every
+/// insert evicts and re-reads pages. Raised for a score transaction and put back before the
+/// connection returns to the pool.
+async fn raise_page_cache(tx: &mut DbTx<'_>) -> StoreResult<Option<i64>> {
+    if !analytics_is_sqlite() {
+        return Ok(None);
+    }
+    let before: i64 = sqlx::query_scalar("PRAGMA cache_size")
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query("PRAGMA cache_size = -262144")
+        .execute(&mut **tx)
+        .await?;
+    Ok(Some(before))
+}
+
+async fn restore_page_cache(tx: &mut DbTx<'_>, before: Option<i64>) -> StoreResult<()> {
+    if let Some(before) = before {
+        sqlx::query(&format!("PRAGMA cache_size = {before}"))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Upserts scores: a re-run changes rows in place instead of deleting and re-inserting every
+/// index entry (half the time for a million customers on SQLite).
+async fn upsert_scores(
+    tx: &mut DbTx<'_>,
+    merchant: &MerchantId,
+    as_of: &str,
+    scores: &[ScoreRow],
+    computed_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    for chunk in scores.chunks(SCORE_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO customer_scores (merchant_id, customer_id, as_of, recency_days, frequency_days, \
+             monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, clv_12m_minor, \
+             computed_at_us) ",
+        );
+        insert.push_values(chunk, |mut row, score| {
+            row.push_bind(merchant.as_str())
+                .push_bind(score.customer)
+                .push_bind(as_of)
+                .push_bind(score.recency_days)
+                .push_bind(score.frequency_days)
+                .push_bind(score.monetary_minor)
+                .push_bind(score.r)
+                .push_bind(score.f)
+                .push_bind(score.m)
+                .push_bind(&score.segment)
+                .push_bind(score.p_alive)
+                .push_bind(score.expected_purchases_90d)
+                .push_bind(score.clv_12m_minor)
+                .push_bind(micros(computed_at));
+        });
+        insert.push(
+            " ON CONFLICT (merchant_id, customer_id) DO UPDATE SET as_of = excluded.as_of, \
+             recency_days = excluded.recency_days, frequency_days = excluded.frequency_days, \
+             monetary_minor = excluded.monetary_minor, rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, \
+             rfm_m = excluded.rfm_m, segment = excluded.segment, p_alive = excluded.p_alive, \
+             expected_purchases_90d = excluded.expected_purchases_90d, \
+             clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us",
+        );
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Analytics for ThisStore {
     async fn purchase_columns(
@@ -250,84 +323,37 @@ impl Analytics for ThisStore {
         scores: &[ScoreRow],
         computed_at: DateTime<Utc>,
     ) -> StoreResult<i64> {
+        // Scores are written in transactions of SCORES_PER_TRANSACTION, and the snapshot with
+        // the removal of stale scores in a last one. SQLite has one writer: a single
+        // transaction for a million scores held every webhook back for half a minute, far
+        // past Moota's 5 s. Between transactions a reader may see some customers' new scores
+        // beside others' old ones; the snapshot appears only when every score is written.
+        for part in scores.chunks(SCORES_PER_TRANSACTION) {
+            let mut tx = self.begin_write().await?;
+            let cache_before = raise_page_cache(&mut tx).await?;
+            let written = upsert_scores(&mut tx, merchant, as_of, part, computed_at).await;
+            restore_page_cache(&mut tx, cache_before).await?;
+            written?;
+            tx.commit().await?;
+        }
         let mut tx = self.begin_write().await?;
-        // SQLite keeps 2 MB of pages per connection by default. A million scores change five
-        // B-trees (the table, its key and three indexes) at random places, and with so small
-        // a cache nearly every insert evicts and re-reads pages. Raise it for this transaction
-        // and put it back before the connection returns to the pool.
-        let cache_before: Option<i64> = if analytics_is_sqlite() {
-            let before: i64 = sqlx::query_scalar("PRAGMA cache_size")
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query("PRAGMA cache_size = -262144")
-                .execute(&mut *tx)
-                .await?;
-            Some(before)
-        } else {
-            None
-        };
-        let written: StoreResult<i64> = async {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO metric_snapshots (merchant_id, as_of, period, computed_at_us, report) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(merchant.as_str())
-            .bind(as_of)
-            .bind(period)
-            .bind(micros(computed_at))
-            .bind(report)
-            .fetch_one(&mut *tx)
-            .await?;
-            // Upsert, then remove the customers this run did not score: a re-run changes rows
-            // in place instead of deleting and re-inserting every index entry (half the time
-            // for a million customers on SQLite).
-            for chunk in scores.chunks(SCORE_CHUNK) {
-                let mut insert = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO customer_scores (merchant_id, customer_id, as_of, recency_days, frequency_days, \
-                     monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, clv_12m_minor, \
-                     computed_at_us) ",
-                );
-                insert.push_values(chunk, |mut row, score| {
-                    row.push_bind(merchant.as_str())
-                        .push_bind(score.customer)
-                        .push_bind(as_of)
-                        .push_bind(score.recency_days)
-                        .push_bind(score.frequency_days)
-                        .push_bind(score.monetary_minor)
-                        .push_bind(score.r)
-                        .push_bind(score.f)
-                        .push_bind(score.m)
-                        .push_bind(&score.segment)
-                        .push_bind(score.p_alive)
-                        .push_bind(score.expected_purchases_90d)
-                        .push_bind(score.clv_12m_minor)
-                        .push_bind(micros(computed_at));
-                });
-                insert.push(
-                    " ON CONFLICT (merchant_id, customer_id) DO UPDATE SET as_of = excluded.as_of, \
-                     recency_days = excluded.recency_days, frequency_days = excluded.frequency_days, \
-                     monetary_minor = excluded.monetary_minor, rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, \
-                     rfm_m = excluded.rfm_m, segment = excluded.segment, p_alive = excluded.p_alive, \
-                     expected_purchases_90d = excluded.expected_purchases_90d, \
-                     clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us",
-                );
-                insert.build().execute(&mut *tx).await?;
-            }
-            sqlx::query(
-                "DELETE FROM customer_scores WHERE merchant_id = $1 AND computed_at_us <> $2",
-            )
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO metric_snapshots (merchant_id, as_of, period, computed_at_us, report) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(merchant.as_str())
+        .bind(as_of)
+        .bind(period)
+        .bind(micros(computed_at))
+        .bind(report)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Customers this run did not score lose their old scores.
+        sqlx::query("DELETE FROM customer_scores WHERE merchant_id = $1 AND computed_at_us <> $2")
             .bind(merchant.as_str())
             .bind(micros(computed_at))
             .execute(&mut *tx)
             .await?;
-            Ok(id)
-        }
-        .await;
-        if let Some(before) = cache_before {
-            let restore = format!("PRAGMA cache_size = {before}");
-            sqlx::query(&restore).execute(&mut *tx).await?;
-        }
-        let id = written?;
         tx.commit().await?;
         Ok(id)
     }

@@ -978,6 +978,7 @@ on_every_backend!(
 mod imported_history {
     use super::*;
     use setia_core::import::TransactionsCsv;
+    use setia_store::analytics::ScoreRow;
     use setia_store::ImportMessage;
 
     async fn imported_purchases_earn_once_in_order(shop: Shop) {
@@ -1016,18 +1017,129 @@ mod imported_history {
         assert_eq!(shop.balance("C1", now).await, 374);
     }
 
-    #[tokio::test]
-    async fn on_sqlite() {
-        imported_purchases_earn_once_in_order(Shop::open(TestDatabase::sqlite(), false).await)
-            .await;
+    /// Scores go in several write transactions (SQLite's one writer is never held for
+    /// long); the snapshot comes last, and a later run removes the scores it did not write.
+    async fn scores_are_saved_in_parts_and_stale_ones_removed(shop: Shop) {
+        let customers = 25_001;
+        let mut csv = String::from("customer_external_id,occurred_at,amount\n");
+        for i in 0..customers {
+            csv.push_str(&format!("C{i},2026-01-02,100000\n"));
+        }
+        let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender.send(ImportMessage::Rows(rows)).await.unwrap();
+        sender.send(ImportMessage::Finished).await.unwrap();
+        shop.store
+            .import_transactions(&shop.merchant, receiver)
+            .await
+            .unwrap();
+        let mut keys = shop
+            .store
+            .purchase_columns(&shop.merchant, at(10, 0))
+            .await
+            .unwrap()
+            .customer;
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), customers);
+        let score = |customer: i64, segment: &str| ScoreRow {
+            customer,
+            recency_days: 0,
+            frequency_days: 0,
+            monetary_minor: 10_000_000,
+            r: 5,
+            f: 1,
+            m: 3,
+            segment: segment.into(),
+            p_alive: Some(0.5),
+            expected_purchases_90d: Some(0.1),
+            clv_12m_minor: Some(1),
+        };
+        let segment_of = |id: &'static str| {
+            let store = shop.store.clone();
+            let merchant = shop.merchant.clone();
+            async move {
+                store
+                    .customer_profile(&merchant, &ext(id), at(10, 0))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .segment
+            }
+        };
+
+        let all: Vec<ScoreRow> = keys.iter().map(|&k| score(k, "new_customers")).collect();
+        let first = shop
+            .store
+            .save_snapshot(&shop.merchant, "2026-01-10", "month", "{}", &all, at(10, 0))
+            .await
+            .unwrap();
+        assert_eq!(segment_of("C0").await.as_deref(), Some("new_customers"));
+        assert_eq!(segment_of("C25000").await.as_deref(), Some("new_customers"));
+
+        // The next run scores everyone but C0.
+        let c0 = shop
+            .store
+            .customer(&shop.merchant, &ext("C0"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .key();
+        let later: Vec<ScoreRow> = keys
+            .iter()
+            .filter(|&&k| k != c0)
+            .map(|&k| score(k, "promising"))
+            .collect();
+        assert_eq!(later.len(), customers - 1);
+        let second = shop
+            .store
+            .save_snapshot(&shop.merchant, "2026-01-11", "month", "{}", &later, at(11, 0))
+            .await
+            .unwrap();
+        assert!(second > first);
+        assert_eq!(segment_of("C0").await, None, "a stale score is removed");
+        assert_eq!(segment_of("C25000").await.as_deref(), Some("promising"));
     }
 
+    mod sqlite {
+        #[tokio::test]
+        async fn imported_purchases_earn_once_in_order() {
+            super::imported_purchases_earn_once_in_order(
+                super::Shop::open(super::TestDatabase::sqlite(), false).await,
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn scores_are_saved_in_parts_and_stale_ones_removed() {
+            super::scores_are_saved_in_parts_and_stale_ones_removed(
+                super::Shop::open(super::TestDatabase::sqlite(), false).await,
+            )
+            .await;
+        }
+    }
+
+    // Named so that CI's `postgres::` filter selects them.
     #[cfg(feature = "postgres-tests")]
-    #[tokio::test]
-    async fn on_postgres() {
-        imported_purchases_earn_once_in_order(
-            Shop::open(TestDatabase::postgres().await, false).await,
-        )
-        .await;
+    mod postgres {
+        #[tokio::test]
+        async fn imported_purchases_earn_once_in_order() {
+            super::imported_purchases_earn_once_in_order(
+                super::Shop::open(super::TestDatabase::postgres().await, false).await,
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn scores_are_saved_in_parts_and_stale_ones_removed() {
+            super::scores_are_saved_in_parts_and_stale_ones_removed(
+                super::Shop::open(super::TestDatabase::postgres().await, false).await,
+            )
+            .await;
+        }
     }
 }
