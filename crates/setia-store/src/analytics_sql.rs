@@ -154,10 +154,9 @@ async fn read_purchase_range(
 /// Scores per write transaction: about a quarter of a second of SQLite's writer.
 const SCORES_PER_TRANSACTION: usize = 10_000;
 
-/// SQLite keeps 2 MB of pages per connection by default. Scores change five B-trees (the
-/// table, its key and three indexes) at random places, and with so small a cache nearly every
-/// insert evicts and re-reads pages. Raised for a score transaction and put back before the
-/// connection returns to the pool.
+/// SQLite's writer keeps 64 MiB of pages. Scores change five B-trees (the table, its key and
+/// three indexes) at random places, and for a million customers nearly every insert would
+/// evict and re-read pages. Raised while the scores are written, then put back.
 async fn raise_page_cache(tx: &mut DbTx<'_>) -> StoreResult<Option<i64>> {
     if !analytics_is_sqlite() {
         return Ok(None);
@@ -328,15 +327,25 @@ impl Analytics for ThisStore {
         // transaction for a million scores held every webhook back for half a minute, far
         // past Moota's 5 s. Between transactions a reader may see some customers' new scores
         // beside others' old ones; the snapshot appears only when every score is written.
-        for part in scores.chunks(SCORES_PER_TRANSACTION) {
-            let mut tx = self.begin_write().await?;
-            let cache_before = raise_page_cache(&mut tx).await?;
-            let written = upsert_scores(&mut tx, merchant, as_of, part, computed_at).await;
-            restore_page_cache(&mut tx, cache_before).await?;
-            written?;
-            tx.commit().await?;
+        // The page cache stays raised from the first part to the last (lowering it between
+        // parts would drop the pages the next part needs); what runs on the writer in between
+        // only gains from it.
+        let mut cache_before = None;
+        let written: StoreResult<()> = async {
+            for part in scores.chunks(SCORES_PER_TRANSACTION) {
+                let mut tx = self.begin_write().await?;
+                if cache_before.is_none() {
+                    cache_before = raise_page_cache(&mut tx).await?;
+                }
+                upsert_scores(&mut tx, merchant, as_of, part, computed_at).await?;
+                tx.commit().await?;
+            }
+            Ok(())
         }
+        .await;
         let mut tx = self.begin_write().await?;
+        restore_page_cache(&mut tx, cache_before).await?;
+        written?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO metric_snapshots (merchant_id, as_of, period, computed_at_us, report) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
