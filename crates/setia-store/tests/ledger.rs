@@ -1105,41 +1105,8 @@ mod imported_history {
         assert_eq!(segment_of("C25000").await.as_deref(), Some("promising"));
     }
 
-    mod sqlite {
-        #[tokio::test]
-        async fn imported_purchases_earn_once_in_order() {
-            super::imported_purchases_earn_once_in_order(
-                super::Shop::open(super::TestDatabase::sqlite(), false).await,
-            )
-            .await;
-        }
-
-        #[tokio::test]
-        async fn scores_are_saved_in_parts_and_stale_ones_removed() {
-            super::scores_are_saved_in_parts_and_stale_ones_removed(
-                super::Shop::open(super::TestDatabase::sqlite(), false).await,
-            )
-            .await;
-        }
-    }
-
-    // Named so that CI's `postgres::` filter selects them.
-    #[cfg(feature = "postgres-tests")]
-    mod postgres {
-        #[tokio::test]
-        async fn imported_purchases_earn_once_in_order() {
-            super::imported_purchases_earn_once_in_order(
-                super::Shop::open(super::TestDatabase::postgres().await, false).await,
-            )
-            .await;
-        }
-
-        #[tokio::test]
-        async fn scores_are_saved_in_parts_and_stale_ones_removed() {
-            super::scores_are_saved_in_parts_and_stale_ones_removed(
-                super::Shop::open(super::TestDatabase::postgres().await, false).await,
-            )
-            .await;
-        }
-    }
+    on_every_backend!(
+        imported_purchases_earn_once_in_order: false,
+        scores_are_saved_in_parts_and_stale_ones_removed: false,
+    );
 }
