@@ -21,7 +21,10 @@ mod side_by_side {
         #[tokio::test]
         async fn two_workers_never_process_a_row_twice() {
             let database = setia_store::testing::TestDatabase::postgres().await;
-            super::super::two_workers_never_process_a_row_twice(crate::support::Setia::on(database)).await;
+            super::super::two_workers_never_process_a_row_twice(crate::support::Setia::on(
+                database,
+            ))
+            .await;
         }
     }
 }

@@ -34,7 +34,10 @@ mod side_by_side {
         #[tokio::test]
         async fn two_workers_never_send_one_email_twice() {
             let database = setia_store::testing::TestDatabase::postgres().await;
-            super::super::two_workers_never_send_one_email_twice(crate::support::Setia::on(database)).await;
+            super::super::two_workers_never_send_one_email_twice(crate::support::Setia::on(
+                database,
+            ))
+            .await;
         }
     }
 }

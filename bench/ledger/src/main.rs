@@ -152,7 +152,8 @@ fn virtual_account(customer: usize) -> String {
 }
 
 fn write_customers(count: usize, out: &std::path::Path) -> Result<serde_json::Value, String> {
-    let mut csv = String::from("external_id,name,email,birthday,virtual_account,payer_names,consent\n");
+    let mut csv =
+        String::from("external_id,name,email,birthday,virtual_account,payer_names,consent\n");
     for i in 0..count {
         csv.push_str(&format!(
             "C{i:06},Pelanggan {i},pelanggan{i}@contoh.id,,{},,true\n",
@@ -275,7 +276,9 @@ async fn latency(run: LatencyRun, store: Arc<dyn Store>) -> Result<serde_json::V
     loop {
         let done = {
             let seen = sightings.lock().expect("sightings lock");
-            seen.acknowledged.keys().all(|id| seen.visible.contains_key(id))
+            seen.acknowledged
+                .keys()
+                .all(|id| seen.visible.contains_key(id))
         };
         if done || Instant::now() > deadline {
             break;
@@ -430,7 +433,10 @@ async fn throughput(
         tasks.push(tokio::spawn(async move {
             let mut applied = 0usize;
             loop {
-                let step = worker.run_once(Utc::now()).await.map_err(|e| e.to_string())?;
+                let step = worker
+                    .run_once(Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if step.claimed == 0 {
                     return Ok::<usize, String>(applied);
                 }

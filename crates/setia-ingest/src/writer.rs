@@ -133,7 +133,8 @@ async fn run(
         }
         if size > 0 {
             metrics::histogram!("setia_inbox_group_calls").record(size as f64);
-            metrics::histogram!("setia_inbox_group_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("setia_inbox_group_seconds")
+                .record(started.elapsed().as_secs_f64());
         }
         if !flushes.is_empty() {
             write_suppressed(&*store, &budget).await;

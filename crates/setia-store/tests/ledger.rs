@@ -921,12 +921,20 @@ async fn a_batch_applies_rows_together(shop: Shop) {
     assert_eq!(outcomes[2], None, "a lost claim writes nothing");
     assert_eq!(shop.balance("C1", at(1, 0)).await, 10);
     assert_eq!(shop.balance("C2", at(1, 0)).await, 20);
-    assert_eq!(shop.store.inbox_depth().await.unwrap(), 1, "the lost row is still pending");
+    assert_eq!(
+        shop.store.inbox_depth().await.unwrap(),
+        1,
+        "the lost row is still pending"
+    );
 
     // Its owner applies it later: the mutation was seen in the batch, so it earns nothing.
     let again = shop
         .store
-        .claim_inbox(at(0, 3) + TimeDelta::seconds(61), TimeDelta::seconds(60), 10)
+        .claim_inbox(
+            at(0, 3) + TimeDelta::seconds(61),
+            TimeDelta::seconds(60),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -935,7 +943,10 @@ async fn a_batch_applies_rows_together(shop: Shop) {
         .apply_batch(&[(&again[0], parsed[2].as_slice())], at(0, 5))
         .await
         .unwrap();
-    assert_eq!(repeated[0].as_ref().map(|a| (a.repeated, a.points_awarded)), Some((1, 0)));
+    assert_eq!(
+        repeated[0].as_ref().map(|a| (a.repeated, a.points_awarded)),
+        Some((1, 0))
+    );
     assert_eq!(shop.balance("C1", at(1, 0)).await, 10);
     assert_eq!(shop.store.inbox_depth().await.unwrap(), 0);
 }
@@ -1097,7 +1108,14 @@ mod imported_history {
         assert_eq!(later.len(), customers - 1);
         let second = shop
             .store
-            .save_snapshot(&shop.merchant, "2026-01-11", "month", "{}", &later, at(11, 0))
+            .save_snapshot(
+                &shop.merchant,
+                "2026-01-11",
+                "month",
+                "{}",
+                &later,
+                at(11, 0),
+            )
             .await
             .unwrap();
         assert!(second > first);

@@ -112,7 +112,10 @@ impl Worker {
         for row in &rows {
             match parse_mutations(&row.body) {
                 Ok(mutations) => parsed.push((row, mutations)),
-                Err(error) => self.quarantine(row, &error.to_string(), now, &mut step).await,
+                Err(error) => {
+                    self.quarantine(row, &error.to_string(), now, &mut step)
+                        .await
+                }
             }
         }
         // One transaction for the batch: one commit (one fsync on SQLite) instead of one per
