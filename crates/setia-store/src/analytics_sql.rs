@@ -5,10 +5,6 @@ use crate::analytics::*;
 /// Scores per multi-row INSERT (12 columns each, under both databases' parameter limits).
 const SCORE_CHUNK: usize = 1_000;
 
-fn analytics_is_sqlite() -> bool {
-    <Db as sqlx::Database>::NAME == "SQLite"
-}
-
 /// Purchases per chunk of `purchase_columns`: about 4 MB of text per chunk.
 const PURCHASE_CHUNK: usize = 200_000;
 
@@ -29,32 +25,15 @@ fn append_integers(
         crate::StoreError::Corrupt(format!("purchases.{column} in a columnar chunk: {what}"))
     };
     let start = values.len();
-    let text = text.ok_or_else(|| bad("no values"))?.as_bytes();
+    let text = text.ok_or_else(|| bad("no values"))?;
     values.reserve(usize::try_from(rows).unwrap_or(0));
-    for item in text.split(|byte| *byte == b',') {
-        let (negative, digits) = match item.split_first() {
-            Some((b'-', rest)) => (true, rest),
-            _ => (false, item),
-        };
-        if digits.is_empty() || digits.len() > 19 {
-            return Err(bad("not an integer"));
-        }
-        let mut magnitude: u64 = 0;
-        for &digit in digits {
-            if !digit.is_ascii_digit() {
-                return Err(bad("not an integer"));
+    for item in text.split(',') {
+        let value = item.parse::<i64>().map_err(|error| match error.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                bad("out of range")
             }
-            magnitude = magnitude
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(u64::from(digit - b'0')))
-                .ok_or_else(|| bad("out of range"))?;
-        }
-        let value = if negative {
-            0_i64.checked_sub_unsigned(magnitude)
-        } else {
-            i64::try_from(magnitude).ok()
-        }
-        .ok_or_else(|| bad("out of range"))?;
+            _ => bad("not an integer"),
+        })?;
         values.push(value);
     }
     if (values.len() - start) as i64 != rows {
@@ -158,7 +137,7 @@ const SCORES_PER_TRANSACTION: usize = 10_000;
 /// three indexes) at random places, and for a million customers nearly every insert would
 /// evict and re-read pages. Raised while the scores are written, then put back.
 async fn raise_page_cache(tx: &mut DbTx<'_>) -> StoreResult<Option<i64>> {
-    if !analytics_is_sqlite() {
+    if !IS_SQLITE {
         return Ok(None);
     }
     let before: i64 = sqlx::query_scalar("PRAGMA cache_size")

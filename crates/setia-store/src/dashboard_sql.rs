@@ -36,10 +36,6 @@ fn dash_customer_from_row(row: &DbRow) -> StoreResult<CustomerListRow> {
     })
 }
 
-fn dash_is_sqlite() -> bool {
-    <Db as sqlx::Database>::NAME == "SQLite"
-}
-
 /// `%text%` for LIKE, lower case, with the pattern characters escaped.
 fn dash_like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
@@ -258,7 +254,7 @@ impl Dashboard for ThisStore {
                 .fetch_all(&self.pool)
                 .await?
             }
-            Some(text) if dash_is_sqlite() => {
+            Some(text) if IS_SQLITE => {
                 // The FTS5 trigram index drives, newest first: a phrase of the text is a
                 // case-insensitive substring match on any of the three columns.
                 sqlx::query(&format!(

@@ -31,6 +31,9 @@ impl PostgresStore {
     }
 }
 
+/// For the few queries whose text or tuning differs by backend.
+const IS_SQLITE: bool = false;
+
 const FOR_UPDATE: &str = " FOR UPDATE";
 
 /// SKIP LOCKED: workers on several machines each take different rows without waiting.

@@ -100,6 +100,9 @@ impl Drop for Checkpointer {
     }
 }
 
+/// For the few queries whose text or tuning differs by backend.
+const IS_SQLITE: bool = true;
+
 /// SQLite has one writer: a write transaction takes the lock when it begins, so two writers
 /// queue on the busy timeout instead of failing when a reader upgrades.
 const FOR_UPDATE: &str = "";

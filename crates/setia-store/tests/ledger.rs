@@ -61,24 +61,29 @@ impl Shop {
             .unwrap();
     }
 
-    /// A webhook body through the inbox and one worker step, as of `now`.
-    async fn deliver(&self, body: &str, now: DateTime<Utc>) -> Applied {
-        let call = WebhookCall {
+    /// A signed call that passed every check, as the webhook handler hands it to the store.
+    fn accepted_call(&self, body: &[u8], now: DateTime<Utc>) -> WebhookCall {
+        WebhookCall {
             merchant: self.merchant.to_string(),
             received_at: now,
             remote_addr: "103.236.201.178".into(),
             status: 200,
             reason: String::new(),
-            body_sha256: Some(hex::encode(sha2::Sha256::digest(body.as_bytes()))),
+            body_sha256: Some(hex::encode(sha2::Sha256::digest(body))),
             body_size: body.len() as u64,
             inbox: Some(InboxBody {
                 merchant: self.merchant.clone(),
-                body: body.as_bytes().to_vec(),
+                body: body.to_vec(),
                 user_agent: None,
                 moota_user: None,
                 moota_webhook: None,
             }),
-        };
+        }
+    }
+
+    /// A webhook body through the inbox and one worker step, as of `now`.
+    async fn deliver(&self, body: &str, now: DateTime<Utc>) -> Applied {
+        let call = self.accepted_call(body.as_bytes(), now);
         self.store.record_webhook_calls(&[call]).await.unwrap();
         let rows = self
             .store
@@ -763,22 +768,7 @@ async fn a_sandbox_merchant_is_a_world_of_its_own(shop: Shop) {
 async fn a_lost_claim_writes_nothing(shop: Shop) {
     shop.customer("C1", with_va("8808001")).await;
     let body = mutation("m1", at(0, 3), 100_000, "8808001", "VA", "bca");
-    let call = WebhookCall {
-        merchant: shop.merchant.to_string(),
-        received_at: at(0, 3),
-        remote_addr: "x".into(),
-        status: 200,
-        reason: String::new(),
-        body_sha256: Some("sha".into()),
-        body_size: 1,
-        inbox: Some(InboxBody {
-            merchant: shop.merchant.clone(),
-            body: body.into_bytes(),
-            user_agent: None,
-            moota_user: None,
-            moota_webhook: None,
-        }),
-    };
+    let call = shop.accepted_call(body.as_bytes(), at(0, 3));
     shop.store.record_webhook_calls(&[call]).await.unwrap();
     let stale = shop
         .store
@@ -820,22 +810,7 @@ async fn a_lost_claim_writes_nothing(shop: Shop) {
     assert_eq!(shop.store.inbox_depth().await.unwrap(), 0);
 
     // A body that is not a mutation list is quarantined, with its error, never dropped.
-    let junk = WebhookCall {
-        merchant: shop.merchant.to_string(),
-        received_at: later,
-        remote_addr: "x".into(),
-        status: 200,
-        reason: String::new(),
-        body_sha256: Some("junk".into()),
-        body_size: 3,
-        inbox: Some(InboxBody {
-            merchant: shop.merchant.clone(),
-            body: b"{{{".to_vec(),
-            user_agent: None,
-            moota_user: None,
-            moota_webhook: None,
-        }),
-    };
+    let junk = shop.accepted_call(b"{{{", later);
     shop.store.record_webhook_calls(&[junk]).await.unwrap();
     let row = shop
         .store
@@ -879,22 +854,7 @@ async fn a_batch_applies_rows_together(shop: Shop) {
     ];
     let calls: Vec<WebhookCall> = bodies
         .iter()
-        .map(|body| WebhookCall {
-            merchant: shop.merchant.to_string(),
-            received_at: at(0, 3),
-            remote_addr: "103.236.201.178".into(),
-            status: 200,
-            reason: String::new(),
-            body_sha256: Some(hex::encode(sha2::Sha256::digest(body.as_bytes()))),
-            body_size: body.len() as u64,
-            inbox: Some(InboxBody {
-                merchant: shop.merchant.clone(),
-                body: body.as_bytes().to_vec(),
-                user_agent: None,
-                moota_user: None,
-                moota_webhook: None,
-            }),
-        })
+        .map(|body| shop.accepted_call(body.as_bytes(), at(0, 3)))
         .collect();
     shop.store.record_webhook_calls(&calls).await.unwrap();
     let mut rows = shop
