@@ -57,8 +57,9 @@ pub trait Analytics: Send + Sync {
         merchant: &MerchantId,
         until: DateTime<Utc>,
     ) -> StoreResult<PurchaseColumns>;
-    /// `purchase_columns`, read `chunk` purchases per query (`purchase_columns` uses a chunk
-    /// size chosen for speed; a small one exercises the paging).
+    /// `purchase_columns`, read `chunk` purchases per query where the backend pages its reads
+    /// (PostgreSQL; `purchase_columns` uses a chunk size chosen for speed, a small one
+    /// exercises the paging). SQLite streams each range in one statement and ignores it.
     async fn purchase_columns_in_chunks(
         &self,
         merchant: &MerchantId,

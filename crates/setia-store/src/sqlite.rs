@@ -1,6 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -19,6 +21,8 @@ pub struct SqliteStore {
     /// here, first come first served, replaces the busy handler's sleep-and-retry, which
     /// made a webhook wait up to 100 ms behind the worker.
     writer: sqlx::SqlitePool,
+    /// The database file, for the bulk reads that bypass sqlx (`PurchaseReader`).
+    path: Arc<PathBuf>,
     _checkpointer: Checkpointer,
 }
 
@@ -52,6 +56,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-65536"))
             .await?;
+        let path = Arc::new(options.get_filename().to_path_buf());
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -63,6 +68,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer,
+            path,
             _checkpointer: Checkpointer::start(checkpoints),
         })
     }
@@ -121,8 +127,77 @@ const CLAIM_OUTBOX_SQL: &str =
      RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";
 
 impl SqliteStore {
+    fn purchase_reader(&self) -> PurchaseReader {
+        PurchaseReader {
+            path: Arc::clone(&self.path),
+        }
+    }
+
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, Db>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Reads a range of customers for `purchase_columns` with rusqlite, on a blocking thread and
+/// a read-only connection of its own. A million-row read is all per-row cost: here SQLite
+/// steps the rows and three integers are copied out of each, with neither sqlx's hop between
+/// threads per row nor decimal text to build and parse (which made chunked `string_agg`
+/// reads cost about 0.5 µs a purchase). SQLite reads it all in one statement, so the chunk
+/// size, which pages PostgreSQL's reads, does not apply.
+struct PurchaseReader {
+    path: Arc<PathBuf>,
+}
+
+impl PurchaseReader {
+    async fn read(
+        self,
+        merchant: String,
+        until_us: i64,
+        after_customer: i64,
+        upto_customer: i64,
+        _chunk: i64,
+    ) -> StoreResult<crate::analytics::PurchaseColumns> {
+        tokio::task::spawn_blocking(move || {
+            self.read_blocking(&merchant, until_us, after_customer, upto_customer)
+        })
+        .await
+        .map_err(|error| sqlx::Error::Protocol(format!("a purchase reader stopped: {error}")))?
+        .map_err(StoreError::from)
+    }
+
+    fn read_blocking(
+        &self,
+        merchant: &str,
+        until_us: i64,
+        after_customer: i64,
+        upto_customer: i64,
+    ) -> rusqlite::Result<crate::analytics::PurchaseColumns> {
+        use rusqlite::OpenFlags;
+        let connection = rusqlite::Connection::open_with_flags(
+            self.path.as_path(),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        let mut statement = connection.prepare(
+            "SELECT customer_id, occurred_at_us, amount_minor FROM purchases \
+             WHERE merchant_id = ?1 AND customer_id > ?3 AND customer_id <= ?4 \
+             AND sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = ?1) \
+             AND refunded_at_us IS NULL AND occurred_at_us <= ?2 \
+             ORDER BY customer_id, occurred_at_us, id",
+        )?;
+        let mut rows = statement.query(rusqlite::params![
+            merchant,
+            until_us,
+            after_customer,
+            upto_customer
+        ])?;
+        let mut columns = crate::analytics::PurchaseColumns::default();
+        while let Some(row) = rows.next()? {
+            columns.customer.push(row.get(0)?);
+            columns.occurred_at_us.push(row.get(1)?);
+            columns.amount_minor.push(row.get(2)?);
+        }
+        Ok(columns)
     }
 }
 
