@@ -29,13 +29,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     let store = open_store(&settings).await?;
-    match cli.command {
+    let outcome = run_command(cli.command, store.clone(), &settings).await;
+    close_store(&*store).await;
+    outcome
+}
+
+async fn run_command(
+    command: Command,
+    store: Arc<dyn Store>,
+    settings: &Settings,
+) -> Result<(), CliError> {
+    match command {
         Command::Metrics(args) => metrics::metrics(store, args).await,
         // Handled above: it needs no database.
         Command::Sandbox(_) => Ok(()),
-        Command::Mail(command) => mail::run(store, &settings, command).await,
-        Command::Demo(args) => demo::demo(store, &settings, args).await,
-        Command::Serve(args) => serve::serve(store, &settings, args).await,
+        Command::Mail(command) => mail::run(store, settings, command).await,
+        Command::Demo(args) => demo::demo(store, settings, args).await,
+        Command::Serve(args) => serve::serve(store, settings, args).await,
         Command::Migrate => {
             // open_store has applied them.
             println!("{}", serde_json::json!({"migrated": true}));
@@ -44,11 +54,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Merchant(MerchantCommand::Create(args)) => merchant::create(&*store, args).await,
         Command::Merchant(MerchantCommand::List) => merchant::list(&*store).await,
         Command::Merchant(MerchantCommand::Loyalty(args)) => merchant::loyalty(&*store, args).await,
-        Command::Worker => serve::work(store, &settings).await,
+        Command::Worker => serve::work(store, settings).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
         Command::Transactions(TransactionsCommand::Import(args)) => {
             import::transactions(store, args).await
         }
+    }
+}
+
+/// How long closing may take: on SQLite it copies what the command wrote from the log into
+/// the database file (seconds after an import of millions of rows). Past it the process exits
+/// anyway, and the next process's background checkpoints finish the copy.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn close_store(store: &dyn Store) {
+    if tokio::time::timeout(CLOSE_TIMEOUT, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database did not close within {CLOSE_TIMEOUT:?}");
     }
 }
 

@@ -215,6 +215,35 @@ async fn customers_are_upserted(setia: Setia) {
     assert_ledger(&setia, &merchant_id(&merchant), 3, 0).await;
 }
 
+/// SQLite: a command closes its connections before it exits, and the last one to close
+/// copies the write-ahead log into the database file and removes it. Without that, an import
+/// left its whole size again in `setia.db-wal` for the next process to read through.
+#[test]
+fn an_import_leaves_no_write_ahead_log_behind() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let database = setia
+        .database
+        .url
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    let log = std::path::PathBuf::from(format!("{database}-wal"));
+    let merchant = setia.create_merchant("Toko");
+    let id = merchant["id"].as_str().unwrap();
+    let file = fixture("cdnow/cdnow_sample_transactions.csv");
+    let imported = setia.json(&["transactions", "import", "--merchant", id, &file]);
+    assert_eq!(imported["inserted"], 6919);
+    assert!(
+        !log.exists(),
+        "{} is still there, {} bytes",
+        log.display(),
+        std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0)
+    );
+    // Everything is in the database file itself.
+    let summary = setia.json(&["metrics", "--merchant", id, "--as-of", "1998-06-30"]);
+    assert_eq!(summary["totals"]["customers"], 2357);
+}
+
 #[test]
 fn unknown_merchants_and_missing_files_are_named() {
     let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());

@@ -261,6 +261,11 @@ pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// True when the database answers and every migration this build knows is applied.
     async fn is_ready(&self) -> StoreResult<bool>;
+    /// Closes every connection, waiting for those in use. On SQLite the last connection to
+    /// close copies the write-ahead log into the database file and removes it: a command that
+    /// wrote much (an import of millions of rows) leaves no log of gigabytes behind for the
+    /// next process to read through.
+    async fn close(&self);
 
     async fn create_merchant(&self, merchant: NewMerchant) -> StoreResult<Merchant>;
     async fn list_merchants(&self) -> StoreResult<Vec<Merchant>>;

@@ -380,6 +380,10 @@ impl Store for ThisStore {
         Ok(())
     }
 
+    async fn close(&self) {
+        self.close_connections().await;
+    }
+
     async fn is_ready(&self) -> StoreResult<bool> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         let applied: Vec<i64> =

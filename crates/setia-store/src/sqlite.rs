@@ -23,7 +23,7 @@ pub struct SqliteStore {
     writer: sqlx::SqlitePool,
     /// The database file, for the bulk reads that bypass sqlx (`PurchaseReader`).
     path: Arc<PathBuf>,
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -69,7 +69,7 @@ impl SqliteStore {
             pool,
             writer,
             path,
-            _checkpointer: Checkpointer::start(checkpoints),
+            checkpointer: Checkpointer::start(checkpoints),
         })
     }
 }
@@ -77,32 +77,44 @@ impl SqliteStore {
 /// Copies the WAL back into the database file in the background, on a connection of its
 /// own, so that the writer's commits never stop to do it: a checkpoint inside a commit held
 /// every webhook behind it for tens of milliseconds.
-struct Checkpointer(tokio::task::JoinHandle<()>);
+struct Checkpointer {
+    task: tokio::task::JoinHandle<()>,
+    connection: sqlx::SqlitePool,
+}
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 impl Checkpointer {
     fn start(connection: sqlx::SqlitePool) -> Checkpointer {
-        Checkpointer(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                // PASSIVE: copies what it can without waiting for the writer or blocking it.
-                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&connection)
-                    .await
-                {
-                    tracing::warn!(%error, "WAL checkpoint failed");
+        let task = tokio::spawn({
+            let connection = connection.clone();
+            async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    // PASSIVE: copies what it can without waiting for the writer or blocking it.
+                    if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&connection)
+                        .await
+                    {
+                        tracing::warn!(%error, "WAL checkpoint failed");
+                    }
                 }
             }
-        }))
+        });
+        Checkpointer { task, connection }
+    }
+
+    async fn stop(&self) {
+        self.task.abort();
+        self.connection.close().await;
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -127,6 +139,13 @@ const CLAIM_OUTBOX_SQL: &str =
      RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";
 
 impl SqliteStore {
+    /// The writer closes last, so that it is the last connection and checkpoints on close.
+    async fn close_connections(&self) {
+        self.checkpointer.stop().await;
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+
     fn purchase_reader(&self) -> PurchaseReader {
         PurchaseReader {
             path: Arc::clone(&self.path),
