@@ -25,6 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+. "$root/bench/common.sh"
 
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
@@ -38,42 +39,11 @@ SECRET=bench-webhook-secret-0123456789
 
 echo "building (release)…" >&2
 cargo build --release -p setia-bench-ingest >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bin=$target_dir/release
-if [ -n "${SETIA_BIN:-}" ]; then
-    setia=$SETIA_BIN
-else
-    cargo build --release --bin setia >&2
-    setia=$bin/setia
-fi
+bin=$(release_dir)
+setia=$(setia_release)
 
-# The servers and the generator share this machine's cores: anything else running skews the
-# figures. Say how busy the machine is before starting (waiting up to WAIT_IDLE seconds for it
-# to quiet down).
-busy_percent() {
-    python3 -c '
-import time
-def stat():
-    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return sum(v), v[3] + v[4]
-t0, i0 = stat(); time.sleep(1); t1, i1 = stat()
-print(round(100 * (1 - (i1 - i0) / max(t1 - t0, 1))))'
-}
-wait_idle() { # sets $busy
-    busy=$(busy_percent)
-    local waited=0
-    while [ "$busy" -gt 10 ] && [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
-        sleep 4
-        waited=$((waited + 5))
-        busy=$(busy_percent)
-    done
-}
-wait_idle
-echo "machine busy before the run: ${busy}% of $(nproc) cores" >&2
-if [ "$busy" -gt 10 ]; then
-    echo "WARNING: other processes are using the CPU; the figures will be skewed" >&2
-fi
+# The servers and the generator share this machine's cores.
+report_busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-ingest.XXXXXX")
 pids=()

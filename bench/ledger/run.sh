@@ -15,6 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+. "$root/bench/common.sh"
 
 RATE=${RATE:-200}
 DURATION=${DURATION:-30}
@@ -27,15 +28,8 @@ SECRET=bench-webhook-secret-0123456789
 
 echo "building (release)…" >&2
 cargo build --release -p setia-bench-ledger >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bench=$target_dir/release/ledger-bench
-if [ -n "${SETIA_BIN:-}" ]; then
-    setia=$SETIA_BIN
-else
-    cargo build --release --bin setia >&2
-    setia=$target_dir/release/setia
-fi
+bench=$(release_dir)/ledger-bench
+setia=$(setia_release)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-ledger.XXXXXX")
 server=""

@@ -12,6 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+. "$root/bench/common.sh"
 
 CUSTOMERS=${CUSTOMERS:-100000}
 CONNECTIONS=${CONNECTIONS:-16}
@@ -21,8 +22,7 @@ python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosm
 
 echo "building (release)…" >&2
 cargo build --release -p setia-bench-mail >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+release=$(release_dir)
 
 spool=$(mktemp -d)
 python3 tests/smtp/receiver.py --spool "$spool" --count-only > "$spool/ready" &
@@ -33,7 +33,7 @@ port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])'
 
 args=(--customers "$CUSTOMERS" --smtp-url "smtp://127.0.0.1:$port" --connections "$CONNECTIONS" --batch "$BATCH")
 if [ -n "${DATABASE_URL:-}" ]; then args+=(--database-url "$DATABASE_URL"); fi
-"$target_dir/release/mail-bench" "${args[@]}" | tee "$spool/result.json"
+"$release/mail-bench" "${args[@]}" | tee "$spool/result.json"
 
 kill -TERM $receiver; wait $receiver 2>/dev/null || true
 accepted=$(cat "$spool/count" 2>/dev/null || echo '?')

@@ -27,6 +27,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
+. "$root/bench/common.sh"
 
 CUSTOMERS=${CUSTOMERS:-1000000}
 PURCHASES=${PURCHASES:-10000000}
@@ -53,26 +54,7 @@ fi
 setia=${SETIA_BIN:-$CARGO_TARGET_DIR/release/setia}
 fit_bin=${FIT_BIN:-$CARGO_TARGET_DIR/release/bgnbd-fit}
 
-busy_percent() {
-    python3 -c '
-import time
-def stat():
-    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return sum(v), v[3] + v[4]
-t0, i0 = stat(); time.sleep(1); t1, i1 = stat()
-print(round(100 * (1 - (i1 - i0) / max(t1 - t0, 1))))'
-}
-busy=$(busy_percent)
-waited=0
-while [ "$busy" -gt 10 ] && [ "$waited" -lt "${WAIT_IDLE:-0}" ]; do
-    sleep 4
-    waited=$((waited + 5))
-    busy=$(busy_percent)
-done
-echo "machine busy before the run: ${busy}% of $(nproc) cores" >&2
-if [ "$busy" -gt 10 ]; then
-    echo "WARNING: other processes are using the CPU; the figures will be skewed" >&2
-fi
+report_busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-metrics.XXXXXX")
 cleanup() {
