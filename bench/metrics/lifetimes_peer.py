@@ -70,6 +70,26 @@ def fit(frequency, recency, age, weights):
     return seconds, params, log_likelihood
 
 
+def both_timings(label, f, r, t, fit_weights, optimisation_weights):
+    """`fit` as a user calls it, then the optimisation alone, on the same rows."""
+    seconds, params, log_likelihood = fit(f, r, t, fit_weights)
+    opt_seconds, opt_params, success, iterations = optimisation_only(f, r, t, optimisation_weights)
+    print(
+        f"lifetimes {label} ({len(f)} rows): fit {seconds:.2f} s, optimisation alone "
+        f"{opt_seconds:.2f} s, {params}",
+        file=sys.stderr,
+    )
+    return {
+        "fit_seconds": seconds,
+        "params": params,
+        "log_likelihood": log_likelihood,
+        "optimisation_seconds": opt_seconds,
+        "optimisation_params": opt_params,
+        "optimisation_success": success,
+        "optimisation_iterations": iterations,
+    }
+
+
 def main() -> None:
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
@@ -86,43 +106,12 @@ def main() -> None:
         "customers": int(weights.sum()),
         "distinct_histories": int(len(summary)),
     }
-    seconds, params, log_likelihood = fit(frequency, recency, age, weights)
-    opt_seconds, opt_params, success, iterations = optimisation_only(frequency, recency, age, weights)
-    result["grouped"] = {
-        "fit_seconds": seconds,
-        "params": params,
-        "log_likelihood": log_likelihood,
-        "optimisation_seconds": opt_seconds,
-        "optimisation_params": opt_params,
-        "optimisation_success": success,
-        "optimisation_iterations": iterations,
-    }
-    print(
-        f"lifetimes grouped ({len(summary)} rows): fit {seconds:.2f} s, optimisation alone "
-        f"{opt_seconds:.2f} s, {params}",
-        file=sys.stderr,
-    )
+    result["grouped"] = both_timings("grouped", frequency, recency, age, weights, weights)
     if per_customer:
         f1 = np.repeat(frequency, weights)
         r1 = np.repeat(recency, weights)
         t1 = np.repeat(age, weights)
-        ones = np.ones_like(f1)
-        seconds, params, log_likelihood = fit(f1, r1, t1, None)
-        opt_seconds, opt_params, success, iterations = optimisation_only(f1, r1, t1, ones)
-        result["per_customer"] = {
-            "fit_seconds": seconds,
-            "params": params,
-            "log_likelihood": log_likelihood,
-            "optimisation_seconds": opt_seconds,
-            "optimisation_params": opt_params,
-            "optimisation_success": success,
-            "optimisation_iterations": iterations,
-        }
-        print(
-            f"lifetimes per customer ({len(f1)} rows): fit {seconds:.2f} s, optimisation alone "
-            f"{opt_seconds:.2f} s, {params}",
-            file=sys.stderr,
-        )
+        result["per_customer"] = both_timings("per customer", f1, r1, t1, None, np.ones_like(f1))
     with open(out, "w") as file:
         json.dump(result, file)
 
