@@ -63,30 +63,6 @@ impl PostgresStore {
     }
 }
 
-/// Reads a range of customers for `purchase_columns`.
-struct PurchaseReader(sqlx::PgPool);
-
-impl PurchaseReader {
-    async fn read(
-        self,
-        merchant: String,
-        until_us: i64,
-        after_customer: i64,
-        upto_customer: i64,
-        chunk: i64,
-    ) -> StoreResult<crate::analytics::PurchaseColumns> {
-        read_purchase_range(
-            &self.0,
-            &merchant,
-            until_us,
-            after_customer,
-            upto_customer,
-            chunk,
-        )
-        .await
-    }
-}
-
 fn packed_integers(text: Option<&str>, rows: i64, column: &str) -> StoreResult<Vec<i64>> {
     let mut values = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
     append_integers(&mut values, text, rows, column)?;
@@ -121,34 +97,38 @@ fn append_integers(
     Ok(())
 }
 
-/// The purchases of the customers with keys in (`after_customer`, `upto_customer`], in
-/// keyset-paged chunks in the order of the `purchases_by_customer` index, each chunk one row
-/// of whole columns (decimal text joined by commas): per-row driver overhead is paid once per
-/// chunk instead of once per purchase. The
-/// aggregates of one chunk read the same rows in the same order, so their entries line up; the
-/// chunk's largest key is found in the decoded columns rather than trusting that order.
-async fn read_purchase_range(
-    pool: &sqlx::PgPool,
-    merchant: &str,
-    until_us: i64,
-    after_customer: i64,
-    upto_customer: i64,
-    chunk: i64,
-) -> StoreResult<PurchaseColumns> {
-    let mut columns = PurchaseColumns::default();
-    let mut after = (after_customer, i64::MAX, i64::MAX);
-    loop {
-        let (rows, ids, customers, times, amounts) = sqlx::query_as::<
-            _,
-            (
-                i64,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-            ),
-        >(
-            "SELECT count(*), string_agg(CAST(id AS TEXT), ','), \
+/// Reads a range of customers for `purchase_columns`.
+struct PurchaseReader(sqlx::PgPool);
+
+impl PurchaseReader {
+    /// The purchases of the customers with keys in (`after_customer`, `upto_customer`], in
+    /// keyset-paged chunks in the order of the `purchases_by_customer` index, each chunk one
+    /// row of whole columns (decimal text joined by commas): per-row driver overhead is paid
+    /// once per chunk instead of once per purchase. The aggregates of one chunk read the same
+    /// rows in the same order, so their entries line up; the chunk's largest key is found in
+    /// the decoded columns rather than trusting that order.
+    async fn read(
+        self,
+        merchant: String,
+        until_us: i64,
+        after_customer: i64,
+        upto_customer: i64,
+        chunk: i64,
+    ) -> StoreResult<PurchaseColumns> {
+        let mut columns = PurchaseColumns::default();
+        let mut after = (after_customer, i64::MAX, i64::MAX);
+        loop {
+            let (rows, ids, customers, times, amounts) = sqlx::query_as::<
+                _,
+                (
+                    i64,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ),
+            >(
+                "SELECT count(*), string_agg(CAST(id AS TEXT), ','), \
              string_agg(CAST(customer_id AS TEXT), ','), \
              string_agg(CAST(occurred_at_us AS TEXT), ','), \
              string_agg(CAST(amount_minor AS TEXT), ',') \
@@ -158,52 +138,53 @@ async fn read_purchase_range(
              AND refunded_at_us IS NULL AND occurred_at_us <= $2 \
              AND (customer_id, occurred_at_us, id) > ($3, $4, $5) AND customer_id <= $6 \
              ORDER BY customer_id, occurred_at_us, id LIMIT $7) AS chunk",
-        )
-        .bind(merchant)
-        .bind(until_us)
-        .bind(after.0)
-        .bind(after.1)
-        .bind(after.2)
-        .bind(upto_customer)
-        .bind(chunk)
-        .fetch_one(pool)
-        .await?;
-        if rows == 0 {
-            break;
+            )
+            .bind(&merchant)
+            .bind(until_us)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(after.2)
+            .bind(upto_customer)
+            .bind(chunk)
+            .fetch_one(&self.0)
+            .await?;
+            if rows == 0 {
+                break;
+            }
+            let start = columns.customer.len();
+            let ids = packed_integers(ids.as_deref(), rows, "id")?;
+            append_integers(
+                &mut columns.customer,
+                customers.as_deref(),
+                rows,
+                "customer_id",
+            )?;
+            append_integers(
+                &mut columns.occurred_at_us,
+                times.as_deref(),
+                rows,
+                "occurred_at_us",
+            )?;
+            append_integers(
+                &mut columns.amount_minor,
+                amounts.as_deref(),
+                rows,
+                "amount_minor",
+            )?;
+            for (i, id) in ids.into_iter().enumerate() {
+                let key = (
+                    columns.customer[start + i],
+                    columns.occurred_at_us[start + i],
+                    id,
+                );
+                after = after.max(key);
+            }
+            if rows < chunk {
+                break;
+            }
         }
-        let start = columns.customer.len();
-        let ids = packed_integers(ids.as_deref(), rows, "id")?;
-        append_integers(
-            &mut columns.customer,
-            customers.as_deref(),
-            rows,
-            "customer_id",
-        )?;
-        append_integers(
-            &mut columns.occurred_at_us,
-            times.as_deref(),
-            rows,
-            "occurred_at_us",
-        )?;
-        append_integers(
-            &mut columns.amount_minor,
-            amounts.as_deref(),
-            rows,
-            "amount_minor",
-        )?;
-        for (i, id) in ids.into_iter().enumerate() {
-            let key = (
-                columns.customer[start + i],
-                columns.occurred_at_us[start + i],
-                id,
-            );
-            after = after.max(key);
-        }
-        if rows < chunk {
-            break;
-        }
+        Ok(columns)
     }
-    Ok(columns)
 }
 
 include!("shared.rs");

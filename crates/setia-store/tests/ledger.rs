@@ -952,14 +952,8 @@ mod imported_history {
     use setia_store::analytics::ScoreRow;
     use setia_store::ImportMessage;
 
-    async fn imported_purchases_earn_once_in_order(shop: Shop) {
-        // Six purchases of Rp 500,000 (50 points at bronze), listed newest first. Awarded
-        // oldest first: the fifth by date is silver (Rp 2,000,000 in the year before: 62) and
-        // gets the bonus (50); the sixth is silver too (62).
-        let mut csv = String::from("customer_external_id,occurred_at,amount\n");
-        for day in (1..=6).rev() {
-            csv.push_str(&format!("C1,2026-01-0{day},500000\n"));
-        }
+    /// Imports a transactions CSV as `setia transactions import` does.
+    async fn import_history(shop: &Shop, csv: &str) {
         let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
             .unwrap()
             .map(Result::unwrap)
@@ -971,6 +965,17 @@ mod imported_history {
             .import_transactions(&shop.merchant, receiver)
             .await
             .unwrap();
+    }
+
+    async fn imported_purchases_earn_once_in_order(shop: Shop) {
+        // Six purchases of Rp 500,000 (50 points at bronze), listed newest first. Awarded
+        // oldest first: the fifth by date is silver (Rp 2,000,000 in the year before: 62) and
+        // gets the bonus (50); the sixth is silver too (62).
+        let mut csv = String::from("customer_external_id,occurred_at,amount\n");
+        for day in (1..=6).rev() {
+            csv.push_str(&format!("C1,2026-01-0{day},500000\n"));
+        }
+        import_history(&shop, &csv).await;
         let now = at(10, 0);
         let (purchases, points) = shop
             .store
@@ -996,17 +1001,7 @@ mod imported_history {
         for i in 0..customers {
             csv.push_str(&format!("C{i},2026-01-02,100000\n"));
         }
-        let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        sender.send(ImportMessage::Rows(rows)).await.unwrap();
-        sender.send(ImportMessage::Finished).await.unwrap();
-        shop.store
-            .import_transactions(&shop.merchant, receiver)
-            .await
-            .unwrap();
+        import_history(&shop, &csv).await;
         let mut keys = shop
             .store
             .purchase_columns(&shop.merchant, at(10, 0))

@@ -2,8 +2,9 @@
 //!
 //! Each step claims a batch of inbox rows under a lease, parses each body and applies the
 //! batch in ONE transaction (per row: mutations, attribution, purchases, points, the thank-you
-//! outbox row, the row marked done); if that fails, each row gets a transaction of its own. A body that cannot be parsed is quarantined with its error; a database
-//! failure sends the row back with a backoff. A crash mid-row leaves the row pending, and it
+//! outbox row, the row marked done); if that fails, each row gets a transaction of its own.
+//! A body that cannot be parsed is quarantined with its error; a database failure sends the
+//! row back with a backoff. A crash mid-row leaves the row pending, and it
 //! is claimed again when its lease runs out.
 //!
 //! Architecture invariant: the worker holds no transaction open across anything but the
