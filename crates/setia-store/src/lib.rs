@@ -43,9 +43,13 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// From the bulk reads that use rusqlite on SQLite.
+    /// From what SQLite does through rusqlite: bulk reads and webhook groups.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the webhook writer thread: {0}")]
+    StartWriter(std::io::Error),
+    #[error("the webhook writer has stopped")]
+    WriterStopped,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]

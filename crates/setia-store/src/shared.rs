@@ -80,105 +80,6 @@ fn inbox_entry_from_row(row: &DbRow) -> StoreResult<InboxEntry> {
     })
 }
 
-/// Writes a group of calls inside one transaction with one multi-row statement per table,
-/// not two statements per call: the group commit then costs a few round trips to the
-/// database whatever its size.
-async fn record_webhook_group(
-    tx: &mut DbTx<'_>,
-    calls: &[WebhookCall],
-) -> StoreResult<Vec<CallOutcome>> {
-    let accepted: Vec<(&WebhookCall, &InboxBody)> = calls
-        .iter()
-        .filter_map(|call| call.inbox.as_ref().map(|inbox| (call, inbox)))
-        .collect();
-    // (merchant, sha256) -> id of the rows this group added.
-    let mut added: HashMap<(String, String), i64> = HashMap::new();
-    for chunk in accepted.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, \
-             moota_user, moota_webhook, remote_addr, received_at_us) ",
-        );
-        insert.push_values(chunk, |mut row, (call, inbox)| {
-            row.push_bind(inbox.merchant.as_str())
-                .push_bind(inbox.body.as_slice())
-                .push_bind(call.body_sha256.as_deref().unwrap_or_default())
-                .push_bind(inbox.body.len() as i64)
-                .push_bind(inbox.user_agent.as_deref())
-                .push_bind(inbox.moota_user.as_deref())
-                .push_bind(inbox.moota_webhook.as_deref())
-                .push_bind(call.remote_addr.as_str())
-                .push_bind(micros(call.received_at));
-        });
-        // A body twice in one statement is inserted once: DO NOTHING skips the second.
-        insert.push(
-            " ON CONFLICT (merchant_id, body_sha256) DO NOTHING \
-             RETURNING id, merchant_id, body_sha256",
-        );
-        for row in insert.build().fetch_all(&mut **tx).await? {
-            added.insert(
-                (row.try_get("merchant_id")?, row.try_get("body_sha256")?),
-                row.try_get("id")?,
-            );
-        }
-    }
-
-    // The first call of a new body received it; every other call with that body, in this
-    // group or before it, is a duplicate of the stored row.
-    let mut seen: HashMap<(String, String), i64> = HashMap::new();
-    let mut outcomes = Vec::with_capacity(calls.len());
-    for call in calls {
-        let Some(inbox) = &call.inbox else {
-            outcomes.push(CallOutcome::Audited);
-            continue;
-        };
-        let key = (
-            inbox.merchant.as_str().to_owned(),
-            call.body_sha256.clone().unwrap_or_default(),
-        );
-        if let Some(&id) = seen.get(&key) {
-            outcomes.push(CallOutcome::Duplicate { inbox_id: id });
-        } else if let Some(&id) = added.get(&key) {
-            outcomes.push(CallOutcome::Received { inbox_id: id });
-            seen.insert(key, id);
-        } else {
-            let id: i64 = sqlx::query_scalar(
-                "SELECT id FROM inbox WHERE merchant_id = $1 AND body_sha256 = $2",
-            )
-            .bind(&key.0)
-            .bind(&key.1)
-            .fetch_one(&mut **tx)
-            .await?;
-            outcomes.push(CallOutcome::Duplicate { inbox_id: id });
-            seen.insert(key, id);
-        }
-    }
-
-    let audited: Vec<(&WebhookCall, &CallOutcome)> = calls.iter().zip(&outcomes).collect();
-    for chunk in audited.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO webhook_audit (merchant_id, received_at_us, remote_addr, status, \
-             reason, body_sha256, body_size, inbox_id) ",
-        );
-        insert.push_values(chunk, |mut row, (call, outcome)| {
-            let (status, reason, inbox_id) = match outcome {
-                CallOutcome::Received { inbox_id } => (200, "received", Some(*inbox_id)),
-                CallOutcome::Duplicate { inbox_id } => (200, "duplicate", Some(*inbox_id)),
-                CallOutcome::Audited => (i64::from(call.status), call.reason.as_str(), None),
-            };
-            row.push_bind(call.merchant.as_str())
-                .push_bind(micros(call.received_at))
-                .push_bind(call.remote_addr.as_str())
-                .push_bind(status)
-                .push_bind(reason)
-                .push_bind(call.body_sha256.as_deref())
-                .push_bind(call.body_size as i64)
-                .push_bind(inbox_id);
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
-    Ok(outcomes)
-}
-
 type DbRow = <Db as sqlx::Database>::Row;
 type DbTx<'c> = sqlx::Transaction<'c, Db>;
 
@@ -620,10 +521,7 @@ impl Store for ThisStore {
     }
 
     async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
-        let mut tx = self.begin_write().await?;
-        let outcomes = record_webhook_group(&mut tx, calls).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        self.write_webhook_group(calls).await
     }
 
     async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()> {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::{StoreError, StoreResult};
+use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
+
+mod webhooks;
 
 type Db = sqlx::Sqlite;
 type ThisStore = SqliteStore;
@@ -21,10 +23,15 @@ pub struct SqliteStore {
     /// here, first come first served, replaces the busy handler's sleep-and-retry, which
     /// made a webhook wait up to 100 ms behind the worker.
     writer: sqlx::SqlitePool,
+    /// Writes webhook groups on a connection of its own, while holding `writer`.
+    webhooks: webhooks::WebhookWriter,
     /// The database file, for the bulk reads that bypass sqlx (`PurchaseReader`).
     path: Arc<PathBuf>,
     checkpointer: Checkpointer,
 }
+
+/// The writers' page cache in KiB: their inserts land all over the indexes.
+const WRITER_CACHE_KIB: i64 = 65536;
 
 impl SqliteStore {
     /// Opens (and creates, with its folder) the file a `sqlite://PATH` URL names.
@@ -50,13 +57,21 @@ impl SqliteStore {
                 })?;
             }
         }
-        // Page caches: 64 MiB for the writer, whose inserts land all over the indexes, and
-        // 16 MiB for each reader (SQLite's default is 2 MiB).
+        // Page caches: 64 MiB for each writer and 16 MiB for each reader (SQLite's default
+        // is 2 MiB).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            // Taking the writer is the write turn, on every group: a ping there would cost a
+            // hop to its thread, and a local file does not go stale.
+            .test_before_acquire(false)
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}")),
+            )
             .await?;
         let path = Arc::new(options.get_filename().to_path_buf());
+        let webhooks = webhooks::WebhookWriter::start(&path, WRITER_CACHE_KIB)?;
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -68,6 +83,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             writer,
+            webhooks,
             path,
             checkpointer: Checkpointer::start(checkpoints),
         })
@@ -143,7 +159,14 @@ impl SqliteStore {
     async fn close_connections(&self) {
         self.checkpointer.stop().await;
         self.pool.close().await;
+        self.webhooks.stop().await;
         self.writer.close().await;
+    }
+
+    async fn write_webhook_group(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
+        // While this holds sqlx's one writer, no other write runs beside the group.
+        let _turn = self.writer.acquire().await?;
+        self.webhooks.write(calls.to_vec()).await
     }
 
     fn purchase_reader(&self) -> PurchaseReader {

@@ -1,0 +1,167 @@
+//! Webhook groups on SQLite, written by rusqlite on a thread of their own.
+//!
+//! A group commit is the front door's whole cost, and through sqlx it was mostly not SQLite:
+//! every statement, and every row an `INSERT … RETURNING` gives back, is a hop between a
+//! tokio task and the connection's thread, and a multi-row insert of a new size is parsed
+//! anew. Here the group is one message to a thread that runs BEGIN, one cached statement
+//! per row and COMMIT back to back, and one message answers it.
+//!
+//! The thread has a connection of its own, so it must not write while sqlx's writer does:
+//! the caller holds the sqlx writer connection for the whole group (`SqliteStore`), which
+//! keeps SQLite's one-writer rule a queue instead of a busy-handler sleep.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
+
+type Reply = oneshot::Sender<rusqlite::Result<Vec<CallOutcome>>>;
+
+/// The thread that writes webhook groups, and the way to it.
+pub(super) struct WebhookWriter {
+    jobs: Mutex<Option<mpsc::Sender<(Vec<WebhookCall>, Reply)>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WebhookWriter {
+    /// Opens the connection (with the pragmas of sqlx's writer) and starts the thread.
+    pub(super) fn start(path: &Path, cache_kib: i64) -> StoreResult<WebhookWriter> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        // The same durability as every other write: see `SqliteStore::connect`.
+        connection.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000; \
+             PRAGMA cache_size = -{cache_kib};"
+        ))?;
+        let (jobs, received) = mpsc::channel::<(Vec<WebhookCall>, Reply)>();
+        let thread = std::thread::Builder::new()
+            .name("setia-webhook-writer".into())
+            .spawn(move || {
+                for (calls, reply) in received {
+                    let _ = reply.send(write_group(&connection, &calls));
+                }
+            })
+            .map_err(StoreError::StartWriter)?;
+        Ok(WebhookWriter {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Writes the group in one transaction. The caller must hold the store's write turn.
+    pub(super) async fn write(&self, calls: Vec<WebhookCall>) -> StoreResult<Vec<CallOutcome>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(jobs) => jobs.send((calls, reply)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(StoreError::WriterStopped);
+        }
+        Ok(answer.await.map_err(|_| StoreError::WriterStopped)??)
+    }
+
+    /// Stops the thread and closes its connection; groups already sent are written first.
+    pub(super) async fn stop(&self) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn write_group(
+    connection: &Connection,
+    calls: &[WebhookCall],
+) -> rusqlite::Result<Vec<CallOutcome>> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    match insert_group(connection, calls) {
+        Ok(outcomes) => {
+            connection.execute_batch("COMMIT")?;
+            Ok(outcomes)
+        }
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+/// The first call of a new body receives it; every other call with that body, in this group
+/// or before it, is a duplicate of the stored row. Every call gets its audit row.
+fn insert_group(
+    connection: &Connection,
+    calls: &[WebhookCall],
+) -> rusqlite::Result<Vec<CallOutcome>> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+         moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (merchant_id, body_sha256) DO NOTHING RETURNING id",
+    )?;
+    let mut existing = connection
+        .prepare_cached("SELECT id FROM inbox WHERE merchant_id = ?1 AND body_sha256 = ?2")?;
+    let mut audit = connection.prepare_cached(
+        "INSERT INTO webhook_audit (merchant_id, received_at_us, remote_addr, status, reason, \
+         body_sha256, body_size, inbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut outcomes = Vec::with_capacity(calls.len());
+    for call in calls {
+        let received_at = call.received_at.timestamp_micros();
+        let outcome = match &call.inbox {
+            None => CallOutcome::Audited,
+            Some(inbox) => {
+                let sha256 = call.body_sha256.as_deref().unwrap_or_default();
+                let added: Option<i64> = insert
+                    .query_row(
+                        params![
+                            inbox.merchant.as_str(),
+                            inbox.body,
+                            sha256,
+                            inbox.body.len() as i64,
+                            inbox.user_agent,
+                            inbox.moota_user,
+                            inbox.moota_webhook,
+                            call.remote_addr,
+                            received_at,
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                match added {
+                    Some(inbox_id) => CallOutcome::Received { inbox_id },
+                    None => CallOutcome::Duplicate {
+                        inbox_id: existing
+                            .query_row(params![inbox.merchant.as_str(), sha256], |row| {
+                                row.get(0)
+                            })?,
+                    },
+                }
+            }
+        };
+        let (status, reason, inbox_id) = match outcome {
+            CallOutcome::Received { inbox_id } => (200, "received", Some(inbox_id)),
+            CallOutcome::Duplicate { inbox_id } => (200, "duplicate", Some(inbox_id)),
+            CallOutcome::Audited => (i64::from(call.status), call.reason.as_str(), None),
+        };
+        audit.execute(params![
+            call.merchant,
+            received_at,
+            call.remote_addr,
+            status,
+            reason,
+            call.body_sha256,
+            call.body_size as i64,
+            inbox_id,
+        ])?;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
