@@ -19,11 +19,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../sql/sqlite");
 pub struct SqliteStore {
     /// Readers: WAL lets them run beside the writer.
     pool: sqlx::SqlitePool,
-    /// The one write connection. SQLite takes one writer at a time anyway; queueing writers
-    /// here, first come first served, replaces the busy handler's sleep-and-retry, which
-    /// made a webhook wait up to 100 ms behind the worker.
+    /// sqlx's one write connection. SQLite takes one writer at a time anyway; the worker,
+    /// mail, imports and the API queue here, first come first served, instead of in SQLite's
+    /// busy handler. Webhook groups have a connection of their own and go first
+    /// (`webhooks`).
     writer: sqlx::SqlitePool,
-    /// Writes webhook groups on a connection of its own, while holding `writer`.
+    /// Writes webhook groups on a connection of its own, ahead of `writer`.
     webhooks: webhooks::WebhookWriter,
     /// The database file, for the bulk reads that bypass sqlx (`PurchaseReader`).
     path: Arc<PathBuf>,
@@ -61,8 +62,7 @@ impl SqliteStore {
         // is 2 MiB).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            // Taking the writer is the write turn, on every group: a ping there would cost a
-            // hop to its thread, and a local file does not go stale.
+            // A local file does not go stale; a ping would cost a hop to its thread.
             .test_before_acquire(false)
             .connect_with(
                 options
@@ -164,8 +164,6 @@ impl SqliteStore {
     }
 
     async fn write_webhook_group(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
-        // While this holds sqlx's one writer, no other write runs beside the group.
-        let _turn = self.writer.acquire().await?;
         self.webhooks.write(calls.to_vec()).await
     }
 

@@ -605,3 +605,48 @@ macro_rules! conformance {
 conformance!(sqlite);
 #[cfg(feature = "postgres-tests")]
 conformance!(postgres);
+
+/// SQLite's webhook groups have a connection of their own. When another connection holds
+/// the write lock (sqlx's writer, or another process such as an import), a group waits for
+/// it instead of failing with SQLITE_BUSY, and goes as soon as the lock is free: SQLite's
+/// default busy handler would be sleeping 100 ms at a time by then.
+#[tokio::test]
+async fn sqlite_webhook_groups_wait_for_another_writer() {
+    let backend = sqlite().await;
+    let merchant = migrated_with_merchant(&*backend.store, 1).await;
+    let path = backend._database.url.trim_start_matches("sqlite://");
+    let other = rusqlite::Connection::open(path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let store = backend.store.clone();
+    let call = signed_call(&merchant, br#"[{"mutation_id":"held"}]"#);
+    let group = tokio::spawn(async move { store.record_webhook_calls(&[call]).await });
+    // 330 ms: SQLite's default handler has just begun a 100 ms sleep (from 228 ms to 328 ms,
+    // then to 428 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(330)).await;
+    assert!(
+        !group.is_finished(),
+        "the group went ahead of the write lock"
+    );
+    let pending: i64 = other
+        .query_row("SELECT count(*) FROM inbox", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(pending, 0);
+    other.execute_batch("COMMIT").unwrap();
+    let released = std::time::Instant::now();
+
+    let outcomes = group.await.unwrap().unwrap();
+    let late = released.elapsed();
+    assert!(
+        late < std::time::Duration::from_millis(50),
+        "the group committed {late:?} after the lock was free"
+    );
+    assert!(
+        matches!(outcomes[..], [CallOutcome::Received { .. }]),
+        "{outcomes:?}"
+    );
+    let stored: i64 = other
+        .query_row("SELECT count(*) FROM inbox", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(stored, 1);
+}

@@ -6,9 +6,11 @@
 //! anew. Here the group is one message to a thread that runs BEGIN, one cached statement
 //! per row and COMMIT back to back, and one message answers it.
 //!
-//! The thread has a connection of its own, so it must not write while sqlx's writer does:
-//! the caller holds the sqlx writer connection for the whole group (`SqliteStore`), which
-//! keeps SQLite's one-writer rule a queue instead of a busy-handler sleep.
+//! The thread's connection is the second writer beside sqlx's, and the webhooks go first:
+//! when sqlx's writer holds SQLite's write lock, this connection retries every
+//! [`RETRY_EVERY`], while sqlx's connections wait on SQLite's own busy timeout, which backs
+//! off from 1 ms to 100 ms. A worker batch therefore waits for a gap between webhook groups,
+//! never the other way round, and a flood of webhooks delays the ledger, not the 200s.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -33,7 +35,7 @@ impl WebhookWriter {
     /// Opens the connection (with the pragmas of sqlx's writer) and starts the thread.
     pub(super) fn start(path: &Path, cache_kib: i64) -> StoreResult<WebhookWriter> {
         let connection = Connection::open(path)?;
-        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.busy_handler(Some(retry_soon))?;
         // The same durability as every other write: see `SqliteStore::connect`.
         connection.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
@@ -55,7 +57,7 @@ impl WebhookWriter {
         })
     }
 
-    /// Writes the group in one transaction. The caller must hold the store's write turn.
+    /// Writes the group in one transaction.
     pub(super) async fn write(&self, calls: Vec<WebhookCall>) -> StoreResult<Vec<CallOutcome>> {
         let (reply, answer) = oneshot::channel();
         let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -76,6 +78,21 @@ impl WebhookWriter {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+/// How often a webhook group retries SQLite's write lock while another connection holds it.
+const RETRY_EVERY: Duration = Duration::from_micros(50);
+/// How long it tries before the group fails (and its callers get a 503 to retry later).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+
+/// SQLite's busy handler: `attempt` counts the calls for this lock, from 0.
+fn retry_soon(attempt: i32) -> bool {
+    let waited = RETRY_EVERY * u32::try_from(attempt).unwrap_or(u32::MAX);
+    if waited >= GIVE_UP_AFTER {
+        return false;
+    }
+    std::thread::sleep(RETRY_EVERY);
+    true
 }
 
 fn write_group(
