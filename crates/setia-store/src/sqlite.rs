@@ -31,8 +31,13 @@ pub struct SqliteStore {
     checkpointer: Checkpointer,
 }
 
-/// The writers' page cache in KiB: their inserts land all over the indexes.
+/// sqlx's writer's page cache in KiB: the worker's reads and inserts land all over the
+/// ledger's indexes.
 const WRITER_CACHE_KIB: i64 = 65536;
+/// The webhook writer's: it needs the indexes' upper levels, and SQLite walks its whole cache
+/// at every commit (`pcache1TruncateUnsafe`), so 8 MiB wrote 5% more webhooks a second than
+/// 64 MiB (bench/ingest/README.md).
+const WEBHOOK_CACHE_KIB: i64 = 8192;
 
 impl SqliteStore {
     /// Opens (and creates, with its folder) the file a `sqlite://PATH` URL names.
@@ -58,8 +63,7 @@ impl SqliteStore {
                 })?;
             }
         }
-        // Page caches: 64 MiB for each writer and 16 MiB for each reader (SQLite's default
-        // is 2 MiB).
+        // Page caches: see the constants; 16 MiB for each reader (SQLite's default is 2 MiB).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             // A local file does not go stale; a ping would cost a hop to its thread.
@@ -71,7 +75,7 @@ impl SqliteStore {
             )
             .await?;
         let path = Arc::new(options.get_filename().to_path_buf());
-        let webhooks = webhooks::WebhookWriter::start(&path, WRITER_CACHE_KIB)?;
+        let webhooks = webhooks::WebhookWriter::start(&path, WEBHOOK_CACHE_KIB)?;
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

@@ -1,7 +1,7 @@
 //! Prometheus metrics: one process-wide recorder, and a request latency histogram.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -10,11 +10,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUEST_DURATION: &str = "setia_http_request_duration_seconds";
 
+/// How often histogram samples are folded into their buckets and quantiles.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The recorder is global to the process; every app in it (tests start several) shares it.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
+        let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(REQUEST_DURATION.to_owned()),
                 &[
@@ -23,7 +26,20 @@ pub fn prometheus() -> &'static PrometheusHandle {
             )
             .expect("valid buckets")
             .install_recorder()
-            .expect("the only metrics recorder of this process")
+            .expect("the only metrics recorder of this process");
+        // The recorder keeps every histogram sample until upkeep folds it in. A scrape does
+        // that too, but a server nobody scrapes would otherwise grow by every request.
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "no metrics upkeep thread; histograms drain only when scraped");
+        }
+        handle
     })
 }
 
