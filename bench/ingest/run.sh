@@ -18,8 +18,9 @@
 # LOAD_THREADS (generator worker threads, 1), MAX_REQUESTS (bodies prepared for a closed
 # loop, 1600000), TARGETS ("bare setia-ingest setia"), WAIT_IDLE (seconds to wait for a quiet
 # machine, 0), RETRIES (reruns of a scenario that other processes disturbed, 0), SETIA_BIN (a
-# setia binary to use instead of building one), KEEP=1 keeps the temporary folder (databases,
-# logs, JSON results).
+# setia binary to use instead of building one), DRAIN_TIMEOUT (seconds `setia serve` may take
+# to work off the closed loop's backlog before the open loops, 900), KEEP=1 keeps the
+# temporary folder (databases, logs, JSON results).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -126,6 +127,35 @@ load() { # load TARGET SCENARIO ARGS…
 for target in $TARGETS; do
     load "$target" closed --mode closed --connections "$CONNECTIONS" --max-requests "$MAX_REQUESTS"
 done
+# Webhooks go ahead of the worker, so in the closed loop `setia serve` acknowledges faster
+# than its worker turns the inbox into the ledger. Before the open loops, such a server
+# drains that backlog: catching up would otherwise load the machine under the other targets'
+# runs, and its own open loop would measure the drain, not 1,000 webhooks a second.
+drain() { # drain TARGET: waits until the inbox has no pending row, and says how long it took
+    local target=$1 started=$SECONDS depth first=""
+    while :; do
+        depth=$(python3 - "${url[$target]%/webhooks/*}/metrics" <<'EOF'
+import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().splitlines():
+    if line.startswith("setia_inbox_depth "):
+        print(int(float(line.split()[1])))
+EOF
+)
+        first=${first:-$depth}
+        [ "$depth" = 0 ] && break
+        if [ $((SECONDS - started)) -ge "${DRAIN_TIMEOUT:-900}" ]; then
+            echo "$target: $depth inbox rows still pending after ${DRAIN_TIMEOUT:-900} s" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+    echo "$target: the worker drained a backlog of $first inbox rows in $((SECONDS - started)) s" |
+        tee "$work/drain-$target.txt" >&2
+}
+for target in $TARGETS; do
+    if [ "$target" = setia ]; then drain "$target"; fi
+done
+
 for target in $TARGETS; do
     load "$target" open --mode open --rate "$RATE" --connections "$OPEN_CONNECTIONS"
 done
@@ -211,6 +241,10 @@ for target in targets:
     print(f"{names[target]}: inbox rows after SIGKILL {inbox}, 200 \"received\" answers {received} "
           f"({'equal' if exact else 'MISMATCH'}); audit rows with status 200 {audit}; "
           f"inbox rows still pending {pending}")
+    drained = os.path.join(work, f"drain-{target}.txt")
+    if os.path.exists(drained):
+        with open(drained) as f:
+            print("  " + f.read().strip())
     if "bare" in targets:
         tp = r["closed", target]["requests_per_s"] / r["closed", "bare"]["requests_per_s"]
         clean = exact and all(not_received(r[s, target]) == 0 for s in ("closed", "open"))
