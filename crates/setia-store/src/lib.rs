@@ -319,6 +319,9 @@ pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
     ) -> StoreResult<Page<InboxEntry>>;
     /// Inbox rows of every merchant still waiting for the worker.
     async fn inbox_depth(&self) -> StoreResult<u64>;
+    /// True when webhook groups wait for other write transactions to commit (SQLite has one
+    /// write lock), so that a long worker batch holds up the 200s behind it.
+    fn webhooks_wait_for_other_writers(&self) -> bool;
 }
 
 /// Opens the database a URL names (`sqlite://path` or `postgres://…`). A SQLite file and its

@@ -285,6 +285,10 @@ impl Store for ThisStore {
         self.close_connections().await;
     }
 
+    fn webhooks_wait_for_other_writers(&self) -> bool {
+        IS_SQLITE
+    }
+
     async fn is_ready(&self) -> StoreResult<bool> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         let applied: Vec<i64> =
