@@ -560,6 +560,54 @@ async fn webhook_calls_are_group_committed(store: &dyn Store) {
     assert_eq!(others.items.len(), 1);
 }
 
+/// A group that fails (here a body for a merchant that does not exist) writes nothing, and
+/// the next group goes through: a failure must not leave the writer inside a transaction.
+async fn a_failed_group_leaves_the_writer_usable(store: &dyn Store) {
+    let merchant = migrated_with_merchant(store, 1).await;
+    let stranger = merchant_id(9);
+    let failed = store
+        .record_webhook_calls(&[
+            signed_call(&merchant, br#"[{"mutation_id":"first"}]"#),
+            signed_call(&stranger, br#"[{"mutation_id":"orphan"}]"#),
+        ])
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    let page = PageRequest {
+        before: None,
+        limit: 10,
+    };
+    assert!(store
+        .inbox_entries(&merchant, page)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(store
+        .webhook_deliveries(&merchant, page)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    let outcomes = store
+        .record_webhook_calls(&[signed_call(&merchant, br#"[{"mutation_id":"first"}]"#)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcomes[..], [CallOutcome::Received { .. }]),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        store
+            .inbox_entries(&merchant, page)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
 async fn suppressed_calls_are_counted(store: &dyn Store) {
     store.migrate().await.unwrap();
     let minute = Utc.with_ymd_and_hms(2026, 11, 27, 1, 2, 0).unwrap();
@@ -598,6 +646,7 @@ macro_rules! conformance {
             case!(large_imports_span_many_batches);
             case!(webhook_calls_are_group_committed);
             case!(suppressed_calls_are_counted);
+            case!(a_failed_group_leaves_the_writer_usable);
         }
     };
 }

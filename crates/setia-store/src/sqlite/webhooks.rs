@@ -82,7 +82,8 @@ impl WebhookWriter {
 
 /// How often a webhook group retries SQLite's write lock while another connection holds it.
 const RETRY_EVERY: Duration = Duration::from_micros(50);
-/// How long it tries before the group fails (and its callers get a 503 to retry later).
+/// How long it tries, counted in retries (sleeps overshoot, so it is at least this), before
+/// the group fails and its callers get a 503 to retry later.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
 /// SQLite's busy handler: `attempt` counts the calls for this lock, from 0.
@@ -100,16 +101,14 @@ fn write_group(
     calls: &[WebhookCall],
 ) -> rusqlite::Result<Vec<CallOutcome>> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
-    match insert_group(connection, calls) {
-        Ok(outcomes) => {
-            connection.execute_batch("COMMIT")?;
-            Ok(outcomes)
-        }
-        Err(error) => {
-            let _ = connection.execute_batch("ROLLBACK");
-            Err(error)
-        }
+    let written = insert_group(connection, calls)
+        .and_then(|outcomes| connection.execute_batch("COMMIT").map(|()| outcomes));
+    // A failed insert, or a failed COMMIT, leaves the transaction open; the next group could
+    // not begin on this connection.
+    if written.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
     }
+    written
 }
 
 /// The first call of a new body receives it; every other call with that body, in this group
