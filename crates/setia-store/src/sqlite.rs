@@ -128,7 +128,7 @@ impl Checkpointer {
 
     async fn stop(&self) {
         self.task.abort();
-        self.connection.close().await;
+        close_every_connection(&self.connection).await;
     }
 }
 
@@ -136,6 +136,24 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Closes the pool and waits until none of its connections is open. sqlx's `close` can
+/// return while a connection is still on its way back to the pool (a spawned task pings it
+/// first), and that connection then stays open in the closed pool. An open connection keeps
+/// the writer from being the last one, which is what checkpoints and removes the log.
+async fn close_every_connection(pool: &sqlx::SqlitePool) {
+    for _ in 0..500 {
+        pool.close().await;
+        if pool.size() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::warn!(
+        open = pool.size(),
+        "SQLite connections still open after 5 s of closing"
+    );
 }
 
 /// For the few queries whose text or tuning differs by backend.
@@ -162,9 +180,9 @@ impl SqliteStore {
     /// The writer closes last, so that it is the last connection and checkpoints on close.
     async fn close_connections(&self) {
         self.checkpointer.stop().await;
-        self.pool.close().await;
+        close_every_connection(&self.pool).await;
         self.webhooks.stop().await;
-        self.writer.close().await;
+        close_every_connection(&self.writer).await;
     }
 
     async fn write_webhook_group(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
