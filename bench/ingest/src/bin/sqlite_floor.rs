@@ -4,6 +4,7 @@
 //!
 //!     sqlite-floor --database DB --merchant ID [--group 32] [--calls 200000]
 //!                  [--cache-kib 8192] [--synchronous FULL] [--checkpoint-ms 200]
+//!                  [--without-digest-index]
 //!
 //! A checkpoint runs every `--checkpoint-ms` on a second connection and thread, as setia's
 //! background checkpointer does. Prints one JSON line: calls, seconds, microseconds per call,
@@ -33,6 +34,29 @@ struct Args {
     synchronous: String,
     #[arg(long, default_value_t = 200)]
     checkpoint_ms: u64,
+    /// Rebuild the inbox without `UNIQUE (merchant_id, body_sha256)` first and insert without
+    /// the duplicate check: what that index costs a call. Not something setia may do.
+    #[arg(long)]
+    without_digest_index: bool,
+}
+
+/// Rebuilds the (empty) inbox table without its body-digest unique constraint.
+fn drop_digest_index(connection: &Connection) -> rusqlite::Result<()> {
+    let ddl: String = connection.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inbox'",
+        [],
+        |row| row.get(0),
+    )?;
+    let plain = ddl.replace(",\n    UNIQUE (merchant_id, body_sha256)", "");
+    assert_ne!(plain, ddl, "the inbox's unique constraint was not found");
+    let indexes: Vec<String> = connection
+        .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inbox' AND sql IS NOT NULL")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    connection.execute_batch(&format!(
+        "PRAGMA foreign_keys = OFF; BEGIN; DROP TABLE inbox; {plain}; {}; COMMIT; PRAGMA foreign_keys = ON;",
+        indexes.join("; ")
+    ))
 }
 
 fn main() -> rusqlite::Result<()> {
@@ -43,6 +67,17 @@ fn main() -> rusqlite::Result<()> {
          PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000; PRAGMA cache_size = -{};",
         args.synchronous, args.cache_kib
     ))?;
+    if args.without_digest_index {
+        drop_digest_index(&connection)?;
+    }
+    let insert_sql = if args.without_digest_index {
+        "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+         moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    } else {
+        "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+         moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (merchant_id, body_sha256) DO NOTHING"
+    };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checkpointer = {
         let (stop, database, every) = (stop.clone(), args.database.clone(), args.checkpoint_ms);
@@ -65,11 +100,7 @@ fn main() -> rusqlite::Result<()> {
     while done < args.calls {
         connection.execute_batch("BEGIN IMMEDIATE")?;
         {
-            let mut insert = connection.prepare_cached(
-                "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
-                 moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 ON CONFLICT (merchant_id, body_sha256) DO NOTHING",
-            )?;
+            let mut insert = connection.prepare_cached(insert_sql)?;
             let mut audit = connection.prepare_cached(
                 "INSERT INTO webhook_audit (merchant_id, received_at_us, remote_addr, status, reason, \
                  body_sha256, body_size, inbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -115,6 +146,7 @@ fn main() -> rusqlite::Result<()> {
             "group": args.group,
             "cache_kib": args.cache_kib,
             "synchronous": args.synchronous,
+            "digest_index": !args.without_digest_index,
             "seconds": seconds,
             "us_per_call": seconds * 1e6 / done as f64,
             "ms_per_group": seconds * 1e3 * args.group as f64 / done as f64,
