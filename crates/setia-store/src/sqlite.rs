@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
 
@@ -31,6 +31,20 @@ pub struct SqliteStore {
     checkpointer: Checkpointer,
 }
 
+/// What every connection runs with, sqlx's and the webhook writer's alike.
+const CONNECTION_PRAGMAS: [(&str, &str); 5] = [
+    ("journal_mode", "WAL"),
+    // FULL: a commit is on disk before it returns, so "committed" survives a power cut, not
+    // only a crash of the process.
+    ("synchronous", "FULL"),
+    ("foreign_keys", "ON"),
+    // A multi-row insert keeps a statement journal; in memory it costs no file I/O.
+    ("temp_store", "MEMORY"),
+    // The background checkpointer keeps the WAL short; a commit checkpoints itself only if
+    // that falls 64 MiB behind.
+    ("wal_autocheckpoint", "16000"),
+];
+
 /// sqlx's writer's page cache in KiB: the worker's reads and inserts land all over the
 /// ledger's indexes.
 const WRITER_CACHE_KIB: i64 = 65536;
@@ -42,19 +56,12 @@ const WEBHOOK_CACHE_KIB: i64 = 8192;
 impl SqliteStore {
     /// Opens (and creates, with its folder) the file a `sqlite://PATH` URL names.
     pub async fn connect(url: &str) -> StoreResult<SqliteStore> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before it returns, so "committed" survives a power
-            // cut, not only a crash of the process.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // A multi-row insert keeps a statement journal; in memory it costs no file I/O.
-            .pragma("temp_store", "MEMORY")
-            // The background checkpointer below keeps the WAL short; a commit checkpoints
-            // itself only if that falls 64 MiB behind.
-            .pragma("wal_autocheckpoint", "16000");
+        let options = CONNECTION_PRAGMAS.iter().fold(
+            SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(10)),
+            |options, (name, value)| options.pragma(*name, *value),
+        );
         if let Some(folder) = options.get_filename().parent() {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|source| StoreError::CreateFolder {

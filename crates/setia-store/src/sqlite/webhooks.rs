@@ -27,8 +27,8 @@ type Reply = oneshot::Sender<rusqlite::Result<Vec<CallOutcome>>>;
 
 /// The thread that writes webhook groups, and the way to it.
 pub(super) struct WebhookWriter {
-    jobs: Mutex<Option<mpsc::Sender<(Vec<WebhookCall>, Reply)>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The way in and the thread; `None` once stopped.
+    running: Mutex<Option<(mpsc::Sender<(Vec<WebhookCall>, Reply)>, JoinHandle<()>)>>,
 }
 
 impl WebhookWriter {
@@ -36,12 +36,11 @@ impl WebhookWriter {
     pub(super) fn start(path: &Path, cache_kib: i64) -> StoreResult<WebhookWriter> {
         let connection = Connection::open(path)?;
         connection.busy_handler(Some(retry_soon))?;
-        // The same durability as every other write: see `SqliteStore::connect`.
-        connection.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000; \
-             PRAGMA cache_size = -{cache_kib};"
-        ))?;
+        // The same durability as every other connection's.
+        for (name, value) in super::CONNECTION_PRAGMAS {
+            connection.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+        }
+        connection.execute_batch(&format!("PRAGMA cache_size = -{cache_kib}"))?;
         let (jobs, received) = mpsc::channel::<(Vec<WebhookCall>, Reply)>();
         let thread = std::thread::Builder::new()
             .name("setia-webhook-writer".into())
@@ -52,16 +51,15 @@ impl WebhookWriter {
             })
             .map_err(StoreError::StartWriter)?;
         Ok(WebhookWriter {
-            jobs: Mutex::new(Some(jobs)),
-            thread: Mutex::new(Some(thread)),
+            running: Mutex::new(Some((jobs, thread))),
         })
     }
 
     /// Writes the group in one transaction.
     pub(super) async fn write(&self, calls: Vec<WebhookCall>) -> StoreResult<Vec<CallOutcome>> {
         let (reply, answer) = oneshot::channel();
-        let sent = match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(jobs) => jobs.send((calls, reply)).is_ok(),
+        let sent = match &*self.running.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((jobs, _)) => jobs.send((calls, reply)).is_ok(),
             None => false,
         };
         if !sent {
@@ -72,9 +70,14 @@ impl WebhookWriter {
 
     /// Stops the thread and closes its connection; groups already sent are written first.
     pub(super) async fn stop(&self) {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((jobs, thread)) = running {
+            // Without a sender the thread's loop ends, once it has written what was sent.
+            drop(jobs);
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
