@@ -3,8 +3,8 @@
 //! made (so with setia's real schema), with no HTTP and no hop between threads.
 //!
 //!     sqlite-floor --database DB --merchant ID [--group 32] [--calls 200000]
-//!                  [--cache-kib 8192] [--synchronous FULL] [--checkpoint-ms 200]
-//!                  [--without-digest-index]
+//!                  [--cache-kib 8192] [--synchronous FULL|NORMAL|THREAD]
+//!                  [--checkpoint-ms 200] [--dedupe unique|key|none]
 //!
 //! A checkpoint runs every `--checkpoint-ms` on a second connection and thread, as setia's
 //! background checkpointer does. Prints one JSON line: calls, seconds, microseconds per call,
@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 #[derive(Parser)]
@@ -29,15 +29,29 @@ struct Args {
     calls: usize,
     #[arg(long, default_value_t = 8192)]
     cache_kib: i64,
-    /// FULL as setia runs it, or NORMAL (no fsync per commit) to see what the fsync costs.
+    /// FULL (an fsync in every COMMIT), NORMAL (none: what the fsync costs), or THREAD:
+    /// NORMAL with the WAL fsynced by a second thread after each COMMIT, while this one
+    /// writes the next group.
     #[arg(long, default_value = "FULL")]
     synchronous: String,
     #[arg(long, default_value_t = 200)]
     checkpoint_ms: u64,
-    /// Rebuild the inbox without `UNIQUE (merchant_id, body_sha256)` first and insert without
-    /// the duplicate check: what that index costs a call. Not something setia may do.
-    #[arg(long)]
-    without_digest_index: bool,
+    /// SQLite's mmap_size in MiB (0: reads go through read(2)).
+    #[arg(long, default_value_t = 0)]
+    mmap_mib: i64,
+    /// How a repeated body is found: `unique`, the `UNIQUE (merchant_id, body_sha256)` index
+    /// and ON CONFLICT; `key`, a plain index on an integer of the digest's first 8 bytes and a
+    /// look-up before each insert; `none`, no check at all (what the check costs; not
+    /// something setia may do). `key` and `none` rebuild the inbox without the constraint.
+    #[arg(long, default_value = "unique")]
+    dedupe: Dedupe,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Dedupe {
+    Unique,
+    Key,
+    None,
 }
 
 /// Rebuilds the (empty) inbox table without its body-digest unique constraint.
@@ -59,25 +73,72 @@ fn drop_digest_index(connection: &Connection) -> rusqlite::Result<()> {
     ))
 }
 
+/// The first 8 bytes of the digest as one integer.
+fn digest_key(digest: &[u8]) -> i64 {
+    i64::from_be_bytes(digest[..8].try_into().expect("a sha256 has 32 bytes"))
+}
+
 fn main() -> rusqlite::Result<()> {
     let args = Args::parse();
     let connection = Connection::open(&args.database)?;
+    let sync_thread = args.synchronous.eq_ignore_ascii_case("THREAD");
     connection.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000; PRAGMA cache_size = -{};",
-        args.synchronous, args.cache_kib
+         PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16000; PRAGMA cache_size = -{}; \
+         PRAGMA mmap_size = {};",
+        if sync_thread {
+            "NORMAL"
+        } else {
+            &args.synchronous
+        },
+        args.cache_kib,
+        args.mmap_mib << 20
     ))?;
-    if args.without_digest_index {
+    if args.dedupe != Dedupe::Unique {
         drop_digest_index(&connection)?;
     }
-    let insert_sql = if args.without_digest_index {
-        "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
-         moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-    } else {
-        "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
-         moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         ON CONFLICT (merchant_id, body_sha256) DO NOTHING"
+    if args.dedupe == Dedupe::Key {
+        connection.execute_batch(
+            "ALTER TABLE inbox ADD COLUMN body_key INTEGER NOT NULL DEFAULT 0; \
+             CREATE INDEX inbox_by_body_key ON inbox (body_key);",
+        )?;
+    }
+    let insert_sql = match args.dedupe {
+        Dedupe::Unique => {
+            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+             moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (merchant_id, body_sha256) DO NOTHING"
+        }
+        Dedupe::Key => {
+            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+             moota_webhook, remote_addr, received_at_us, body_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        }
+        Dedupe::None => {
+            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+             moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        }
     };
+    // THREAD: COMMIT writes the WAL without syncing it; this thread fsyncs it after each
+    // commit (one fsync covers every commit before it), while the writer goes on.
+    let (synced_tx, synced_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let syncer = sync_thread.then(|| {
+        let wal = format!("{}-wal", args.database);
+        std::thread::spawn(move || -> std::io::Result<u64> {
+            let mut syncs = 0;
+            let mut file: Option<std::fs::File> = None;
+            while synced_rx.recv().is_ok() {
+                while synced_rx.try_recv().is_ok() {}
+                let file = match &file {
+                    Some(file) => file,
+                    None => file.insert(std::fs::File::open(&wal)?),
+                };
+                file.sync_data()?;
+                syncs += 1;
+            }
+            Ok(syncs)
+        })
+    });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let checkpointer = {
         let (stop, database, every) = (stop.clone(), args.database.clone(), args.checkpoint_ms);
@@ -105,21 +166,40 @@ fn main() -> rusqlite::Result<()> {
                 "INSERT INTO webhook_audit (merchant_id, received_at_us, remote_addr, status, reason, \
                  body_sha256, body_size, inbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            let mut existing = match args.dedupe {
+                Dedupe::Key => Some(connection.prepare_cached(
+                    "SELECT id FROM inbox WHERE body_key = ?1 AND merchant_id = ?2 AND body_sha256 = ?3",
+                )?),
+                _ => None,
+            };
             for _ in 0..args.group {
                 let body = template.replacen("{}", &done.to_string(), 1).into_bytes();
-                let sha256 = hex::encode(Sha256::digest(&body));
+                let digest = Sha256::digest(&body);
+                let sha256 = hex::encode(digest);
                 let now = 1_790_000_000_000_000i64 + done as i64;
-                insert.execute(params![
-                    args.merchant,
-                    body,
-                    sha256,
-                    body.len() as i64,
-                    "MootaBot/1.5",
-                    "u1",
-                    "w1",
-                    "127.0.0.1",
-                    now
-                ])?;
+                let size = body.len() as i64;
+                let key = digest_key(&digest);
+                let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+                    &args.merchant,
+                    &body,
+                    &sha256,
+                    &size,
+                    &"MootaBot/1.5",
+                    &"u1",
+                    &"w1",
+                    &"127.0.0.1",
+                    &now,
+                ];
+                if let Some(existing) = &mut existing {
+                    let found = existing
+                        .query_row(params![key, args.merchant, sha256], |row| {
+                            row.get::<_, i64>(0)
+                        })
+                        .optional()?;
+                    assert!(found.is_none(), "every body is new");
+                    values.push(&key);
+                }
+                insert.execute(values.as_slice())?;
                 let id = connection.last_insert_rowid();
                 audit.execute(params![
                     args.merchant,
@@ -135,7 +215,21 @@ fn main() -> rusqlite::Result<()> {
             }
         }
         connection.execute_batch("COMMIT")?;
+        if sync_thread {
+            // Waits only while the syncer holds an earlier, unsynced request.
+            let _ = synced_tx.send(());
+        }
     }
+    drop(synced_tx);
+    let syncs = match syncer {
+        Some(syncer) => Some(
+            syncer
+                .join()
+                .expect("the sync thread")
+                .expect("fsync of the WAL"),
+        ),
+        None => None,
+    };
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     checkpointer.join().expect("the checkpointer thread")?;
@@ -145,8 +239,10 @@ fn main() -> rusqlite::Result<()> {
             "calls": done,
             "group": args.group,
             "cache_kib": args.cache_kib,
+            "mmap_mib": args.mmap_mib,
             "synchronous": args.synchronous,
-            "digest_index": !args.without_digest_index,
+            "dedupe": (["unique", "key", "none"][args.dedupe as usize]),
+            "wal_syncs_on_thread": syncs,
             "seconds": seconds,
             "us_per_call": seconds * 1e6 / done as f64,
             "ms_per_group": seconds * 1e3 * args.group as f64 / done as f64,
