@@ -4,11 +4,11 @@
 //!
 //!     sqlite-floor --database DB --merchant ID [--group 32] [--calls 200000]
 //!                  [--cache-kib 8192] [--synchronous FULL|NORMAL|THREAD]
-//!                  [--checkpoint-ms 200] [--dedupe unique|key|none]
+//!                  [--checkpoint-ms 200] [--dedupe unique|key|none] [--mmap-mib 0]
 //!
 //! A checkpoint runs every `--checkpoint-ms` on a second connection and thread, as setia's
 //! background checkpointer does. Prints one JSON line: calls, seconds, microseconds per call,
-//! milliseconds per group.
+//! milliseconds per group (with THREAD, until the last fsync has returned).
 
 use std::time::{Duration, Instant};
 
