@@ -576,18 +576,10 @@ async fn a_failed_group_leaves_the_writer_usable(store: &dyn Store) {
         before: None,
         limit: 10,
     };
-    assert!(store
-        .inbox_entries(&merchant, page)
-        .await
-        .unwrap()
-        .items
-        .is_empty());
-    assert!(store
-        .webhook_deliveries(&merchant, page)
-        .await
-        .unwrap()
-        .items
-        .is_empty());
+    let inbox = store.inbox_entries(&merchant, page).await.unwrap();
+    assert!(inbox.items.is_empty());
+    let deliveries = store.webhook_deliveries(&merchant, page).await.unwrap();
+    assert!(deliveries.items.is_empty());
 
     let outcomes = store
         .record_webhook_calls(&[signed_call(&merchant, br#"[{"mutation_id":"first"}]"#)])

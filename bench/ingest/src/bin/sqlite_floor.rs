@@ -103,22 +103,16 @@ fn main() -> rusqlite::Result<()> {
              CREATE INDEX inbox_by_body_key ON inbox (body_key);",
         )?;
     }
-    let insert_sql = match args.dedupe {
-        Dedupe::Unique => {
-            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
-             moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (merchant_id, body_sha256) DO NOTHING"
-        }
-        Dedupe::Key => {
-            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
-             moota_webhook, remote_addr, received_at_us, body_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        }
-        Dedupe::None => {
-            "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
-             moota_webhook, remote_addr, received_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-        }
+    let (key_column, key_value, on_conflict) = match args.dedupe {
+        Dedupe::Unique => ("", "", " ON CONFLICT (merchant_id, body_sha256) DO NOTHING"),
+        Dedupe::Key => (", body_key", ", ?", ""),
+        Dedupe::None => ("", "", ""),
     };
+    let insert_sql = format!(
+        "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
+         moota_webhook, remote_addr, received_at_us{key_column}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?{key_value}){on_conflict}"
+    );
     // THREAD: COMMIT writes the WAL without syncing it; this thread fsyncs it after each
     // commit (one fsync covers every commit before it), while the writer goes on.
     let (synced_tx, synced_rx) = std::sync::mpsc::sync_channel::<()>(1);
@@ -161,7 +155,7 @@ fn main() -> rusqlite::Result<()> {
     while done < args.calls {
         connection.execute_batch("BEGIN IMMEDIATE")?;
         {
-            let mut insert = connection.prepare_cached(insert_sql)?;
+            let mut insert = connection.prepare_cached(&insert_sql)?;
             let mut audit = connection.prepare_cached(
                 "INSERT INTO webhook_audit (merchant_id, received_at_us, remote_addr, status, reason, \
                  body_sha256, body_size, inbox_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
