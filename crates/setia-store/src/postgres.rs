@@ -50,6 +50,11 @@ const CLAIM_OUTBOX_SQL: &str = "UPDATE outbox SET claim_id = $1, lease_until_us 
      RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";
 
 impl PostgresStore {
+    async fn run_migrations(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
     async fn close_connections(&self) {
         self.pool.close().await;
     }

@@ -277,8 +277,7 @@ impl ThisStore {
 #[async_trait]
 impl Store for ThisStore {
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await?;
-        Ok(())
+        self.run_migrations().await
     }
 
     async fn close(&self) {

@@ -28,6 +28,8 @@ pub struct SqliteStore {
     webhooks: webhooks::WebhookWriter,
     /// The database file, for the bulk reads that bypass sqlx (`PurchaseReader`).
     path: Arc<PathBuf>,
+    /// How every connection is opened, for the migrations' own.
+    options: SqliteConnectOptions,
     checkpointer: Checkpointer,
 }
 
@@ -89,13 +91,14 @@ impl SqliteStore {
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.pragma("cache_size", "-16384"))
+            .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
         Ok(SqliteStore {
             pool,
             writer,
             webhooks,
             path,
+            options,
             checkpointer: Checkpointer::start(checkpoints),
         })
     }
@@ -184,6 +187,39 @@ const CLAIM_OUTBOX_SQL: &str =
      RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";
 
 impl SqliteStore {
+    /// Migrations run on a connection of their own with foreign keys off, which SQLite asks
+    /// for when a table that others reference is rebuilt (0007), and which cannot be switched
+    /// inside the transaction sqlx wraps each migration in. The check afterwards makes sure
+    /// no rebuild left a reference dangling. Then the webhook writer reads the inbox's
+    /// bodies, before the first webhook needs them.
+    async fn run_migrations(&self) -> StoreResult<()> {
+        // A pool of one: `Migrator::run` on a bare connection is not `Send` enough for the
+        // trait's futures.
+        let connection = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.options.clone().pragma("foreign_keys", "OFF"))
+            .await?;
+        let checked = async {
+            MIGRATOR.run(&connection).await?;
+            Ok::<_, StoreError>(
+                sqlx::query("PRAGMA foreign_key_check")
+                    .fetch_all(&connection)
+                    .await?,
+            )
+        }
+        .await;
+        close_every_connection(&connection).await;
+        let dangling = checked?;
+        if !dangling.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "after the migrations, {} rows refer to rows that do not exist \
+                 (PRAGMA foreign_key_check)",
+                dangling.len()
+            )));
+        }
+        self.webhooks.read_known_bodies().await
+    }
+
     /// The writer closes last, so that it is the last connection and checkpoints on close.
     async fn close_connections(&self) {
         self.checkpointer.stop().await;

@@ -691,3 +691,135 @@ async fn sqlite_webhook_groups_wait_for_another_writer() {
         .unwrap();
     assert_eq!(stored, 1);
 }
+
+/// On SQLite the duplicate check is the webhook writer's memory of the inbox. Another
+/// process on the same file (here a second store) must still see every body the first one
+/// committed, and the first every body of the second.
+#[tokio::test]
+async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
+    let backend = sqlite().await;
+    let merchant = migrated_with_merchant(&*backend.store, 1).await;
+    let (one, two) = (br#"[{"mutation_id":"one"}]"#, br#"[{"mutation_id":"two"}]"#);
+    let first = backend.store.clone();
+    let outcomes = first
+        .record_webhook_calls(&[signed_call(&merchant, one)])
+        .await
+        .unwrap();
+    let [CallOutcome::Received { inbox_id: one_id }] = outcomes[..] else {
+        panic!("{outcomes:?}")
+    };
+
+    let second = setia_store::connect(&backend._database.url).await.unwrap();
+    second.migrate().await.unwrap();
+    let outcomes = second
+        .record_webhook_calls(&[signed_call(&merchant, one), signed_call(&merchant, two)])
+        .await
+        .unwrap();
+    let [CallOutcome::Duplicate { inbox_id }, CallOutcome::Received { inbox_id: two_id }] =
+        outcomes[..]
+    else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(inbox_id, one_id);
+
+    let outcomes = first
+        .record_webhook_calls(&[signed_call(&merchant, two)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![CallOutcome::Duplicate { inbox_id: two_id }]);
+    second.close().await;
+}
+
+/// Migration 0007 rebuilds the inbox without its UNIQUE digest index. A database made by
+/// the migrations before it keeps its rows and ids, the ledger's references to them, and
+/// its bodies stay duplicates.
+#[tokio::test]
+async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
+    let database = TestDatabase::sqlite();
+    let path = database.url.trim_start_matches("sqlite://").to_owned();
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+    let before = tempfile::tempdir().unwrap();
+    for entry in
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/sqlite")).unwrap()
+    {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().as_ref() < "0007" {
+            std::fs::copy(entry.path(), before.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let old = sqlx::migrate::Migrator::new(before.path()).await.unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut connection = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    old.run(&mut connection).await.unwrap();
+    sqlx::Connection::close(connection).await.unwrap();
+
+    let merchant = merchant_id(1);
+    let body = br#"[{"mutation_id":"before-0007"}]"#;
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(body))
+    };
+    let old_db = rusqlite::Connection::open(&path).unwrap();
+    old_db
+        .execute_batch(&format!(
+            "INSERT INTO merchants (id, name, timezone, webhook_secret, api_token_hash, created_at_us) \
+             VALUES ('{merchant}', 'Old', 'Asia/Jakarta', 'secret-0123456789abcdef', 'hash', 0);
+             INSERT INTO inbox (id, merchant_id, body, body_sha256, body_size, remote_addr, received_at_us, state) \
+             VALUES (41, '{merchant}', x'00', 'aa', 1, '10.0.0.1', 0, 'done'), \
+                    (42, '{merchant}', x'{}', '{sha256}', {}, '10.0.0.1', 0, 'done');
+             INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, occurred_at_us, \
+                description, amount_minor, direction, created_at_us) \
+             VALUES ('{merchant}', 'before-0007', 42, '123', 0, 'TRANSFER', 10000, 'CR', 0);",
+            hex::encode(body),
+            body.len()
+        ))
+        .unwrap();
+    drop(old_db);
+
+    let store = setia_store::connect(&database.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let outcomes = store
+        .record_webhook_calls(&[signed_call(&merchant, body)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![CallOutcome::Duplicate { inbox_id: 42 }]);
+    store.close().await;
+
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let ids: Vec<i64> = db
+        .prepare("SELECT id FROM inbox ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, vec![41, 42]);
+    let unique_indexes: i64 = db
+        .query_row(
+            "SELECT count(*) FROM pragma_index_list('inbox') WHERE \"unique\" = 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(unique_indexes, 0, "the digest index is gone");
+    let parent: String = db
+        .query_row(
+            "SELECT \"table\" FROM pragma_foreign_key_list('mutations') WHERE \"from\" = 'inbox_id'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(parent, "inbox");
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let orphan = db.execute(
+        &format!(
+            "INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, \
+             occurred_at_us, description, amount_minor, direction, created_at_us) \
+             VALUES ('{merchant}', 'orphan', 99, '123', 0, 'TRANSFER', 1, 'CR', 0)"
+        ),
+        [],
+    );
+    assert!(orphan.is_err(), "the inbox reference is still enforced");
+}

@@ -4,7 +4,7 @@
 //!
 //!     sqlite-floor --database DB --merchant ID [--group 32] [--calls 200000]
 //!                  [--cache-kib 8192] [--synchronous FULL|NORMAL|THREAD]
-//!                  [--checkpoint-ms 200] [--dedupe unique|key|none] [--mmap-mib 0]
+//!                  [--checkpoint-ms 200] [--dedupe memory|unique|key] [--mmap-mib 0]
 //!
 //! A checkpoint runs every `--checkpoint-ms` on a second connection and thread, as setia's
 //! background checkpointer does. Prints one JSON line: calls, seconds, microseconds per call,
@@ -39,38 +39,20 @@ struct Args {
     /// SQLite's mmap_size in MiB (0: reads go through read(2)).
     #[arg(long, default_value_t = 0)]
     mmap_mib: i64,
-    /// How a repeated body is found: `unique`, the `UNIQUE (merchant_id, body_sha256)` index
-    /// and ON CONFLICT; `key`, a plain index on an integer of the digest's first 8 bytes and a
-    /// look-up before each insert; `none`, no check at all (what the check costs; not
-    /// something setia may do). `key` and `none` rebuild the inbox without the constraint.
-    #[arg(long, default_value = "unique")]
+    /// How a repeated body is found: `memory`, setia's way since migration 0007, a hash
+    /// set of (merchant, digest) in the writer's memory and no index; `unique`, the
+    /// `UNIQUE (merchant_id, body_sha256)` index and ON CONFLICT that setia had before;
+    /// `key`, a plain index on an integer of the digest's first 8 bytes and a look-up before
+    /// each insert.
+    #[arg(long, default_value = "memory")]
     dedupe: Dedupe,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Dedupe {
+    Memory,
     Unique,
     Key,
-    None,
-}
-
-/// Rebuilds the (empty) inbox table without its body-digest unique constraint.
-fn drop_digest_index(connection: &Connection) -> rusqlite::Result<()> {
-    let ddl: String = connection.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inbox'",
-        [],
-        |row| row.get(0),
-    )?;
-    let plain = ddl.replace(",\n    UNIQUE (merchant_id, body_sha256)", "");
-    assert_ne!(plain, ddl, "the inbox's unique constraint was not found");
-    let indexes: Vec<String> = connection
-        .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'inbox' AND sql IS NOT NULL")?
-        .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    connection.execute_batch(&format!(
-        "PRAGMA foreign_keys = OFF; BEGIN; DROP TABLE inbox; {plain}; {}; COMMIT; PRAGMA foreign_keys = ON;",
-        indexes.join("; ")
-    ))
 }
 
 /// The first 8 bytes of the digest as one integer.
@@ -94,20 +76,22 @@ fn main() -> rusqlite::Result<()> {
         args.cache_kib,
         args.mmap_mib << 20
     ))?;
-    if args.dedupe != Dedupe::Unique {
-        drop_digest_index(&connection)?;
-    }
-    if args.dedupe == Dedupe::Key {
-        connection.execute_batch(
+    match args.dedupe {
+        Dedupe::Memory => {}
+        Dedupe::Unique => connection.execute_batch(
+            "CREATE UNIQUE INDEX inbox_by_digest ON inbox (merchant_id, body_sha256)",
+        )?,
+        Dedupe::Key => connection.execute_batch(
             "ALTER TABLE inbox ADD COLUMN body_key INTEGER NOT NULL DEFAULT 0; \
              CREATE INDEX inbox_by_body_key ON inbox (body_key);",
-        )?;
+        )?,
     }
     let (key_column, key_value, on_conflict) = match args.dedupe {
+        Dedupe::Memory => ("", "", ""),
         Dedupe::Unique => ("", "", " ON CONFLICT (merchant_id, body_sha256) DO NOTHING"),
         Dedupe::Key => (", body_key", ", ?", ""),
-        Dedupe::None => ("", "", ""),
     };
+    let mut known = std::collections::HashMap::<(String, String), i64>::new();
     let insert_sql = format!(
         "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
          moota_webhook, remote_addr, received_at_us{key_column}) \
@@ -193,8 +177,15 @@ fn main() -> rusqlite::Result<()> {
                     assert!(found.is_none(), "every body is new");
                     values.push(&key);
                 }
+                let stored = (args.dedupe == Dedupe::Memory)
+                    .then(|| known.get(&(args.merchant.clone(), sha256.clone())))
+                    .flatten();
+                assert!(stored.is_none(), "every body is new");
                 insert.execute(values.as_slice())?;
                 let id = connection.last_insert_rowid();
+                if args.dedupe == Dedupe::Memory {
+                    known.insert((args.merchant.clone(), sha256.clone()), id);
+                }
                 audit.execute(params![
                     args.merchant,
                     now,
@@ -235,7 +226,7 @@ fn main() -> rusqlite::Result<()> {
             "cache_kib": args.cache_kib,
             "mmap_mib": args.mmap_mib,
             "synchronous": args.synchronous,
-            "dedupe": (["unique", "key", "none"][args.dedupe as usize]),
+            "dedupe": (["memory", "unique", "key"][args.dedupe as usize]),
             "wal_syncs_on_thread": syncs,
             "seconds": seconds,
             "us_per_call": seconds * 1e6 / done as f64,
