@@ -87,6 +87,12 @@ pub async fn start(
         None
     };
 
+    // Before listening, so that the first webhooks do not wait for it (1.7 s for a million
+    // inbox rows on SQLite).
+    store
+        .prepare_for_webhooks()
+        .await
+        .context("cannot read the inbox for the duplicate check")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::BadInput(format!("cannot listen on {listen}: {e}")))?;

@@ -301,6 +301,10 @@ pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
 
     async fn ledger_summary(&self, merchant: &MerchantId) -> StoreResult<LedgerSummary>;
 
+    /// Gets the webhook path ready before the first call, so that it does not wait: on
+    /// SQLite, the webhook writer reads the digest of every inbox body (its duplicate check).
+    /// Only a server needs this; without it the first group does the same.
+    async fn prepare_for_webhooks(&self) -> StoreResult<()>;
     /// Writes a group of webhook calls in ONE transaction (group commit): audit rows for
     /// all, inbox rows for the verified ones. Returns an outcome per call, in order.
     async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>>;

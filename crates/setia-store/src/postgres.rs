@@ -55,6 +55,11 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Nothing to prepare: the unique index is the duplicate check.
+    async fn prepare_webhook_writer(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn close_connections(&self) {
         self.pool.close().await;
     }

@@ -523,6 +523,10 @@ impl Store for ThisStore {
         })
     }
 
+    async fn prepare_for_webhooks(&self) -> StoreResult<()> {
+        self.prepare_webhook_writer().await
+    }
+
     async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
         self.write_webhook_group(calls).await
     }

@@ -711,6 +711,7 @@ async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
 
     let second = setia_store::connect(&backend._database.url).await.unwrap();
     second.migrate().await.unwrap();
+    second.prepare_for_webhooks().await.unwrap();
     let outcomes = second
         .record_webhook_calls(&[signed_call(&merchant, one), signed_call(&merchant, two)])
         .await

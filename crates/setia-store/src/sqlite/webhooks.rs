@@ -32,7 +32,7 @@ enum Job {
         Vec<WebhookCall>,
         oneshot::Sender<rusqlite::Result<Vec<CallOutcome>>>,
     ),
-    /// Reads the inbox rows the writer does not know yet (after the migrations).
+    /// Reads the inbox rows the writer does not know yet (`Store::prepare_for_webhooks`).
     ReadKnownBodies(oneshot::Sender<rusqlite::Result<()>>),
 }
 
@@ -80,7 +80,7 @@ impl WebhookWriter {
     }
 
     /// Reads every inbox body the writer does not know yet. Each group catches up by itself
-    /// too; this does it ahead of the first webhook, which would otherwise wait for it.
+    /// too; a server does this before it listens, so that its first webhook does not wait.
     pub(super) async fn read_known_bodies(&self) -> StoreResult<()> {
         self.ask(Job::ReadKnownBodies).await
     }
@@ -118,7 +118,7 @@ impl WebhookWriter {
 /// Every inbox body's (merchant, digest), in memory: the duplicate check.
 ///
 /// A UNIQUE index on the two put a random page of its B-tree into the WAL for every new
-/// body, about half of the writer's cost (bench/ingest/README.md). The invariant that makes
+/// body, about 40% of the writer's cost (bench/ingest/README.md). The invariant that makes
 /// memory enough: only webhook writers add inbox rows, each inside `BEGIN IMMEDIATE`, and
 /// nothing deletes them. So a writer that, once it holds the write lock, reads the rows above
 /// the highest id it knows, knows every body in the inbox, even when another process writes
