@@ -87,8 +87,8 @@ pub async fn start(
         None
     };
 
-    // Before listening, so that the first webhooks do not wait for it (1.7 s for a million
-    // inbox rows on SQLite).
+    // Before listening, so that the first webhooks do not wait for it (about a second for a
+    // million inbox rows on SQLite).
     store
         .prepare_for_webhooks()
         .await
