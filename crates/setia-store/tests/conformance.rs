@@ -731,11 +731,8 @@ async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
     second.close().await;
 }
 
-/// Migration 0007 rebuilds the inbox without its UNIQUE digest index. A database made by
-/// the migrations before it keeps its rows and ids, the ledger's references to them, and
-/// its bodies stay duplicates.
-#[tokio::test]
-async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
+/// A SQLite file made by the migrations before 0007 only, and its path.
+async fn sqlite_before_migration_0007() -> (TestDatabase, String) {
     let database = TestDatabase::sqlite();
     let path = database.url.trim_start_matches("sqlite://").to_owned();
     std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
@@ -755,7 +752,44 @@ async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
     let mut connection = sqlx::ConnectOptions::connect(&options).await.unwrap();
     old.run(&mut connection).await.unwrap();
     sqlx::Connection::close(connection).await.unwrap();
+    (database, path)
+}
 
+/// Migrations run with foreign keys off, so a reference left dangling must be caught after
+/// them: the store refuses to open rather than run on a broken ledger.
+#[tokio::test]
+async fn sqlite_migrations_refuse_a_dangling_reference() {
+    let (database, path) = sqlite_before_migration_0007().await;
+    let merchant = merchant_id(1);
+    // As a tool that does not enforce foreign keys (the sqlite3 shell's default) could.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO merchants (id, name, timezone, webhook_secret, api_token_hash, created_at_us) \
+             VALUES ('{merchant}', 'Old', 'Asia/Jakarta', 'secret-0123456789abcdef', 'hash', 0);
+             INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, occurred_at_us, \
+                description, amount_minor, direction, created_at_us) \
+             VALUES ('{merchant}', 'orphan', 77, '123', 0, 'TRANSFER', 10000, 'CR', 0);"
+        ))
+        .unwrap();
+    let store = setia_store::connect(&database.url).await.unwrap();
+    let migrated = store.migrate().await;
+    store.close().await;
+    match migrated {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("1 rows refer"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Migration 0007 rebuilds the inbox without its UNIQUE digest index. A database made by
+/// the migrations before it keeps its rows and ids, the ledger's references to them, and
+/// its bodies stay duplicates.
+#[tokio::test]
+async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
+    let (database, path) = sqlite_before_migration_0007().await;
     let merchant = merchant_id(1);
     let body = br#"[{"mutation_id":"before-0007"}]"#;
     let sha256 = {
