@@ -731,8 +731,8 @@ async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
     second.close().await;
 }
 
-/// A SQLite file made by the migrations before 0007 only, and its path.
-async fn sqlite_before_migration_0007() -> (TestDatabase, String) {
+/// A SQLite file made by the migrations before 0007 only, its path, and merchant 1 in it.
+async fn sqlite_before_migration_0007() -> (TestDatabase, String, MerchantId) {
     let database = TestDatabase::sqlite();
     let path = database.url.trim_start_matches("sqlite://").to_owned();
     std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
@@ -752,27 +752,42 @@ async fn sqlite_before_migration_0007() -> (TestDatabase, String) {
     let mut connection = sqlx::ConnectOptions::connect(&options).await.unwrap();
     old.run(&mut connection).await.unwrap();
     sqlx::Connection::close(connection).await.unwrap();
-    (database, path)
+    let merchant = merchant_id(1);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO merchants (id, name, timezone, webhook_secret, api_token_hash, \
+             created_at_us) VALUES (?1, 'Old', 'Asia/Jakarta', 'secret-0123456789abcdef', 'hash', 0)",
+            [merchant.as_str()],
+        )
+        .unwrap();
+    (database, path, merchant)
+}
+
+/// A `mutations` row of merchant 1 that refers to inbox row `inbox_id`.
+fn insert_mutation(
+    db: &rusqlite::Connection,
+    mutation_id: &str,
+    inbox_id: i64,
+) -> rusqlite::Result<usize> {
+    db.execute(
+        "INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, \
+         occurred_at_us, description, amount_minor, direction, created_at_us) \
+         VALUES (?1, ?2, ?3, '123', 0, 'TRANSFER', 10000, 'CR', 0)",
+        rusqlite::params![merchant_id(1).as_str(), mutation_id, inbox_id],
+    )
 }
 
 /// Migrations run with foreign keys off, so a reference left dangling must be caught after
 /// them: the store refuses to open rather than run on a broken ledger.
 #[tokio::test]
 async fn sqlite_migrations_refuse_a_dangling_reference() {
-    let (database, path) = sqlite_before_migration_0007().await;
-    let merchant = merchant_id(1);
+    let (database, path, _) = sqlite_before_migration_0007().await;
     // As a tool that does not enforce foreign keys (the sqlite3 shell's default) could.
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(&format!(
-            "PRAGMA foreign_keys = OFF;
-             INSERT INTO merchants (id, name, timezone, webhook_secret, api_token_hash, created_at_us) \
-             VALUES ('{merchant}', 'Old', 'Asia/Jakarta', 'secret-0123456789abcdef', 'hash', 0);
-             INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, occurred_at_us, \
-                description, amount_minor, direction, created_at_us) \
-             VALUES ('{merchant}', 'orphan', 77, '123', 0, 'TRANSFER', 10000, 'CR', 0);"
-        ))
-        .unwrap();
+    let old_db = rusqlite::Connection::open(&path).unwrap();
+    old_db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    insert_mutation(&old_db, "orphan", 77).unwrap();
+    drop(old_db);
     let store = setia_store::connect(&database.url).await.unwrap();
     let migrated = store.migrate().await;
     store.close().await;
@@ -789,8 +804,7 @@ async fn sqlite_migrations_refuse_a_dangling_reference() {
 /// its bodies stay duplicates.
 #[tokio::test]
 async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
-    let (database, path) = sqlite_before_migration_0007().await;
-    let merchant = merchant_id(1);
+    let (database, path, merchant) = sqlite_before_migration_0007().await;
     let body = br#"[{"mutation_id":"before-0007"}]"#;
     let sha256 = {
         use sha2::Digest;
@@ -799,18 +813,14 @@ async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
     let old_db = rusqlite::Connection::open(&path).unwrap();
     old_db
         .execute_batch(&format!(
-            "INSERT INTO merchants (id, name, timezone, webhook_secret, api_token_hash, created_at_us) \
-             VALUES ('{merchant}', 'Old', 'Asia/Jakarta', 'secret-0123456789abcdef', 'hash', 0);
-             INSERT INTO inbox (id, merchant_id, body, body_sha256, body_size, remote_addr, received_at_us, state) \
+            "INSERT INTO inbox (id, merchant_id, body, body_sha256, body_size, remote_addr, received_at_us, state) \
              VALUES (41, '{merchant}', x'00', 'aa', 1, '10.0.0.1', 0, 'done'), \
-                    (42, '{merchant}', x'{}', '{sha256}', {}, '10.0.0.1', 0, 'done');
-             INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, occurred_at_us, \
-                description, amount_minor, direction, created_at_us) \
-             VALUES ('{merchant}', 'before-0007', 42, '123', 0, 'TRANSFER', 10000, 'CR', 0);",
+                    (42, '{merchant}', x'{}', '{sha256}', {}, '10.0.0.1', 0, 'done');",
             hex::encode(body),
             body.len()
         ))
         .unwrap();
+    insert_mutation(&old_db, "before-0007", 42).unwrap();
     drop(old_db);
 
     let store = setia_store::connect(&database.url).await.unwrap();
@@ -848,13 +858,6 @@ async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
         .unwrap();
     assert_eq!(parent, "inbox");
     db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    let orphan = db.execute(
-        &format!(
-            "INSERT INTO mutations (merchant_id, mutation_id, inbox_id, account_number, \
-             occurred_at_us, description, amount_minor, direction, created_at_us) \
-             VALUES ('{merchant}', 'orphan', 99, '123', 0, 'TRANSFER', 1, 'CR', 0)"
-        ),
-        [],
-    );
+    let orphan = insert_mutation(&db, "orphan", 99);
     assert!(orphan.is_err(), "the inbox reference is still enforced");
 }

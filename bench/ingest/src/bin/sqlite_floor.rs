@@ -91,7 +91,8 @@ fn main() -> rusqlite::Result<()> {
         Dedupe::Unique => ("", "", " ON CONFLICT (merchant_id, body_sha256) DO NOTHING"),
         Dedupe::Key => (", body_key", ", ?", ""),
     };
-    let mut known = std::collections::HashMap::<(String, String), i64>::new();
+    // `memory`: the digest's first 8 bytes → row id, the shape of setia's `KnownBodies`.
+    let mut known = std::collections::HashMap::<i64, i64>::new();
     let insert_sql = format!(
         "INSERT INTO inbox (merchant_id, body, body_sha256, body_size, user_agent, moota_user, \
          moota_webhook, remote_addr, received_at_us{key_column}) \
@@ -168,23 +169,21 @@ fn main() -> rusqlite::Result<()> {
                     &"127.0.0.1",
                     &now,
                 ];
-                if let Some(existing) = &mut existing {
-                    let found = existing
-                        .query_row(params![key, args.merchant, sha256], |row| {
-                            row.get::<_, i64>(0)
-                        })
-                        .optional()?;
-                    assert!(found.is_none(), "every body is new");
-                    values.push(&key);
-                }
-                let stored = (args.dedupe == Dedupe::Memory)
-                    .then(|| known.get(&(args.merchant.clone(), sha256.clone())))
-                    .flatten();
-                assert!(stored.is_none(), "every body is new");
+                let found = match (args.dedupe, &mut existing) {
+                    (Dedupe::Memory, _) => known.get(&key).copied(),
+                    (Dedupe::Key, Some(existing)) => {
+                        values.push(&key);
+                        existing
+                            .query_row(params![key, args.merchant, sha256], |row| row.get(0))
+                            .optional()?
+                    }
+                    _ => None,
+                };
+                assert!(found.is_none(), "every body is new");
                 insert.execute(values.as_slice())?;
                 let id = connection.last_insert_rowid();
                 if args.dedupe == Dedupe::Memory {
-                    known.insert((args.merchant.clone(), sha256.clone()), id);
+                    known.insert(key, id);
                 }
                 audit.execute(params![
                     args.merchant,
@@ -206,15 +205,12 @@ fn main() -> rusqlite::Result<()> {
         }
     }
     drop(synced_tx);
-    let syncs = match syncer {
-        Some(syncer) => Some(
-            syncer
-                .join()
-                .expect("the sync thread")
-                .expect("fsync of the WAL"),
-        ),
-        None => None,
-    };
+    let syncs = syncer.map(|syncer| {
+        syncer
+            .join()
+            .expect("the sync thread")
+            .expect("fsync of the WAL")
+    });
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     checkpointer.join().expect("the checkpointer thread")?;

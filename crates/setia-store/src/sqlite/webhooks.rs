@@ -148,13 +148,9 @@ impl KnownBodies {
     }
 
     fn add(&mut self, key: u64, id: i64) {
-        match self.rows.entry(key) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(id);
-            }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.colliding.entry(key).or_default().push(id)
-            }
+        // Ids are unique, so a different one already under the key means a collision.
+        if *self.rows.entry(key).or_insert(id) != id {
+            self.colliding.entry(key).or_default().push(id);
         }
         self.through_id = self.through_id.max(id);
     }
@@ -244,17 +240,8 @@ fn insert_group(
                 let sha256 = call.body_sha256.as_deref().unwrap_or_default();
                 let key = KnownBodies::key(merchant, sha256);
                 let in_group = added.iter().filter(|(k, _)| *k == key).map(|(_, id)| *id);
-                let mut stored = None;
-                for id in known.rows_with(key).chain(in_group) {
-                    let same = same_body
-                        .query_row(params![id, merchant, sha256], |_| Ok(()))
-                        .optional()?;
-                    if same.is_some() {
-                        stored = Some(id);
-                        break;
-                    }
-                }
-                match stored {
+                let candidates = known.rows_with(key).chain(in_group);
+                match stored_row(&mut same_body, candidates, merchant, sha256)? {
                     Some(inbox_id) => CallOutcome::Duplicate { inbox_id },
                     None => {
                         // No RETURNING: SQLite knows the rowid it gave the row.
@@ -294,6 +281,24 @@ fn insert_group(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// The first of `candidates` (rows whose hash matches) that holds this very body.
+fn stored_row(
+    same_body: &mut rusqlite::CachedStatement<'_>,
+    candidates: impl Iterator<Item = i64>,
+    merchant: &str,
+    sha256: &str,
+) -> rusqlite::Result<Option<i64>> {
+    for id in candidates {
+        let same = same_body
+            .query_row(params![id, merchant, sha256], |_| Ok(()))
+            .optional()?;
+        if same.is_some() {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
