@@ -8,6 +8,11 @@ mod metrics_job;
 
 use clap::Parser;
 
+// glibc's malloc and free were a fifth of the webhook path's time on its request threads
+// (bench/ingest/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     exit::init_logging(cli.log_format);

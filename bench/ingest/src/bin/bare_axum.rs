@@ -14,6 +14,10 @@ use axum::routing::post;
 use axum::Router;
 use clap::Parser;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "A bare axum webhook handler: reads the body, answers 200 received")]
 struct Args {
