@@ -410,7 +410,7 @@ async fn throughput(
                 body_size: body.len() as u64,
                 inbox: Some(InboxBody {
                     merchant: merchant.clone(),
-                    body,
+                    body: body.into(),
                     user_agent: Some("ledger-bench".into()),
                     moota_user: None,
                     moota_webhook: None,
@@ -420,7 +420,7 @@ async fn throughput(
         .collect();
     for group in calls.chunks(512) {
         store
-            .record_webhook_calls(group)
+            .record_webhook_calls(group.into())
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -108,7 +108,7 @@ pub async fn receive(
     request: Request,
 ) -> Response {
     let mut call = Call {
-        merchant: merchant_text.chars().take(64).collect(),
+        merchant: first_chars(&merchant_text, 64).to_owned(),
         received_at: Utc::now(),
         remote_addr: peer.ip(),
         body_sha256: None,
@@ -175,11 +175,11 @@ async fn verify(
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(200).collect())
+            .map(|v| first_chars(v, 200).to_owned())
     };
     Ok(InboxBody {
         merchant: merchant_id,
-        body: body.to_vec(),
+        body,
         user_agent: text(header::USER_AGENT.as_str()),
         moota_user: text("x-moota-user"),
         moota_webhook: text("x-moota-webhook"),
@@ -242,6 +242,19 @@ async fn reject(ingest: &Ingest, call: Call, rejection: Rejection) {
     }
 }
 
+/// The first `count` characters of `text`: what the audit log keeps of a field the caller
+/// chose. Slicing, not collecting char by char (a quarter of the handler's own instructions).
+fn first_chars(text: &str, count: usize) -> &str {
+    if text.len() <= count {
+        // No more bytes than `count`, so no more characters either.
+        return text;
+    }
+    match text.char_indices().nth(count) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
@@ -249,4 +262,20 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_chars;
+
+    #[test]
+    fn first_chars_counts_characters_not_bytes() {
+        assert_eq!(first_chars("abc", 5), "abc");
+        assert_eq!(first_chars("abcdef", 3), "abc");
+        assert_eq!(first_chars("", 3), "");
+        // Two-byte characters: four of them are eight bytes.
+        assert_eq!(first_chars("éééééé", 4), "éééé");
+        assert_eq!(first_chars("ééé", 4), "ééé");
+        assert_eq!(first_chars("ab", 0), "");
+    }
 }

@@ -149,7 +149,8 @@ async fn run(
 /// Writes a group and answers its callers; true when it added an inbox row.
 async fn write_group(store: &dyn Store, group: Vec<(WebhookCall, Reply)>) -> bool {
     let (calls, replies): (Vec<WebhookCall>, Vec<Reply>) = group.into_iter().unzip();
-    match store.record_webhook_calls(&calls).await {
+    let calls: Arc<[WebhookCall]> = calls.into();
+    match store.record_webhook_calls(calls.clone()).await {
         Ok(outcomes) => {
             let received = outcomes
                 .iter()
@@ -164,7 +165,7 @@ async fn write_group(store: &dyn Store, group: Vec<(WebhookCall, Reply)>) -> boo
             tracing::warn!(%error, calls = calls.len(), "group commit failed; retrying one by one");
             let mut received = false;
             for (call, reply) in calls.iter().zip(replies) {
-                let outcome = store.record_webhook_calls(std::slice::from_ref(call)).await;
+                let outcome = store.record_webhook_calls([call.clone()].into()).await;
                 received |= matches!(outcome.as_deref(), Ok([CallOutcome::Received { .. }]));
                 answer(
                     reply,

@@ -192,7 +192,8 @@ pub struct WebhookCall {
 #[derive(Debug, Clone)]
 pub struct InboxBody {
     pub merchant: MerchantId,
-    pub body: Vec<u8>,
+    /// The request's bytes, shared rather than copied on their way to the writer.
+    pub body: bytes::Bytes,
     pub user_agent: Option<String>,
     pub moota_user: Option<String>,
     pub moota_webhook: Option<String>,
@@ -306,8 +307,12 @@ pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
     /// Only a server needs this; without it the first group does the same.
     async fn prepare_for_webhooks(&self) -> StoreResult<()>;
     /// Writes a group of webhook calls in ONE transaction (group commit): audit rows for
-    /// all, inbox rows for the verified ones. Returns an outcome per call, in order.
-    async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>>;
+    /// all, inbox rows for the verified ones. Returns an outcome per call, in order. The
+    /// group is shared, not borrowed: SQLite's writer thread reads it without a copy.
+    async fn record_webhook_calls(
+        &self,
+        calls: Arc<[WebhookCall]>,
+    ) -> StoreResult<Vec<CallOutcome>>;
     async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()>;
     /// How many rejected calls of a merchant (as the URL named it) were counted, not stored.
     async fn suppressed_call_count(&self, merchant: &str) -> StoreResult<u64>;

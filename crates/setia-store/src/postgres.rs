@@ -1,5 +1,6 @@
 //! PostgreSQL, for several stateless nodes and workers sharing one database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
@@ -72,9 +73,12 @@ impl PostgresStore {
         Ok(self.writer.begin().await?)
     }
 
-    async fn write_webhook_group(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
+    async fn write_webhook_group(
+        &self,
+        calls: Arc<[WebhookCall]>,
+    ) -> StoreResult<Vec<CallOutcome>> {
         let mut tx = self.begin_write().await?;
-        let outcomes = record_webhook_group(&mut tx, calls).await?;
+        let outcomes = record_webhook_group(&mut tx, &calls).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -100,7 +104,7 @@ async fn record_webhook_group(
         );
         insert.push_values(chunk, |mut row, (call, inbox)| {
             row.push_bind(inbox.merchant.as_str())
-                .push_bind(inbox.body.as_slice())
+                .push_bind(inbox.body.as_ref())
                 .push_bind(call.body_sha256.as_deref().unwrap_or_default())
                 .push_bind(inbox.body.len() as i64)
                 .push_bind(inbox.user_agent.as_deref())

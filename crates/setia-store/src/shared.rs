@@ -527,7 +527,10 @@ impl Store for ThisStore {
         self.prepare_webhook_writer().await
     }
 
-    async fn record_webhook_calls(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
+    async fn record_webhook_calls(
+        &self,
+        calls: Arc<[WebhookCall]>,
+    ) -> StoreResult<Vec<CallOutcome>> {
         self.write_webhook_group(calls).await
     }
 

@@ -237,8 +237,11 @@ impl SqliteStore {
         close_every_connection(&self.writer).await;
     }
 
-    async fn write_webhook_group(&self, calls: &[WebhookCall]) -> StoreResult<Vec<CallOutcome>> {
-        self.webhooks.write(calls.to_vec()).await
+    async fn write_webhook_group(
+        &self,
+        calls: Arc<[WebhookCall]>,
+    ) -> StoreResult<Vec<CallOutcome>> {
+        self.webhooks.write(calls).await
     }
 
     fn purchase_reader(&self) -> PurchaseReader {

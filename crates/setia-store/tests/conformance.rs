@@ -424,7 +424,7 @@ fn signed_call(merchant: &MerchantId, body: &[u8]) -> WebhookCall {
         body_size: body.len() as u64,
         inbox: Some(InboxBody {
             merchant: merchant.clone(),
-            body: body.to_vec(),
+            body: body.to_vec().into(),
             user_agent: Some("MootaBot/1.50".into()),
             moota_user: Some("u1".into()),
             moota_webhook: Some("w1".into()),
@@ -454,13 +454,16 @@ async fn webhook_calls_are_group_committed(store: &dyn Store) {
         .id;
     let body = b"[{\"mutation_id\":\"m1\"}]\n\x00\xff";
     let outcomes = store
-        .record_webhook_calls(&[
-            signed_call(&merchant, body),
-            rejected_call(merchant.as_str(), 401, "signature_mismatch"),
-            signed_call(&merchant, body),
-            signed_call(&other, body),
-            rejected_call("mer_unknown", 404, "unknown_merchant"),
-        ])
+        .record_webhook_calls(
+            [
+                signed_call(&merchant, body),
+                rejected_call(merchant.as_str(), 401, "signature_mismatch"),
+                signed_call(&merchant, body),
+                signed_call(&other, body),
+                rejected_call("mer_unknown", 404, "unknown_merchant"),
+            ]
+            .into(),
+        )
         .await
         .unwrap();
     let CallOutcome::Received { inbox_id } = outcomes[0] else {
@@ -474,7 +477,7 @@ async fn webhook_calls_are_group_committed(store: &dyn Store) {
     assert_eq!(outcomes[4], CallOutcome::Audited);
     // Later, the same bytes are still a duplicate.
     let later = store
-        .record_webhook_calls(&[signed_call(&merchant, body)])
+        .record_webhook_calls([signed_call(&merchant, body)].into())
         .await
         .unwrap();
     assert_eq!(later, vec![CallOutcome::Duplicate { inbox_id }]);
@@ -566,10 +569,13 @@ async fn a_failed_group_leaves_the_writer_usable(store: &dyn Store) {
     let merchant = migrated_with_merchant(store, 1).await;
     let stranger = merchant_id(9);
     let failed = store
-        .record_webhook_calls(&[
-            signed_call(&merchant, br#"[{"mutation_id":"first"}]"#),
-            signed_call(&stranger, br#"[{"mutation_id":"orphan"}]"#),
-        ])
+        .record_webhook_calls(
+            [
+                signed_call(&merchant, br#"[{"mutation_id":"first"}]"#),
+                signed_call(&stranger, br#"[{"mutation_id":"orphan"}]"#),
+            ]
+            .into(),
+        )
         .await;
     assert!(failed.is_err(), "{failed:?}");
     let page = PageRequest {
@@ -582,7 +588,7 @@ async fn a_failed_group_leaves_the_writer_usable(store: &dyn Store) {
     assert!(deliveries.items.is_empty());
 
     let outcomes = store
-        .record_webhook_calls(&[signed_call(&merchant, br#"[{"mutation_id":"first"}]"#)])
+        .record_webhook_calls([signed_call(&merchant, br#"[{"mutation_id":"first"}]"#)].into())
         .await
         .unwrap();
     assert!(
@@ -661,7 +667,7 @@ async fn sqlite_webhook_groups_wait_for_another_writer() {
 
     let store = backend.store.clone();
     let call = signed_call(&merchant, br#"[{"mutation_id":"held"}]"#);
-    let group = tokio::spawn(async move { store.record_webhook_calls(&[call]).await });
+    let group = tokio::spawn(async move { store.record_webhook_calls([call].into()).await });
     // 330 ms: SQLite's default handler has just begun a 100 ms sleep (from 228 ms to 328 ms,
     // then to 428 ms).
     tokio::time::sleep(std::time::Duration::from_millis(330)).await;
@@ -702,7 +708,7 @@ async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
     let (one, two) = (br#"[{"mutation_id":"one"}]"#, br#"[{"mutation_id":"two"}]"#);
     let first = backend.store.clone();
     let outcomes = first
-        .record_webhook_calls(&[signed_call(&merchant, one)])
+        .record_webhook_calls([signed_call(&merchant, one)].into())
         .await
         .unwrap();
     let [CallOutcome::Received { inbox_id: one_id }] = outcomes[..] else {
@@ -713,7 +719,7 @@ async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
     second.migrate().await.unwrap();
     second.prepare_for_webhooks().await.unwrap();
     let outcomes = second
-        .record_webhook_calls(&[signed_call(&merchant, one), signed_call(&merchant, two)])
+        .record_webhook_calls([signed_call(&merchant, one), signed_call(&merchant, two)].into())
         .await
         .unwrap();
     let [CallOutcome::Duplicate { inbox_id }, CallOutcome::Received { inbox_id: two_id }] =
@@ -724,15 +730,15 @@ async fn sqlite_duplicates_are_seen_across_writers_of_one_file() {
     assert_eq!(inbox_id, one_id);
 
     let outcomes = first
-        .record_webhook_calls(&[signed_call(&merchant, two)])
+        .record_webhook_calls([signed_call(&merchant, two)].into())
         .await
         .unwrap();
     assert_eq!(outcomes, vec![CallOutcome::Duplicate { inbox_id: two_id }]);
     second.close().await;
 }
 
-/// A SQLite file made by the migrations before 0007 only, its path, and merchant 1 in it.
-async fn sqlite_before_migration_0007() -> (TestDatabase, String, MerchantId) {
+/// A SQLite file made by the migrations before `version` only, its path, and merchant 1 in it.
+async fn sqlite_before_migration(version: &str) -> (TestDatabase, String, MerchantId) {
     let database = TestDatabase::sqlite();
     let path = database.url.trim_start_matches("sqlite://").to_owned();
     std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
@@ -741,7 +747,7 @@ async fn sqlite_before_migration_0007() -> (TestDatabase, String, MerchantId) {
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql/sqlite")).unwrap()
     {
         let entry = entry.unwrap();
-        if entry.file_name().to_string_lossy().as_ref() < "0007" {
+        if entry.file_name().to_string_lossy().as_ref() < version {
             std::fs::copy(entry.path(), before.path().join(entry.file_name())).unwrap();
         }
     }
@@ -782,7 +788,7 @@ fn insert_mutation(
 /// them: the store refuses to open rather than run on a broken ledger.
 #[tokio::test]
 async fn sqlite_migrations_refuse_a_dangling_reference() {
-    let (database, path, _) = sqlite_before_migration_0007().await;
+    let (database, path, _) = sqlite_before_migration("0007").await;
     // As a tool that does not enforce foreign keys (the sqlite3 shell's default) could.
     let old_db = rusqlite::Connection::open(&path).unwrap();
     old_db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
@@ -804,7 +810,7 @@ async fn sqlite_migrations_refuse_a_dangling_reference() {
 /// its bodies stay duplicates.
 #[tokio::test]
 async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
-    let (database, path, merchant) = sqlite_before_migration_0007().await;
+    let (database, path, merchant) = sqlite_before_migration("0007").await;
     let body = br#"[{"mutation_id":"before-0007"}]"#;
     let sha256 = {
         use sha2::Digest;
@@ -826,7 +832,7 @@ async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
     let store = setia_store::connect(&database.url).await.unwrap();
     store.migrate().await.unwrap();
     let outcomes = store
-        .record_webhook_calls(&[signed_call(&merchant, body)])
+        .record_webhook_calls([signed_call(&merchant, body)].into())
         .await
         .unwrap();
     assert_eq!(outcomes, vec![CallOutcome::Duplicate { inbox_id: 42 }]);
@@ -860,4 +866,77 @@ async fn sqlite_inbox_rebuild_keeps_rows_and_references() {
     db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
     let orphan = insert_mutation(&db, "orphan", 99);
     assert!(orphan.is_err(), "the inbox reference is still enforced");
+}
+
+/// Migration 0008 rebuilds the inbox with its state check as comparisons, not an IN list:
+/// the rows, ids, states and the ledger's references stay, the check still holds, and the
+/// webhook writer's insert no longer builds a temporary B-tree per row.
+#[tokio::test]
+async fn sqlite_inbox_state_check_without_in_list() {
+    let (database, path, merchant) = sqlite_before_migration("0008").await;
+    let old_db = rusqlite::Connection::open(&path).unwrap();
+    old_db
+        .execute_batch(&format!(
+            "INSERT INTO inbox (id, merchant_id, body, body_sha256, body_size, remote_addr, \
+             received_at_us, state, attempts, last_error) VALUES \
+             (7, '{merchant}', x'01', 'a1', 1, '10.0.0.1', 5, 'done', 1, NULL), \
+             (8, '{merchant}', x'02', 'a2', 1, '10.0.0.1', 6, 'quarantined', 3, 'not JSON'), \
+             (9, '{merchant}', x'03', 'a3', 1, '10.0.0.1', 7, 'pending', 0, NULL);"
+        ))
+        .unwrap();
+    insert_mutation(&old_db, "before-0008", 7).unwrap();
+    drop(old_db);
+
+    let store = setia_store::connect(&database.url).await.unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let rows: Vec<(i64, String, i64, Option<String>)> = db
+        .prepare("SELECT id, state, attempts, last_error FROM inbox ORDER BY id")
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (7, "done".into(), 1, None),
+            (8, "quarantined".into(), 3, Some("not JSON".into())),
+            (9, "pending".into(), 0, None),
+        ]
+    );
+    let bad_state = db.execute("UPDATE inbox SET state = 'lost' WHERE id = 9", []);
+    assert!(bad_state.is_err(), "the state check still holds");
+    assert!(
+        insert_mutation(&db, "orphan", 99).is_err(),
+        "the inbox reference is enforced"
+    );
+    let indexes: Vec<String> = db
+        .prepare("SELECT name FROM pragma_index_list('inbox') ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexes, vec!["inbox_by_state", "inbox_quarantined"]);
+    // The writer's insert, as `EXPLAIN` shows it: no temporary B-tree for the check.
+    let opcodes: Vec<String> = db
+        .prepare(
+            "EXPLAIN INSERT INTO inbox (merchant_id, body, body_sha256, body_size, remote_addr, \
+             received_at_us) VALUES (?1, x'00', 'd', 1, '10.0.0.1', 0)",
+        )
+        .unwrap()
+        .query_map([merchant.as_str()], |row| row.get(1))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !opcodes.iter().any(|op| op == "OpenEphemeral"),
+        "{opcodes:?}"
+    );
 }

@@ -73,7 +73,7 @@ impl Shop {
             body_size: body.len() as u64,
             inbox: Some(InboxBody {
                 merchant: self.merchant.clone(),
-                body: body.to_vec(),
+                body: body.to_vec().into(),
                 user_agent: None,
                 moota_user: None,
                 moota_webhook: None,
@@ -84,7 +84,10 @@ impl Shop {
     /// A webhook body through the inbox and one worker step, as of `now`.
     async fn deliver(&self, body: &str, now: DateTime<Utc>) -> Applied {
         let call = self.accepted_call(body.as_bytes(), now);
-        self.store.record_webhook_calls(&[call]).await.unwrap();
+        self.store
+            .record_webhook_calls([call].into())
+            .await
+            .unwrap();
         let rows = self
             .store
             .claim_inbox(now, TimeDelta::seconds(60), 10)
@@ -769,7 +772,10 @@ async fn a_lost_claim_writes_nothing(shop: Shop) {
     shop.customer("C1", with_va("8808001")).await;
     let body = mutation("m1", at(0, 3), 100_000, "8808001", "VA", "bca");
     let call = shop.accepted_call(body.as_bytes(), at(0, 3));
-    shop.store.record_webhook_calls(&[call]).await.unwrap();
+    shop.store
+        .record_webhook_calls([call].into())
+        .await
+        .unwrap();
     let stale = shop
         .store
         .claim_inbox(at(0, 3), TimeDelta::seconds(30), 10)
@@ -811,7 +817,10 @@ async fn a_lost_claim_writes_nothing(shop: Shop) {
 
     // A body that is not a mutation list is quarantined, with its error, never dropped.
     let junk = shop.accepted_call(b"{{{", later);
-    shop.store.record_webhook_calls(&[junk]).await.unwrap();
+    shop.store
+        .record_webhook_calls([junk].into())
+        .await
+        .unwrap();
     let row = shop
         .store
         .claim_inbox(later, TimeDelta::seconds(30), 10)
@@ -856,7 +865,7 @@ async fn a_batch_applies_rows_together(shop: Shop) {
         .iter()
         .map(|body| shop.accepted_call(body.as_bytes(), at(0, 3)))
         .collect();
-    shop.store.record_webhook_calls(&calls).await.unwrap();
+    shop.store.record_webhook_calls(calls.into()).await.unwrap();
     let mut rows = shop
         .store
         .claim_inbox(at(0, 3), TimeDelta::seconds(60), 10)

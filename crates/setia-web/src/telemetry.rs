@@ -1,11 +1,14 @@
 //! Prometheus metrics: one process-wide recorder, and a request latency histogram.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::Histogram;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUEST_DURATION: &str = "setia_http_request_duration_seconds";
@@ -45,18 +48,60 @@ pub fn prometheus() -> &'static PrometheusHandle {
 
 pub async fn record_latency(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
-    metrics::histogram!(
-        REQUEST_DURATION,
-        "method" => method,
-        "route" => route,
-        "status" => response.status().as_u16().to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    latency_histogram(route, method, response.status()).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Each route's histograms by method and status.
+type Histograms = HashMap<Box<str>, HashMap<(&'static str, StatusCode), Histogram>>;
+
+/// The histogram of one (route, method, status), kept once looked up: building the
+/// recorder's key every time cost three strings and a hashed label list per request, on the
+/// webhook's hot path. The routes and statuses a server answers are few, so this stays small.
+fn latency_histogram(route: &str, method: &'static str, status: StatusCode) -> Histogram {
+    static KNOWN: OnceLock<RwLock<Histograms>> = OnceLock::new();
+    let known = KNOWN.get_or_init(RwLock::default);
+    let key = (method, status);
+    let found = known
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(route)
+        .and_then(|by_status| by_status.get(&key).cloned());
+    if let Some(histogram) = found {
+        return histogram;
+    }
+    let histogram = metrics::histogram!(
+        REQUEST_DURATION,
+        "method" => key.0,
+        "route" => route.to_owned(),
+        "status" => key.1.as_u16().to_string()
+    );
+    known
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(route.into())
+        .or_default()
+        .insert(key, histogram.clone());
+    histogram
+}
+
+/// The standard methods by name, any other as `other`: a client that makes up methods must
+/// not make up histograms.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
 enum Job {
     /// Writes a group in one transaction.
     Write(
-        Vec<WebhookCall>,
+        Arc<[WebhookCall]>,
         oneshot::Sender<rusqlite::Result<Vec<CallOutcome>>>,
     ),
     /// Reads the inbox rows the writer does not know yet (`Store::prepare_for_webhooks`).
@@ -75,7 +75,7 @@ impl WebhookWriter {
     }
 
     /// Writes the group in one transaction.
-    pub(super) async fn write(&self, calls: Vec<WebhookCall>) -> StoreResult<Vec<CallOutcome>> {
+    pub(super) async fn write(&self, calls: Arc<[WebhookCall]>) -> StoreResult<Vec<CallOutcome>> {
         self.ask(|reply| Job::Write(calls, reply)).await
     }
 
@@ -247,7 +247,7 @@ fn insert_group(
                         // No RETURNING: SQLite knows the rowid it gave the row.
                         insert.execute(params![
                             merchant,
-                            inbox.body,
+                            inbox.body.as_ref(),
                             sha256,
                             inbox.body.len() as i64,
                             inbox.user_agent,
@@ -336,7 +336,7 @@ mod tests {
             body_size: body.len() as u64,
             inbox: Some(InboxBody {
                 merchant,
-                body: body.as_bytes().to_vec(),
+                body: bytes::Bytes::copy_from_slice(body.as_bytes()),
                 user_agent: None,
                 moota_user: None,
                 moota_webhook: None,
