@@ -151,7 +151,7 @@ async fn verify(
         Err(_) => return Err(Rejection::UnreadableBody),
     };
     call.body_size = body.len() as u64;
-    call.body_sha256 = Some(hex::encode(Sha256::digest(&body)));
+    call.body_sha256 = Some(hex_digest(&body));
 
     let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = client_address(
@@ -242,6 +242,18 @@ async fn reject(ingest: &Ingest, call: Call, rejection: Rejection) {
     }
 }
 
+/// The body's sha256 as lowercase hex, written digit by digit into its final string:
+/// `hex::encode` collects the text one `char` at a time.
+fn hex_digest(body: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for byte in Sha256::digest(body) {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
 /// The first `count` characters of `text`: what the audit log keeps of a field the caller
 /// chose. Slicing, not collecting char by char (a quarter of the handler's own instructions).
 fn first_chars(text: &str, count: usize) -> &str {
@@ -266,7 +278,15 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::first_chars;
+    use super::{first_chars, hex_digest};
+
+    #[test]
+    fn hex_digest_is_lowercase_sha256() {
+        assert_eq!(
+            hex_digest(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn first_chars_counts_characters_not_bytes() {
