@@ -1,17 +1,20 @@
-//! Group commit: webhook calls from all requests queue here, and one task writes whatever
-//! has gathered in ONE transaction, then answers each request. One fsync serves many
-//! webhooks, and a 200 still means the body is on disk.
+//! Group commit: webhook calls from all requests are written in groups, whatever has gathered
+//! in ONE transaction, and each request is answered after its group's commit. One fsync
+//! serves many webhooks, and a 200 still means the body is on disk.
+//!
+//! Where the store gathers groups itself (SQLite's writer thread), requests hand their calls
+//! straight to it; otherwise (PostgreSQL) a task here gathers them and writes each group.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use setia_store::{CallOutcome, Store, WebhookCall};
+use setia_store::{CallOutcome, Store, WebhookCall, WebhookQueue};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use crate::audit_budget::AuditBudget;
 
-/// The most calls one transaction takes; more wait for the next.
+/// The most calls one transaction takes when this crate gathers the groups; more wait.
 const MAX_GROUP: usize = 512;
 /// How often counts of suppressed audit rows are written.
 const SUPPRESSED_FLUSH_EVERY: Duration = Duration::from_secs(5);
@@ -30,9 +33,26 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
+/// How calls reach the store.
 pub struct InboxWriter {
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    way: Way,
+    store: Arc<dyn Store>,
+    budget: AuditBudget,
+    notify: Option<Arc<Notify>>,
+}
+
+enum Way {
+    /// The store gathers groups itself (SQLite's writer thread): each request hands its call
+    /// straight to it, and a small task writes the suppressed counts now and then.
+    Direct {
+        queue: WebhookQueue,
+        suppressed: Mutex<Option<JoinHandle<()>>>,
+    },
+    /// A task here gathers whatever has queued and writes it as one group.
+    Gathered {
+        sender: Mutex<Option<mpsc::Sender<Job>>>,
+        task: Mutex<Option<JoinHandle<()>>>,
+    },
 }
 
 impl InboxWriter {
@@ -41,56 +61,132 @@ impl InboxWriter {
         budget: AuditBudget,
         notify: Option<Arc<Notify>>,
     ) -> InboxWriter {
-        let (sender, receiver) = mpsc::channel(16 * MAX_GROUP);
-        let task = tokio::spawn(run(store, budget, receiver, notify));
+        let way = match store.webhook_queue() {
+            Some(queue) => Way::Direct {
+                queue,
+                suppressed: Mutex::new(Some(tokio::spawn(write_suppressed_every(
+                    store.clone(),
+                    budget.clone(),
+                )))),
+            },
+            None => {
+                let (sender, receiver) = mpsc::channel(16 * MAX_GROUP);
+                let task =
+                    tokio::spawn(run(store.clone(), budget.clone(), receiver, notify.clone()));
+                Way::Gathered {
+                    sender: Mutex::new(Some(sender)),
+                    task: Mutex::new(Some(task)),
+                }
+            }
+        };
         InboxWriter {
-            sender: Mutex::new(Some(sender)),
-            task: Mutex::new(Some(task)),
+            way,
+            store,
+            budget,
+            notify,
         }
-    }
-
-    async fn sender(&self) -> Option<mpsc::Sender<Job>> {
-        self.sender.lock().await.clone()
     }
 
     /// Stores a verified call and waits until it is committed.
     pub(crate) async fn commit(&self, call: WebhookCall) -> Result<CallOutcome, NotStored> {
-        let (reply, answer) = oneshot::channel();
-        let sender = self.sender().await.ok_or(NotStored)?;
-        sender
-            .send(Job::Call {
-                call,
-                reply: Some(reply),
-            })
-            .await
-            .map_err(|_| NotStored)?;
-        answer.await.map_err(|_| NotStored)?
+        match &self.way {
+            Way::Direct { queue, .. } => {
+                let (reply, answer) = oneshot::channel();
+                queue.send(call, Some(reply)).map_err(|_| NotStored)?;
+                // The store has logged why a call failed.
+                let outcome = answer
+                    .await
+                    .map_err(|_| NotStored)?
+                    .map_err(|_| NotStored)?;
+                if let (CallOutcome::Received { .. }, Some(notify)) = (outcome, &self.notify) {
+                    notify.notify_one();
+                }
+                Ok(outcome)
+            }
+            Way::Gathered { sender, .. } => {
+                let (reply, answer) = oneshot::channel();
+                let sender = sender.lock().await.clone().ok_or(NotStored)?;
+                sender
+                    .send(Job::Call {
+                        call,
+                        reply: Some(reply),
+                    })
+                    .await
+                    .map_err(|_| NotStored)?;
+                answer.await.map_err(|_| NotStored)?
+            }
+        }
     }
 
     /// Queues the audit row of a rejected call without waiting for it.
     pub(crate) async fn audit(&self, call: WebhookCall) {
-        if let Some(sender) = self.sender().await {
-            if sender.try_send(Job::Call { call, reply: None }).is_err() {
-                tracing::warn!("webhook audit queue full; a rejected call was not logged");
-            }
+        let queued = match &self.way {
+            Way::Direct { queue, .. } => queue.send(call, None).is_ok(),
+            Way::Gathered { sender, .. } => match sender.lock().await.as_ref() {
+                Some(sender) => sender.try_send(Job::Call { call, reply: None }).is_ok(),
+                None => false,
+            },
+        };
+        if !queued {
+            tracing::warn!("webhook audit queue full or closed; a rejected call was not logged");
         }
     }
 
     /// Waits until every call queued so far is written, with the suppressed counts.
     pub(crate) async fn flush(&self) {
-        let (done, finished) = oneshot::channel();
-        if let Some(sender) = self.sender().await {
-            if sender.send(Job::Flush(done)).await.is_ok() {
-                let _ = finished.await;
+        match &self.way {
+            Way::Direct { queue, .. } => {
+                let _ = queue.written().await;
+                write_suppressed(&*self.store, &self.budget).await;
+            }
+            Way::Gathered { sender, .. } => {
+                let (done, finished) = oneshot::channel();
+                let sender = sender.lock().await.clone();
+                if let Some(sender) = sender {
+                    if sender.send(Job::Flush(done)).await.is_ok() {
+                        let _ = finished.await;
+                    }
+                }
             }
         }
     }
 
     pub(crate) async fn shutdown(&self) {
-        self.sender.lock().await.take();
-        if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
+        match &self.way {
+            Way::Direct { queue, suppressed } => {
+                if let Some(task) = suppressed.lock().await.take() {
+                    task.abort();
+                }
+                let _ = queue.written().await;
+                write_suppressed(&*self.store, &self.budget).await;
+            }
+            Way::Gathered { sender, task } => {
+                sender.lock().await.take();
+                if let Some(task) = task.lock().await.take() {
+                    let _ = task.await;
+                }
+            }
         }
+    }
+}
+
+impl Drop for InboxWriter {
+    /// The suppressed counts' task holds the store: it ends with the writer.
+    fn drop(&mut self) {
+        if let Way::Direct { suppressed, .. } = &mut self.way {
+            if let Some(task) = suppressed.get_mut().take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Beside a store that gathers its own groups: the counts of suppressed audit rows.
+async fn write_suppressed_every(store: Arc<dyn Store>, budget: AuditBudget) {
+    let mut tick = tokio::time::interval(SUPPRESSED_FLUSH_EVERY);
+    loop {
+        tick.tick().await;
+        write_suppressed(&*store, &budget).await;
     }
 }
 

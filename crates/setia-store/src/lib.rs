@@ -30,7 +30,7 @@ pub use dashboard::Dashboard;
 pub use ledger::Ledger;
 pub use mail::Mail;
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WebhookQueue};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -199,6 +199,9 @@ pub struct InboxBody {
     pub moota_webhook: Option<String>,
 }
 
+/// Where a queued webhook call's outcome goes once its group is committed.
+pub type WebhookReply = tokio::sync::oneshot::Sender<StoreResult<CallOutcome>>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
     /// The body is committed to the inbox as a new row.
@@ -313,6 +316,11 @@ pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
         &self,
         calls: Arc<[WebhookCall]>,
     ) -> StoreResult<Vec<CallOutcome>>;
+    /// The way straight to a writer that gathers webhook calls into group commits itself
+    /// (SQLite's writer thread), so that no task stands between a request and its commit.
+    /// `None` (PostgreSQL): the caller gathers groups and writes each with
+    /// `record_webhook_calls`.
+    fn webhook_queue(&self) -> Option<WebhookQueue>;
     async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()>;
     /// How many rejected calls of a merchant (as the URL named it) were counted, not stored.
     async fn suppressed_call_count(&self, merchant: &str) -> StoreResult<u64>;

@@ -73,6 +73,11 @@ impl PostgresStore {
         Ok(self.writer.begin().await?)
     }
 
+    /// Several nodes may write here: groups are gathered by the caller, one transaction each.
+    fn queue_for_webhooks(&self) -> Option<WebhookQueue> {
+        None
+    }
+
     async fn write_webhook_group(
         &self,
         calls: Arc<[WebhookCall]>,

@@ -534,6 +534,10 @@ impl Store for ThisStore {
         self.write_webhook_group(calls).await
     }
 
+    fn webhook_queue(&self) -> Option<WebhookQueue> {
+        self.queue_for_webhooks()
+    }
+
     async fn add_suppressed_calls(&self, counts: &[SuppressedCalls]) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         for entry in counts {

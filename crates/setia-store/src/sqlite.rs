@@ -11,6 +11,8 @@ use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
 
 mod webhooks;
 
+pub use webhooks::WebhookQueue;
+
 type Db = sqlx::Sqlite;
 type ThisStore = SqliteStore;
 
@@ -242,6 +244,10 @@ impl SqliteStore {
         calls: Arc<[WebhookCall]>,
     ) -> StoreResult<Vec<CallOutcome>> {
         self.webhooks.write(calls).await
+    }
+
+    fn queue_for_webhooks(&self) -> Option<WebhookQueue> {
+        self.webhooks.queue()
     }
 
     fn purchase_reader(&self) -> PurchaseReader {

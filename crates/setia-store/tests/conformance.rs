@@ -698,6 +698,107 @@ async fn sqlite_webhook_groups_wait_for_another_writer() {
     assert_eq!(stored, 1);
 }
 
+/// On SQLite, requests hand their calls straight to the webhook writer's queue, and the
+/// writer gathers whatever has queued into one group. Here the writer is held on the write
+/// lock with one call while four more queue behind it; they then go as one group, whose bad
+/// call (a merchant that does not exist) fails alone: its neighbours are written one by one,
+/// the duplicate within the group included.
+#[tokio::test]
+async fn sqlite_queued_calls_are_gathered_and_a_bad_one_fails_alone() {
+    let backend = sqlite().await;
+    let merchant = migrated_with_merchant(&*backend.store, 1).await;
+    let queue = backend
+        .store
+        .webhook_queue()
+        .expect("SQLite's writer gathers its own groups");
+    let path = backend._database.url.trim_start_matches("sqlite://");
+    let other = rusqlite::Connection::open(path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let send = |call: WebhookCall| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        queue.send(call, Some(reply)).unwrap();
+        answer
+    };
+    let held = send(signed_call(&merchant, br#"[{"mutation_id":"held"}]"#));
+    // The writer has taken the first call alone and waits for the lock.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let body = br#"[{"mutation_id":"queued"}]"#;
+    let queued = send(signed_call(&merchant, body));
+    let orphan = send(signed_call(
+        &merchant_id(9),
+        br#"[{"mutation_id":"orphan"}]"#,
+    ));
+    let again = send(signed_call(&merchant, body));
+    queue
+        .send(
+            rejected_call(merchant.as_str(), 401, "signature_mismatch"),
+            None,
+        )
+        .unwrap();
+    other.execute_batch("COMMIT").unwrap();
+
+    assert!(matches!(
+        held.await.unwrap(),
+        Ok(CallOutcome::Received { .. })
+    ));
+    let Ok(CallOutcome::Received { inbox_id }) = queued.await.unwrap() else {
+        panic!("the queued call was not received")
+    };
+    assert!(orphan.await.unwrap().is_err());
+    assert_eq!(
+        again.await.unwrap().unwrap(),
+        CallOutcome::Duplicate { inbox_id }
+    );
+    queue.written().await.unwrap();
+    let page = PageRequest {
+        before: None,
+        limit: 10,
+    };
+    let deliveries = backend
+        .store
+        .webhook_deliveries(&merchant, page)
+        .await
+        .unwrap();
+    let reasons: Vec<_> = deliveries
+        .items
+        .iter()
+        .map(|row| row.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["signature_mismatch", "duplicate", "received", "received"]
+    );
+    assert_eq!(
+        backend
+            .store
+            .inbox_entries(&merchant, page)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+}
+
+/// Once the store is closed, its queue refuses calls instead of leaving them unanswered.
+#[tokio::test]
+async fn sqlite_webhook_queue_refuses_calls_once_closed() {
+    let backend = sqlite().await;
+    let merchant = migrated_with_merchant(&*backend.store, 1).await;
+    let queue = backend.store.webhook_queue().unwrap();
+    backend.store.close().await;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let sent = queue.send(signed_call(&merchant, b"[]"), Some(reply));
+    assert!(matches!(sent, Err(StoreError::WriterStopped)), "{sent:?}");
+    assert!(answer.await.is_err());
+    assert!(matches!(
+        queue.written().await,
+        Err(StoreError::WriterStopped)
+    ));
+    assert!(backend.store.webhook_queue().is_none());
+}
+
 /// On SQLite the duplicate check is the webhook writer's memory of the inbox. Another
 /// process on the same file (here a second store) must still see every body the first one
 /// committed, and the first every body of the second.

@@ -3,8 +3,13 @@
 //! A group commit is the front door's whole cost, and through sqlx it was mostly not SQLite:
 //! every statement, and every row an `INSERT … RETURNING` gives back, is a hop between a
 //! tokio task and the connection's thread, and a multi-row insert of a new size is parsed
-//! anew. Here the group is one message to a thread that runs BEGIN, one cached statement
-//! per row and COMMIT back to back, and one message answers it.
+//! anew. Here the thread runs BEGIN, one cached statement per row and COMMIT back to back.
+//!
+//! The thread gathers its own groups: each request puts its call straight on the thread's
+//! queue (`WebhookQueue`), and the thread takes whatever has queued, writes it in one
+//! transaction and answers each caller. Nothing stands between a commit and the next group;
+//! a gathering task on the tokio runtime left the thread idle while that task waited for a
+//! busy worker to run it (bench/ingest/README.md).
 //!
 //! The thread's connection is the second writer beside sqlx's, and the webhooks go first:
 //! when sqlx's writer holds SQLite's write lock, this connection retries every
@@ -18,22 +23,61 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
+use crate::{CallOutcome, StoreError, StoreResult, WebhookCall, WebhookReply};
 
-/// What the thread is asked to do.
+/// The most calls one transaction takes; more wait for the next.
+const MAX_GROUP: usize = 512;
+
+/// What the thread is asked to do, in the order asked.
 enum Job {
-    /// Writes a group in one transaction.
+    /// One call for the next group (`WebhookQueue::send`).
+    Queued(WebhookCall, Option<WebhookReply>),
+    /// Writes a given group in one transaction (`Store::record_webhook_calls`).
     Write(
         Arc<[WebhookCall]>,
         oneshot::Sender<rusqlite::Result<Vec<CallOutcome>>>,
     ),
+    /// Answered once every job before it is done.
+    Barrier(oneshot::Sender<()>),
     /// Reads the inbox rows the writer does not know yet (`Store::prepare_for_webhooks`).
     ReadKnownBodies(oneshot::Sender<rusqlite::Result<()>>),
+    /// Ends the thread once the jobs before it are done; later ones are dropped unanswered.
+    Stop,
+}
+
+/// The way from a request to the webhook writer thread, with no task between: the thread
+/// gathers whatever calls have queued into its next group commit.
+///
+/// The queue has no bound of its own. Accepted calls each wait for their answer, so they are
+/// as many as the requests in flight; rejected calls' audit rows are limited by the audit
+/// budget per merchant and minute before they get here.
+#[derive(Clone)]
+pub struct WebhookQueue {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl WebhookQueue {
+    /// Queues a call for the next group. Its outcome goes to `reply` once the group is
+    /// committed; `None` for calls whose outcome nobody waits for (rejected calls).
+    pub fn send(&self, call: WebhookCall, reply: Option<WebhookReply>) -> StoreResult<()> {
+        self.jobs
+            .send(Job::Queued(call, reply))
+            .map_err(|_| StoreError::WriterStopped)
+    }
+
+    /// Waits until every call queued before it is written (or has failed).
+    pub async fn written(&self) -> StoreResult<()> {
+        let (done, finished) = oneshot::channel();
+        self.jobs
+            .send(Job::Barrier(done))
+            .map_err(|_| StoreError::WriterStopped)?;
+        finished.await.map_err(|_| StoreError::WriterStopped)
+    }
 }
 
 /// The thread that writes webhook groups, and the way to it.
@@ -55,23 +99,19 @@ impl WebhookWriter {
         let (jobs, received) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("setia-webhook-writer".into())
-            .spawn(move || {
-                let mut known = KnownBodies::default();
-                for job in received {
-                    match job {
-                        Job::Write(calls, reply) => {
-                            let _ = reply.send(write_group(&connection, &mut known, &calls));
-                        }
-                        Job::ReadKnownBodies(reply) => {
-                            let _ = reply.send(known.catch_up(&connection));
-                        }
-                    }
-                }
-            })
+            .spawn(move || work(&connection, &received))
             .map_err(StoreError::StartWriter)?;
         Ok(WebhookWriter {
             running: Mutex::new(Some((jobs, thread))),
         })
+    }
+
+    /// The queue requests put their calls on; `None` once stopped.
+    pub(super) fn queue(&self) -> Option<WebhookQueue> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .as_ref()
+            .map(|(jobs, _)| WebhookQueue { jobs: jobs.clone() })
     }
 
     /// Writes the group in one transaction.
@@ -100,7 +140,8 @@ impl WebhookWriter {
         Ok(answer.await.map_err(|_| StoreError::WriterStopped)??)
     }
 
-    /// Stops the thread and closes its connection; groups already sent are written first.
+    /// Stops the thread and closes its connection; jobs already sent are done first. Queues
+    /// handed out may outlive the writer: what they send after this fails.
     pub(super) async fn stop(&self) {
         let running = self
             .running
@@ -108,10 +149,101 @@ impl WebhookWriter {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some((jobs, thread)) = running {
-            // Without a sender the thread's loop ends, once it has written what was sent.
-            drop(jobs);
+            let _ = jobs.send(Job::Stop);
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+}
+
+/// The thread's loop: jobs in order, queued calls gathered into groups.
+fn work(connection: &Connection, jobs: &mpsc::Receiver<Job>) {
+    let mut known = KnownBodies::default();
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Queued(call, reply) => {
+                let (group, after) = gather((call, reply), jobs);
+                next = after;
+                write_queued(connection, &mut known, group);
+            }
+            Job::Write(calls, reply) => {
+                let _ = reply.send(write_group(connection, &mut known, &calls));
+            }
+            Job::Barrier(done) => {
+                let _ = done.send(());
+            }
+            Job::ReadKnownBodies(reply) => {
+                let _ = reply.send(known.catch_up(connection));
+            }
+            Job::Stop => return,
+        }
+    }
+}
+
+type Queued = (WebhookCall, Option<WebhookReply>);
+
+/// The first call and whatever calls have queued behind it, up to [`MAX_GROUP`] or the first
+/// job of another kind, which comes back to be done after the group.
+fn gather(first: Queued, jobs: &mpsc::Receiver<Job>) -> (Vec<Queued>, Option<Job>) {
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match jobs.try_recv() {
+            Ok(Job::Queued(call, reply)) => group.push((call, reply)),
+            Ok(other) => return (group, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (group, None)
+}
+
+/// Writes gathered calls in one transaction and answers each caller. When the group fails,
+/// each call is written alone, so that one bad call cannot fail its neighbours.
+fn write_queued(connection: &Connection, known: &mut KnownBodies, group: Vec<Queued>) {
+    let started = Instant::now();
+    let size = group.len();
+    let (calls, replies): (Vec<WebhookCall>, Vec<Option<WebhookReply>>) = group.into_iter().unzip();
+    let outcomes: Vec<rusqlite::Result<CallOutcome>> = match write_group(connection, known, &calls)
+    {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(error) if size == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, calls = size, "group commit failed; retrying one by one");
+            calls
+                .iter()
+                .map(|call| write_alone(connection, known, call))
+                .collect()
+        }
+    };
+    for ((call, reply), outcome) in calls.iter().zip(replies).zip(outcomes) {
+        if let Err(error) = &outcome {
+            tracing::error!(%error, merchant = %call.merchant, "a webhook call could not be stored");
+        }
+        answer(reply, outcome.map_err(StoreError::from));
+    }
+    metrics::histogram!("setia_inbox_group_calls").record(size as f64);
+    metrics::histogram!("setia_inbox_group_seconds").record(started.elapsed().as_secs_f64());
+}
+
+fn write_alone(
+    connection: &Connection,
+    known: &mut KnownBodies,
+    call: &WebhookCall,
+) -> rusqlite::Result<CallOutcome> {
+    // One call, one outcome.
+    Ok(write_group(connection, known, std::slice::from_ref(call))?[0])
+}
+
+fn answer(reply: Option<WebhookReply>, outcome: StoreResult<CallOutcome>) {
+    if let Some(reply) = reply {
+        // The request may have gone (client hung up); its row is committed all the same.
+        let _ = reply.send(outcome);
     }
 }
 
@@ -342,6 +474,47 @@ mod tests {
                 moota_webhook: None,
             }),
         }
+    }
+
+    /// The writer takes every call queued behind the first into its group, and stops at a job
+    /// of another kind, which must wait until the calls before it are written.
+    #[test]
+    fn a_group_is_what_has_queued_up_to_another_job() {
+        let (jobs, queue) = mpsc::channel();
+        for body in ["b", "c"] {
+            jobs.send(Job::Queued(call(body), None)).unwrap();
+        }
+        let (barrier, _) = oneshot::channel();
+        jobs.send(Job::Barrier(barrier)).unwrap();
+        jobs.send(Job::Queued(call("d"), None)).unwrap();
+
+        let (group, next) = gather((call("a"), None), &queue);
+        let bodies: Vec<_> = group
+            .iter()
+            .map(|(call, _)| call.body_sha256.clone().unwrap())
+            .collect();
+        assert_eq!(bodies, ["digest-of-a", "digest-of-b", "digest-of-c"]);
+        assert!(matches!(next, Some(Job::Barrier(_))));
+
+        let (group, next) = match queue.try_recv().unwrap() {
+            Job::Queued(call, reply) => gather((call, reply), &queue),
+            _ => panic!("the call after the barrier was not next"),
+        };
+        assert_eq!(group.len(), 1);
+        assert!(next.is_none());
+    }
+
+    /// A group never grows past MAX_GROUP; the rest wait for the next one.
+    #[test]
+    fn a_group_stops_at_its_largest() {
+        let (jobs, queue) = mpsc::channel();
+        for _ in 0..MAX_GROUP + 3 {
+            jobs.send(Job::Queued(call("x"), None)).unwrap();
+        }
+        let (group, next) = gather((call("first"), None), &queue);
+        assert_eq!(group.len(), MAX_GROUP);
+        assert!(next.is_none());
+        assert_eq!(queue.try_iter().count(), 4);
     }
 
     /// Two bodies whose hashes collide are told apart by the row, and each is then found.
