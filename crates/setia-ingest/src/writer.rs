@@ -46,7 +46,7 @@ enum Way {
     /// straight to it, and a small task writes the suppressed counts now and then.
     Direct {
         queue: WebhookQueue,
-        suppressed: Mutex<Option<JoinHandle<()>>>,
+        suppressed: JoinHandle<()>,
     },
     /// A task here gathers whatever has queued and writes it as one group.
     Gathered {
@@ -64,10 +64,7 @@ impl InboxWriter {
         let way = match store.webhook_queue() {
             Some(queue) => Way::Direct {
                 queue,
-                suppressed: Mutex::new(Some(tokio::spawn(write_suppressed_every(
-                    store.clone(),
-                    budget.clone(),
-                )))),
+                suppressed: tokio::spawn(write_suppressed_every(store.clone(), budget.clone())),
             },
             None => {
                 let (sender, receiver) = mpsc::channel(16 * MAX_GROUP);
@@ -154,9 +151,7 @@ impl InboxWriter {
     pub(crate) async fn shutdown(&self) {
         match &self.way {
             Way::Direct { queue, suppressed } => {
-                if let Some(task) = suppressed.lock().await.take() {
-                    task.abort();
-                }
+                suppressed.abort();
                 let _ = queue.written().await;
                 write_suppressed(&*self.store, &self.budget).await;
             }
@@ -173,10 +168,8 @@ impl InboxWriter {
 impl Drop for InboxWriter {
     /// The suppressed counts' task holds the store: it ends with the writer.
     fn drop(&mut self) {
-        if let Way::Direct { suppressed, .. } = &mut self.way {
-            if let Some(task) = suppressed.get_mut().take() {
-                task.abort();
-            }
+        if let Way::Direct { suppressed, .. } = &self.way {
+            suppressed.abort();
         }
     }
 }
