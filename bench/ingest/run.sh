@@ -6,6 +6,8 @@
 #
 # Three targets, each a server of its own, loaded one at a time with the same scenarios:
 #   bare          bare-axum: reads the body, answers 200 received (the peer)
+#   bare-fsync    (only when named in TARGETS) bare-axum --fsync-log: the same, but each 200
+#                 waits for a group fdatasync of the body to a file: the durable floor
 #   setia-ingest  `setia serve --no-worker`: the webhook path alone (verify, group commit)
 #   setia         `setia serve`: the default, with the in-process worker turning the inbox
 #                 into the ledger while the webhooks arrive
@@ -77,6 +79,10 @@ for target in $TARGETS; do
     case $target in
     bare)
         read -r pid[$target] base < <(start_server "$target" "$bin/bare-axum" --listen 127.0.0.1:0)
+        url[$target]=$base/webhooks/moota/mer_bare
+        ;;
+    bare-fsync)
+        read -r pid[$target] base < <(start_server "$target" "$bin/bare-axum" --listen 127.0.0.1:0 --fsync-log "$work/fsync.log")
         url[$target]=$base/webhooks/moota/mer_bare
         ;;
     setia | setia-ingest)
@@ -163,14 +169,14 @@ done
 # SIGKILL, not SIGTERM, for setia: every 200 "received" must already be on disk, with no
 # graceful shutdown to finish the job.
 for target in $TARGETS; do
-    if [ "$target" = bare ]; then kill -TERM "${pid[$target]}"; else kill -KILL "${pid[$target]}"; fi
+    if [[ $target == bare* ]]; then kill -TERM "${pid[$target]}"; else kill -KILL "${pid[$target]}"; fi
     while kill -0 "${pid[$target]}" 2>/dev/null; do sleep 0.05; done
 done
 pids=()
 
 counts=()
 for target in $TARGETS; do
-    [ "$target" = bare ] && continue
+    [[ $target == bare* ]] && continue
     counts+=("$target=$(python3 - "${db[$target]}" "${merchant_id[$target]}" <<'EOF'
 import sqlite3, sys
 db, merchant = sys.argv[1:]
@@ -199,7 +205,8 @@ for scenario in ("closed", "open"):
 def not_received(x):
     return x["non_200"] + x["errors"] + x["duplicate"] + x["other_200"]
 
-names = {"bare": "bare axum", "setia-ingest": "setia serve --no-worker", "setia": "setia serve"}
+names = {"bare": "bare axum", "bare-fsync": "bare axum + fsync log (durable floor)",
+         "setia-ingest": "setia serve --no-worker", "setia": "setia serve"}
 print()
 print("| scenario | target | req/s | p50 ms | p99 ms | max ms | not 200 received "
       "| CPU server / generator / other | vs bare |")
@@ -227,7 +234,7 @@ for scenario, title in (("closed", f"closed loop, {connections} conns"),
 print()
 ok = True
 for target in targets:
-    if target == "bare":
+    if target.startswith("bare"):
         continue
     inbox, audit, pending = counts[target]
     # Every attempt's answers, retried scenarios included.
@@ -250,6 +257,9 @@ for target in targets:
         clean = exact and all(not_received(r[s, target]) == 0 for s in ("closed", "open"))
         print(f"  goal throughput >= 50% of bare, every 200 committed: "
               f"{'met' if tp >= 0.5 and clean else 'NOT met'} ({tp:.1%})")
+    if "bare-fsync" in targets:
+        floor = r["closed", target]["requests_per_s"] / r["closed", "bare-fsync"]["requests_per_s"]
+        print(f"  of the durable floor (bare axum + fsync log): {floor:.1%}")
     p99 = r["open", target]["latency_ms"]["p99"]
     print(f"  goal p99 < 10 ms at {rate} req/s: {'met' if p99 < 10 else 'NOT met'} ({p99:.2f} ms)")
     # With BENCH_RESULTS set (bench/run.sh), one JSON line per measure, the peer being bare axum.

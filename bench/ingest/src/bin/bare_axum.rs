@@ -5,9 +5,19 @@
 //!
 //! Runs on the same runtime setup as `setia serve` (tokio multi-thread, one worker per core,
 //! axum with `http1` only) and prints the same `{"listening":"http://ADDR"}` line when ready.
+//!
+//! With `--fsync-log FILE` it is the durable floor instead: each 200 waits until its body is
+//! on disk, written by a thread that gathers whatever bodies have queued, writes them to a
+//! preallocated file in one `pwrite` and `fdatasync`s it, the cheapest group commit there is
+//! (no database, no checksum, no signature check). What any endpoint that answers 200 only
+//! once the body is durable can reach at most on this machine and with this generator.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::mpsc;
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -24,7 +34,17 @@ struct Args {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
+    /// Answer each 200 only once its body is fdatasynced to this file (the durable floor).
+    #[arg(long)]
+    fsync_log: Option<std::path::PathBuf>,
+    /// The file's size, written with zeros before listening so that the load overwrites
+    /// allocated blocks (an append would also write the inode at every fdatasync). Writing
+    /// wraps around at the end.
+    #[arg(long, default_value_t = 1024)]
+    fsync_log_mib: u64,
 }
+
+const RECEIVED: &str = r#"{"status":"received"}"#;
 
 async fn receive(Path(_merchant_id): Path<String>, body: Bytes) -> impl IntoResponse {
     // The body is read to the end (the extractor collects it); its bytes are not used.
@@ -32,8 +52,63 @@ async fn receive(Path(_merchant_id): Path<String>, body: Bytes) -> impl IntoResp
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"received"}"#,
+        RECEIVED,
     )
+}
+
+type Durable = (Bytes, tokio::sync::oneshot::Sender<()>);
+
+async fn receive_durably(
+    State(log): State<mpsc::Sender<Durable>>,
+    Path(_merchant_id): Path<String>,
+    body: Bytes,
+) -> axum::response::Response {
+    let (written, on_disk) = tokio::sync::oneshot::channel();
+    if log.send((body, written)).is_err() || on_disk.await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/json")], RECEIVED).into_response()
+}
+
+/// Zero-fills the log and starts its writer thread.
+fn start_log(path: &std::path::Path, mib: u64) -> std::io::Result<mpsc::Sender<Durable>> {
+    let file = File::create(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    for mib_index in 0..mib {
+        file.write_all_at(&zeros, mib_index << 20)?;
+    }
+    file.sync_all()?;
+    let (bodies, queued) = mpsc::channel::<Durable>();
+    std::thread::Builder::new()
+        .name("fsync-log".into())
+        .spawn(move || write_log(&file, mib << 20, &queued))?;
+    Ok(bodies)
+}
+
+/// Writes whatever has queued in one `pwrite` and one `fdatasync`, then answers it.
+fn write_log(file: &File, size: u64, queued: &mpsc::Receiver<Durable>) {
+    let mut at = 0u64;
+    let mut group = Vec::new();
+    let mut waiting = Vec::new();
+    while let Ok(first) = queued.recv() {
+        group.clear();
+        for (body, written) in std::iter::once(first).chain(queued.try_iter()) {
+            group.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            group.extend_from_slice(&body);
+            waiting.push(written);
+        }
+        if at + group.len() as u64 > size {
+            at = 0;
+        }
+        if let Err(error) = file.write_all_at(&group, at).and_then(|()| file.sync_data()) {
+            eprintln!("the fsync log failed: {error}");
+            return;
+        }
+        at += group.len() as u64;
+        for written in waiting.drain(..) {
+            let _ = written.send(());
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,7 +126,19 @@ fn main() -> std::process::ExitCode {
             }
         };
         let bound = listener.local_addr().expect("the listening address");
-        let app = Router::new().route("/webhooks/moota/{merchant_id}", post(receive));
+        let route = "/webhooks/moota/{merchant_id}";
+        let app = match &args.fsync_log {
+            None => Router::new().route(route, post(receive)),
+            Some(path) => match start_log(path, args.fsync_log_mib) {
+                Ok(log) => Router::new()
+                    .route(route, post(receive_durably))
+                    .with_state(log),
+                Err(error) => {
+                    eprintln!("cannot prepare {}: {error}", path.display());
+                    return std::process::ExitCode::from(2);
+                }
+            },
+        };
         println!(
             "{}",
             serde_json::json!({"listening": format!("http://{bound}")})
