@@ -4,7 +4,7 @@
 #
 #   bench/ingest/run.sh            # from the repository root (or anywhere)
 #
-# Three targets, each a server of its own, loaded one at a time with the same scenarios:
+# Three targets (four with bare-fsync), each a server of its own, loaded one at a time with the same scenarios:
 #   bare          bare-axum: reads the body, answers 200 received (the peer)
 #   bare-fsync    (only when named in TARGETS) bare-axum --fsync-log: the same, but each 200
 #                 waits for a group fdatasync of the body to a file: the durable floor
@@ -18,7 +18,7 @@
 # Knobs (environment): DURATION (measured seconds per scenario, 15), WARMUP (2),
 # CONNECTIONS (closed loop, 64), RATE (open loop req/s, 1000), OPEN_CONNECTIONS (64),
 # LOAD_THREADS (generator worker threads, 1), MAX_REQUESTS (bodies prepared for a closed
-# loop, 1600000), TARGETS ("bare setia-ingest setia"), WAIT_IDLE (seconds to wait for a quiet
+# loop, 1600000), TARGETS ("bare setia-ingest setia", or with bare-fsync), WAIT_IDLE (seconds to wait for a quiet
 # machine, 0), RETRIES (reruns of a scenario that other processes disturbed, 0), SETIA_BIN (a
 # setia binary to use instead of building one), DRAIN_TIMEOUT (seconds `setia serve` may take
 # to work off the closed loop's backlog before the open loops, 900), KEEP=1 keeps the
