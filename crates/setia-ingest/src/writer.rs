@@ -8,14 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use setia_store::{CallOutcome, Store, WebhookCall, WebhookQueue};
+use setia_store::{CallOutcome, Store, WebhookCall, WebhookQueue, MAX_WEBHOOK_GROUP as MAX_GROUP};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use crate::audit_budget::AuditBudget;
 
-/// The most calls one transaction takes when this crate gathers the groups; more wait.
-const MAX_GROUP: usize = 512;
 /// How often counts of suppressed audit rows are written.
 const SUPPRESSED_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
@@ -150,10 +148,10 @@ impl InboxWriter {
 
     pub(crate) async fn shutdown(&self) {
         match &self.way {
-            Way::Direct { queue, suppressed } => {
+            Way::Direct { suppressed, .. } => {
                 suppressed.abort();
-                let _ = queue.written().await;
-                write_suppressed(&*self.store, &self.budget).await;
+                // What is left is what a flush does: the queued calls, then the counts.
+                self.flush().await;
             }
             Way::Gathered { sender, task } => {
                 sender.lock().await.take();

@@ -199,6 +199,10 @@ pub struct InboxBody {
     pub moota_webhook: Option<String>,
 }
 
+/// The most webhook calls one group commit takes, whoever gathers the group; more wait for
+/// the next.
+pub const MAX_WEBHOOK_GROUP: usize = 512;
+
 /// Where a queued webhook call's outcome goes once its group is committed.
 pub type WebhookReply = tokio::sync::oneshot::Sender<StoreResult<CallOutcome>>;
 

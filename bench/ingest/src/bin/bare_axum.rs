@@ -44,16 +44,20 @@ struct Args {
     fsync_log_mib: u64,
 }
 
-const RECEIVED: &str = r#"{"status":"received"}"#;
-
-async fn receive(Path(_merchant_id): Path<String>, body: Bytes) -> impl IntoResponse {
-    // The body is read to the end (the extractor collects it); its bytes are not used.
-    std::hint::black_box(body.len());
+/// The 200 both handlers answer.
+fn received() -> axum::response::Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        RECEIVED,
+        r#"{"status":"received"}"#,
     )
+        .into_response()
+}
+
+async fn receive(Path(_merchant_id): Path<String>, body: Bytes) -> axum::response::Response {
+    // The body is read to the end (the extractor collects it); its bytes are not used.
+    std::hint::black_box(body.len());
+    received()
 }
 
 type Durable = (Bytes, tokio::sync::oneshot::Sender<()>);
@@ -67,7 +71,7 @@ async fn receive_durably(
     if log.send((body, written)).is_err() || on_disk.await.is_err() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    ([(header::CONTENT_TYPE, "application/json")], RECEIVED).into_response()
+    received()
 }
 
 /// Zero-fills the log and starts its writer thread.
@@ -100,7 +104,10 @@ fn write_log(file: &File, size: u64, queued: &mpsc::Receiver<Durable>) {
         if at + group.len() as u64 > size {
             at = 0;
         }
-        if let Err(error) = file.write_all_at(&group, at).and_then(|()| file.sync_data()) {
+        if let Err(error) = file
+            .write_all_at(&group, at)
+            .and_then(|()| file.sync_data())
+        {
             eprintln!("the fsync log failed: {error}");
             return;
         }

@@ -28,10 +28,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use crate::MAX_WEBHOOK_GROUP as MAX_GROUP;
 use crate::{CallOutcome, StoreError, StoreResult, WebhookCall, WebhookReply};
-
-/// The most calls one transaction takes; more wait for the next.
-const MAX_GROUP: usize = 512;
 
 /// What the thread is asked to do, in the order asked.
 enum Job {
