@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Email benchmark: 100,000 customers with a birthday today. Enqueue and render rate, then
-# delivery rate into a local SMTP server (aiosmtpd, tests/smtp/receiver.py --count-only)
+# delivery rate into a local SMTP server (aiosmtpd, receiver.py beside this file)
 # through lettre's pooled transport. See README.md beside this file.
 #
 #   bench/mail/run.sh                      # SQLite (a fresh file)
@@ -25,7 +25,7 @@ cargo build --release -p setia-bench-mail >&2
 release=$(release_dir)
 
 spool=$(mktemp -d)
-python3 tests/smtp/receiver.py --spool "$spool" --count-only > "$spool/ready" &
+python3 "$here/receiver.py" --spool "$spool" > "$spool/ready" &
 receiver=$!
 trap 'kill $receiver 2>/dev/null || true; rm -rf "$spool"' EXIT
 for _ in $(seq 1 50); do [ -s "$spool/ready" ] && break; sleep 0.1; done

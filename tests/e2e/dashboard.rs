@@ -1,12 +1,11 @@
 //! The dashboard through the real binary: every page for an empty merchant and for the
 //! CDNOW history, login and sessions, the login rate limit, CSRF on every form, tenant
-//! isolation on every route (pages and API), and a real browser (Debian's Chromium) that
-//! logs in and reads the pages without a console error or a request to another host.
+//! isolation on every route (pages and API), and (with `--features browser-tests`) a real
+//! browser, Debian's Chromium, that logs in and reads the pages without a console error or
+//! a request to another host.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -297,6 +296,16 @@ fn cdnow_merchant(setia: &Setia) -> (MerchantId, Value) {
 }
 
 /// The customer page links in a page, in order.
+/// The text of `html` after the first `start`, up to the next `end`.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} in the page"))
+        + start.len();
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
 fn customer_links(html: &str) -> Vec<String> {
     html.match_indices("href=\"/dashboard/customers/cus_")
         .map(|(at, _)| {
@@ -320,7 +329,16 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
         "customers, Indonesian digits"
     );
     assert!(overview.contains("30 Sep 1997"));
-    assert!(overview.contains("data-kpi=\"revenue\">Rp "));
+    // The card shows the revenue compact, with the exact figure on hover and in the table.
+    let exact = between(&overview, "data-exact=\"revenue\">", "<");
+    assert!(exact.starts_with("Rp "), "{exact}");
+    let card = between(&overview, "data-kpi=\"revenue\" title=\"", "<");
+    let (hover, shown) = card.split_once("\">").unwrap();
+    assert_eq!(hover, exact);
+    assert!(
+        shown.starts_with("Rp ") && shown.ends_with(" rb"),
+        "compact thousands of Rupiah: {shown}"
+    );
     assert_eq!(
         overview.matches("<svg class=\"chart\"").count(),
         2,
@@ -977,8 +995,10 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
 }
 
 // ----------------------------------------------------------------------------------------
-// A real browser.
+// A real browser: compiled with `--features browser-tests` (.ci/run installs Chromium and
+// turns it on), so a machine without Chromium has no test that cannot pass.
 
+#[cfg(feature = "browser-tests")]
 #[tokio::test]
 async fn a_real_browser_logs_in_and_reads_the_dashboard() {
     use chromiumoxide::browser::{Browser, BrowserConfig};
@@ -990,6 +1010,8 @@ async fn a_real_browser_logs_in_and_reads_the_dashboard() {
     };
     use chromiumoxide::page::ScreenshotParams;
     use futures_util::StreamExt;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
     const CHROMIUM: &str = "/usr/bin/chromium";
     assert!(
@@ -1167,6 +1189,23 @@ async fn a_real_browser_logs_in_and_reads_the_dashboard() {
             "{path} has its charts"
         );
         page.save_screenshot(full(), shoot(name)).await.unwrap();
+        if name.starts_with("overview") {
+            // At 1280 px every card's figure fits its card on one line.
+            let broken: Vec<String> = page
+                .evaluate(
+                    "Array.from(document.querySelectorAll('.kpi .value'))\
+                     .filter(e => e.scrollWidth > e.clientWidth || e.getClientRects().length > 1)\
+                     .map(e => e.textContent)",
+                )
+                .await
+                .unwrap()
+                .into_value()
+                .unwrap();
+            assert!(
+                broken.is_empty(),
+                "{path}: figures wider than their card: {broken:?}"
+            );
+        }
     }
     // On a phone's width the overview still fits: nothing wider than the screen.
     page.execute(

@@ -1,15 +1,14 @@
 //! Lifecycle email through the real binary, delivered to a real SMTP server over TCP
-//! (aiosmtpd, `tests/smtp/receiver.py`) that the test starts and can make answer 4xx, 5xx
-//! or never answer.
+//! (`crate::smtp::Receiver`, inside this test binary) that the test starts and can make
+//! answer 4xx, 5xx or never answer.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{json, Value};
 use setia_core::{ExternalId, MerchantId};
 
+use crate::smtp::Receiver;
 use crate::support::Setia;
 use crate::webhooks::{merchant_with_secret, sign};
 
@@ -39,86 +38,6 @@ mod side_by_side {
             ))
             .await;
         }
-    }
-}
-
-/// The test SMTP server: a Python aiosmtpd process on a free port, killed when dropped.
-struct Receiver {
-    child: Child,
-    port: u16,
-    spool: tempfile::TempDir,
-}
-
-impl Receiver {
-    /// `replies`: what successive messages are answered (`451,451`, `550`, `stall`); every
-    /// message after them is accepted.
-    fn start(replies: &str) -> Receiver {
-        let spool = tempfile::tempdir().unwrap();
-        let script = format!("{}/tests/smtp/receiver.py", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg("--spool")
-            .arg(spool.path())
-            .arg("--replies")
-            .arg(replies)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs (aiosmtpd is installed by .ci/run)");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            panic!("the receiver's ready line, got {line:?} (is aiosmtpd installed?)")
-        });
-        Receiver {
-            child,
-            port: ready["port"].as_u64().unwrap() as u16,
-            spool,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    fn files(&self, extension: &str) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.spool.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == extension))
-            .collect();
-        files.sort();
-        files
-    }
-
-    /// Every message the server accepted, parsed by Python's email package.
-    fn messages(&self) -> Vec<Value> {
-        self.files("json")
-            .iter()
-            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-            .collect()
-    }
-
-    /// What the server answered, message by message.
-    fn replies(&self) -> Vec<String> {
-        std::fs::read_to_string(self.spool.path().join("log.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l).unwrap()["reply"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -1043,11 +962,10 @@ async fn a_process_killed_between_accept_and_update_sends_again_with_the_same_me
         ("SETIA_WORKER_LEASE_SECONDS", "15"),
     ];
     let mut worker = setia.start(&["worker"], &env);
-    let accepted = receiver.spool.path().join("000001.json");
     wait_until(
         "the server to accept the message",
         Duration::from_secs(60),
-        || accepted.exists(),
+        || receiver.count() >= 1,
     )
     .await;
     worker.kill();
@@ -1076,11 +994,10 @@ async fn a_process_killed_between_accept_and_update_sends_again_with_the_same_me
     );
 
     let _restarted = setia.start(&["worker"], &env);
-    let again = receiver.spool.path().join("000002.json");
     wait_until(
         "the message to be sent again",
         Duration::from_secs(60),
-        || again.exists(),
+        || receiver.count() >= 2,
     )
     .await;
     let messages = receiver.messages();

@@ -10,5 +10,6 @@ mod merchants;
 mod metrics;
 mod readme;
 mod sandbox;
+mod smtp;
 mod support;
 mod webhooks;

@@ -13,11 +13,12 @@
 //!   file. The blocks of "Several nodes on PostgreSQL" run only in the `postgres::` test,
 //!   after the others, with the README's example database URL replaced by a database of
 //!   the test's own.
-//! - The README's example addresses (`127.0.0.1:8080`, the SMTP server's `127.0.0.1:2525`)
-//!   are replaced by free ports, so runs in parallel never collide. Nothing else of the
-//!   text is changed.
+//! - The README's example address of `setia serve` (`127.0.0.1:8080`) is replaced by a free
+//!   port, so runs in parallel never collide. Nothing else of the text is changed. The
+//!   walk-through's emails go to setia's own `.eml` outbox folder, so it needs no mail
+//!   server.
 //!
-//! Long-running commands (`setia serve`, `setia worker`, the SMTP server) run as a reader
+//! Long-running commands (`setia serve`, `setia worker`) run as a reader
 //! runs them: in the background with `&`, stopped by the README's own blocks with SIGTERM
 //! and `wait`, whose exit code `set -e` checks. The session runs in a process group
 //! of its own; the test fails if anything of it is still alive when bash has finished, and
@@ -51,9 +52,8 @@ const TEXT_ONLY: [(&str, &str); 2] = [
 const POSTGRES_SECTION: &str = "Several nodes on PostgreSQL";
 /// The README's example PostgreSQL database, replaced by a fresh one.
 const README_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/setia";
-/// The README's example addresses of `setia serve` and of the SMTP server, replaced by free ports.
+/// The README's example address of `setia serve`, replaced by a free port.
 const README_LISTEN: &str = "127.0.0.1:8080";
-const README_SMTP: &str = "127.0.0.1:2525";
 /// How long the whole session may take before it is stopped and the test fails.
 const SESSION_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -178,7 +178,7 @@ fn every_block_of_the_readme_is_run_or_named_with_a_reason() {
         "the PostgreSQL section has a block"
     );
     let session = script(&all, true);
-    for example in [README_LISTEN, README_SMTP, README_POSTGRES_URL] {
+    for example in [README_LISTEN, README_POSTGRES_URL] {
         assert!(
             session.contains(example),
             "the test replaces {example} in the README's blocks, which no longer contain it"
@@ -458,7 +458,7 @@ async fn the_first_command_runs_the_demo_which_stops_on_ctrl_c() {
 async fn the_walk_through_runs_against_a_temporary_database() {
     let folder = tempfile::tempdir().unwrap();
     let database = TestDatabase::sqlite();
-    let (listen, smtp) = (free_address(), free_address());
+    let listen = free_address();
     let script = script(&readme_blocks(), false);
     let path = folder.path().to_owned();
     let url = database.url.clone();
@@ -466,7 +466,7 @@ async fn the_walk_through_runs_against_a_temporary_database() {
         run_session(
             &path,
             script,
-            &[(README_LISTEN, &listen), (README_SMTP, &smtp)],
+            &[(README_LISTEN, &listen)],
             &[("SETIA_DATABASE_URL", &url)],
         )
     })
@@ -497,17 +497,17 @@ async fn the_walk_through_runs_against_a_temporary_database() {
         .await
         .unwrap()
         .is_some());
-    let mailbox = folder.path().join("session/mailbox/new");
-    let received: Vec<String> = std::fs::read_dir(&mailbox)
+    let outbox = folder.path().join("session/setia-data/outbox");
+    let written: Vec<String> = std::fs::read_dir(&outbox)
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(
-        received
+        written
             .iter()
             .any(|m| m.contains("To: \"Agus Wijaya\" <agus@example.co.id>")),
-        "the thank-you for INV-1001 reached the SMTP server: {} messages",
-        received.len()
+        "the thank-you for INV-1001 is in the outbox folder: {} messages",
+        written.len()
     );
 }
 
@@ -520,7 +520,7 @@ mod postgres {
         let folder = tempfile::tempdir().unwrap();
         let sqlite = TestDatabase::sqlite();
         let postgres = TestDatabase::postgres().await;
-        let (listen, smtp) = (free_address(), free_address());
+        let listen = free_address();
         let script = script(&readme_blocks(), true);
         let path = folder.path().to_owned();
         let (sqlite_url, postgres_url) = (sqlite.url.clone(), postgres.url.clone());
@@ -530,7 +530,6 @@ mod postgres {
                 script,
                 &[
                     (README_LISTEN, &listen),
-                    (README_SMTP, &smtp),
                     (README_POSTGRES_URL, &postgres_url),
                 ],
                 &[("SETIA_DATABASE_URL", &sqlite_url)],

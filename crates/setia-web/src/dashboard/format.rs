@@ -1,7 +1,9 @@
 //! Numbers, money and dates as Indonesians (and English readers) write them, as template
 //! filters: `rupiah` (minor units), `money` (a decimal string such as the API's), `num`,
 //! `pct` (a share 0–1), `datetime` (an RFC 3339 instant, shown in the merchant's zone),
-//! `day` (YYYY-MM-DD) and `period` (a cohort label). Money is always `Rp 1.250.000`.
+//! `day` (YYYY-MM-DD) and `period` (a cohort label). Money is always `Rp 1.250.000`, but for
+//! `money_short`, the compact form of a card (`Rp 416,9 jt` / `Rp 416.9 M`) whose exact
+//! value the page shows beside it.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -103,6 +105,35 @@ pub fn period_label(label: &str, lang: Lang) -> String {
     }
 }
 
+/// An amount short enough for a card: `Rp 416,9 jt` (Indonesian: rb, jt, M for miliar, T)
+/// or `Rp 416.9 M` (English: K, M, B, T), to one decimal, which is left out when it is 0.
+/// Amounts under Rp 1.000 are shown exactly.
+pub fn compact_rupiah(amount: Money, lang: Lang) -> String {
+    const UNITS_ID: [(f64, &str); 4] = [(1e3, "rb"), (1e6, "jt"), (1e9, "M"), (1e12, "T")];
+    const UNITS_EN: [(f64, &str); 4] = [(1e3, "K"), (1e6, "M"), (1e9, "B"), (1e12, "T")];
+    let rupiah = amount.minor().unsigned_abs() as f64 / 100.0;
+    if rupiah < 1e3 {
+        return format_rupiah(amount);
+    }
+    let units = match lang {
+        Lang::Id => &UNITS_ID,
+        Lang::En => &UNITS_EN,
+    };
+    // The smallest unit whose figure, once rounded, stays under a thousand: Rp 999.960 is
+    // `Rp 1 jt`, not `Rp 1.000 rb`.
+    let (figure, suffix) = units
+        .iter()
+        .map(|(scale, suffix)| (((rupiah / scale) * 10.0).round() / 10.0, *suffix))
+        .find(|(figure, _)| *figure < 1e3)
+        .unwrap_or_else(|| {
+            let (scale, suffix) = units[units.len() - 1];
+            (((rupiah / scale) * 10.0).round() / 10.0, suffix)
+        });
+    let decimals = if figure.fract() == 0.0 { 0 } else { 1 };
+    let sign = if amount.minor() < 0 { "-" } else { "" };
+    format!("{sign}Rp {} {suffix}", number(figure, decimals, lang))
+}
+
 fn lang_of(state: &State) -> Lang {
     state
         .lookup("lang")
@@ -143,6 +174,17 @@ fn money_filter(value: Value) -> Result<String, Error> {
     let text = value.as_str().ok_or_else(|| invalid("money", &value))?;
     let money = Money::parse_signed(text).map_err(|_| invalid("money", &value))?;
     Ok(format_rupiah(money))
+}
+
+fn money_short_filter(state: &State, value: Value) -> Result<String, Error> {
+    if value.is_none() || value.is_undefined() {
+        return Ok("–".into());
+    }
+    let text = value
+        .as_str()
+        .ok_or_else(|| invalid("money_short", &value))?;
+    let money = Money::parse_signed(text).map_err(|_| invalid("money_short", &value))?;
+    Ok(compact_rupiah(money, lang_of(state)))
 }
 
 fn num_filter(state: &State, value: Value, decimals: Option<u32>) -> Result<String, Error> {
@@ -189,6 +231,7 @@ fn period_filter(state: &State, value: Value) -> Result<String, Error> {
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("rupiah", rupiah_filter);
     env.add_filter("money", money_filter);
+    env.add_filter("money_short", money_short_filter);
     env.add_filter("num", num_filter);
     env.add_filter("pct", pct_filter);
     env.add_filter("datetime", datetime_filter);
@@ -242,5 +285,41 @@ mod tests {
         );
         assert_eq!(money_filter(Value::from(())).unwrap(), "–");
         assert!(money_filter(Value::from("abc")).is_err());
+    }
+
+    #[test]
+    fn large_amounts_are_compact_in_each_language() {
+        let rp = |rupiah: i64| Money::from_minor(rupiah * 100);
+        // The demo's revenue, which broke its card in two at 1280 px.
+        assert_eq!(compact_rupiah(rp(416_857_430), Lang::Id), "Rp 416,9 jt");
+        assert_eq!(compact_rupiah(rp(416_857_430), Lang::En), "Rp 416.9 M");
+        assert_eq!(compact_rupiah(rp(2_500_000_000), Lang::Id), "Rp 2,5 M");
+        assert_eq!(compact_rupiah(rp(2_500_000_000), Lang::En), "Rp 2.5 B");
+        assert_eq!(compact_rupiah(rp(12_000), Lang::Id), "Rp 12 rb");
+        assert_eq!(compact_rupiah(rp(12_345), Lang::En), "Rp 12.3 K");
+        assert_eq!(
+            compact_rupiah(rp(999_960), Lang::Id),
+            "Rp 1 jt",
+            "rounding moves up a unit"
+        );
+        assert_eq!(
+            compact_rupiah(rp(999), Lang::Id),
+            "Rp 999",
+            "exact under a thousand"
+        );
+        assert_eq!(
+            compact_rupiah(Money::from_minor(99_950), Lang::Id),
+            "Rp 999,50"
+        );
+        assert_eq!(compact_rupiah(rp(-1_500_000), Lang::Id), "-Rp 1,5 jt");
+        assert_eq!(
+            compact_rupiah(rp(4_200_000_000_000_000), Lang::En),
+            "Rp 4,200 T",
+            "past the largest unit the figure grows"
+        );
+        assert_eq!(
+            compact_rupiah(Money::from_minor(i64::MIN), Lang::Id),
+            "-Rp 92.233,7 T"
+        );
     }
 }
