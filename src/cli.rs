@@ -241,6 +241,10 @@ pub struct SandboxGenerate {
     /// The CSV file to write
     #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
+    /// Also write the purchases' order lines (`setia items import` format), drawn from a
+    /// catalogue of Indonesian products and each customer's taste for a few categories
+    #[arg(long, value_name = "FILE.csv")]
+    pub items_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -68,20 +68,38 @@ async fn generate(args: SandboxGenerate) -> Result<(), CliError> {
         args.seed,
     )
     .map_err(|e| CliError::BadInput(e.to_string()))?;
-    let path = args.out.clone();
-    let summary = tokio::task::spawn_blocking(move || -> Result<_, CliError> {
-        let file = File::create(&path)
-            .map_err(|e| CliError::BadInput(format!("cannot write {}: {e}", path.display())))?;
+    let (path, items_path, seed) = (args.out.clone(), args.items_out.clone(), args.seed);
+    let (summary, items) = tokio::task::spawn_blocking(move || -> Result<_, CliError> {
+        let cannot_write = |path: &std::path::Path, e: std::io::Error| {
+            CliError::BadInput(format!("cannot write {}: {e}", path.display()))
+        };
+        let file = File::create(&path).map_err(|e| cannot_write(&path, e))?;
         let summary = write_import_csv(&config, file).map_err(|e| CliError::Failed(e.into()))?;
-        Ok(summary)
+        // The items are drawn from the history as written, so the two files always match.
+        let items = match &items_path {
+            Some(items_path) => {
+                let history = File::open(&path).map_err(|e| cannot_write(&path, e))?;
+                let out = File::create(items_path).map_err(|e| cannot_write(items_path, e))?;
+                let written = setia_sandbox::write_items_csv(history, out, seed)
+                    .map_err(|e| CliError::Failed(e.into()))?;
+                Some(written)
+            }
+            None => None,
+        };
+        Ok((summary, items))
     })
     .await
     .context("the generator stopped")??;
     std::io::stdout().flush().ok();
-    print_json(&serde_json::json!({
+    let mut printed = serde_json::json!({
         "customers": summary.customers,
         "purchases": summary.purchases,
         "revenue": setia_core::Money::from_minor(summary.revenue_minor),
         "out": args.out.display().to_string(),
-    }))
+    });
+    if let (Some(items), Some(items_out)) = (items, &args.items_out) {
+        printed["lines"] = items.lines.into();
+        printed["items_out"] = items_out.display().to_string().into();
+    }
+    print_json(&printed)
 }

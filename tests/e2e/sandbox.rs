@@ -133,3 +133,56 @@ fn generate_writes_a_repeatable_importable_history() {
         "fewer purchases than customers"
     );
 }
+
+#[test]
+fn generate_writes_the_purchases_items_beside_the_history() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let path = |name: &str| setia.folder.path().join(name).display().to_string();
+    let generate = |history: &str, items: &str| {
+        setia.json(&[
+            "sandbox",
+            "generate",
+            "--customers",
+            "100",
+            "--purchases",
+            "600",
+            "--seed",
+            "3",
+            "--out",
+            &path(history),
+            "--items-out",
+            &path(items),
+        ])
+    };
+    let first = generate("h1.csv", "i1.csv");
+    generate("h2.csv", "i2.csv");
+    assert_eq!(
+        std::fs::read(path("i1.csv")).unwrap(),
+        std::fs::read(path("i2.csv")).unwrap(),
+        "a seed gives the same items"
+    );
+    let items = std::fs::read_to_string(path("i1.csv")).unwrap();
+    let mut rows = items.lines();
+    assert_eq!(
+        rows.next(),
+        Some("reference,sku,name,quantity,unit_price,category")
+    );
+    let lines: Vec<&str> = rows.collect();
+    assert_eq!(first["lines"].as_u64(), Some(lines.len() as u64), "{first}");
+    // Every purchase of the history has its lines, and every line a purchase.
+    let history = std::fs::read_to_string(path("h1.csv")).unwrap();
+    let references: std::collections::BTreeSet<&str> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
+    let with_lines: std::collections::BTreeSet<&str> =
+        lines.iter().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(references, with_lines);
+    // The items file reads as setia's items import format.
+    let parsed: Vec<_> = setia_core::import::ItemsCsv::new(items.as_bytes())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(parsed.len(), lines.len());
+}

@@ -12,6 +12,10 @@ pub enum AnalyticsError {
         occurred_at: usize,
         amount: usize,
     },
+    #[error("basket columns differ in length: customer {customer}, product {product}")]
+    BasketLengthMismatch { customer: usize, product: usize },
+    #[error("catalogue columns differ in length: product {product}, in_stock {in_stock}")]
+    CatalogueLengthMismatch { product: usize, in_stock: usize },
     #[error("purchase row {row}: amount {amount_minor} (minor units) is negative")]
     NegativeAmount { row: usize, amount_minor: i64 },
     #[error("purchase row {row}: timestamp {micros} µs is outside the supported calendar")]

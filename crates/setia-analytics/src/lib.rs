@@ -23,6 +23,7 @@ pub mod hyp2f1;
 mod input;
 mod loyalty;
 mod optimize;
+mod recommend;
 mod report;
 mod rfm;
 pub mod simulate;
@@ -39,6 +40,7 @@ pub use gamma_gamma::{
 pub use input::{
     MetricsRequest, Period, PointsEntry, PointsKind, PurchaseColumns, TierThresholds, UnknownPeriod,
 };
+pub use recommend::{recommend, BasketColumns, CatalogueColumns, RecommendConfig, Recommendations};
 pub use report::{
     ChurnModel, ChurnParams, ChurnReport, ClvModel, ClvParams, ClvReport, CohortRow, CustomerScore,
     LoyaltyReport, MetricsOutput, MetricsReport, MinorAmount, RfmReport, SegmentCounts, Tier,

@@ -27,20 +27,41 @@ pub enum CustomerFieldError {
     BadVirtualAccount(String),
 }
 
-fn checked_text(text: &str, max: usize) -> Result<&str, CustomerFieldError> {
+/// Why a free-text field was refused; each field type's error says it in its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextProblem {
+    Empty,
+    TooLong { max: usize },
+    ControlCharacter,
+}
+
+impl From<TextProblem> for CustomerFieldError {
+    fn from(problem: TextProblem) -> Self {
+        match problem {
+            TextProblem::Empty => CustomerFieldError::Empty,
+            TextProblem::TooLong { max } => CustomerFieldError::TooLong { max },
+            TextProblem::ControlCharacter => CustomerFieldError::ControlCharacter,
+        }
+    }
+}
+
+/// The text trimmed, if it is not empty, at most `max` characters and free of control
+/// characters.
+pub(crate) fn checked_text<E: From<TextProblem>>(text: &str, max: usize) -> Result<&str, E> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(CustomerFieldError::Empty);
+        return Err(TextProblem::Empty.into());
     }
     if text.chars().count() > max {
-        return Err(CustomerFieldError::TooLong { max });
+        return Err(TextProblem::TooLong { max }.into());
     }
     if text.chars().any(char::is_control) {
-        return Err(CustomerFieldError::ControlCharacter);
+        return Err(TextProblem::ControlCharacter.into());
     }
     Ok(text)
 }
 
+/// `as_str`, `Display` and `Serialize` for a newtype over `String`.
 macro_rules! text_newtype {
     ($name:ident) => {
         impl $name {
@@ -62,6 +83,7 @@ macro_rules! text_newtype {
         }
     };
 }
+pub(crate) use text_newtype;
 
 /// The merchant's own id for a customer: what imports and the API upsert on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,7 +117,7 @@ text_newtype!(CustomerEmail);
 
 impl CustomerEmail {
     pub fn parse(text: &str) -> Result<CustomerEmail, CustomerFieldError> {
-        let text = checked_text(text, 254)?;
+        let text = checked_text::<CustomerFieldError>(text, 254)?;
         let bad = || CustomerFieldError::BadEmail(text.to_owned());
         let address: email_address::EmailAddress = text.parse().map_err(|_| bad())?;
         let domain = address.domain();
@@ -183,7 +205,7 @@ text_newtype!(VirtualAccount);
 
 impl VirtualAccount {
     pub fn parse(text: &str) -> Result<VirtualAccount, CustomerFieldError> {
-        let text = checked_text(text, 64)?;
+        let text = checked_text::<CustomerFieldError>(text, 64)?;
         if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(CustomerFieldError::BadVirtualAccount(text.to_owned()));
         }
@@ -199,7 +221,7 @@ text_newtype!(PayerName);
 
 impl PayerName {
     pub fn parse(text: &str) -> Result<PayerName, CustomerFieldError> {
-        checked_text(text, 200)?;
+        checked_text::<CustomerFieldError>(text, 200)?;
         let cleaned: String = text
             .chars()
             .map(|c| if c.is_alphanumeric() { c } else { ' ' })

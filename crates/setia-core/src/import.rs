@@ -1,5 +1,6 @@
-//! The two import formats of DESIGN §3 (`customers import`, `transactions import`), read
-//! from any byte source into typed records. Every problem names its line and field.
+//! The import formats of DESIGN §3 and §8 (`customers import`, `transactions import`,
+//! `items import`), read from any byte source into typed records. Every problem names its
+//! line and field.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -13,6 +14,9 @@ use crate::customer::{
     VirtualAccount,
 };
 use crate::money::Money;
+use crate::product::{
+    parse_price, Category, LineItem, ProductFieldError, ProductName, Quantity, Sku,
+};
 use crate::time::MerchantTimezone;
 
 /// One rejected row, as the import summary reports it.
@@ -112,6 +116,26 @@ fn record_error(error: csv::Error, fallback_line: u64) -> RowError {
     RowError::new(line, "", message)
 }
 
+/// Reads the next record into `record`; its line number (counting the header as line 1),
+/// or the error that names it; `None` at the end of the file.
+fn next_record<R: Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut csv::StringRecord,
+    last_line: &mut u64,
+) -> Option<Result<u64, RowError>> {
+    match reader.read_record(record) {
+        Ok(false) => None,
+        Ok(true) => {
+            *last_line = record.position().map_or(*last_line + 1, |p| p.line());
+            Some(Ok(*last_line))
+        }
+        Err(error) => {
+            *last_line += 1;
+            Some(Err(record_error(error, *last_line)))
+        }
+    }
+}
+
 fn field<T>(line: u64, name: &str, parsed: Result<T, CustomerFieldError>) -> Result<T, RowError> {
     parsed.map_err(|e| RowError::new(line, name, e))
 }
@@ -199,21 +223,8 @@ impl<R: Read> Iterator for CustomersCsv<R> {
     type Item = Result<CustomerRecord, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.reader.read_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => {
-                let line = self
-                    .record
-                    .position()
-                    .map_or(self.last_line + 1, |p| p.line());
-                self.last_line = line;
-                Some(self.parse(line))
-            }
-            Err(error) => {
-                self.last_line += 1;
-                Some(Err(record_error(error, self.last_line)))
-            }
-        }
+        let line = next_record(&mut self.reader, &mut self.record, &mut self.last_line)?;
+        Some(line.and_then(|line| self.parse(line)))
     }
 }
 
@@ -352,27 +363,187 @@ impl<R: Read> Iterator for TransactionsCsv<R> {
     type Item = Result<TransactionRecord, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.reader.read_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => {
-                let line = self
-                    .record
-                    .position()
-                    .map_or(self.last_line + 1, |p| p.line());
-                self.last_line = line;
-                Some(self.parse(line))
-            }
-            Err(error) => {
-                self.last_line += 1;
-                Some(Err(record_error(error, self.last_line)))
-            }
+        let line = next_record(&mut self.reader, &mut self.record, &mut self.last_line)?;
+        Some(line.and_then(|line| self.parse(line)))
+    }
+}
+
+/// A row of the items file: a line of the purchase imported with `reference`, or of the
+/// order whose external id it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRecord {
+    pub line: u64,
+    pub reference: String,
+    pub item: LineItem,
+    /// What makes this line the same line on a second import: the reference, the SKU and how
+    /// many lines of that SKU for that reference came before it in the file.
+    pub line_key: String,
+}
+
+pub const ITEM_COLUMNS: [&str; 6] = [
+    "reference",
+    "sku",
+    "quantity",
+    "unit_price",
+    "name",
+    "category",
+];
+
+/// Reads an items CSV (`reference,sku,name,quantity,unit_price[,category]`; `name` may be
+/// blank for a SKU setia knows).
+pub struct ItemsCsv<R: Read> {
+    reader: csv::Reader<R>,
+    columns: Columns,
+    record: csv::StringRecord,
+    last_line: u64,
+    occurrences: HashMap<(String, String), u32>,
+}
+
+fn product_field<T>(
+    line: u64,
+    name: &str,
+    parsed: Result<T, ProductFieldError>,
+) -> Result<T, RowError> {
+    parsed.map_err(|e| RowError::new(line, name, e))
+}
+
+impl<R: Read> ItemsCsv<R> {
+    pub fn new(source: R) -> Result<Self, RowError> {
+        let mut reader = csv::ReaderBuilder::new().from_reader(source);
+        let columns = Columns::read(&mut reader, &ITEM_COLUMNS[..4], &ITEM_COLUMNS[4..])?;
+        Ok(ItemsCsv {
+            reader,
+            columns,
+            record: csv::StringRecord::new(),
+            last_line: 1,
+            occurrences: HashMap::new(),
+        })
+    }
+
+    fn parse(&mut self, line: u64) -> Result<ItemRecord, RowError> {
+        let c = &self.columns;
+        let r = &self.record;
+        let reference = c
+            .cell(r, "reference")
+            .ok_or_else(|| RowError::new(line, "reference", "is empty"))?;
+        if reference.chars().count() > 200 || reference.chars().any(char::is_control) {
+            return Err(RowError::new(
+                line,
+                "reference",
+                "must be at most 200 printable characters",
+            ));
         }
+        let sku = product_field(line, "sku", Sku::parse(c.cell(r, "sku").unwrap_or("")))?;
+        let quantity = product_field(
+            line,
+            "quantity",
+            Quantity::parse(c.cell(r, "quantity").unwrap_or("")),
+        )?;
+        let unit_price = product_field(
+            line,
+            "unit_price",
+            parse_price(c.cell(r, "unit_price").unwrap_or("")),
+        )?;
+        let name = c
+            .cell(r, "name")
+            .map(|v| product_field(line, "name", ProductName::parse(v)))
+            .transpose()?;
+        let category = c
+            .cell(r, "category")
+            .map(|v| product_field(line, "category", Category::parse(v)))
+            .transpose()?;
+        let seen = self
+            .occurrences
+            .entry((reference.to_owned(), sku.as_str().to_owned()))
+            .or_insert(0);
+        let line_key = format!("{reference}\u{1f}{sku}\u{1f}{seen}");
+        *seen += 1;
+        Ok(ItemRecord {
+            line,
+            reference: reference.to_owned(),
+            item: LineItem {
+                sku,
+                name,
+                category,
+                quantity,
+                unit_price,
+            },
+            line_key,
+        })
+    }
+}
+
+impl<R: Read> Iterator for ItemsCsv<R> {
+    type Item = Result<ItemRecord, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let line = next_record(&mut self.reader, &mut self.record, &mut self.last_line)?;
+        Some(line.and_then(|line| self.parse(line)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn items(text: &str) -> Result<Vec<Result<ItemRecord, RowError>>, RowError> {
+        ItemsCsv::new(text.as_bytes()).map(|r| r.collect())
+    }
+
+    #[test]
+    fn items_name_their_line_and_field_and_repeat_lines_stay_apart() {
+        let rows = items(
+            "reference,sku,name,quantity,unit_price,category\n\
+             INV-1,KOP-1,Kopi Gayo,2,85000,Kopi & Teh\n\
+             INV-1,KOP-1,,1,85000,\n\
+             INV-1,TEH-1,Teh Melati,1,12000.50,\n",
+        )
+        .unwrap();
+        let rows: Vec<ItemRecord> = rows.into_iter().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].item.quantity.get(), 2);
+        assert_eq!(rows[0].item.name.as_ref().unwrap().as_str(), "Kopi Gayo");
+        assert_eq!(
+            rows[0].item.category.as_ref().unwrap().as_str(),
+            "Kopi & Teh"
+        );
+        assert_eq!(rows[1].item.name, None);
+        assert_eq!(rows[2].item.unit_price.minor(), 1_200_050);
+        assert_ne!(
+            rows[0].line_key, rows[1].line_key,
+            "a second line of one SKU"
+        );
+        assert_eq!(rows[2].line, 4);
+
+        let bad = items(
+            "reference,sku,name,quantity,unit_price\n\
+             INV-1,KOP 1,x,1,1\n\
+             INV-1,KOP-1,x,0,1\n\
+             INV-1,KOP-1,x,1,-5\n\
+             ,KOP-1,x,1,1\n",
+        )
+        .unwrap();
+        let errors: Vec<(u64, String)> = bad
+            .into_iter()
+            .map(|r| {
+                let e = r.unwrap_err();
+                (e.line, e.field)
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (2, "sku".into()),
+                (3, "quantity".into()),
+                (4, "unit_price".into()),
+                (5, "reference".into())
+            ]
+        );
+        let header = items("reference,sku,qty,unit_price\n").err().unwrap();
+        assert_eq!((header.line, header.field.as_str()), (1, "qty"));
+        let missing = items("reference,sku,quantity\n").err().unwrap();
+        assert_eq!(missing.field, "unit_price");
+    }
 
     fn customers(text: &str) -> Result<Vec<Result<CustomerRecord, RowError>>, RowError> {
         CustomersCsv::new(text.as_bytes()).map(|r| r.collect())

@@ -1,4 +1,4 @@
-//! setia's domain: money, ids, time zones, customers and the import formats.
+//! setia's domain: money, ids, time zones, customers, products and the import formats.
 //!
 //! Architecture invariant: this crate does no I/O and knows nothing of async, SQL, HTTP or
 //! Polars. Everything here is a pure function of its arguments, so it is tested exhaustively
@@ -14,6 +14,7 @@ pub mod mail_token;
 pub mod merchant;
 pub mod money;
 pub mod moota;
+pub mod product;
 pub mod rupiah;
 pub mod time;
 
@@ -23,5 +24,6 @@ pub use customer::{
 pub use ids::{CustomerId, MerchantId, PurchaseId};
 pub use merchant::{ApiToken, MerchantName, TokenHash, WebhookSecret};
 pub use money::Money;
+pub use product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};
 pub use rupiah::{format_rupiah, Rupiah};
 pub use time::MerchantTimezone;

@@ -4,6 +4,7 @@
 //! Architecture invariant: knows Moota's wire format and nothing of setia's storage; it
 //! talks to setia only through the public webhook endpoint, like Moota does.
 
+pub mod basket;
 mod names;
 mod push;
 
@@ -14,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+pub use basket::{catalogue, write_items_csv, BasketError, CatalogueProduct, ItemsSummary};
 pub use push::{push, PushError, PushSummary};
 
 /// The merchant's own bank account that transfers arrive on.
