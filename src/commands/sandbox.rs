@@ -70,16 +70,16 @@ async fn generate(args: SandboxGenerate) -> Result<(), CliError> {
     .map_err(|e| CliError::BadInput(e.to_string()))?;
     let (path, items_path, seed) = (args.out.clone(), args.items_out.clone(), args.seed);
     let (summary, items) = tokio::task::spawn_blocking(move || -> Result<_, CliError> {
-        let cannot_write = |path: &std::path::Path, e: std::io::Error| {
-            CliError::BadInput(format!("cannot write {}: {e}", path.display()))
+        let cannot = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            CliError::BadInput(format!("cannot {what} {}: {e}", path.display()))
         };
-        let file = File::create(&path).map_err(|e| cannot_write(&path, e))?;
+        let file = File::create(&path).map_err(|e| cannot("write", &path, e))?;
         let summary = write_import_csv(&config, file).map_err(|e| CliError::Failed(e.into()))?;
         // The items are drawn from the history as written, so the two files always match.
         let items = match &items_path {
             Some(items_path) => {
-                let history = File::open(&path).map_err(|e| cannot_write(&path, e))?;
-                let out = File::create(items_path).map_err(|e| cannot_write(items_path, e))?;
+                let history = File::open(&path).map_err(|e| cannot("read", &path, e))?;
+                let out = File::create(items_path).map_err(|e| cannot("write", items_path, e))?;
                 let written = setia_sandbox::write_items_csv(history, out, seed)
                     .map_err(|e| CliError::Failed(e.into()))?;
                 Some(written)

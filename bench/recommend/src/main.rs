@@ -529,31 +529,40 @@ fn main() -> Result<()> {
         "cores".into(),
         json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
     );
-    if matches!(args.mode, Mode::Quality | Mode::Both) {
-        let customers = args.customers.unwrap_or(100_000);
-        let purchases = args.purchases.unwrap_or(1_000_000);
+    type Part = fn(u64, u64, u64) -> Result<Value>;
+    let parts: [(bool, &str, u64, u64, Part, fn(&Value)); 2] = [
+        (
+            matches!(args.mode, Mode::Quality | Mode::Both),
+            "quality",
+            100_000,
+            1_000_000,
+            quality,
+            report_quality,
+        ),
+        (
+            matches!(args.mode, Mode::Speed | Mode::Both),
+            "speed",
+            1_000_000,
+            4_500_000,
+            speed,
+            report_speed,
+        ),
+    ];
+    for (wanted, name, default_customers, default_purchases, run, report) in parts {
+        if !wanted {
+            continue;
+        }
+        let customers = args.customers.unwrap_or(default_customers);
+        let purchases = args.purchases.unwrap_or(default_purchases);
         eprintln!(
-            "quality: {customers} customers, {purchases} purchases, seed {}…",
+            "{name}: {customers} customers, {purchases} purchases, seed {}…",
             args.seed
         );
-        let q = quality(customers, purchases, args.seed)?;
+        let figures = run(customers, purchases, args.seed)?;
         if !args.json {
-            report_quality(&q);
+            report(&figures);
         }
-        out.insert("quality".into(), q);
-    }
-    if matches!(args.mode, Mode::Speed | Mode::Both) {
-        let customers = args.customers.unwrap_or(1_000_000);
-        let purchases = args.purchases.unwrap_or(4_500_000);
-        eprintln!(
-            "speed: {customers} customers, {purchases} purchases, seed {}…",
-            args.seed
-        );
-        let s = speed(customers, purchases, args.seed)?;
-        if !args.json {
-            report_speed(&s);
-        }
-        out.insert("speed".into(), s);
+        out.insert(name.into(), figures);
     }
     if args.json {
         println!("{}", Value::Object(out));

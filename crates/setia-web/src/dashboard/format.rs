@@ -121,14 +121,13 @@ pub fn compact_rupiah(amount: Money, lang: Lang) -> String {
     };
     // The smallest unit whose figure, once rounded, stays under a thousand: Rp 999.960 is
     // `Rp 1 jt`, not `Rp 1.000 rb`.
+    let scaled =
+        |&(scale, suffix): &(f64, &'static str)| (((rupiah / scale) * 10.0).round() / 10.0, suffix);
     let (figure, suffix) = units
         .iter()
-        .map(|(scale, suffix)| (((rupiah / scale) * 10.0).round() / 10.0, *suffix))
+        .map(scaled)
         .find(|(figure, _)| *figure < 1e3)
-        .unwrap_or_else(|| {
-            let (scale, suffix) = units[units.len() - 1];
-            (((rupiah / scale) * 10.0).round() / 10.0, suffix)
-        });
+        .unwrap_or_else(|| scaled(&units[units.len() - 1]));
     let decimals = if figure.fract() == 0.0 { 0 } else { 1 };
     let sign = if amount.minor() < 0 { "-" } else { "" };
     format!("{sign}Rp {} {suffix}", number(figure, decimals, lang))
