@@ -33,9 +33,9 @@
 //! whatever the size of the input. Plain Rust only cuts sorted columns into per-customer
 //! runs, unpacks keys and fills the output.
 //!
-//! Measured on the 2-core machine (release, synthetic data of 1 M customers, 10 M lines,
-//! 600 products): about 19 s, of which 15 s scoring, and a peak of about 450 MiB above the
-//! input's.
+//! Measured on the 2-core machine (release, synthetic data of 1 M customers and 10 M lines):
+//! 18–21 s with 600 products (15 s of it scoring) and a peak of about 450 MiB above the
+//! input's; 21–24 s and 750 MiB with 3,000 products; 28 s and 1 GiB with 6,000.
 //!
 //! **Determinism.** Scores are summed in fixed point (cos × 2^40 rounded, as i64), so the
 //! result does not depend on the order in which a parallel group-by adds them; every sort
@@ -45,8 +45,9 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use polars::prelude::{
-    col, concat, len, lit, Column, DataFrame, DataType, Expr, IntoLazy, JoinArgs, JoinType,
-    LazyFrame, SortMultipleOptions, UnionArgs,
+    col, concat, len, lit, Column, DataFrame, DataType, Expr, Float64Type, Int64Type, IntoLazy,
+    JoinArgs, JoinType, LazyFrame, PolarsNumericType, SortMultipleOptions, UInt32Type, UInt64Type,
+    UnionArgs,
 };
 
 use crate::error::AnalyticsError;
@@ -304,7 +305,7 @@ fn distinct_pairs_and_products(
                 .group_by_stable([col("key")])
                 .agg([len().alias("lines")])
                 .collect()?;
-            let keys = u64_values(&pairs, "key")?;
+            let keys = values::<UInt64Type>(&pairs, "key")?;
             let pair_columns = PairColumns {
                 customer: keys
                     .iter()
@@ -314,7 +315,7 @@ fn distinct_pairs_and_products(
                     .iter()
                     .map(|key| (key % product_count) as u32)
                     .collect(),
-                lines: u32_values(&pairs, "lines")?,
+                lines: values::<UInt32Type>(&pairs, "lines")?,
             };
             (
                 pair_columns,
@@ -333,9 +334,9 @@ fn distinct_pairs_and_products(
                 )
                 .collect()?;
             let pair_columns = PairColumns {
-                customer: i64_values(&pairs, "customer")?,
-                code: u32_values(&pairs, "index")?,
-                lines: u32_values(&pairs, "lines")?,
+                customer: values::<Int64Type>(&pairs, "customer")?,
+                code: values::<UInt32Type>(&pairs, "index")?,
+                lines: values::<UInt32Type>(&pairs, "lines")?,
             };
             (pair_columns, pairs.lazy().select([col("index")]))
         }
@@ -367,7 +368,10 @@ fn distinct_pairs_and_products(
         .collect()?;
     // The pairs carry the product's index (id order) so far; renumber them by code.
     let mut code_of_index = vec![0_u32; table.height()];
-    for (code, index) in u32_values(&table, "index")?.into_iter().enumerate() {
+    for (code, index) in values::<UInt32Type>(&table, "index")?
+        .into_iter()
+        .enumerate()
+    {
         code_of_index[index as usize] = code as u32;
     }
     let mut pairs = pairs;
@@ -375,9 +379,9 @@ fn distinct_pairs_and_products(
         *code = code_of_index[*code as usize];
     }
     let products = ProductTable {
-        id: i64_values(&table, "product")?,
+        id: values::<Int64Type>(&table, "product")?,
         in_stock: bool_values(&table, "in_stock")?,
-        buyers: u32_values(&table, "buyers")?,
+        buyers: values::<UInt32Type>(&table, "buyers")?,
     };
     Ok((pairs, products))
 }
@@ -556,58 +560,90 @@ fn co_occurrence(
             .group_by([packed_key("i", "j", product_count).alias("pair")])
             .agg([len().alias("common")])
             .collect()?;
-        tally.add(&u64_values(&chunk, "pair")?, &u32_values(&chunk, "common")?);
+        tally.add(
+            &values::<UInt64Type>(&chunk, "pair")?,
+            &values::<UInt32Type>(&chunk, "common")?,
+        );
     }
-    tally.into_frame(product_count)
+    tally.into_frame()
 }
 
-/// Running c_ij over the chunks of customers, by packed pair i × P + j: a dense array
-/// while P² stays small (128 MiB at most), a hash map beyond.
-enum PairTally {
+/// Running c_ij over the chunks of customers: a dense upper triangle (one u32 per pair
+/// i < j) while it stays within 128 MiB, i.e. up to about 8,000 products; a hash map on
+/// the packed pair beyond.
+struct PairTally {
+    product_count: u64,
+    counts: PairCounts,
+}
+
+enum PairCounts {
     Dense(Vec<u32>),
     Sparse(HashMap<u64, u32>),
 }
 
 impl PairTally {
-    const DENSE_LIMIT: u64 = 1 << 25;
+    const DENSE_CELLS: u64 = 1 << 25;
 
     fn new(product_count: u64) -> Self {
-        match product_count.checked_mul(product_count) {
-            Some(cells) if cells <= Self::DENSE_LIMIT => PairTally::Dense(vec![0; cells as usize]),
-            _ => PairTally::Sparse(HashMap::new()),
+        let cells = product_count * product_count.saturating_sub(1) / 2;
+        let counts = if cells <= Self::DENSE_CELLS {
+            PairCounts::Dense(vec![0; cells as usize])
+        } else {
+            PairCounts::Sparse(HashMap::new())
+        };
+        PairTally {
+            product_count,
+            counts,
         }
     }
 
+    /// Adds a chunk's counts, by packed pair i × P + j (i < j).
     fn add(&mut self, pairs: &[u64], common: &[u32]) {
-        for (&pair, &count) in pairs.iter().zip(common) {
-            match self {
-                PairTally::Dense(cells) => cells[pair as usize] += count,
-                PairTally::Sparse(map) => *map.entry(pair).or_default() += count,
+        let p = self.product_count;
+        match &mut self.counts {
+            PairCounts::Dense(cells) => {
+                for (&pair, &count) in pairs.iter().zip(common) {
+                    let (i, j) = (pair / p, pair % p);
+                    // Row-major position of (i, j) in the upper triangle.
+                    cells[(i * (2 * p - i - 1) / 2 + (j - i - 1)) as usize] += count;
+                }
+            }
+            PairCounts::Sparse(map) => {
+                for (&pair, &count) in pairs.iter().zip(common) {
+                    *map.entry(pair).or_default() += count;
+                }
             }
         }
     }
 
-    fn into_frame(self, product_count: u64) -> Result<DataFrame, AnalyticsError> {
-        let counted: Vec<(u64, u32)> = match self {
-            PairTally::Dense(cells) => cells
-                .into_iter()
-                .enumerate()
-                .filter(|&(_, count)| count > 0)
-                .map(|(pair, count)| (pair as u64, count))
-                .collect(),
-            PairTally::Sparse(map) => map.into_iter().collect(),
+    /// The counted pairs as (i, j, common).
+    fn into_frame(self) -> Result<DataFrame, AnalyticsError> {
+        let p = self.product_count;
+        let (mut i, mut j, mut common) = (Vec::new(), Vec::new(), Vec::new());
+        let mut push = |first: u64, second: u64, count: u32| {
+            i.push(first as u32);
+            j.push(second as u32);
+            common.push(count);
         };
-        let i: Vec<u32> = counted
-            .iter()
-            .map(|&(pair, _)| (pair / product_count) as u32)
-            .collect();
-        let j: Vec<u32> = counted
-            .iter()
-            .map(|&(pair, _)| (pair % product_count) as u32)
-            .collect();
-        let common: Vec<u32> = counted.iter().map(|&(_, count)| count).collect();
+        match self.counts {
+            PairCounts::Dense(cells) => {
+                let mut cells = cells.into_iter();
+                for first in 0..p {
+                    for (second, count) in (first + 1..p).zip(cells.by_ref()) {
+                        if count > 0 {
+                            push(first, second, count);
+                        }
+                    }
+                }
+            }
+            PairCounts::Sparse(map) => {
+                for (pair, count) in map {
+                    push(pair / p, pair % p, count);
+                }
+            }
+        }
         Ok(DataFrame::new(
-            counted.len(),
+            i.len(),
             vec![
                 Column::new("i".into(), i),
                 Column::new("j".into(), j),
@@ -683,9 +719,9 @@ impl SimilarProducts {
             )
             .collect()?;
 
-        let product = u32_values(&ranked, "i")?;
-        let partner = u32_values(&ranked, "j")?;
-        let cosine = f64_values(&ranked, "cosine")?;
+        let product = values::<UInt32Type>(&ranked, "i")?;
+        let partner = values::<UInt32Type>(&ranked, "j")?;
+        let cosine = values::<Float64Type>(&ranked, "cosine")?;
         drop(ranked);
         let mut kept_similar = Vec::new();
         let mut kept_cosine = Vec::new();
@@ -780,7 +816,7 @@ fn score_customers(
         .map(|code| similar.best(code, config.neighbours).len() as u64)
         .collect();
     let history = &purchases.history;
-    let history_codes = u32_values(&history.frame, "code")?;
+    let history_codes = values::<UInt32Type>(&history.frame, "code")?;
     // Rows a customer brings to the group-by: contributions plus bought pairs.
     let grouped_rows = (0..customer_count).map(|customer| {
         let contributions: u64 = history
@@ -818,7 +854,7 @@ fn score_customers(
                 SortMultipleOptions::default().with_order_descending_multi([true, false]),
             )
             .collect()?;
-        for candidate in u64_values(&ranked, "candidate")? {
+        for candidate in values::<UInt64Type>(&ranked, "candidate")? {
             let list = &mut lists[(candidate / p) as usize];
             if list.len() < config.per_customer {
                 list.push((candidate % p) as u32);
@@ -868,31 +904,22 @@ fn column_values<'a>(frame: &'a DataFrame, name: &str) -> Result<&'a Column, Ana
     Ok(column)
 }
 
-fn i64_values(frame: &DataFrame, name: &str) -> Result<Vec<i64>, AnalyticsError> {
-    let column = column_values(frame, name)?.cast(&DataType::Int64)?;
-    Ok(column.i64()?.into_no_null_iter().collect())
-}
-
-fn u64_values(frame: &DataFrame, name: &str) -> Result<Vec<u64>, AnalyticsError> {
-    let column = column_values(frame, name)?.cast(&DataType::UInt64)?;
-    Ok(column.u64()?.into_no_null_iter().collect())
-}
-
-fn u32_values(frame: &DataFrame, name: &str) -> Result<Vec<u32>, AnalyticsError> {
-    let column = column_values(frame, name)?.cast(&DataType::UInt32)?;
-    Ok(column.u32()?.into_no_null_iter().collect())
-}
-
-fn f64_values(frame: &DataFrame, name: &str) -> Result<Vec<f64>, AnalyticsError> {
-    let column = column_values(frame, name)?.cast(&DataType::Float64)?;
-    Ok(column.f64()?.into_no_null_iter().collect())
+/// A column's values cast to `T`; the column must hold no nulls.
+fn values<T: PolarsNumericType>(
+    frame: &DataFrame,
+    name: &str,
+) -> Result<Vec<T::Native>, AnalyticsError> {
+    let column = column_values(frame, name)?.cast(&T::get_static_dtype())?;
+    Ok(column
+        .as_materialized_series()
+        .unpack::<T>()?
+        .into_no_null_iter()
+        .collect())
 }
 
 fn bool_values(frame: &DataFrame, name: &str) -> Result<Vec<bool>, AnalyticsError> {
-    let column = column_values(frame, name)?.cast(&DataType::UInt32)?;
-    Ok(column
-        .u32()?
-        .into_no_null_iter()
+    Ok(values::<UInt32Type>(frame, name)?
+        .into_iter()
         .map(|value| value != 0)
         .collect())
 }
@@ -1425,25 +1452,29 @@ mod tests {
     #[test]
     fn pair_tally_dense_and_sparse_agree() {
         let product_count = 5;
-        let chunks: [(&[u64], &[u32]); 2] = [(&[1, 7, 24], &[2, 1, 1]), (&[7, 3], &[4, 1])];
+        // Packed pairs i × 5 + j: 1 = (0, 1), 3 = (0, 3), 7 = (1, 2), 19 = (3, 4).
+        let chunks: [(&[u64], &[u32]); 2] = [(&[1, 7, 19], &[2, 1, 1]), (&[7, 3], &[4, 1])];
         let mut dense = PairTally::new(product_count);
-        let mut sparse = PairTally::Sparse(HashMap::new());
-        assert!(matches!(dense, PairTally::Dense(_)));
+        let mut sparse = PairTally {
+            product_count,
+            counts: PairCounts::Sparse(HashMap::new()),
+        };
+        assert!(matches!(dense.counts, PairCounts::Dense(_)));
         for (pairs, common) in chunks {
             dense.add(pairs, common);
             sparse.add(pairs, common);
         }
         let rows = |tally: PairTally| {
-            let frame = tally.into_frame(product_count).unwrap();
-            let i = u32_values(&frame, "i").unwrap();
-            let j = u32_values(&frame, "j").unwrap();
-            let common = u32_values(&frame, "common").unwrap();
+            let frame = tally.into_frame().unwrap();
+            let i = values::<UInt32Type>(&frame, "i").unwrap();
+            let j = values::<UInt32Type>(&frame, "j").unwrap();
+            let common = values::<UInt32Type>(&frame, "common").unwrap();
             let mut rows: Vec<(u32, u32, u32)> =
                 (0..i.len()).map(|k| (i[k], j[k], common[k])).collect();
             rows.sort_unstable();
             rows
         };
-        let expected = vec![(0, 1, 2), (0, 3, 1), (1, 2, 5), (4, 4, 1)];
+        let expected = vec![(0, 1, 2), (0, 3, 1), (1, 2, 5), (3, 4, 1)];
         assert_eq!(rows(dense), expected);
         assert_eq!(rows(sparse), expected);
     }
