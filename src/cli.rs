@@ -71,6 +71,9 @@ pub enum Command {
     /// Import purchase history from a CSV file
     #[command(subcommand)]
     Transactions(TransactionsCommand),
+    /// Import what purchases and orders held (order lines) from a CSV file
+    #[command(subcommand)]
+    Items(ItemsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +139,15 @@ pub enum TransactionsCommand {
     /// decimal ≥ 0; unknown customers are created; rows seen before are skipped, so a second
     /// import of the same file adds nothing)
     Import(TransactionImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ItemsCommand {
+    /// Attach lines to imported purchases (by their reference) or orders (by external_id)
+    /// from a CSV with the header reference,sku,name,quantity,unit_price[,category]
+    /// (name may be blank for a known SKU; unknown SKUs become products; lines seen before
+    /// are skipped, so a second import of the same file adds nothing)
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]

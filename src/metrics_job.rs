@@ -1,17 +1,20 @@
 //! One metrics run for one merchant: read the ledger out of the store as columns, compute
-//! with setia-analytics off the async runtime, store the snapshot and the customer scores.
+//! with setia-analytics off the async runtime, store the snapshot and the customer scores
+//! with each customer's product recommendations.
 //! The `metrics` command and the nightly scheduler both call this.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use setia_analytics::{
-    compute_metrics, MetricsOutput, MetricsRequest, Period, PointsEntry, PointsKind,
-    PurchaseColumns, TierThresholds,
+    compute_metrics, recommend, BasketColumns, CatalogueColumns, MetricsOutput, MetricsRequest,
+    Period, PointsEntry, PointsKind, PurchaseColumns, RecommendConfig, TierThresholds,
 };
 use setia_store::analytics::ScoreRow;
+use setia_store::catalog::ProductSignals;
 use setia_store::{Merchant, Store};
 
 /// The last instant of the local day `as_of` in the merchant's zone.
@@ -88,6 +91,9 @@ pub async fn run(
         .context("the metrics batch stopped")??;
     let compute_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
+    let (mut recommended, signals) = recommendations(store, merchant, until).await?;
+    let recommend_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let scores: Vec<ScoreRow> = output
         .customer_scores
         .iter()
@@ -103,8 +109,15 @@ pub async fn run(
             p_alive: score.p_alive,
             expected_purchases_90d: score.expected_purchases_90d,
             clv_12m_minor: score.clv_12m_minor,
+            recommended: recommended.remove(&score.customer).unwrap_or_default(),
         })
         .collect();
+    if let Some(signals) = &signals {
+        store
+            .save_product_signals(&merchant.id, signals, Utc::now())
+            .await
+            .context("storing the product signals")?;
+    }
     let report = serde_json::to_string(&output.report).context("serialising the report")?;
     store
         .save_snapshot(
@@ -124,10 +137,49 @@ pub async fn run(
         customers = scores.len(),
         read_seconds,
         compute_seconds,
+        recommend_seconds,
         save_seconds = started.elapsed().as_secs_f64(),
         "metrics run"
     );
     Ok(output)
+}
+
+/// Each customer's recommended products and the merchant's popular and "bought together"
+/// lists, from the order lines of countable purchases; nothing for a merchant without
+/// products.
+async fn recommendations(
+    store: &Arc<dyn Store>,
+    merchant: &Merchant,
+    until: DateTime<Utc>,
+) -> anyhow::Result<(HashMap<i64, Vec<i64>>, Option<ProductSignals>)> {
+    let input = store
+        .basket_input(&merchant.id, until)
+        .await
+        .context("reading order lines")?;
+    if input.product.is_empty() {
+        return Ok((HashMap::new(), None));
+    }
+    let basket = BasketColumns {
+        customer: input.line_customer,
+        product: input.line_product,
+    };
+    let catalogue = CatalogueColumns {
+        product: input.product,
+        in_stock: input.in_stock,
+    };
+    let found = tokio::task::spawn_blocking(move || {
+        recommend(&basket, &catalogue, &RecommendConfig::default())
+    })
+    .await
+    .context("the recommender stopped")??;
+    let lists = found.customers.into_iter().zip(found.products).collect();
+    Ok((
+        lists,
+        Some(ProductSignals {
+            popular: found.popular,
+            related: found.related,
+        }),
+    ))
 }
 
 /// Recomputes each merchant's snapshot once a night (from `hour` merchant time, as of the

@@ -1,7 +1,8 @@
 //! `setia demo`: the whole product on the embedded database in one command. A sandbox
 //! merchant "Toko Demo" with a few hundred customers and a year of history, the server with
 //! its worker, email and nightly jobs, live sandbox payments through the real signed webhook
-//! endpoint, and metrics at start and every minute.
+//! endpoint, and metrics at start and every minute. The store sells the sandbox catalogue:
+//! the history's purchases carry their lines, and so do the live orders.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,13 @@ use chrono::{TimeDelta, Utc};
 use rand::RngCore;
 use setia_analytics::simulate::{write_import_csv, SimulationConfig, SimulationParams};
 use setia_analytics::Period;
-use setia_core::import::{CustomersCsv, TransactionsCsv};
+use setia_core::import::{CustomersCsv, ItemsCsv, TransactionsCsv};
+use setia_core::product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};
 use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, Money, WebhookSecret};
-use setia_sandbox::{customers_csv, population, PendingOrder, Simulator};
+use setia_sandbox::{
+    catalogue, customers_csv, population, CatalogueProduct, PendingOrder, Simulator,
+};
+use setia_store::catalog::ProductUpsert;
 use setia_store::ledger::NewOrder;
 use setia_store::{ImportMessage, Merchant, NewMerchant, Store};
 
@@ -41,6 +46,8 @@ pub async fn demo(
     args: DemoArgs,
 ) -> Result<(), CliError> {
     let (merchant, fresh) = demo_merchant(&*store).await?;
+    // Before the history: its lines then name products with their links and prices.
+    stock_catalogue(&*store, &merchant).await?;
     if fresh {
         seed(&store, &merchant).await?;
     }
@@ -195,7 +202,75 @@ async fn seed(store: &Arc<dyn Store>, merchant: &Merchant) -> Result<(), CliErro
     sender.send(ImportMessage::Finished).await.ok();
     store.import_transactions(&merchant.id, receiver).await?;
     store.award_missing_points(&merchant.id, Utc::now()).await?;
+
+    let mut items = Vec::new();
+    setia_sandbox::write_items_csv(history.as_slice(), &mut items, POPULATION_SEED)
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("demo items: {e}")))?;
+    let lines = ItemsCsv::new(items.as_slice())
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("demo items: {e}")))?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    sender.send(ImportMessage::Rows(lines)).await.ok();
+    sender.send(ImportMessage::Finished).await.ok();
+    store
+        .import_items(&merchant.id, receiver, Utc::now())
+        .await?;
     Ok(())
+}
+
+/// Every 40th product of the demo catalogue is out of stock, so the dashboard shows that
+/// recommendations leave it out.
+const OUT_OF_STOCK_EVERY: usize = 40;
+
+/// The sandbox catalogue as the demo store's products, with product pages; unchanged on a
+/// second start.
+async fn stock_catalogue(store: &dyn Store, merchant: &Merchant) -> Result<(), CliError> {
+    let products = catalogue()
+        .iter()
+        .enumerate()
+        .map(|(n, product)| demo_product(n, product))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("the demo catalogue")?;
+    for chunk in products.chunks(setia_store::catalog::MAX_PRODUCTS_PER_UPSERT) {
+        store
+            .upsert_products(&merchant.id, chunk, Utc::now())
+            .await?;
+    }
+    Ok(())
+}
+
+fn demo_product(n: usize, product: &CatalogueProduct) -> anyhow::Result<ProductUpsert> {
+    let sku = Sku::parse(&product.sku)?;
+    let page = format!(
+        "https://tokodemo.example.co.id/produk/{}",
+        product.sku.to_ascii_lowercase()
+    );
+    Ok(ProductUpsert {
+        name: Some(ProductName::parse(&product.name)?),
+        price: Some(Money::from_minor(product.price_minor)),
+        url: Some(WebLink::parse(&page)?),
+        image_url: None,
+        category: Some(Category::parse(&product.category)?),
+        in_stock: Some((n + 1) % OUT_OF_STOCK_EVERY != 0),
+        released_at: None,
+        ..ProductUpsert::of_sku(sku)
+    })
+}
+
+/// The lines of demo order `n`: one to three catalogue products, the same for the same `n`.
+fn demo_order_lines(n: usize, products: &[CatalogueProduct]) -> anyhow::Result<Vec<LineItem>> {
+    (0..1 + n % 3)
+        .map(|k| {
+            let product = &products[(n * 37 + k * 101) % products.len()];
+            Ok(LineItem {
+                sku: Sku::parse(&product.sku)?,
+                name: None,
+                category: None,
+                quantity: Quantity::new(1 + (n + k) as i64 % 2)?,
+                unit_price: Money::from_minor(product.price_minor),
+            })
+        })
+        .collect()
 }
 
 /// Pending orders from the simulated store, for live payments to pay by amount or code.
@@ -205,18 +280,25 @@ async fn register_orders(
 ) -> Result<Vec<PendingOrder>, CliError> {
     let now = Utc::now();
     let people = population(POPULATION_SEED, POPULATION_SIZE, now.date_naive());
+    let products = catalogue();
     let mut orders = Vec::new();
     // Each start registers its own orders: a batch tag keeps their ids apart.
     let batch = hex::encode(random::<4>());
     for n in 0..20 {
         let customer = &people[(n * 7) % people.len()];
+        let items = demo_order_lines(n, &products).context("demo order lines")?;
+        let amount = items
+            .iter()
+            .map(|line| line.unit_price.minor() * i64::from(line.quantity.get()))
+            .sum();
         let order = NewOrder {
             external_id: setia_core::ExternalId::parse(&format!("DEMO-{batch}-{n}"))
                 .expect("an id"),
             customer: setia_core::ExternalId::parse(&customer.external_id).expect("an id"),
-            amount: Money::from_minor((150_000 + 25_000 * n as i64) * 100),
+            amount: Money::from_minor(amount),
             expires_at: now + TimeDelta::hours(24),
             bank_account_number: None,
+            items,
         };
         let created = store
             .create_order(&merchant.id, &order, now)

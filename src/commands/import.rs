@@ -1,4 +1,4 @@
-//! `setia customers import` and `setia transactions import`.
+//! `setia customers import`, `setia transactions import` and `setia items import`.
 //!
 //! A file is read twice: first to check every row (nothing is written if one is bad, unless
 //! --skip-invalid), then to stream the rows in batches into one database transaction. So a
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use setia_core::import::{CustomersCsv, RowError, TransactionsCsv};
+use setia_core::import::{CustomersCsv, ItemsCsv, RowError, TransactionsCsv};
 use setia_store::{ImportBatches, ImportMessage, Store, StoreError};
 use tokio::sync::mpsc;
 
@@ -36,8 +36,8 @@ struct Summary {
 
 pub async fn customers(store: Arc<dyn Store>, args: ImportArgs) -> Result<(), CliError> {
     let merchant = find_merchant(&*store, &args.merchant).await?;
-    let checked = check_file(&args, |source| CustomersCsv::new(source)).await?;
-    let (batches, reader) = stream_rows(&args, |source| CustomersCsv::new(source));
+    let checked = check_file(&args, CustomersCsv::new).await?;
+    let (batches, reader) = stream_rows(&args, CustomersCsv::new);
     let counts = finish(
         &args.file,
         store.import_customers(&merchant.id, batches).await,
@@ -89,6 +89,36 @@ pub async fn transactions(
         updated: 0,
         skipped_duplicates: counts.skipped_duplicates,
         customers_created: counts.customers_created,
+        rejected: checked.rejected,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct ItemsSummary {
+    rows: u64,
+    inserted: u64,
+    skipped_duplicates: u64,
+    products_created: u64,
+    rejected: Vec<RowError>,
+}
+
+pub async fn items(store: Arc<dyn Store>, args: ImportArgs) -> Result<(), CliError> {
+    let merchant = find_merchant(&*store, &args.merchant).await?;
+    let checked = check_file(&args, ItemsCsv::new).await?;
+    let (batches, reader) = stream_rows(&args, ItemsCsv::new);
+    let counts = finish(
+        &args.file,
+        store
+            .import_items(&merchant.id, batches, chrono::Utc::now())
+            .await,
+        reader,
+    )
+    .await?;
+    print_json(&ItemsSummary {
+        rows: checked.rows,
+        inserted: counts.inserted,
+        skipped_duplicates: counts.skipped_duplicates,
+        products_created: counts.products_created,
         rejected: checked.rejected,
     })
 }

@@ -14,7 +14,9 @@ use anyhow::Context;
 use setia_core::MerchantId;
 use setia_store::{Merchant, Store};
 
-use crate::cli::{Cli, Command, CustomersCommand, MerchantCommand, TransactionsCommand};
+use crate::cli::{
+    Cli, Command, CustomersCommand, ItemsCommand, MerchantCommand, TransactionsCommand,
+};
 use crate::config::Settings;
 use crate::exit::CliError;
 
@@ -56,6 +58,7 @@ async fn run_command(
         Command::Merchant(MerchantCommand::Loyalty(args)) => merchant::loyalty(&*store, args).await,
         Command::Worker => serve::work(store, settings).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
+        Command::Items(ItemsCommand::Import(args)) => import::items(store, args).await,
         Command::Transactions(TransactionsCommand::Import(args)) => {
             import::transactions(store, args).await
         }

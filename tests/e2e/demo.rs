@@ -78,6 +78,60 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
             .is_some(),
         "metrics exist"
     );
+    // The store sells the sandbox catalogue; the history carries its lines, and so the
+    // nightly run's recommendations exist.
+    let recommended: serde_json::Value = client
+        .get(demo.url("/api/v1/customers/C001/recommendations"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = recommended["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10, "{recommended}");
+    assert!(items
+        .iter()
+        .all(|p| p["in_stock"] == true
+            && p["url"].as_str().is_some_and(|u| u.starts_with("https://"))));
+    let catalogue = store
+        .products(
+            &merchant,
+            PageRequest {
+                before: None,
+                limit: 500,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(catalogue.items.len(), 344, "the whole catalogue");
+    eventually("a live order's lines pass to its purchase", async || {
+        let page = store
+            .purchases(
+                &merchant,
+                Some(true),
+                PageRequest {
+                    before: None,
+                    limit: 200,
+                },
+            )
+            .await
+            .unwrap();
+        let mut found = false;
+        for purchase in page.items.iter().filter(|p| p.source == "moota") {
+            if !store
+                .purchase_lines(&merchant, purchase.id.key())
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                found = true;
+            }
+        }
+        found
+    })
+    .await;
     let outbox = setia.folder.path().join("setia-data/outbox");
     eventually("emails are written as .eml files", async || {
         std::fs::read_dir(&outbox).is_ok_and(|entries| {

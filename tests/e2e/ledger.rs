@@ -29,7 +29,13 @@ mod side_by_side {
     }
 }
 
-fn payment(id: &str, account: &str, amount: i64, description: &str, date: &str) -> Vec<u8> {
+pub(crate) fn payment(
+    id: &str,
+    account: &str,
+    amount: i64,
+    description: &str,
+    date: &str,
+) -> Vec<u8> {
     json!([{
         "mutation_id": id, "account_number": account, "date": date, "description": description,
         "amount": amount, "type": "CR", "balance": 0, "bank": {"bank_type": "bca", "label": "BCA"}
@@ -39,21 +45,26 @@ fn payment(id: &str, account: &str, amount: i64, description: &str, date: &str) 
 }
 
 /// Yesterday, Jakarta wall time, as Moota writes dates: bank mutations are in the past.
-fn yesterday() -> String {
+pub(crate) fn yesterday() -> String {
     (chrono::Utc::now() - chrono::TimeDelta::days(1))
         .with_timezone(&chrono_tz::Asia::Jakarta)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
-struct Api<'a> {
-    client: reqwest::Client,
-    server: &'a Process,
-    token: String,
+pub(crate) struct Api<'a> {
+    pub client: reqwest::Client,
+    pub server: &'a Process,
+    pub token: String,
 }
 
 impl Api<'_> {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, self.server.url(&format!("/api/v1{path}")))
@@ -66,15 +77,15 @@ impl Api<'_> {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
-    async fn webhook(&self, merchant: &MerchantId, body: Vec<u8>) -> u16 {
+    pub(crate) async fn webhook(&self, merchant: &MerchantId, body: Vec<u8>) -> u16 {
         let url = self.server.url(&format!("/webhooks/moota/{merchant}"));
         let signature = sign(&body);
         self.client
@@ -89,7 +100,7 @@ impl Api<'_> {
     }
 }
 
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !done().await {
         assert!(

@@ -41,7 +41,7 @@ mod side_by_side {
     }
 }
 
-fn header(message: &Value, name: &str) -> Option<String> {
+pub(crate) fn header(message: &Value, name: &str) -> Option<String> {
     message["headers"]
         .as_array()
         .unwrap()
@@ -50,14 +50,14 @@ fn header(message: &Value, name: &str) -> Option<String> {
         .map(|h| h[1].as_str().unwrap().to_owned())
 }
 
-fn text(message: &Value) -> String {
+pub(crate) fn text(message: &Value) -> String {
     message["text"]
         .as_str()
         .unwrap_or_default()
         .replace("\r\n", "\n")
 }
 
-fn html(message: &Value) -> String {
+pub(crate) fn html(message: &Value) -> String {
     message["html"]
         .as_str()
         .unwrap_or_default()
@@ -65,7 +65,7 @@ fn html(message: &Value) -> String {
 }
 
 /// `setia mail run-due --now NOW` with these settings; its JSON answer.
-fn run_due(setia: &Setia, now: &str, env: &[(&str, &str)]) -> Value {
+pub(crate) fn run_due(setia: &Setia, now: &str, env: &[(&str, &str)]) -> Value {
     let output = setia
         .command()
         .envs(env.iter().copied())
@@ -138,7 +138,7 @@ fn va_payment(id: &str, account: &str, amount: i64, date: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn jakarta_wall_time(at: chrono::DateTime<Utc>) -> String {
+pub(crate) fn jakarta_wall_time(at: chrono::DateTime<Utc>) -> String {
     at.with_timezone(&chrono_tz::Asia::Jakarta)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
@@ -749,6 +749,7 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
         p_alive: Some(0.3),
         expected_purchases_90d: Some(0.4),
         clv_12m_minor: Some(42_000_000),
+        recommended: Vec::new(),
     };
     store
         .save_snapshot(&busy_id, "2027-03-07", "month", "{}", &[score], Utc::now())

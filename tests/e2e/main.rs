@@ -8,6 +8,7 @@ mod ledger;
 mod mail;
 mod merchants;
 mod metrics;
+mod products;
 mod readme;
 mod sandbox;
 mod smtp;

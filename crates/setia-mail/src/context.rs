@@ -6,7 +6,8 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::{format_rupiah, Money};
-use setia_store::mail::{EmailLanguage, LoyaltyTotals, MailCustomer};
+use setia_store::catalog::Product;
+use setia_store::mail::{EmailLanguage, LoyaltyTotals, MailCustomer, OutboxKind};
 
 const MONTHS_ID: [&str; 12] = [
     "Januari",
@@ -75,6 +76,50 @@ pub struct Common {
     pub language: &'static str,
     /// The one-click unsubscribe page (customer mail only).
     pub unsubscribe_url: Option<String>,
+    /// The recommendations block of a customer email: empty for reports and for a merchant
+    /// without products, and then the block is left out.
+    pub recommendations: Vec<ProductCard>,
+}
+
+/// Products in a customer email's recommendations block: few enough to read on a phone.
+pub const EMAIL_RECOMMENDATIONS: usize = 4;
+
+/// A product as the recommendations block shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductCard {
+    pub name: String,
+    /// `Rp 89.000`; none when the merchant gave no price.
+    pub price: Option<String>,
+    /// The product page, tagged so the merchant's web analytics credit the email.
+    pub url: Option<String>,
+    pub image_url: Option<String>,
+}
+
+impl ProductCard {
+    pub fn of(product: &Product, kind: OutboxKind) -> ProductCard {
+        ProductCard {
+            name: product.name.clone(),
+            price: product.price.map(format_rupiah),
+            url: product.url.as_deref().map(|url| tagged_link(url, kind)),
+            image_url: product.image_url.clone(),
+        }
+    }
+}
+
+/// The link with `utm_source=setia`, `utm_medium=email` and the email kind as campaign, unless
+/// the merchant's link already names a source (their own tagging wins).
+fn tagged_link(link: &str, kind: OutboxKind) -> String {
+    match url::Url::parse(link) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(key, _)| key == "utm_source") => {
+            parsed
+                .query_pairs_mut()
+                .append_pair("utm_source", "setia")
+                .append_pair("utm_medium", "email")
+                .append_pair("utm_campaign", kind.as_str());
+            parsed.into()
+        }
+        _ => link.to_owned(),
+    }
 }
 
 /// The customer's loyalty standing as of sending.
@@ -333,6 +378,22 @@ pub fn greeting_name(language: EmailLanguage, name: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn product_links_are_tagged_unless_the_merchant_tagged_them() {
+        assert_eq!(
+            tagged_link("https://toko.id/p/kopi?warna=hitam#ulasan", OutboxKind::ThankYou),
+            "https://toko.id/p/kopi?warna=hitam&utm_source=setia&utm_medium=email&utm_campaign=thank_you#ulasan"
+        );
+        assert_eq!(
+            tagged_link(
+                "https://toko.id/p/kopi?utm_source=ig",
+                OutboxKind::BirthdayOffer
+            ),
+            "https://toko.id/p/kopi?utm_source=ig"
+        );
+    }
+
     use setia_core::CustomerId;
 
     #[test]
@@ -414,6 +475,7 @@ mod tests {
             merchant_name: "Toko".into(),
             language: "id",
             unsubscribe_url: None,
+            recommendations: Vec::new(),
         };
         let view = ReportContext::of(common, &payload, EmailLanguage::Indonesian);
         assert_eq!(view.revenue_change.as_deref(), Some("+25%"));

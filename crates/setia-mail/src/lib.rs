@@ -29,16 +29,18 @@ use serde::Serialize;
 use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::mail_token::{birthday_offer_code, UnsubscribeToken};
 use setia_core::{format_rupiah, CustomerId, ExternalId, MerchantId, Money};
+use setia_store::catalog::Product;
 use setia_store::mail::{
     ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, MailCustomer, MailMerchant,
     NewBirthdayOffer, OutboxKind,
 };
-use setia_store::{Store, StoreError};
+use setia_store::{PageRequest, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::context::{
     greeting_name, long_date, short_date, BirthdayContext, BirthdayPayload, Common, LoyaltyView,
-    PurchaseView, ReportContext, ReportPayload, ThankYouContext, CHART_CID,
+    ProductCard, PurchaseView, ReportContext, ReportPayload, ThankYouContext, CHART_CID,
+    EMAIL_RECOMMENDATIONS,
 };
 use crate::message::{InlineImage, Outgoing};
 use crate::templates::{RenderedEmail, TemplateError, TemplateLoader, Templates};
@@ -216,6 +218,16 @@ fn suppressed(reason: &str) -> Prepared {
     Prepared::Done(DeliveryOutcome::Suppressed {
         reason: reason.to_owned(),
     })
+}
+
+/// The recommendations block of one email.
+fn cards(products: Option<&Vec<Product>>, kind: OutboxKind) -> Vec<ProductCard> {
+    products
+        .into_iter()
+        .flatten()
+        .take(EMAIL_RECOMMENDATIONS)
+        .map(|product| ProductCard::of(product, kind))
+        .collect()
 }
 
 fn failed(error: impl std::fmt::Display) -> Prepared {
@@ -523,10 +535,20 @@ impl Mailer {
             .into_iter()
             .map(|c| (c.id, c))
             .collect();
+        let recommendations = self
+            .store
+            .recommendations_for(merchant, &customer_ids, EMAIL_RECOMMENDATIONS)
+            .await?;
         let mut prepared = Vec::with_capacity(rows.len());
         for row in rows {
             let outcome = self
-                .prepare_row(&mail, &program, &templates, &customers, &row)
+                .prepare_row(
+                    &mail,
+                    &program,
+                    &templates,
+                    (&customers, &recommendations),
+                    &row,
+                )
                 .await?;
             prepared.push((row, outcome));
         }
@@ -538,7 +560,10 @@ impl Mailer {
         mail: &MailMerchant,
         program: &LoyaltyProgram,
         templates: &Templates,
-        customers: &HashMap<CustomerId, MailCustomer>,
+        (customers, recommendations): (
+            &HashMap<CustomerId, MailCustomer>,
+            &HashMap<CustomerId, Vec<Product>>,
+        ),
         row: &ClaimedEmail,
     ) -> Result<Prepared, MailError> {
         let merchant = &mail.merchant;
@@ -573,6 +598,7 @@ impl Mailer {
                 merchant_name: merchant.name.clone(),
                 language: mail.language.as_str(),
                 unsubscribe_url: Some(unsubscribe_url.clone()),
+                recommendations: cards(recommendations.get(&customer.id), row.kind),
             };
             let rendered = match row.kind {
                 OutboxKind::ThankYou => {
@@ -616,6 +642,7 @@ impl Mailer {
                 merchant_name: merchant.name.clone(),
                 language: mail.language.as_str(),
                 unsubscribe_url: None,
+                recommendations: Vec::new(),
             };
             let rendered = templates.render(
                 row.kind,
@@ -741,12 +768,33 @@ impl Mailer {
             trailing_spend: Money::from_minor(350_000_000),
         };
         let who = customer.as_ref().unwrap_or(&sample);
+        // A real customer sees their own list; the sample customer the newest products.
+        let products = match (&customer, kind.is_customer_mail()) {
+            (_, false) => Vec::new(),
+            (Some(c), true) => self
+                .store
+                .recommendations_for(merchant, &[c.id], EMAIL_RECOMMENDATIONS)
+                .await?
+                .remove(&c.id)
+                .unwrap_or_default(),
+            (None, true) => {
+                let newest = PageRequest {
+                    before: None,
+                    limit: EMAIL_RECOMMENDATIONS as u32 * 4,
+                };
+                let mut products = self.store.products(merchant, newest).await?.items;
+                products.retain(|p| p.in_stock);
+                products.truncate(EMAIL_RECOMMENDATIONS);
+                products
+            }
+        };
         let common = Common {
             merchant_name: mail.merchant.name.clone(),
             language: mail.language.as_str(),
             unsubscribe_url: kind
                 .is_customer_mail()
                 .then(|| self.unsubscribe_url(&mail, who.id)),
+            recommendations: cards(Some(&products), kind),
         };
         let today = zone.local_day(now);
         let rendered = match kind {

@@ -51,13 +51,13 @@ macro_rules! embedded {
 /// (language, file name, source) of the built-in templates.
 const BUILT_IN: &[(&str, &str, &str)] = embedded! {
     "id" => [
-        "layout.html.jinja",
+        "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
         "thank_you.subject.jinja", "thank_you.txt.jinja", "thank_you.html.jinja",
         "birthday_offer.subject.jinja", "birthday_offer.txt.jinja", "birthday_offer.html.jinja",
         "weekly_churn_report.subject.jinja", "weekly_churn_report.txt.jinja", "weekly_churn_report.html.jinja",
     ],
     "en" => [
-        "layout.html.jinja",
+        "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
         "thank_you.subject.jinja", "thank_you.txt.jinja", "thank_you.html.jinja",
         "birthday_offer.subject.jinja", "birthday_offer.txt.jinja", "birthday_offer.html.jinja",
         "weekly_churn_report.subject.jinja", "weekly_churn_report.txt.jinja", "weekly_churn_report.html.jinja",
@@ -299,7 +299,57 @@ mod tests {
         for language in [EmailLanguage::Indonesian, EmailLanguage::English] {
             let templates = TemplateLoader::new(None).load(&merchant(), language);
             assert!(templates.broken.is_empty(), "{:?}", templates.broken);
-            assert_eq!(templates.origins.len(), 10);
+            assert_eq!(templates.origins.len(), 12);
+        }
+    }
+
+    fn thank_you(recommendations: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "merchant_name": "Toko Kopi", "language": "id",
+            "unsubscribe_url": "https://setia.example/u/t",
+            "recommendations": recommendations,
+            "customer_name": "Siti", "day": "14 Maret 2027",
+            "purchases": [{"amount": "Rp 125.000", "time": "14:05", "points": 125}],
+            "total": "Rp 125.000", "points_earned": 125,
+            "loyalty": {"points_balance": 1240, "tier": "Silver", "next_tier": null, "to_next_tier": null},
+        })
+    }
+
+    #[test]
+    fn the_recommendations_block_shows_products_and_is_absent_without_them() {
+        for language in [EmailLanguage::Indonesian, EmailLanguage::English] {
+            let templates = TemplateLoader::new(None).load(&merchant(), language);
+            let heading = match language {
+                EmailLanguage::Indonesian => "Mungkin Anda juga suka",
+                EmailLanguage::English => "You may also like",
+            };
+            for kind in [OutboxKind::ThankYou, OutboxKind::BirthdayOffer] {
+                let mut context = thank_you(serde_json::json!([]));
+                context["offer_code"] = "ULTAH-1".into();
+                context["offer_expires"] = "20 Maret 2027".into();
+                context["birthday_points"] = 100.into();
+                let without = templates.render(kind, &context).unwrap();
+                assert!(!without.text.contains(heading) && !without.html.contains(heading));
+                assert!(without.text.contains("\n\n--\n"), "{}", without.text);
+
+                context["recommendations"] = serde_json::json!([
+                    {"name": "Kopi <b>Gayo</b>", "price": "Rp 89.000",
+                     "url": "https://toko.id/p/gayo?utm_source=setia&utm_medium=email",
+                     "image_url": "https://toko.id/i/gayo.jpg"},
+                    {"name": "Gula Aren", "price": null, "url": null, "image_url": null},
+                ]);
+                let with = templates.render(kind, &context).unwrap();
+                assert!(with.text.contains(&format!(
+                    "{heading}:\n- Kopi <b>Gayo</b> (Rp 89.000)\n  https://toko.id/p/gayo?utm_source=setia&utm_medium=email\n- Gula Aren\n\n--"
+                )), "{}", with.text);
+                // minijinja writes `/` as `&#x2f;` in HTML; browsers read both alike.
+                let html = with.html.replace("&#x2f;", "/");
+                assert!(html.contains(heading));
+                assert!(html.contains("Kopi &lt;b&gt;Gayo&lt;/b&gt;"), "{html}");
+                assert!(html.contains(r#"<img src="https://toko.id/i/gayo.jpg""#));
+                assert!(html.contains("utm_source=setia&amp;utm_medium=email"));
+                assert_eq!(html.matches("<img").count(), 1);
+            }
         }
     }
 

@@ -38,6 +38,8 @@ pub struct ScoreRow {
     pub p_alive: Option<f64>,
     pub expected_purchases_90d: Option<f64>,
     pub clv_12m_minor: Option<i64>,
+    /// Product keys recommended to the customer, best first; empty for none.
+    pub recommended: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

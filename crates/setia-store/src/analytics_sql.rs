@@ -2,7 +2,7 @@
 
 use crate::analytics::*;
 
-/// Scores per multi-row INSERT (12 columns each, under both databases' parameter limits).
+/// Scores per multi-row INSERT (15 columns each, under both databases' parameter limits).
 const SCORE_CHUNK: usize = 1_000;
 
 /// Purchases per chunk of `purchase_columns` where a backend reads in chunks (PostgreSQL):
@@ -53,7 +53,7 @@ async fn upsert_scores(
         let mut insert = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO customer_scores (merchant_id, customer_id, as_of, recency_days, frequency_days, \
              monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, clv_12m_minor, \
-             computed_at_us) ",
+             computed_at_us, recommended) ",
         );
         insert.push_values(chunk, |mut row, score| {
             row.push_bind(merchant.as_str())
@@ -69,7 +69,8 @@ async fn upsert_scores(
                 .push_bind(score.p_alive)
                 .push_bind(score.expected_purchases_90d)
                 .push_bind(score.clv_12m_minor)
-                .push_bind(micros(computed_at));
+                .push_bind(micros(computed_at))
+                .push_bind(product_list_json(&score.recommended));
         });
         insert.push(
             " ON CONFLICT (merchant_id, customer_id) DO UPDATE SET as_of = excluded.as_of, \
@@ -77,7 +78,8 @@ async fn upsert_scores(
              monetary_minor = excluded.monetary_minor, rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, \
              rfm_m = excluded.rfm_m, segment = excluded.segment, p_alive = excluded.p_alive, \
              expected_purchases_90d = excluded.expected_purchases_90d, \
-             clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us",
+             clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us, \
+             recommended = excluded.recommended",
         );
         insert.build().execute(&mut **tx).await?;
     }

@@ -50,6 +50,8 @@ pub struct NewOrder {
     pub amount: Money,
     pub expires_at: DateTime<Utc>,
     pub bank_account_number: Option<String>,
+    /// The order's lines; unknown SKUs become products.
+    pub items: Vec<setia_core::product::LineItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -70,6 +72,7 @@ pub struct Order {
     #[schema(value_type = Option<String>, example = "pur_42")]
     pub purchase_id: Option<PurchaseId>,
     pub created_at: DateTime<Utc>,
+    pub items: Vec<crate::catalog::OrderLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -143,6 +146,12 @@ pub enum RedemptionOutcome {
 pub enum ManualAttribution {
     Attributed(PurchaseRow),
     AlreadyAttributed,
+    /// The order named does not exist.
+    UnknownOrder,
+    /// The order named is paid already (only pending or ambiguous orders can be).
+    OrderNotPending,
+    /// The order named belongs to another customer than the one named.
+    OrderOfAnotherCustomer,
 }
 
 #[async_trait]
@@ -239,11 +248,14 @@ pub trait Ledger: Send + Sync {
     ) -> StoreResult<Page<PurchaseRow>>;
     /// Attributes a purchase by hand, awards its points as of the purchase and learns the
     /// payer name for next time. `None` when the purchase or the customer does not exist.
+    /// With an order (pending or ambiguous, of that customer), the order becomes paid by
+    /// this purchase and the purchase inherits its lines, in the same transaction.
     async fn attribute_purchase(
         &self,
         merchant: &MerchantId,
         purchase: PurchaseId,
         customer: &ExternalId,
+        order: Option<&ExternalId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ManualAttribution>>;
     /// Marks a purchase refunded and reverses its points. `None` when it does not exist.

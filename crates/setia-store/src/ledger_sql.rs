@@ -407,6 +407,7 @@ async fn apply_mutation(
             .bind(order)
             .execute(&mut *conn)
             .await?;
+        inherit_order_lines(conn, merchant, order, purchase).await?;
     }
     let Some(customer) = customer else {
         return Ok(());
@@ -494,7 +495,7 @@ fn points_entry_from_row(row: &DbRow) -> StoreResult<PointsEntry> {
     })
 }
 
-const ORDER_COLUMNS: &str = "o.external_id, c.external_id AS customer_external_id, o.amount_minor, o.unique_code, \
+const ORDER_COLUMNS: &str = "o.id, o.external_id, c.external_id AS customer_external_id, o.amount_minor, o.unique_code, \
      o.transfer_amount_minor, o.payment_code, o.bank_account_number, o.status, o.expires_at_us, o.purchase_id, o.created_at_us";
 
 fn order_from_row(row: &DbRow, now: DateTime<Utc>) -> StoreResult<Order> {
@@ -519,6 +520,7 @@ fn order_from_row(row: &DbRow, now: DateTime<Utc>) -> StoreResult<Order> {
             .try_get::<Option<i64>, _>("purchase_id")?
             .map(PurchaseId::from_key),
         created_at: from_micros(row.try_get("created_at_us")?)?,
+        items: Vec::new(),
     })
 }
 
@@ -536,7 +538,12 @@ async fn order_by_external_id(
     .bind(external_id)
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map(|r| order_from_row(r, now)).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut order = order_from_row(&row, now)?;
+    order.items = lines_of(conn, merchant, "order_id", row.try_get("id")?).await?;
+    Ok(Some(order))
 }
 
 /// Marks a claimed row done inside `tx`; false (and nothing written) when the claim was lost.
@@ -908,9 +915,10 @@ impl Ledger for ThisStore {
             if clash.is_some() {
                 continue;
             }
-            sqlx::query(
+            let order_id: i64 = sqlx::query_scalar(
                 "INSERT INTO orders (merchant_id, external_id, customer_id, amount_minor, unique_code, transfer_amount_minor, \
-                 payment_code, bank_account_number, expires_at_us, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 payment_code, bank_account_number, expires_at_us, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 RETURNING id",
             )
             .bind(merchant.as_str())
             .bind(order.external_id.as_str())
@@ -922,8 +930,9 @@ impl Ledger for ThisStore {
             .bind(&order.bank_account_number)
             .bind(micros(order.expires_at))
             .bind(micros(now))
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            insert_order_lines(&mut tx, merchant, order_id, &order.items, micros(now)).await?;
             inserted = true;
             break;
         }
@@ -981,6 +990,7 @@ impl Ledger for ThisStore {
         merchant: &MerchantId,
         purchase: PurchaseId,
         customer: &ExternalId,
+        order: Option<&ExternalId>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ManualAttribution>> {
         let mut tx = self.begin_write().await?;
@@ -992,6 +1002,34 @@ impl Ledger for ThisStore {
         };
         if row.customer_external_id.is_some() {
             return Ok(Some(ManualAttribution::AlreadyAttributed));
+        }
+        if let Some(order) = order {
+            let found = sqlx::query(&format!(
+                "SELECT id, customer_id, status FROM orders WHERE merchant_id = $1 AND external_id = $2{FOR_UPDATE}"
+            ))
+            .bind(merchant.as_str())
+            .bind(order.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(found) = found else {
+                return Ok(Some(ManualAttribution::UnknownOrder));
+            };
+            let status: String = found.try_get("status")?;
+            // A stored 'pending' past its expiry still counts: a late payment is paid.
+            if status != "pending" && status != "ambiguous" {
+                return Ok(Some(ManualAttribution::OrderNotPending));
+            }
+            if found.try_get::<Option<i64>, _>("customer_id")? != Some(customer_id) {
+                return Ok(Some(ManualAttribution::OrderOfAnotherCustomer));
+            }
+            let order_id: i64 = found.try_get("id")?;
+            sqlx::query("UPDATE orders SET status = 'paid', purchase_id = $1 WHERE merchant_id = $2 AND id = $3")
+                .bind(purchase.key())
+                .bind(merchant.as_str())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            inherit_order_lines(&mut tx, merchant, order_id, purchase.key()).await?;
         }
         sqlx::query("UPDATE purchases SET customer_id = $1, attribution = 'manual' WHERE merchant_id = $2 AND id = $3")
             .bind(customer_id)

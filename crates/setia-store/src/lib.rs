@@ -17,6 +17,7 @@ use setia_core::{
 };
 
 pub mod analytics;
+pub mod catalog;
 pub mod dashboard;
 pub mod ledger;
 pub mod mail;
@@ -26,6 +27,7 @@ mod sqlite;
 pub mod testing;
 
 pub use analytics::Analytics;
+pub use catalog::Catalog;
 pub use dashboard::Dashboard;
 pub use ledger::Ledger;
 pub use mail::Mail;
@@ -268,7 +270,7 @@ pub struct Page<T> {
 }
 
 #[async_trait]
-pub trait Store: Ledger + Analytics + Mail + Dashboard + Send + Sync + 'static {
+pub trait Store: Ledger + Analytics + Catalog + Mail + Dashboard + Send + Sync + 'static {
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;
     /// True when the database answers and every migration this build knows is applied.

@@ -201,9 +201,8 @@ fn append_integers(
     rows: i64,
     column: &str,
 ) -> StoreResult<()> {
-    let bad = |what: &str| {
-        crate::StoreError::Corrupt(format!("purchases.{column} in a columnar chunk: {what}"))
-    };
+    let bad =
+        |what: &str| crate::StoreError::Corrupt(format!("{column} in a columnar chunk: {what}"));
     let start = values.len();
     let text = text.ok_or_else(|| bad("no values"))?;
     values.reserve(usize::try_from(rows).unwrap_or(0));
@@ -277,24 +276,24 @@ impl PurchaseReader {
                 break;
             }
             let start = columns.customer.len();
-            let ids = packed_integers(ids.as_deref(), rows, "id")?;
+            let ids = packed_integers(ids.as_deref(), rows, "purchases.id")?;
             append_integers(
                 &mut columns.customer,
                 customers.as_deref(),
                 rows,
-                "customer_id",
+                "purchases.customer_id",
             )?;
             append_integers(
                 &mut columns.occurred_at_us,
                 times.as_deref(),
                 rows,
-                "occurred_at_us",
+                "purchases.occurred_at_us",
             )?;
             append_integers(
                 &mut columns.amount_minor,
                 amounts.as_deref(),
                 rows,
-                "amount_minor",
+                "purchases.amount_minor",
             )?;
             for (i, id) in ids.into_iter().enumerate() {
                 let key = (
@@ -312,8 +311,79 @@ impl PurchaseReader {
     }
 }
 
+/// Lines per chunk of the recommender's read: about 3 MB of text per chunk.
+const BASKET_CHUNK: i64 = 200_000;
+
+impl PostgresStore {
+    /// The line of every countable purchase for the recommender, as (customer, product), in
+    /// chunks of whole columns, as `PurchaseReader` reads purchases: the driver's per-row
+    /// cost is paid once per chunk. A chunk is a range of purchase keys holding about
+    /// `BASKET_CHUNK` lines, found first from the lines' index alone. Both tables are then
+    /// bounded by plain key ranges, so no plan (even one made before the tables have
+    /// statistics, as right after an import) reads more than the chunk. The two aggregates
+    /// of one row are fed the same rows in the same order, so their entries line up.
+    async fn read_basket_lines(
+        &self,
+        merchant: &MerchantId,
+        until_us: i64,
+    ) -> StoreResult<(Vec<i64>, Vec<i64>)> {
+        let (mut customers, mut products) = (Vec::new(), Vec::new());
+        let mut after = 0_i64;
+        loop {
+            // The purchase of the chunk's last line; None when fewer lines remain.
+            let boundary: Option<i64> = sqlx::query_scalar(
+                "SELECT purchase_id FROM order_lines WHERE merchant_id = $1 AND purchase_id > $2 \
+                 ORDER BY purchase_id LIMIT 1 OFFSET $3",
+            )
+            .bind(merchant.as_str())
+            .bind(after)
+            .bind(BASKET_CHUNK - 1)
+            .fetch_optional(&self.pool)
+            .await?;
+            let upto = boundary.unwrap_or(i64::MAX);
+            let (rows, chunk_customers, chunk_products) =
+                sqlx::query_as::<_, (i64, Option<String>, Option<String>)>(
+                    "SELECT count(*), string_agg(CAST(p.customer_id AS TEXT), ','), \
+                     string_agg(CAST(l.product_id AS TEXT), ',') \
+                     FROM order_lines l JOIN purchases p ON p.id = l.purchase_id \
+                     WHERE l.merchant_id = $1 AND l.purchase_id > $2 AND l.purchase_id <= $3 \
+                     AND p.id > $2 AND p.id <= $3 \
+                     AND p.merchant_id = $1 AND p.customer_id IS NOT NULL \
+                     AND p.sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) \
+                     AND p.refunded_at_us IS NULL AND p.occurred_at_us <= $4",
+                )
+                .bind(merchant.as_str())
+                .bind(after)
+                .bind(upto)
+                .bind(until_us)
+                .fetch_one(&self.pool)
+                .await?;
+            if rows > 0 {
+                append_integers(
+                    &mut customers,
+                    chunk_customers.as_deref(),
+                    rows,
+                    "purchases.customer_id",
+                )?;
+                append_integers(
+                    &mut products,
+                    chunk_products.as_deref(),
+                    rows,
+                    "order_lines.product_id",
+                )?;
+            }
+            match boundary {
+                Some(boundary) => after = boundary,
+                None => break,
+            }
+        }
+        Ok((customers, products))
+    }
+}
+
 include!("shared.rs");
 include!("ledger_sql.rs");
 include!("mail_sql.rs");
 include!("analytics_sql.rs");
 include!("dashboard_sql.rs");
+include!("catalog_sql.rs");

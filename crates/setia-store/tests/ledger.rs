@@ -169,6 +169,7 @@ fn order(id: &str, customer: &str, amount: i64, expires_at: DateTime<Utc>) -> Ne
         amount: rupiah(amount),
         expires_at,
         bank_account_number: None,
+        items: Vec::new(),
     }
 }
 
@@ -246,7 +247,7 @@ async fn virtual_accounts_and_payer_names(shop: Shop) {
     let purchase = queue.items[0].id;
     let result = shop
         .store
-        .attribute_purchase(&shop.merchant, purchase, &ext("C3"), at(1, 0))
+        .attribute_purchase(&shop.merchant, purchase, &ext("C3"), None, at(1, 0))
         .await
         .unwrap()
         .unwrap();
@@ -256,7 +257,7 @@ async fn virtual_accounts_and_payer_names(shop: Shop) {
     assert_eq!(shop.balance("C3", at(1, 0)).await, 2);
     let again = shop
         .store
-        .attribute_purchase(&shop.merchant, purchase, &ext("C4"), at(1, 0))
+        .attribute_purchase(&shop.merchant, purchase, &ext("C4"), None, at(1, 0))
         .await
         .unwrap()
         .unwrap();
@@ -291,7 +292,7 @@ async fn virtual_accounts_and_payer_names(shop: Shop) {
         .id;
     shop.customer("C5", CustomerPatch::default()).await;
     shop.store
-        .attribute_purchase(&shop.merchant, agus, &ext("C5"), at(2, 6))
+        .attribute_purchase(&shop.merchant, agus, &ext("C5"), None, at(2, 6))
         .await
         .unwrap();
     shop.deliver(
@@ -1032,6 +1033,7 @@ mod imported_history {
             p_alive: Some(0.5),
             expected_purchases_90d: Some(0.1),
             clv_12m_minor: Some(1),
+            recommended: Vec::new(),
         };
         let segment_of = |id: &'static str| {
             let store = shop.store.clone();
@@ -1090,5 +1092,945 @@ mod imported_history {
     on_every_backend!(
         imported_purchases_earn_once_in_order: false,
         scores_are_saved_in_parts_and_stale_ones_removed: false,
+    );
+}
+
+/// Products, order lines and recommendations: the `Catalog` side of the store.
+mod catalog {
+    use super::*;
+    use setia_core::import::{ItemRecord, ItemsCsv, RowError, TransactionsCsv};
+    use setia_core::product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};
+    use setia_core::{CustomerId, PurchaseId};
+    use setia_store::analytics::ScoreRow;
+    use setia_store::catalog::{
+        ItemImportCounts, ProductSignals, ProductUpsert, UpsertOutcome, MAX_PRODUCTS_PER_UPSERT,
+    };
+    use setia_store::{ImportMessage, StoreError, StoreResult};
+
+    fn sku(text: &str) -> Sku {
+        Sku::parse(text).unwrap()
+    }
+
+    fn line(code: &str, name: Option<&str>, quantity: i64, price: i64) -> LineItem {
+        LineItem {
+            sku: sku(code),
+            name: name.map(|n| ProductName::parse(n).unwrap()),
+            category: None,
+            quantity: Quantity::new(quantity).unwrap(),
+            unit_price: rupiah(price),
+        }
+    }
+
+    fn items(csv: &str) -> Vec<ItemRecord> {
+        ItemsCsv::new(csv.as_bytes())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    async fn import_history(shop: &Shop, csv: &str) {
+        let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender.send(ImportMessage::Rows(rows)).await.unwrap();
+        sender.send(ImportMessage::Finished).await.unwrap();
+        shop.store
+            .import_transactions(&shop.merchant, receiver)
+            .await
+            .unwrap();
+    }
+
+    /// Imports items in batches of `per_batch` lines, as `setia items import` sends them.
+    async fn import_items(
+        shop: &Shop,
+        records: Vec<ItemRecord>,
+        per_batch: usize,
+    ) -> StoreResult<ItemImportCounts> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(records.len() + 1);
+        for batch in records.chunks(per_batch) {
+            sender
+                .send(ImportMessage::Rows(batch.to_vec()))
+                .await
+                .unwrap();
+        }
+        sender.send(ImportMessage::Finished).await.unwrap();
+        shop.store
+            .import_items(&shop.merchant, receiver, at(20, 0))
+            .await
+    }
+
+    /// The newest purchase of a customer.
+    async fn purchase_of(shop: &Shop, customer: &str) -> PurchaseId {
+        shop.store
+            .purchases(
+                &shop.merchant,
+                None,
+                PageRequest {
+                    before: None,
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|p| p.customer_external_id.as_deref() == Some(customer))
+            .unwrap()
+            .id
+    }
+
+    async fn skus_of_purchase(shop: &Shop, purchase: PurchaseId) -> Vec<(String, u32)> {
+        shop.store
+            .purchase_lines(&shop.merchant, purchase.key())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.sku, l.quantity))
+            .collect()
+    }
+
+    async fn customer_key(shop: &Shop, merchant: &MerchantId, id: &str) -> i64 {
+        shop.store
+            .customer(merchant, &ext(id))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .key()
+    }
+
+    /// A statement the store offers no way to make (a purchase that lost its customer).
+    async fn raw_sql(shop: &Shop, sql: &str) {
+        let url = &shop._database.url;
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
+    fn full(code: &str, name: &str, price: i64) -> ProductUpsert {
+        ProductUpsert {
+            name: Some(ProductName::parse(name).unwrap()),
+            price: Some(rupiah(price)),
+            url: Some(WebLink::parse(&format!("https://toko.example/p/{code}")).unwrap()),
+            image_url: None,
+            category: Some(Category::parse("Kopi").unwrap()),
+            in_stock: None,
+            released_at: Some(at(-30, 0)),
+            ..ProductUpsert::of_sku(sku(code))
+        }
+    }
+
+    async fn products_are_upserted_by_sku(shop: Shop) {
+        let s = &shop.store;
+        let m = &shop.merchant;
+        let created = s
+            .upsert_products(
+                m,
+                &[
+                    full("KOP-1", "Kopi Gayo", 85_000),
+                    ProductUpsert::of_sku(sku("TEH-1")),
+                ],
+                at(0, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            created.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
+            [UpsertOutcome::Created, UpsertOutcome::Created]
+        );
+        let (kopi, _) = &created[0];
+        assert_eq!(kopi.name, "Kopi Gayo");
+        assert_eq!(kopi.price, Some(rupiah(85_000)));
+        assert_eq!(kopi.category.as_deref(), Some("Kopi"));
+        assert_eq!(kopi.released_at, Some(at(-30, 0)));
+        assert!(kopi.in_stock, "in stock unless told otherwise");
+        let (teh, _) = &created[1];
+        assert_eq!((teh.name.as_str(), teh.price), ("TEH-1", None));
+
+        // Fields left out keep what is stored; the same fields again change nothing.
+        let changed = s
+            .upsert_products(
+                m,
+                &[
+                    ProductUpsert {
+                        in_stock: Some(false),
+                        ..ProductUpsert::of_sku(sku("KOP-1"))
+                    },
+                    ProductUpsert {
+                        name: Some(ProductName::parse("Teh Melati").unwrap()),
+                        ..ProductUpsert::of_sku(sku("TEH-1"))
+                    },
+                ],
+                at(1, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed[0].1, UpsertOutcome::Updated);
+        assert_eq!(changed[0].0.name, "Kopi Gayo");
+        assert_eq!(
+            changed[0].0.url.as_deref(),
+            Some("https://toko.example/p/KOP-1")
+        );
+        assert!(!changed[0].0.in_stock);
+        assert_eq!(changed[0].0.updated_at, at(1, 0));
+        assert_eq!(changed[0].0.created_at, at(0, 0));
+        assert_eq!(changed[1].0.name, "Teh Melati");
+        let same = s
+            .upsert_products(
+                m,
+                &[
+                    ProductUpsert {
+                        in_stock: Some(false),
+                        ..full("KOP-1", "Kopi Gayo", 85_000)
+                    },
+                    ProductUpsert::of_sku(sku("TEH-1")),
+                ],
+                at(2, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            same.iter()
+                .map(|(p, o)| (*o, p.updated_at))
+                .collect::<Vec<_>>(),
+            [
+                (UpsertOutcome::Unchanged, at(1, 0)),
+                (UpsertOutcome::Unchanged, at(1, 0))
+            ]
+        );
+
+        // A SKU twice: the last entry wins, and both report the product as stored.
+        let twice = s
+            .upsert_products(
+                m,
+                &[
+                    full("GUL-1", "Gula Aren", 20_000),
+                    ProductUpsert {
+                        price: Some(rupiah(22_000)),
+                        ..ProductUpsert::of_sku(sku("GUL-1"))
+                    },
+                ],
+                at(3, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            twice.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
+            [UpsertOutcome::Created, UpsertOutcome::Updated]
+        );
+        assert_eq!(twice[0].0, twice[1].0);
+        assert_eq!(
+            (twice[1].0.name.as_str(), twice[1].0.price),
+            ("Gula Aren", Some(rupiah(22_000)))
+        );
+
+        let too_many: Vec<ProductUpsert> = (0..=MAX_PRODUCTS_PER_UPSERT)
+            .map(|n| ProductUpsert::of_sku(sku(&format!("X-{n}"))))
+            .collect();
+        let refused = s.upsert_products(m, &too_many, at(4, 0)).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(ref message)) if message.contains("at most 1000")),
+            "{refused:?}"
+        );
+        assert_eq!(s.product(m, &sku("X-0")).await.unwrap(), None);
+        // Exactly the limit is fine.
+        let most = s
+            .upsert_products(m, &too_many[..MAX_PRODUCTS_PER_UPSERT], at(4, 0))
+            .await
+            .unwrap();
+        assert_eq!(most.len(), MAX_PRODUCTS_PER_UPSERT);
+
+        // Newest first, in pages.
+        let first = s
+            .products(
+                m,
+                PageRequest {
+                    before: None,
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            first
+                .items
+                .iter()
+                .map(|p| p.sku.as_str())
+                .collect::<Vec<_>>(),
+            ["X-999", "X-998"]
+        );
+        let mut seen = first.items.len();
+        let mut cursor = first.next_cursor;
+        while let Some(before) = cursor {
+            let page = s
+                .products(
+                    m,
+                    PageRequest {
+                        before: Some(before),
+                        limit: 400,
+                    },
+                )
+                .await
+                .unwrap();
+            seen += page.items.len();
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                assert_eq!(page.items.last().unwrap().sku, "KOP-1");
+            }
+        }
+        assert_eq!(seen, MAX_PRODUCTS_PER_UPSERT + 3);
+        assert_eq!(
+            s.product(m, &sku("TEH-1")).await.unwrap().unwrap().name,
+            "Teh Melati"
+        );
+    }
+
+    async fn items_attach_to_imported_purchases_and_orders(shop: Shop) {
+        let s = &shop.store;
+        let m = &shop.merchant;
+        import_history(
+            &shop,
+            "customer_external_id,occurred_at,amount,reference\n\
+             C1,2026-01-02,255000,INV-1\n\
+             C2,2026-01-03,12000,INV-2\n",
+        )
+        .await;
+        s.upsert_products(m, &[full("KOP-1", "Kopi Gayo", 85_000)], at(0, 0))
+            .await
+            .unwrap();
+        s.create_order(m, &order("O1", "C3", 50_000, at(30, 0)), at(0, 0))
+            .await
+            .unwrap();
+        let file = "reference,sku,name,quantity,unit_price,category\n\
+             INV-1,KOP-1,Another Name,2,85000,\n\
+             INV-1,KOP-1,,1,85000,\n\
+             INV-2,TEH-1,Teh Melati,1,12000,Teh\n\
+             O1,GUL-1,,2,25000,\n";
+        let counts = import_items(&shop, items(file), 2).await.unwrap();
+        assert_eq!(
+            counts,
+            ItemImportCounts {
+                inserted: 4,
+                skipped_duplicates: 0,
+                products_created: 2
+            }
+        );
+        let inv1 = purchase_of(&shop, "C1").await;
+        assert_eq!(
+            skus_of_purchase(&shop, inv1).await,
+            [("KOP-1".to_string(), 2), ("KOP-1".to_string(), 1)]
+        );
+        assert_eq!(
+            s.product(m, &sku("KOP-1")).await.unwrap().unwrap().name,
+            "Kopi Gayo",
+            "a line does not change a known product"
+        );
+        let teh = s.product(m, &sku("TEH-1")).await.unwrap().unwrap();
+        assert_eq!(
+            (teh.name.as_str(), teh.price, teh.category.as_deref()),
+            ("Teh Melati", Some(rupiah(12_000)), Some("Teh"))
+        );
+        assert_eq!(
+            s.product(m, &sku("GUL-1")).await.unwrap().unwrap().name,
+            "GUL-1"
+        );
+        let o1 = s.order(m, &ext("O1"), at(1, 0)).await.unwrap().unwrap();
+        assert_eq!(o1.items.len(), 1);
+        assert_eq!(
+            (
+                o1.items[0].sku.as_str(),
+                o1.items[0].quantity,
+                o1.items[0].unit_price
+            ),
+            ("GUL-1", 2, rupiah(25_000))
+        );
+
+        // A rerun adds nothing.
+        let again = import_items(&shop, items(file), 3).await.unwrap();
+        assert_eq!(
+            again,
+            ItemImportCounts {
+                inserted: 0,
+                skipped_duplicates: 4,
+                products_created: 0
+            }
+        );
+
+        // A reference that names nothing stops the import at its line; nothing is written.
+        let bad = "reference,sku,name,quantity,unit_price\n\
+             INV-2,NEW-1,Baru,1,1000\n\
+             INV-2,TEH-1,,5,12000\n\
+             INV-9,TEH-1,,1,12000\n";
+        let refused = import_items(&shop, items(bad), 2).await;
+        match refused {
+            Err(StoreError::RowConflict(RowError { line, field, error })) => {
+                assert_eq!((line, field.as_str()), (4, "reference"));
+                assert!(error.contains("\"INV-9\""), "{error}");
+            }
+            other => panic!("expected a row conflict, got {other:?}"),
+        }
+        assert_eq!(s.product(m, &sku("NEW-1")).await.unwrap(), None);
+        assert_eq!(
+            skus_of_purchase(&shop, purchase_of(&shop, "C2").await).await,
+            [("TEH-1".to_string(), 1)]
+        );
+
+        // Lines of an order the items file named follow it once it is paid.
+        let transfer = o1.transfer_amount.whole_units();
+        shop.deliver(
+            &mutation("m1", at(2, 0), transfer, "555", "TRSF E-BANKING CR", "bca"),
+            at(2, 0),
+        )
+        .await;
+        let paid = s.order(m, &ext("O1"), at(2, 1)).await.unwrap().unwrap();
+        assert_eq!(paid.status, "paid");
+        assert_eq!(
+            skus_of_purchase(&shop, paid.purchase_id.unwrap()).await,
+            [("GUL-1".to_string(), 2)]
+        );
+        // An items file naming an order that is paid gives the purchase the line too.
+        let late = import_items(
+            &shop,
+            items("reference,sku,quantity,unit_price\nO1,KOP-1,1,85000\n"),
+            10,
+        )
+        .await
+        .unwrap();
+        assert_eq!(late.inserted, 1);
+        assert_eq!(
+            skus_of_purchase(&shop, paid.purchase_id.unwrap()).await,
+            [("GUL-1".to_string(), 2), ("KOP-1".to_string(), 1)]
+        );
+    }
+
+    async fn order_items_become_the_paying_purchases_lines(shop: Shop) {
+        let s = &shop.store;
+        let m = &shop.merchant;
+        let created = s
+            .create_order(
+                m,
+                &NewOrder {
+                    items: vec![
+                        line("KOP-1", Some("Kopi Gayo"), 2, 85_000),
+                        line("TEH-1", None, 1, 12_000),
+                    ],
+                    ..order("O1", "C1", 182_000, at(2, 0))
+                },
+                at(0, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            created
+                .items
+                .iter()
+                .map(|l| (l.sku.as_str(), l.name.as_str(), l.quantity, l.unit_price))
+                .collect::<Vec<_>>(),
+            [
+                ("KOP-1", "Kopi Gayo", 2, rupiah(85_000)),
+                ("TEH-1", "TEH-1", 1, rupiah(12_000))
+            ]
+        );
+        assert_eq!(
+            s.product(m, &sku("TEH-1")).await.unwrap().unwrap().price,
+            Some(rupiah(12_000))
+        );
+        // A failed order (its id is taken) writes no lines and creates no product.
+        let taken = s
+            .create_order(
+                m,
+                &NewOrder {
+                    items: vec![line("NEW-1", None, 1, 1_000)],
+                    ..order("O1", "C1", 1_000, at(2, 0))
+                },
+                at(0, 0),
+            )
+            .await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))));
+        assert_eq!(s.product(m, &sku("NEW-1")).await.unwrap(), None);
+
+        shop.deliver(
+            &mutation(
+                "m1",
+                at(1, 0),
+                created.transfer_amount.whole_units(),
+                "555",
+                "TRSF E-BANKING CR",
+                "bca",
+            ),
+            at(1, 0),
+        )
+        .await;
+        let paid = s.order(m, &ext("O1"), at(1, 1)).await.unwrap().unwrap();
+        assert_eq!(paid.status, "paid");
+        assert_eq!(paid.items, created.items);
+        assert_eq!(
+            skus_of_purchase(&shop, paid.purchase_id.unwrap()).await,
+            [("KOP-1".to_string(), 2), ("TEH-1".to_string(), 1)]
+        );
+        let basket = s.basket_input(m, at(1, 1)).await.unwrap();
+        let c1 = customer_key(&shop, m, "C1").await;
+        assert_eq!(basket.line_customer, [c1, c1]);
+    }
+
+    async fn manual_attribution_pays_an_order(shop: Shop) {
+        let s = &shop.store;
+        let m = &shop.merchant;
+        let o1 = s
+            .create_order(
+                m,
+                &NewOrder {
+                    items: vec![line("KOP-1", Some("Kopi Gayo"), 1, 85_000)],
+                    ..order("O1", "C1", 85_000, at(5, 0))
+                },
+                at(0, 0),
+            )
+            .await
+            .unwrap();
+        s.create_order(m, &order("O2", "C2", 40_000, at(5, 0)), at(0, 0))
+            .await
+            .unwrap();
+        // Two payments that match nothing: the buyer got the amount wrong.
+        for (id, amount) in [("m1", 85_001), ("m2", 85_002)] {
+            shop.deliver(
+                &mutation(id, at(1, 0), amount, "555", "TRSF E-BANKING CR", "bca"),
+                at(1, 0),
+            )
+            .await;
+        }
+        let queue = s
+            .purchases(
+                m,
+                Some(false),
+                PageRequest {
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap()
+            .items;
+        let (second, first) = (queue[0].id, queue[1].id);
+        let attribute = |purchase: PurchaseId, customer: &'static str, order: &'static str| {
+            let store = s.clone();
+            let merchant = m.clone();
+            async move {
+                store
+                    .attribute_purchase(
+                        &merchant,
+                        purchase,
+                        &ext(customer),
+                        Some(&ext(order)),
+                        at(1, 1),
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            attribute(first, "C1", "O9").await,
+            ManualAttribution::UnknownOrder
+        );
+        assert_eq!(
+            attribute(first, "C1", "O2").await,
+            ManualAttribution::OrderOfAnotherCustomer
+        );
+        // A refusal attributes nothing.
+        assert_eq!(
+            s.purchases(
+                m,
+                Some(false),
+                PageRequest {
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await
+            .unwrap()
+            .items
+            .len(),
+            2
+        );
+        let done = attribute(first, "C1", "O1").await;
+        assert!(
+            matches!(done, ManualAttribution::Attributed(ref p) if p.customer_external_id.as_deref() == Some("C1")),
+            "{done:?}"
+        );
+        let paid = s.order(m, &ext("O1"), at(1, 2)).await.unwrap().unwrap();
+        assert_eq!(
+            (paid.status.as_str(), paid.purchase_id),
+            ("paid", Some(first))
+        );
+        assert_eq!(
+            skus_of_purchase(&shop, first).await,
+            [("KOP-1".to_string(), 1)]
+        );
+        assert_eq!(paid.items, o1.items);
+        assert_eq!(
+            attribute(second, "C1", "O1").await,
+            ManualAttribution::OrderNotPending
+        );
+        // Without an order, attribution is as before.
+        assert!(matches!(
+            s.attribute_purchase(m, second, &ext("C2"), None, at(1, 3))
+                .await
+                .unwrap(),
+            Some(ManualAttribution::Attributed(_))
+        ));
+        assert_eq!(skus_of_purchase(&shop, second).await, []);
+        assert_eq!(
+            s.order(m, &ext("O2"), at(1, 3))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "pending"
+        );
+    }
+
+    async fn the_basket_holds_only_countable_purchases(shop: Shop) {
+        let s = &shop.store;
+        let m = &shop.merchant;
+        import_history(
+            &shop,
+            "customer_external_id,occurred_at,amount,reference\n\
+             C1,2026-01-02,100000,INV-1\n\
+             C2,2026-01-03,100000,INV-2\n\
+             C3,2026-01-04,100000,INV-3\n\
+             C4,2026-01-05,100000,INV-4\n\
+             C5,2026-01-20,100000,INV-5\n",
+        )
+        .await;
+        shop.customer("C6", with_va("8808006")).await;
+        let counts = import_items(
+            &shop,
+            items(
+                "reference,sku,quantity,unit_price\n\
+                 INV-1,A,1,1000\nINV-1,B,1,1000\nINV-2,B,1,1000\nINV-3,C,1,1000\n\
+                 INV-4,D,1,1000\nINV-5,E,1,1000\n",
+            ),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(counts.inserted, 6);
+        // INV-3 is refunded; INV-4 loses its customer; INV-5 comes after the cut-off.
+        s.refund_purchase(m, purchase_of(&shop, "C3").await, at(6, 0))
+            .await
+            .unwrap();
+        let inv4 = purchase_of(&shop, "C4").await;
+        raw_sql(
+            &shop,
+            &format!(
+                "UPDATE purchases SET customer_id = NULL WHERE id = {}",
+                inv4.key()
+            ),
+        )
+        .await;
+        // A sandbox payment of an order with lines counts in nothing either.
+        let sandboxed = s
+            .create_order(
+                m,
+                &NewOrder {
+                    items: vec![line("F", None, 1, 1_000)],
+                    ..order("O1", "C6", 10_000, at(9, 0))
+                },
+                at(0, 0),
+            )
+            .await
+            .unwrap();
+        shop.deliver(
+            &mutation(
+                "m1",
+                at(7, 0),
+                sandboxed.transfer_amount.whole_units(),
+                "555",
+                "TRSF",
+                "vaSandbox",
+            ),
+            at(7, 0),
+        )
+        .await;
+        assert_eq!(
+            s.order(m, &ext("O1"), at(7, 1))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "paid"
+        );
+        // So does a pending order's line (it has no purchase).
+        s.create_order(
+            m,
+            &NewOrder {
+                items: vec![line("G", None, 1, 1_000)],
+                ..order("O2", "C6", 20_000, at(9, 0))
+            },
+            at(0, 0),
+        )
+        .await
+        .unwrap();
+
+        let basket = s.basket_input(m, at(10, 0)).await.unwrap();
+        let key = |code: &'static str| {
+            let store = s.clone();
+            let merchant = m.clone();
+            async move {
+                store
+                    .product(&merchant, &sku(code))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .key
+            }
+        };
+        let (c1, c2) = (
+            customer_key(&shop, m, "C1").await,
+            customer_key(&shop, m, "C2").await,
+        );
+        let mut pairs: Vec<(i64, i64)> = basket
+            .line_customer
+            .iter()
+            .copied()
+            .zip(basket.line_product.iter().copied())
+            .collect();
+        pairs.sort_unstable();
+        let mut expected = vec![
+            (c1, key("A").await),
+            (c1, key("B").await),
+            (c2, key("B").await),
+        ];
+        expected.sort_unstable();
+        assert_eq!(pairs, expected);
+        assert_eq!(basket.product.len(), 7, "every product, bought or not");
+        assert!(basket.in_stock.iter().all(|s| *s));
+        let later = s.basket_input(m, at(30, 0)).await.unwrap();
+        assert_eq!(
+            later.line_customer.len(),
+            4,
+            "INV-5 once the cut-off passes it"
+        );
+    }
+
+    async fn recommendations_are_filtered_when_read(shop: Shop) {
+        let s = &shop.store;
+        let m = &shop.merchant;
+        let catalogue: Vec<ProductUpsert> = ["A", "B", "C", "D", "E", "F"]
+            .into_iter()
+            .map(|code| ProductUpsert {
+                in_stock: Some(code != "E"),
+                ..ProductUpsert::of_sku(sku(code))
+            })
+            .collect();
+        let stored = s.upsert_products(m, &catalogue, at(0, 0)).await.unwrap();
+        let key: std::collections::HashMap<&str, i64> = stored
+            .iter()
+            .map(|(p, _)| (p.sku.as_str(), p.key))
+            .collect();
+        import_history(
+            &shop,
+            "customer_external_id,occurred_at,amount,reference\n\
+             C1,2026-01-02,100000,INV-1\n\
+             C4,2026-01-02,100000,INV-4\n",
+        )
+        .await;
+        import_items(
+            &shop,
+            items("reference,sku,quantity,unit_price\nINV-1,A,1,1000\nINV-4,D,1,1000\n"),
+            10,
+        )
+        .await
+        .unwrap();
+        shop.customer("C2", CustomerPatch::default()).await;
+
+        // Another merchant, with a customer and a product of its own.
+        let other = s
+            .create_merchant(NewMerchant {
+                id: MerchantId::from_random_bytes([4; 20]),
+                name: MerchantName::parse("Toko Lain").unwrap(),
+                timezone: MerchantTimezone::default(),
+                webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
+                api_token_hash: ApiToken::from_random_bytes([4; 32]).hash(),
+                report_emails: vec![],
+                sandbox: false,
+            })
+            .await
+            .unwrap()
+            .id;
+        let stranger = s
+            .upsert_customer(&other, &ext("C1"), &CustomerPatch::default())
+            .await
+            .unwrap();
+        let foreign = s
+            .upsert_products(&other, &[ProductUpsert::of_sku(sku("A"))], at(0, 0))
+            .await
+            .unwrap()[0]
+            .0
+            .key;
+
+        let (c1, c2, c4) = (
+            customer_key(&shop, m, "C1").await,
+            customer_key(&shop, m, "C2").await,
+            customer_key(&shop, m, "C4").await,
+        );
+        let score = |customer: i64, recommended: Vec<i64>| ScoreRow {
+            customer,
+            recency_days: 1,
+            frequency_days: 1,
+            monetary_minor: 10_000_000,
+            r: 3,
+            f: 1,
+            m: 3,
+            segment: "new_customers".into(),
+            p_alive: None,
+            expected_purchases_90d: None,
+            clv_12m_minor: None,
+            recommended,
+        };
+        // C1's list holds an out-of-stock product (E), one C1 bought (A) and another
+        // merchant's product; C4 is scored with no list; C2 is not scored at all.
+        s.save_snapshot(
+            m,
+            "2026-01-10",
+            "month",
+            "{}",
+            &[
+                score(c1, vec![key["E"], key["A"], foreign, key["B"], key["C"]]),
+                score(c4, vec![]),
+            ],
+            at(10, 0),
+        )
+        .await
+        .unwrap();
+        // A first run's signals, replaced by the second's.
+        s.save_product_signals(
+            m,
+            &ProductSignals {
+                popular: vec![key["F"]],
+                related: vec![(key["F"], vec![(key["A"], 0.1)])],
+            },
+            at(9, 0),
+        )
+        .await
+        .unwrap();
+        s.save_product_signals(
+            m,
+            &ProductSignals {
+                popular: vec![key["A"], key["D"], key["B"], foreign, key["E"], key["F"]],
+                related: vec![(
+                    key["A"],
+                    vec![
+                        (key["B"], 0.9),
+                        (key["E"], 0.8),
+                        (foreign, 0.7),
+                        (key["C"], 0.5),
+                    ],
+                )],
+            },
+            at(10, 0),
+        )
+        .await
+        .unwrap();
+
+        let asked = [
+            CustomerId::from_key(c1),
+            CustomerId::from_key(c2),
+            CustomerId::from_key(c4),
+            stranger,
+        ];
+        let picks = s.recommendations_for(m, &asked, 3).await.unwrap();
+        let skus = |customer: i64| -> Vec<String> {
+            picks[&CustomerId::from_key(customer)]
+                .iter()
+                .map(|p| p.sku.clone())
+                .collect()
+        };
+        assert_eq!(picks.len(), 3, "another merchant's customer is left out");
+        assert!(!picks.contains_key(&stranger));
+        assert_eq!(skus(c1), ["B", "C", "D"], "stored list, then popular");
+        assert_eq!(skus(c2), ["A", "D", "B"], "no list: the popular one");
+        assert_eq!(skus(c4), ["A", "B", "F"], "never what they bought (D)");
+        // Stock is read now, not when the lists were made.
+        s.upsert_products(
+            m,
+            &[ProductUpsert {
+                in_stock: Some(false),
+                ..ProductUpsert::of_sku(sku("B"))
+            }],
+            at(11, 0),
+        )
+        .await
+        .unwrap();
+        let picks = s
+            .recommendations_for(m, &[CustomerId::from_key(c1)], 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            picks[&CustomerId::from_key(c1)]
+                .iter()
+                .map(|p| p.sku.as_str())
+                .collect::<Vec<_>>(),
+            ["C", "D", "F"]
+        );
+        assert_eq!(
+            s.recommendations_for(m, &[], 10).await.unwrap(),
+            std::collections::HashMap::new()
+        );
+
+        let related = s.related_products(m, &sku("A"), 10).await.unwrap().unwrap();
+        assert_eq!(
+            related
+                .iter()
+                .map(|(p, similarity)| (p.sku.as_str(), *similarity))
+                .collect::<Vec<_>>(),
+            [("C", 0.5)],
+            "B and E are out of stock, the other merchant's product is not stored"
+        );
+        s.upsert_products(
+            m,
+            &[ProductUpsert {
+                in_stock: Some(true),
+                ..ProductUpsert::of_sku(sku("B"))
+            }],
+            at(12, 0),
+        )
+        .await
+        .unwrap();
+        let top = s.related_products(m, &sku("A"), 1).await.unwrap().unwrap();
+        assert_eq!(
+            top.iter()
+                .map(|(p, s)| (p.sku.as_str(), *s))
+                .collect::<Vec<_>>(),
+            [("B", 0.9)]
+        );
+        assert_eq!(
+            s.related_products(m, &sku("F"), 10).await.unwrap(),
+            Some(vec![]),
+            "the first run's list was replaced"
+        );
+        assert_eq!(s.related_products(m, &sku("ZZZ"), 10).await.unwrap(), None);
+        assert_eq!(
+            s.related_products(&other, &sku("B"), 10).await.unwrap(),
+            None,
+            "another merchant's catalogue"
+        );
+    }
+
+    on_every_backend!(
+        products_are_upserted_by_sku: false,
+        items_attach_to_imported_purchases_and_orders: false,
+        order_items_become_the_paying_purchases_lines: false,
+        manual_attribution_pays_an_order: false,
+        the_basket_holds_only_countable_purchases: false,
+        recommendations_are_filtered_when_read: false,
     );
 }

@@ -18,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/deliveries", get(deliveries))
         .route("/metrics", get(latest_metrics))
         .merge(crate::ledger_api::router())
+        .merge(crate::catalog_api::router())
         .merge(crate::outbox_api::router())
         .with_state(state)
 }

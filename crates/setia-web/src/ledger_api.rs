@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use setia_core::customer::{
     Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,
 };
+use setia_core::product::{LineItem, ProductName, Quantity, Sku};
 use setia_core::{Money, PurchaseId};
 use setia_store::ledger::{
     CustomerProfile, ManualAttribution, NewOrder, Order, PurchaseRow, QuarantinedRow,
@@ -36,11 +37,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Reads a JSON body, turning any problem into a 400 that says what is wrong.
-fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
 }
 
-fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T, ApiError> {
+pub(crate) fn field<T, E: std::fmt::Display>(
+    name: &str,
+    parsed: Result<T, E>,
+) -> Result<T, ApiError> {
     parsed.map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
 }
 
@@ -212,6 +216,60 @@ pub(crate) struct OrderBody {
     amount: Money,
     expires_at: Option<DateTime<Utc>>,
     bank_account_number: Option<String>,
+    /// What the order holds; unknown SKUs become products named by the line. The lines pass
+    /// to the purchase that pays the order.
+    #[serde(default)]
+    items: Vec<ItemBody>,
+}
+
+/// A line of an order.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ItemBody {
+    #[schema(example = "KOPI-GAYO-250")]
+    sku: String,
+    /// Names a product setia does not know yet; ignored for a known SKU.
+    name: Option<String>,
+    #[schema(example = 2)]
+    quantity: i64,
+    #[schema(value_type = String, example = "89000.00")]
+    unit_price: Money,
+}
+
+/// Lines per order: far beyond any basket, small enough for one request.
+const MAX_ORDER_LINES: usize = 500;
+
+fn line_items(items: &[ItemBody]) -> Result<Vec<LineItem>, ApiError> {
+    if items.len() > MAX_ORDER_LINES {
+        return Err(ApiError::BadRequest(format!(
+            "items: at most {MAX_ORDER_LINES} lines per order, not {}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let at = |name: &str| format!("items[{index}].{name}");
+            if item.unit_price < Money::ZERO {
+                return Err(ApiError::BadRequest(format!(
+                    "{}: must not be negative",
+                    at("unit_price")
+                )));
+            }
+            Ok(LineItem {
+                sku: field(&at("sku"), Sku::parse(&item.sku))?,
+                name: item
+                    .name
+                    .as_deref()
+                    .map(|v| field(&at("name"), ProductName::parse(v)))
+                    .transpose()?,
+                category: None,
+                quantity: field(&at("quantity"), Quantity::new(item.quantity))?,
+                unit_price: item.unit_price,
+            })
+        })
+        .collect()
 }
 
 /// How long an order waits for its transfer when the store does not say.
@@ -249,6 +307,7 @@ async fn create_order(
         amount: body.amount,
         expires_at,
         bank_account_number,
+        items: line_items(&body.items)?,
     };
     let created = state
         .store
@@ -309,6 +368,9 @@ fn purchase_id(text: &str) -> Result<PurchaseId, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AttributeBody {
     customer_external_id: String,
+    /// The customer's pending order this transfer pays: it becomes paid and its lines pass
+    /// to the purchase.
+    order_external_id: Option<String>,
 }
 
 async fn attribute(
@@ -322,16 +384,41 @@ async fn attribute(
         "customer_external_id",
         ExternalId::parse(&body.customer_external_id),
     )?;
+    let order = body
+        .order_external_id
+        .as_deref()
+        .map(|v| field("order_external_id", ExternalId::parse(v)))
+        .transpose()?;
     let outcome = state
         .store
-        .attribute_purchase(&merchant.id, purchase_id(&id)?, &customer, Utc::now())
+        .attribute_purchase(
+            &merchant.id,
+            purchase_id(&id)?,
+            &customer,
+            order.as_ref(),
+            Utc::now(),
+        )
         .await?
         .ok_or(ApiError::NotFound("purchase or customer"))?;
+    manual_attribution(outcome).map(Json)
+}
+
+/// The answer to a manual attribution, shared by the API and the dashboard.
+pub(crate) fn manual_attribution(outcome: ManualAttribution) -> Result<PurchaseRow, ApiError> {
     match outcome {
-        ManualAttribution::Attributed(purchase) => Ok(Json(purchase)),
+        ManualAttribution::Attributed(purchase) => Ok(purchase),
         ManualAttribution::AlreadyAttributed => Err(ApiError::Conflict {
             code: "already_attributed",
             message: "this purchase already belongs to a customer".into(),
+        }),
+        ManualAttribution::UnknownOrder => Err(ApiError::NotFound("order")),
+        ManualAttribution::OrderNotPending => Err(ApiError::Conflict {
+            code: "order_not_pending",
+            message: "this order is already paid".into(),
+        }),
+        ManualAttribution::OrderOfAnotherCustomer => Err(ApiError::Conflict {
+            code: "order_of_another_customer",
+            message: "this order belongs to another customer".into(),
         }),
     }
 }

@@ -7,6 +7,7 @@
 //! Polars, no business rule is decided in a handler.
 
 mod api;
+mod catalog_api;
 mod dashboard;
 mod error;
 mod health;

@@ -12,12 +12,18 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
+use setia_store::catalog::{OrderLine, Product};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
 use setia_store::AuditEntry;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::ledger_api::{AttributeBody, CustomerBody, OrderBody, Redemption, RedemptionBody};
+use crate::catalog_api::{
+    ProductBody, Recommendations, RelatedProduct, RelatedProducts, UpsertedProducts,
+};
+use crate::ledger_api::{
+    AttributeBody, CustomerBody, ItemBody, OrderBody, Redemption, RedemptionBody,
+};
 
 pub const PATH: &str = "/api/v1/openapi.json";
 
@@ -55,6 +61,11 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         upsert_customer,
         get_customer,
         redeem_points,
+        customer_recommendations,
+        upsert_products,
+        list_products,
+        get_product,
+        related_products,
         create_order,
         get_order,
         list_purchases,
@@ -69,12 +80,15 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, RedemptionBody, Redemption,
         PointsEntry, OrderBody, Order, PurchaseRow, PurchaseList, AttributeBody, AuditEntry,
         AuditList, QuarantinedRow, QuarantineList, OutboxEntryDoc, OutboxList, MetricsDoc,
+        ItemBody, OrderLine, ProductBody, Product, UpsertedProducts, ProductList, RelatedProduct,
+        RelatedProducts, Recommendations,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
         (name = "customers", description = "Customers, their points and redemptions"),
         (name = "orders", description = "Orders with a unique transfer amount and a payment code"),
+        (name = "products", description = "The catalogue, recommendations and products bought together"),
         (name = "purchases", description = "The ledger: payments and their attribution"),
         (name = "metrics", description = "The latest metric snapshot (schema 1)"),
         (name = "webhooks", description = "The Moota webhook audit log and quarantine"),
@@ -114,6 +128,12 @@ struct ErrorDetail {
 #[derive(Serialize, ToSchema)]
 struct PurchaseList {
     items: Vec<PurchaseRow>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProductList {
+    items: Vec<Product>,
     next_cursor: Option<String>,
 }
 
@@ -295,6 +315,64 @@ fn get_customer() {}
 #[allow(dead_code)]
 fn redeem_points() {}
 
+#[utoipa::path(get, path = "/api/v1/customers/{external_id}/recommendations", tag = "products",
+    params(
+        ("external_id" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1–50, default 10"),
+    ),
+    responses(
+        (status = 200, description = "Products for the customer, best first: from the nightly run's list, then best-sellers; only in stock, never one the customer bought", body = Recommendations),
+        (status = 400, description = "A bad limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such customer of this merchant", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn customer_recommendations() {}
+
+#[utoipa::path(post, path = "/api/v1/products", tag = "products",
+    request_body(content = ProductBody, description = "One product (an object) or 1 to 1,000 (an array of them), upserted by SKU in one transaction"),
+    responses(
+        (status = 200, description = "What changed, and every product as now stored, in the order sent", body = UpsertedProducts),
+        (status = 400, description = "A field is invalid (an array names the index)", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn upsert_products() {}
+
+#[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses(
+        (status = 200, description = "Products, newest first", body = ProductList),
+        (status = 400, description = "A bad cursor or limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_products() {}
+
+#[utoipa::path(get, path = "/api/v1/products/{sku}", tag = "products",
+    params(("sku" = String, Path)),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such product of this merchant", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn get_product() {}
+
+#[utoipa::path(get, path = "/api/v1/products/{sku}/related", tag = "products",
+    params(
+        ("sku" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1–50, default 10"),
+    ),
+    responses(
+        (status = 200, description = "Bought together: in-stock products most often bought by the same customers, by cosine similarity of their buyers, from the nightly run", body = RelatedProducts),
+        (status = 400, description = "A bad limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such product of this merchant", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn related_products() {}
+
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
     request_body = OrderBody,
     responses(
@@ -336,8 +414,9 @@ fn list_purchases() {}
     responses(
         (status = 200, description = "Attributed by hand: points awarded as of the purchase, the payer name learned", body = PurchaseRow),
         (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 404, description = "No such purchase or customer of this merchant", body = ErrorBody),
-        (status = 409, description = "already_attributed", body = ErrorBody),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 404, description = "No such purchase, customer or order of this merchant", body = ErrorBody),
+        (status = 409, description = "already_attributed, order_not_pending or order_of_another_customer", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn attribute_purchase() {}
@@ -597,7 +676,13 @@ mod tests {
             .keys()
             .cloned()
             .collect();
-        for name in ["PurchaseList", "AuditList", "QuarantineList", "OutboxList"] {
+        for name in [
+            "PurchaseList",
+            "AuditList",
+            "QuarantineList",
+            "OutboxList",
+            "ProductList",
+        ] {
             assert_eq!(keys(name), list, "{name}");
         }
     }

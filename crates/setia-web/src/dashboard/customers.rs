@@ -172,6 +172,9 @@ pub struct CustomerPageQuery {
     points: String,
 }
 
+/// As many as the nightly run keeps per customer.
+const CUSTOMER_PAGE_RECOMMENDATIONS: usize = 10;
+
 pub async fn customer(
     State(dash): State<Dash>,
     session: Session,
@@ -223,8 +226,14 @@ pub async fn customer(
             },
         )
         .await?;
+    let recommendations = store
+        .recommendations_for(merchant, &[key], CUSTOMER_PAGE_RECOMMENDATIONS)
+        .await?
+        .remove(&key)
+        .unwrap_or_default();
     let page = context! {
         customer => ser(&row),
+        recommendations => ser(&recommendations),
         profile => ser(&profile),
         details => ser(&details),
         purchases => context! { items => ser(&purchases.items), next_cursor => purchases.next_cursor },

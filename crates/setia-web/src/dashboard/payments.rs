@@ -67,7 +67,16 @@ pub async fn payments(
         ("attributed", _) => {
             Some(context! { kind => "ok", key => "flash_attributed", purchase => &query.purchase })
         }
-        (_, "unknown_customer" | "already_attributed" | "bad_customer") => Some(context! {
+        (
+            _,
+            "unknown_customer"
+            | "already_attributed"
+            | "bad_customer"
+            | "bad_order"
+            | "unknown_order"
+            | "order_not_pending"
+            | "order_of_another_customer",
+        ) => Some(context! {
             kind => "error",
             key => format!("flash_{}", query.error),
             purchase => &query.purchase,
@@ -88,6 +97,9 @@ pub async fn payments(
 #[serde(default)]
 pub struct AttributeForm {
     customer_external_id: String,
+    /// The customer's pending order this transfer pays (optional): its lines pass to the
+    /// purchase.
+    order_external_id: String,
 }
 
 fn back(error: Option<&str>, purchase: PurchaseId) -> Response {
@@ -111,6 +123,13 @@ pub async fn attribute(
     let Ok(customer) = ExternalId::parse(posted.form.customer_external_id.trim()) else {
         return Ok(back(Some("bad_customer"), purchase));
     };
+    let order = match posted.form.order_external_id.trim() {
+        "" => None,
+        text => match ExternalId::parse(text) {
+            Ok(order) => Some(order),
+            Err(_) => return Ok(back(Some("bad_order"), purchase)),
+        },
+    };
     if store.customer(merchant, &customer).await?.is_none() {
         // Say so on the queue, unless the purchase is not in this merchant's queue at all.
         let exists = store
@@ -133,12 +152,17 @@ pub async fn attribute(
         };
     }
     match store
-        .attribute_purchase(merchant, purchase, &customer, Utc::now())
+        .attribute_purchase(merchant, purchase, &customer, order.as_ref(), Utc::now())
         .await?
     {
         None => Err(PageError::NotFound),
         Some(ManualAttribution::AlreadyAttributed) => {
             Ok(back(Some("already_attributed"), purchase))
+        }
+        Some(ManualAttribution::UnknownOrder) => Ok(back(Some("unknown_order"), purchase)),
+        Some(ManualAttribution::OrderNotPending) => Ok(back(Some("order_not_pending"), purchase)),
+        Some(ManualAttribution::OrderOfAnotherCustomer) => {
+            Ok(back(Some("order_of_another_customer"), purchase))
         }
         Some(ManualAttribution::Attributed(_)) => {
             tracing::info!(merchant = %merchant, %purchase, customer = %url_encode(customer.as_str()), "attributed by hand in the dashboard");
