@@ -20,6 +20,26 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// The first `limit` rows of the newest first.
+fn first(limit: u32) -> PageRequest {
+    PageRequest {
+        before: None,
+        limit,
+    }
+}
+
+async fn api_json(client: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
     let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
@@ -34,15 +54,7 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
         .await
         .unwrap();
     assert!(dashboard.status().is_success(), "{}", dashboard.status());
-    let customer: serde_json::Value = client
-        .get(demo.url("/api/v1/customers/C001"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let customer = api_json(&client, demo.url("/api/v1/customers/C001"), &token).await;
     assert_eq!(
         customer["external_id"], "C001",
         "the login token works: {customer}"
@@ -51,14 +63,7 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
     let store = setia.store().await;
     eventually("live payments reach the ledger", async || {
         let page = store
-            .purchases(
-                &merchant,
-                Some(true),
-                PageRequest {
-                    before: None,
-                    limit: 50,
-                },
-            )
+            .purchases(&merchant, Some(true), first(50))
             .await
             .unwrap();
         page.items.iter().any(|p| p.source == "moota")
@@ -80,42 +85,23 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
     );
     // The store sells the sandbox catalogue; the history carries its lines, and so the
     // nightly run's recommendations exist.
-    let recommended: serde_json::Value = client
-        .get(demo.url("/api/v1/customers/C001/recommendations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recommended = api_json(
+        &client,
+        demo.url("/api/v1/customers/C001/recommendations"),
+        &token,
+    )
+    .await;
     let items = recommended["items"].as_array().unwrap();
     assert_eq!(items.len(), 10, "{recommended}");
     assert!(items
         .iter()
         .all(|p| p["in_stock"] == true
             && p["url"].as_str().is_some_and(|u| u.starts_with("https://"))));
-    let catalogue = store
-        .products(
-            &merchant,
-            PageRequest {
-                before: None,
-                limit: 500,
-            },
-        )
-        .await
-        .unwrap();
+    let catalogue = store.products(&merchant, first(500)).await.unwrap();
     assert_eq!(catalogue.items.len(), 344, "the whole catalogue");
     eventually("a live order's lines pass to its purchase", async || {
         let page = store
-            .purchases(
-                &merchant,
-                Some(true),
-                PageRequest {
-                    before: None,
-                    limit: 200,
-                },
-            )
+            .purchases(&merchant, Some(true), first(200))
             .await
             .unwrap();
         let mut found = false;

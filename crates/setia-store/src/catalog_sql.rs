@@ -384,48 +384,17 @@ async fn resolve_references<'a>(
         let mut query = sqlx::QueryBuilder::<Db>::new(
             "SELECT v.column1 AS reference, (SELECT p.id FROM purchases p WHERE p.merchant_id = ",
         );
-        query
-            .push_bind(merchant.as_str())
-            .push(" AND p.source_key = 'ref:' || v.column1) AS purchase_id FROM (VALUES ");
-        let mut list = query.separated(", ");
-        for reference in chunk {
-            list.push("(")
-                .push_bind_unseparated(*reference)
-                .push_unseparated(")");
-        }
-        query.push(") AS v");
-        for row in query.build().fetch_all(&mut *conn).await? {
-            let Some(purchase) = row.try_get::<Option<i64>, _>("purchase_id")? else {
-                continue;
-            };
-            let reference: String = row.try_get("reference")?;
-            if let Ok(i) = chunk.binary_search(&reference.as_str()) {
-                found.insert(
-                    chunk[i],
-                    LineTarget {
-                        order_id: None,
-                        purchase_id: Some(purchase),
-                    },
-                );
-            }
-        }
-    }
-    let rest: Vec<&str> = distinct
-        .iter()
-        .copied()
-        .filter(|r| !found.contains_key(r))
-        .collect();
-    for chunk in rest.chunks(INSERT_CHUNK) {
-        let mut query = sqlx::QueryBuilder::<Db>::new(
-            "SELECT v.column1 AS reference, (SELECT o.id FROM orders o WHERE o.merchant_id = ",
+        query.push_bind(merchant.as_str()).push(
+            " AND p.source_key = 'ref:' || v.column1) AS imported, \
+             (SELECT o.id FROM orders o WHERE o.merchant_id = ",
         );
         query.push_bind(merchant.as_str()).push(
-            " AND o.external_id = v.column1) AS id, \
+            " AND o.external_id = v.column1) AS order_id, \
              (SELECT o.purchase_id FROM orders o WHERE o.merchant_id = ",
         );
         query
             .push_bind(merchant.as_str())
-            .push(" AND o.external_id = v.column1) AS purchase_id FROM (VALUES ");
+            .push(" AND o.external_id = v.column1) AS order_purchase FROM (VALUES ");
         let mut list = query.separated(", ");
         for reference in chunk {
             list.push("(")
@@ -434,18 +403,23 @@ async fn resolve_references<'a>(
         }
         query.push(") AS v");
         for row in query.build().fetch_all(&mut *conn).await? {
-            let Some(order) = row.try_get::<Option<i64>, _>("id")? else {
-                continue;
+            let target = match (
+                row.try_get::<Option<i64>, _>("imported")?,
+                row.try_get::<Option<i64>, _>("order_id")?,
+            ) {
+                (Some(purchase), _) => LineTarget {
+                    order_id: None,
+                    purchase_id: Some(purchase),
+                },
+                (None, Some(order)) => LineTarget {
+                    order_id: Some(order),
+                    purchase_id: row.try_get("order_purchase")?,
+                },
+                (None, None) => continue,
             };
             let reference: String = row.try_get("reference")?;
             if let Ok(i) = chunk.binary_search(&reference.as_str()) {
-                found.insert(
-                    chunk[i],
-                    LineTarget {
-                        order_id: Some(order),
-                        purchase_id: row.try_get("purchase_id")?,
-                    },
-                );
+                found.insert(chunk[i], target);
             }
         }
     }
