@@ -86,15 +86,19 @@ pub enum MerchantCommand {
     /// Replace a merchant's loyalty program with the one in a TOML file (keys:
     /// rupiah_per_point, silver_threshold_rupiah, silver_multiplier, gold_threshold_rupiah,
     /// gold_multiplier, bonus_every, bonus_points, birthday_points, expiry_days)
-    Loyalty(MerchantLoyalty),
+    Loyalty(MerchantProgram),
+    /// Replace a merchant's engagement program with the one in a TOML file (top-level
+    /// marketing_cap_days; [feedback] enabled, kind = "csat"|"nps", delay_days,
+    /// resurvey_days, reminder, alert_at_or_below); prints the program in force as JSON
+    Engagement(MerchantProgram),
 }
 
 #[derive(Debug, Args)]
-pub struct MerchantLoyalty {
+pub struct MerchantProgram {
     /// The merchant's id (mer_…)
     #[arg(long)]
     pub merchant: String,
-    /// The program, as TOML; keys left out keep their defaults
+    /// The program, as TOML; keys left out keep their defaults, an unknown key is an error
     pub file: PathBuf,
 }
 
@@ -120,6 +124,11 @@ pub struct MerchantCreate {
     /// Rp 10,000,000, +50 every 5th purchase, +100 on the birthday, points expire after 365 days
     #[arg(long, value_name = "FILE.toml")]
     pub loyalty: Option<PathBuf>,
+    /// The engagement program as a TOML file (see `setia merchant engagement --help`);
+    /// default: at most one marketing email per customer every 3 days; a CSAT feedback
+    /// request 3 days after a purchase, once per 90 days, with one reminder
+    #[arg(long, value_name = "FILE.toml")]
+    pub engagement: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,8 @@
-//! `setia merchant create|list`.
+//! `setia merchant create|list|loyalty|engagement`.
 
 use rand::RngCore;
 use serde::Serialize;
+use setia_core::engagement::EngagementProgram;
 use setia_core::loyalty::LoyaltyProgram;
 use setia_core::merchant::parse_report_emails;
 use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
@@ -9,7 +10,7 @@ use setia_store::{Merchant, NewMerchant, Store};
 
 use super::find_merchant;
 use super::print_json;
-use crate::cli::{MerchantCreate, MerchantLoyalty};
+use crate::cli::{MerchantCreate, MerchantProgram};
 use crate::exit::CliError;
 
 fn webhook_path(id: &MerchantId) -> String {
@@ -27,7 +28,17 @@ pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliEr
         Some(text) => WebhookSecret::parse(text).map_err(|e| bad("webhook-secret", &e))?,
         None => WebhookSecret::from_random_bytes(random_bytes(&mut rng)),
     };
-    let program = args.loyalty.as_deref().map(read_program).transpose()?;
+    // Both files are read before anything is written: a bad one creates no merchant.
+    let program = args
+        .loyalty
+        .as_deref()
+        .map(|path| read_program(path, LoyaltyProgram::from_toml))
+        .transpose()?;
+    let engagement = args
+        .engagement
+        .as_deref()
+        .map(|path| read_program(path, EngagementProgram::from_toml))
+        .transpose()?;
     let api_token = ApiToken::from_random_bytes(random_bytes(&mut rng));
     let merchant = store
         .create_merchant(NewMerchant {
@@ -42,6 +53,11 @@ pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliEr
         .await?;
     if let Some(program) = &program {
         store.set_loyalty_program(&merchant.id, program).await?;
+    }
+    if let Some(engagement) = &engagement {
+        store
+            .set_engagement_program(&merchant.id, engagement)
+            .await?;
     }
 
     #[derive(Serialize)]
@@ -81,19 +97,31 @@ pub async fn list(store: &dyn Store) -> Result<(), CliError> {
     print_json(&listed)
 }
 
-fn read_program(path: &std::path::Path) -> Result<LoyaltyProgram, CliError> {
+/// A program's TOML file, parsed; any problem names the file.
+fn read_program<T, E: std::fmt::Display>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::BadInput(format!("cannot read {}: {e}", path.display())))?;
-    LoyaltyProgram::from_toml(&text)
-        .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
+    parse(&text).map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
 }
 
 /// `setia merchant loyalty`: replaces the program; prints the program now in force.
-pub async fn loyalty(store: &dyn Store, args: MerchantLoyalty) -> Result<(), CliError> {
+pub async fn loyalty(store: &dyn Store, args: MerchantProgram) -> Result<(), CliError> {
     let merchant = find_merchant(store, &args.merchant).await?;
-    let program = read_program(&args.file)?;
+    let program = read_program(&args.file, LoyaltyProgram::from_toml)?;
     store.set_loyalty_program(&merchant.id, &program).await?;
     print_json(&store.loyalty_program(&merchant.id).await?)
+}
+
+/// `setia merchant engagement`: replaces the engagement program; prints the program now in
+/// force, defaults included.
+pub async fn engagement(store: &dyn Store, args: MerchantProgram) -> Result<(), CliError> {
+    let merchant = find_merchant(store, &args.merchant).await?;
+    let program = read_program(&args.file, EngagementProgram::from_toml)?;
+    store.set_engagement_program(&merchant.id, &program).await?;
+    print_json(&store.engagement_program(&merchant.id).await?)
 }
 
 fn random_bytes<const N: usize>(rng: &mut impl RngCore) -> [u8; N] {

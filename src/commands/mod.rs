@@ -56,6 +56,9 @@ async fn run_command(
         Command::Merchant(MerchantCommand::Create(args)) => merchant::create(&*store, args).await,
         Command::Merchant(MerchantCommand::List) => merchant::list(&*store).await,
         Command::Merchant(MerchantCommand::Loyalty(args)) => merchant::loyalty(&*store, args).await,
+        Command::Merchant(MerchantCommand::Engagement(args)) => {
+            merchant::engagement(&*store, args).await
+        }
         Command::Worker => serve::work(store, settings).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
         Command::Items(ItemsCommand::Import(args)) => import::items(store, args).await,

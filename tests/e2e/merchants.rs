@@ -5,7 +5,10 @@ use setia_store::testing::TestDatabase;
 
 use crate::support::{bare_command, stderr, Setia};
 
-crate::on_every_backend!(merchants_are_created_and_listed_without_secrets);
+crate::on_every_backend!(
+    merchants_are_created_and_listed_without_secrets,
+    the_engagement_program_comes_from_toml_with_defaults
+);
 
 async fn merchants_are_created_and_listed_without_secrets(setia: Setia) {
     let created = setia.json(&[
@@ -55,6 +58,77 @@ async fn merchants_are_created_and_listed_without_secrets(setia: Setia) {
         .unwrap();
     assert_eq!(found.unwrap().id.as_str(), id);
     assert_ne!(ApiToken::presented(token).hash().as_str(), token);
+}
+
+async fn the_engagement_program_comes_from_toml_with_defaults(setia: Setia) {
+    // A misspelt key, in a file given at creation: exit 2 naming it, no merchant.
+    let misspelt = setia.write("typo.toml", "[feedback]\ndelay = 5\n");
+    let refused = setia.run(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko",
+        "--engagement",
+        &misspelt,
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("typo.toml") && stderr(&refused).contains("`delay`"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(setia.json(&["merchant", "list"]), serde_json::json!([]));
+
+    let nps = setia.write(
+        "nps.toml",
+        "marketing_cap_days = 7\n[feedback]\nkind = \"nps\"\n",
+    );
+    let created = setia.json(&["merchant", "create", "--name", "Toko", "--engagement", &nps]);
+    let id = created["id"].as_str().unwrap();
+    let other = setia.json(&["merchant", "create", "--name", "Other"]);
+
+    let server = setia.serve();
+    let client = reqwest::Client::new();
+    let program = |token: String| {
+        let request = client
+            .get(server.url("/api/v1/engagement"))
+            .bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let shown = program(created["api_token"].as_str().unwrap().into()).await;
+    assert_eq!(
+        shown,
+        serde_json::json!({"marketing_cap_days": 7, "feedback": {"enabled": true, "kind": "nps",
+            "delay_days": 3, "resurvey_days": 90, "reminder": true, "alert_at_or_below": 6}}),
+        "keys left out keep their defaults, the NPS alert level among them"
+    );
+    let defaults = program(other["api_token"].as_str().unwrap().into()).await;
+    assert_eq!(defaults["marketing_cap_days"], 3);
+    assert_eq!(defaults["feedback"]["kind"], "csat");
+    assert_eq!(defaults["feedback"]["alert_at_or_below"], 2);
+
+    // Replaced later; a bad value changes nothing.
+    let out_of_scale = setia.write("bad.toml", "[feedback]\nalert_at_or_below = 9\n");
+    let refused = setia.run(&["merchant", "engagement", "--merchant", id, &out_of_scale]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("feedback.alert_at_or_below"));
+    let csat = setia.write("csat.toml", "[feedback]\nenabled = false\n");
+    let replaced = setia.json(&["merchant", "engagement", "--merchant", id, &csat]);
+    assert_eq!(
+        (
+            &replaced["marketing_cap_days"],
+            &replaced["feedback"]["enabled"]
+        ),
+        (&serde_json::json!(3), &serde_json::json!(false))
+    );
+    let shown = program(created["api_token"].as_str().unwrap().into()).await;
+    assert_eq!(shown, replaced, "the API shows what the command printed");
+    let unknown = setia.run(&["merchant", "engagement", "--merchant", "mer_nobody", &csat]);
+    assert_eq!(unknown.status.code(), Some(2));
 }
 
 #[test]

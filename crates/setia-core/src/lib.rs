@@ -7,6 +7,7 @@
 
 pub mod attribution;
 pub mod customer;
+pub mod engagement;
 pub mod ids;
 pub mod import;
 pub mod loyalty;

@@ -19,6 +19,7 @@ use setia_core::{
 pub mod analytics;
 pub mod catalog;
 pub mod dashboard;
+pub mod engagement;
 pub mod ledger;
 pub mod mail;
 mod postgres;
@@ -29,6 +30,7 @@ pub mod testing;
 pub use analytics::Analytics;
 pub use catalog::Catalog;
 pub use dashboard::Dashboard;
+pub use engagement::Engagement;
 pub use ledger::Ledger;
 pub use mail::Mail;
 pub use postgres::PostgresStore;
@@ -270,7 +272,9 @@ pub struct Page<T> {
 }
 
 #[async_trait]
-pub trait Store: Ledger + Analytics + Catalog + Mail + Dashboard + Send + Sync + 'static {
+pub trait Store:
+    Ledger + Analytics + Catalog + Mail + Dashboard + Engagement + Send + Sync + 'static
+{
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;
     /// True when the database answers and every migration this build knows is applied.

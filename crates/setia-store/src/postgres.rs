@@ -387,3 +387,4 @@ include!("mail_sql.rs");
 include!("analytics_sql.rs");
 include!("dashboard_sql.rs");
 include!("catalog_sql.rs");
+include!("engagement_sql.rs");

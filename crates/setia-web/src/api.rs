@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhooks/deliveries", get(deliveries))
         .route("/metrics", get(latest_metrics))
+        .route("/engagement", get(engagement))
         .merge(crate::ledger_api::router())
         .merge(crate::catalog_api::router())
         .merge(crate::outbox_api::router())
@@ -107,6 +108,14 @@ async fn deliveries(
         .webhook_deliveries(&merchant.id, query.parse()?)
         .await?;
     Ok(Json(page.into()))
+}
+
+/// The merchant's engagement program in force, defaults included.
+async fn engagement(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+) -> Result<Json<setia_core::engagement::EngagementProgram>, ApiError> {
+    Ok(Json(state.store.engagement_program(&merchant.id).await?))
 }
 
 #[derive(Debug, Deserialize)]

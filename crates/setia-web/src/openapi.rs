@@ -72,6 +72,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         attribute_purchase,
         refund_purchase,
         latest_metrics,
+        engagement_program,
         webhook_deliveries,
         webhook_quarantine,
         outbox,
@@ -81,7 +82,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         PointsEntry, OrderBody, Order, PurchaseRow, PurchaseList, AttributeBody, AuditEntry,
         AuditList, QuarantinedRow, QuarantineList, OutboxEntryDoc, OutboxList, MetricsDoc,
         ItemBody, OrderLine, ProductBody, Product, UpsertedProducts, ProductList, RelatedProduct,
-        RelatedProducts, Recommendations,
+        RelatedProducts, Recommendations, EngagementDoc, FeedbackDoc,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -91,6 +92,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         (name = "products", description = "The catalogue, recommendations and products bought together"),
         (name = "purchases", description = "The ledger: payments and their attribution"),
         (name = "metrics", description = "The latest metric snapshot (schema 1)"),
+        (name = "engagement", description = "The engagement program: marketing cap and feedback"),
         (name = "webhooks", description = "The Moota webhook audit log and quarantine"),
         (name = "email", description = "The lifecycle email outbox"),
         (name = "meta", description = "This document"),
@@ -195,6 +197,30 @@ struct MetricsDoc {
     churn: MetricsChurn,
     clv: MetricsClv,
     loyalty: MetricsLoyalty,
+}
+
+/// The engagement program in force (DESIGN §8), as `setia merchant engagement` sets it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EngagementProgram)]
+struct EngagementDoc {
+    /// At most one marketing email per customer per this many days; 0: no cap
+    #[schema(example = 3)]
+    marketing_cap_days: u32,
+    feedback: FeedbackDoc,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = FeedbackSettings)]
+struct FeedbackDoc {
+    enabled: bool,
+    /// csat (1–5) or nps (0–10)
+    #[schema(example = "csat")]
+    kind: String,
+    delay_days: u32,
+    resurvey_days: u32,
+    reminder: bool,
+    /// An answer at or below this score opens a complaint
+    alert_at_or_below: u8,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -431,6 +457,14 @@ fn attribute_purchase() {}
 #[allow(dead_code)]
 fn refund_purchase() {}
 
+#[utoipa::path(get, path = "/api/v1/engagement", tag = "engagement",
+    responses(
+        (status = 200, description = "The program in force, defaults included", body = EngagementDoc),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn engagement_program() {}
+
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics",
     params(("period" = Option<String>, Query, description = "month or week; the latest snapshot of either when left out")),
     responses(
@@ -665,6 +699,13 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(keys("OutboxEntry"), real);
+        let program =
+            serde_json::to_value(setia_core::engagement::EngagementProgram::standard()).unwrap();
+        let real = |value: &serde_json::Value| -> BTreeSet<String> {
+            value.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys("EngagementProgram"), real(&program));
+        assert_eq!(keys("FeedbackSettings"), real(&program["feedback"]));
         let list: BTreeSet<String> =
             serde_json::to_value(crate::api::ListResponse::from(setia_store::Page::<i64> {
                 items: vec![],
