@@ -8,6 +8,7 @@
 pub mod attribution;
 pub mod customer;
 pub mod engagement;
+pub mod feedback;
 pub mod ids;
 pub mod import;
 pub mod loyalty;
