@@ -1,5 +1,5 @@
-//! Signed values in customer email: the unsubscribe token of `/u/{token}` and the personal
-//! birthday offer code. Both are HMAC-SHA256 under the merchant's mail secret (32 random
+//! Signed values in customer email: the unsubscribe token of `/u/{token}`, the feedback
+//! token of `/f/{token}` and the personal birthday offer code. All are HMAC-SHA256 under the merchant's mail secret (32 random
 //! bytes the store makes on first use), each with its own domain prefix, so neither can be
 //! forged, guessed or turned into the other.
 
@@ -22,6 +22,8 @@ pub enum MailTokenError {
     BadSecret,
     #[error("not an unsubscribe token")]
     BadToken,
+    #[error("not a feedback token")]
+    BadFeedbackToken,
 }
 
 impl MailSecret {
@@ -178,6 +180,128 @@ pub fn birthday_offer_code(
     format!("BDAY-{code}")
 }
 
+/// How long a feedback link works: DESIGN §8.
+pub const FEEDBACK_TOKEN_DAYS: i64 = 30;
+
+/// `{merchant}.{request key}.{expiry, unix seconds}.{32 hex digits}`: the link of one
+/// feedback request, which lets its customer answer it (and change the answer) until it
+/// expires. Signed with the expiry, so it cannot be stretched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackToken {
+    merchant: MerchantId,
+    request: i64,
+    expires_at: i64,
+    mac: [u8; TOKEN_MAC_LEN],
+}
+
+impl FeedbackToken {
+    /// A token for a request sent at `sent_at`, valid [`FEEDBACK_TOKEN_DAYS`].
+    pub fn sign(
+        secret: &MailSecret,
+        merchant: &MerchantId,
+        request: i64,
+        sent_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let expires_at = (sent_at + chrono::TimeDelta::days(FEEDBACK_TOKEN_DAYS)).timestamp();
+        let tag = Self::tag(secret, merchant, request, expires_at)
+            .finalize()
+            .into_bytes();
+        let mut mac = [0u8; TOKEN_MAC_LEN];
+        mac.copy_from_slice(&tag[..TOKEN_MAC_LEN]);
+        FeedbackToken {
+            merchant: merchant.clone(),
+            request,
+            expires_at,
+            mac,
+        }
+    }
+
+    fn tag(
+        secret: &MailSecret,
+        merchant: &MerchantId,
+        request: i64,
+        expires_at: i64,
+    ) -> HmacSha256 {
+        secret.mac(
+            "setia-feedback-v1",
+            &[
+                merchant.as_str(),
+                &request.to_string(),
+                &expires_at.to_string(),
+            ],
+        )
+    }
+
+    /// Reads a token's shape; whether it is genuine and current needs the merchant's secret
+    /// and the time ([`FeedbackToken::verify`]).
+    pub fn parse(text: &str) -> Result<Self, MailTokenError> {
+        let bad = || MailTokenError::BadFeedbackToken;
+        let mut parts = text.split('.');
+        let (Some(merchant), Some(request), Some(expires_at), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(bad());
+        };
+        let merchant = MerchantId::parse(merchant).map_err(|_| bad())?;
+        // One spelling per number, so that one request has one token.
+        let number = |text: &str| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0 && !text.starts_with(['+', '0']))
+        };
+        let request = number(request).ok_or_else(bad)?;
+        let expires_at = number(expires_at).ok_or_else(bad)?;
+        if mac.len() != TOKEN_MAC_LEN * 2 || mac.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(bad());
+        }
+        let mac: [u8; TOKEN_MAC_LEN] = hex::decode(mac)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(bad)?;
+        Ok(FeedbackToken {
+            merchant,
+            request,
+            expires_at,
+            mac,
+        })
+    }
+
+    /// True when the token was signed with `secret` (constant-time) and has not expired at
+    /// `now`.
+    pub fn verify(&self, secret: &MailSecret, now: chrono::DateTime<chrono::Utc>) -> bool {
+        now.timestamp() < self.expires_at
+            && Self::tag(secret, &self.merchant, self.request, self.expires_at)
+                .verify_truncated_left(&self.mac)
+                .is_ok()
+    }
+
+    pub fn merchant(&self) -> &MerchantId {
+        &self.merchant
+    }
+
+    /// The feedback request's key.
+    pub fn request(&self) -> i64 {
+        self.request
+    }
+}
+
+impl fmt::Display for FeedbackToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.merchant,
+            self.request,
+            self.expires_at,
+            hex::encode(self.mac)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +401,58 @@ mod tests {
         ] {
             assert_ne!(code, other);
         }
+    }
+
+    #[test]
+    fn a_feedback_token_works_for_its_request_until_it_expires() {
+        use chrono::{TimeDelta, TimeZone, Utc};
+        let sent = Utc.with_ymd_and_hms(2027, 3, 13, 7, 0, 0).unwrap();
+        let token = FeedbackToken::sign(&secret(1), &merchant(1), 42, sent);
+        let text = token.to_string();
+        let read = FeedbackToken::parse(&text).unwrap();
+        assert_eq!((read.merchant(), read.request()), (&merchant(1), 42));
+        assert!(read.verify(&secret(1), sent + TimeDelta::days(29)));
+        assert!(
+            !read.verify(&secret(1), sent + TimeDelta::days(30)),
+            "expired"
+        );
+        assert!(!read.verify(&secret(2), sent), "another merchant's secret");
+
+        // Forged: another request, a stretched expiry, a changed mac, another merchant.
+        let parts: Vec<&str> = text.split('.').collect();
+        let forged = [
+            format!("{}.43.{}.{}", parts[0], parts[2], parts[3]),
+            format!(
+                "{}.42.{}.{}",
+                parts[0],
+                parts[2].parse::<i64>().unwrap() + 86_400,
+                parts[3]
+            ),
+            format!(
+                "{}.42.{}.{}{}",
+                parts[0],
+                parts[2],
+                &parts[3][..31],
+                if parts[3].ends_with('0') { '1' } else { '0' }
+            ),
+            format!("{}.42.{}.{}", merchant(2), parts[2], parts[3]),
+        ];
+        for forged in forged {
+            let parsed = FeedbackToken::parse(&forged).unwrap();
+            assert!(!parsed.verify(&secret(1), sent), "{forged} verified");
+        }
+        for malformed in [
+            "",
+            "x",
+            &format!("{}.042.{}.{}", parts[0], parts[2], parts[3]),
+            &format!("{}.42.{}.{}", parts[0], parts[2], parts[3].to_uppercase()),
+            &format!("{text}.1"),
+            &format!("{}.-1.{}.{}", parts[0], parts[2], parts[3]),
+        ] {
+            assert!(FeedbackToken::parse(malformed).is_err(), "{malformed}");
+        }
+        let unsubscribe =
+            UnsubscribeToken::sign(&secret(1), &merchant(1), CustomerId::from_key(42));
+        assert!(FeedbackToken::parse(&unsubscribe.to_string()).is_err());
     }
 }
