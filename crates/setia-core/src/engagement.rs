@@ -36,6 +36,19 @@ pub enum FeedbackKind {
 }
 
 impl FeedbackKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackKind::Csat => "csat",
+            FeedbackKind::Nps => "nps",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FeedbackKind> {
+        [FeedbackKind::Csat, FeedbackKind::Nps]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+
     /// The lowest and highest score of the scale.
     pub fn scale(self) -> (u8, u8) {
         match self {

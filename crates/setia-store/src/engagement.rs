@@ -1,10 +1,118 @@
-//! The engagement side of the store (DESIGN §8): each merchant's engagement program.
+//! The engagement side of the store (DESIGN §8): each merchant's engagement program, and
+//! what it acts on: feedback requests, the customers' answers and the complaints low answers
+//! open.
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
-use setia_core::engagement::EngagementProgram;
-use setia_core::MerchantId;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use setia_core::engagement::{EngagementProgram, FeedbackKind};
+use setia_core::feedback::{FeedbackComment, FeedbackScore};
+use setia_core::{CustomerId, MerchantId};
 
-use crate::StoreResult;
+use crate::{Page, PageRequest, StoreResult};
+
+/// A feedback request to write: the purchase it asks about, on which scale, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFeedbackRequest {
+    pub customer: CustomerId,
+    pub purchase: i64,
+    pub kind: FeedbackKind,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A customer's answer as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FeedbackAnswer {
+    pub id: i64,
+    pub request_id: i64,
+    #[schema(value_type = String, example = "cus_7")]
+    pub customer_id: CustomerId,
+    pub customer_external_id: String,
+    pub customer_name: Option<String>,
+    /// csat (1–5) or nps (0–10)
+    #[schema(value_type = String, example = "csat")]
+    pub kind: FeedbackKind,
+    pub score: u8,
+    pub comment: Option<String>,
+    pub answered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A request with its customer and, once given, its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackRequest {
+    pub id: i64,
+    pub customer: CustomerId,
+    pub customer_external_id: String,
+    pub customer_name: Option<String>,
+    pub purchase: i64,
+    pub kind: FeedbackKind,
+    pub due_at: DateTime<Utc>,
+    pub answer: Option<FeedbackAnswer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintStatus {
+    Open,
+    InProgress,
+    Resolved,
+}
+
+impl ComplaintStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComplaintStatus::Open => "open",
+            ComplaintStatus::InProgress => "in_progress",
+            ComplaintStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ComplaintStatus> {
+        [
+            ComplaintStatus::Open,
+            ComplaintStatus::InProgress,
+            ComplaintStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A complaint with the answer that opened it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Complaint {
+    pub id: i64,
+    pub status: ComplaintStatus,
+    pub note: Option<String>,
+    /// Who resolved it (the dashboard's session or the API), when it is resolved.
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub answer: FeedbackAnswer,
+}
+
+/// What recording an answer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedAnswer {
+    pub answer: FeedbackAnswer,
+    /// False when the request was answered before and this changed the answer.
+    pub first: bool,
+    /// The complaint this answer opened; `None` when it opened none (not low enough, or its
+    /// request had opened one already).
+    pub opened_complaint: Option<i64>,
+}
+
+/// Which answers to list: a score, and answered in [from, until).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnswerFilter {
+    pub score: Option<u8>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
 
 #[async_trait]
 pub trait Engagement: Send + Sync {
@@ -16,4 +124,64 @@ pub trait Engagement: Send + Sync {
     ) -> StoreResult<()>;
     /// The program in force: the stored one, or the defaults when none was set.
     async fn engagement_program(&self, merchant: &MerchantId) -> StoreResult<EngagementProgram>;
+
+    /// Writes requests in one transaction, skipping purchases already asked about; returns
+    /// how many were written.
+    async fn create_feedback_requests(
+        &self,
+        merchant: &MerchantId,
+        requests: &[NewFeedbackRequest],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// A request of this merchant, with its answer; `None` for another merchant's.
+    async fn feedback_request(
+        &self,
+        merchant: &MerchantId,
+        request: i64,
+    ) -> StoreResult<Option<FeedbackRequest>>;
+    /// Records (or changes) the answer to a request, and opens a complaint when
+    /// `opens_complaint` and the request has none yet, in one transaction. The score must
+    /// be on the request's scale (the caller parsed it with the request's kind). `None` when
+    /// the merchant has no such request.
+    async fn record_feedback_answer(
+        &self,
+        merchant: &MerchantId,
+        request: i64,
+        score: FeedbackScore,
+        comment: Option<&FeedbackComment>,
+        opens_complaint: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RecordedAnswer>>;
+    /// Answers, newest first.
+    async fn feedback_answers(
+        &self,
+        merchant: &MerchantId,
+        filter: AnswerFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<FeedbackAnswer>>;
+    /// Complaints, newest first, of one status or all.
+    async fn complaints(
+        &self,
+        merchant: &MerchantId,
+        status: Option<ComplaintStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Complaint>>;
+    /// Moves a complaint to `status`, with a note when given (kept otherwise); resolving
+    /// records who and when, reopening clears them. `None` for another merchant's.
+    async fn update_complaint(
+        &self,
+        merchant: &MerchantId,
+        complaint: i64,
+        status: ComplaintStatus,
+        note: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Complaint>>;
+    /// Which of these customers have a complaint not yet resolved: they get no marketing
+    /// email.
+    async fn customers_with_open_complaints(
+        &self,
+        merchant: &MerchantId,
+        customers: &[CustomerId],
+    ) -> StoreResult<HashSet<CustomerId>>;
 }

@@ -1,8 +1,87 @@
 // The engagement queries both backends run, included by `sqlite.rs` and `postgres.rs`.
 
-use setia_core::engagement::EngagementProgram;
+use setia_core::engagement::{EngagementProgram, FeedbackKind};
+use setia_core::feedback::{FeedbackComment, FeedbackScore};
 
-use crate::engagement::Engagement;
+use crate::engagement::*;
+
+const ANSWER_COLUMNS: &str = "a.id, a.request_id, a.customer_id, c.external_id, c.name, a.kind, \
+     a.score, a.comment, a.answered_at_us, a.updated_at_us";
+
+const COMPLAINT_COLUMNS: &str = "k.id AS complaint_id, k.status, k.note, k.resolved_by, \
+     k.resolved_at_us, k.created_at_us, k.updated_at_us AS complaint_updated_at_us";
+
+fn feedback_kind(text: &str) -> StoreResult<FeedbackKind> {
+    FeedbackKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("feedback kind {text:?}")))
+}
+
+fn answer_from_row(row: &DbRow) -> StoreResult<FeedbackAnswer> {
+    let score: i64 = row.try_get("score")?;
+    Ok(FeedbackAnswer {
+        id: row.try_get("id")?,
+        request_id: row.try_get("request_id")?,
+        customer_id: CustomerId::from_key(row.try_get("customer_id")?),
+        customer_external_id: row.try_get("external_id")?,
+        customer_name: row.try_get("name")?,
+        kind: feedback_kind(&row.try_get::<String, _>("kind")?)?,
+        score: u8::try_from(score)
+            .map_err(|_| StoreError::Corrupt(format!("feedback score {score}")))?,
+        comment: row.try_get("comment")?,
+        answered_at: from_micros(row.try_get("answered_at_us")?)?,
+        updated_at: from_micros(row.try_get("updated_at_us")?)?,
+    })
+}
+
+fn complaint_from_row(row: &DbRow) -> StoreResult<Complaint> {
+    let status: String = row.try_get("status")?;
+    Ok(Complaint {
+        id: row.try_get("complaint_id")?,
+        status: ComplaintStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("complaint status {status:?}")))?,
+        note: row.try_get("note")?,
+        resolved_by: row.try_get("resolved_by")?,
+        resolved_at: row
+            .try_get::<Option<i64>, _>("resolved_at_us")?
+            .map(from_micros)
+            .transpose()?,
+        created_at: from_micros(row.try_get("created_at_us")?)?,
+        updated_at: from_micros(row.try_get("complaint_updated_at_us")?)?,
+        answer: answer_from_row(row)?,
+    })
+}
+
+async fn answer_of_request(
+    conn: &mut DbConn,
+    merchant: &MerchantId,
+    request: i64,
+) -> StoreResult<Option<FeedbackAnswer>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ANSWER_COLUMNS} FROM feedback_answers a JOIN customers c ON c.id = a.customer_id \
+         WHERE a.merchant_id = $1 AND a.request_id = $2"
+    ))
+    .bind(merchant.as_str())
+    .bind(request)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(answer_from_row).transpose()
+}
+
+async fn complaint_by_id(
+    conn: &mut DbConn,
+    merchant: &MerchantId,
+    complaint: i64,
+) -> StoreResult<Option<Complaint>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COMPLAINT_COLUMNS}, {ANSWER_COLUMNS} FROM complaints k \
+         JOIN feedback_answers a ON a.id = k.answer_id JOIN customers c ON c.id = a.customer_id \
+         WHERE k.merchant_id = $1 AND k.id = $2"
+    ))
+    .bind(merchant.as_str())
+    .bind(complaint)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(complaint_from_row).transpose()
+}
 
 #[async_trait]
 impl Engagement for ThisStore {
@@ -30,5 +109,245 @@ impl Engagement for ThisStore {
             Some(text) => EngagementProgram::from_toml(&text)
                 .map_err(|e| StoreError::Corrupt(format!("merchant {merchant}: {e}"))),
         }
+    }
+
+    async fn create_feedback_requests(
+        &self,
+        merchant: &MerchantId,
+        requests: &[NewFeedbackRequest],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut written = 0;
+        for chunk in requests.chunks(INSERT_CHUNK) {
+            let mut insert = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO feedback_requests (merchant_id, customer_id, purchase_id, kind, due_at_us, \
+                 created_at_us) ",
+            );
+            insert.push_values(chunk, |mut row, request| {
+                row.push_bind(merchant.as_str())
+                    .push_bind(request.customer.key())
+                    .push_bind(request.purchase)
+                    .push_bind(request.kind.as_str())
+                    .push_bind(micros(request.due_at))
+                    .push_bind(micros(now));
+            });
+            insert.push(" ON CONFLICT (merchant_id, purchase_id) DO NOTHING");
+            written += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn feedback_request(
+        &self,
+        merchant: &MerchantId,
+        request: i64,
+    ) -> StoreResult<Option<FeedbackRequest>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query(
+            "SELECT r.id, r.customer_id, c.external_id, c.name, r.purchase_id, r.kind, r.due_at_us \
+             FROM feedback_requests r JOIN customers c ON c.id = r.customer_id \
+             WHERE r.merchant_id = $1 AND r.id = $2",
+        )
+        .bind(merchant.as_str())
+        .bind(request)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(FeedbackRequest {
+            id: row.try_get("id")?,
+            customer: CustomerId::from_key(row.try_get("customer_id")?),
+            customer_external_id: row.try_get("external_id")?,
+            customer_name: row.try_get("name")?,
+            purchase: row.try_get("purchase_id")?,
+            kind: feedback_kind(&row.try_get::<String, _>("kind")?)?,
+            due_at: from_micros(row.try_get("due_at_us")?)?,
+            answer: answer_of_request(&mut conn, merchant, request).await?,
+        }))
+    }
+
+    async fn record_feedback_answer(
+        &self,
+        merchant: &MerchantId,
+        request: i64,
+        score: FeedbackScore,
+        comment: Option<&FeedbackComment>,
+        opens_complaint: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RecordedAnswer>> {
+        let mut tx = self.begin_write().await?;
+        let Some((customer, kind)) = sqlx::query_as::<_, (i64, String)>(
+            "SELECT customer_id, kind FROM feedback_requests WHERE merchant_id = $1 AND id = $2",
+        )
+        .bind(merchant.as_str())
+        .bind(request)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let comment = comment.map(FeedbackComment::as_str);
+        let changed = sqlx::query(
+            "UPDATE feedback_answers SET score = $1, comment = $2, updated_at_us = $3 \
+             WHERE merchant_id = $4 AND request_id = $5",
+        )
+        .bind(i64::from(score.get()))
+        .bind(comment)
+        .bind(micros(now))
+        .bind(merchant.as_str())
+        .bind(request)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            sqlx::query(
+                "INSERT INTO feedback_answers (merchant_id, request_id, customer_id, kind, score, comment, \
+                 answered_at_us, updated_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(merchant.as_str())
+            .bind(request)
+            .bind(customer)
+            .bind(&kind)
+            .bind(i64::from(score.get()))
+            .bind(comment)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let answer = answer_of_request(&mut tx, merchant, request)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("an answer vanished after its write".into()))?;
+        let opened_complaint = if opens_complaint {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO complaints (merchant_id, answer_id, customer_id, status, created_at_us, \
+                 updated_at_us) VALUES ($1, $2, $3, 'open', $4, $4) \
+                 ON CONFLICT (answer_id) DO NOTHING RETURNING id",
+            )
+            .bind(merchant.as_str())
+            .bind(answer.id)
+            .bind(customer)
+            .bind(micros(now))
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Some(RecordedAnswer {
+            answer,
+            first: changed == 0,
+            opened_complaint,
+        }))
+    }
+
+    async fn feedback_answers(
+        &self,
+        merchant: &MerchantId,
+        filter: AnswerFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<FeedbackAnswer>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ANSWER_COLUMNS} FROM feedback_answers a JOIN customers c ON c.id = a.customer_id \
+             WHERE a.merchant_id = $1 AND ($2 < 0 OR a.score = $2) AND a.answered_at_us >= $3 \
+             AND a.answered_at_us < $4 AND a.id < $5 ORDER BY a.id DESC LIMIT $6"
+        ))
+        .bind(merchant.as_str())
+        .bind(filter.score.map_or(-1, i64::from))
+        .bind(filter.from.map_or(i64::MIN, micros))
+        .bind(filter.until.map_or(i64::MAX, micros))
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(answer_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page, |a| a.id))
+    }
+
+    async fn complaints(
+        &self,
+        merchant: &MerchantId,
+        status: Option<ComplaintStatus>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Complaint>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COMPLAINT_COLUMNS}, {ANSWER_COLUMNS} FROM complaints k \
+             JOIN feedback_answers a ON a.id = k.answer_id JOIN customers c ON c.id = a.customer_id \
+             WHERE k.merchant_id = $1 AND ($2 = '' OR k.status = $2) AND k.id < $3 \
+             ORDER BY k.id DESC LIMIT $4"
+        ))
+        .bind(merchant.as_str())
+        .bind(status.map_or("", ComplaintStatus::as_str))
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(complaint_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page, |k| k.id))
+    }
+
+    async fn update_complaint(
+        &self,
+        merchant: &MerchantId,
+        complaint: i64,
+        status: ComplaintStatus,
+        note: Option<&str>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Complaint>> {
+        let mut tx = self.begin_write().await?;
+        let resolved = status == ComplaintStatus::Resolved;
+        let updated = sqlx::query(
+            "UPDATE complaints SET status = $1, note = COALESCE($2, note), \
+             resolved_by = CASE WHEN $3 THEN COALESCE(resolved_by, $4) ELSE NULL END, \
+             resolved_at_us = CASE WHEN $3 THEN COALESCE(resolved_at_us, $5) ELSE NULL END, \
+             updated_at_us = $5 WHERE merchant_id = $6 AND id = $7",
+        )
+        .bind(status.as_str())
+        .bind(note)
+        .bind(resolved)
+        .bind(by)
+        .bind(micros(now))
+        .bind(merchant.as_str())
+        .bind(complaint)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        let found = complaint_by_id(&mut tx, merchant, complaint).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn customers_with_open_complaints(
+        &self,
+        merchant: &MerchantId,
+        customers: &[CustomerId],
+    ) -> StoreResult<HashSet<CustomerId>> {
+        let mut open = HashSet::new();
+        for chunk in customers.chunks(INSERT_CHUNK) {
+            let mut query = sqlx::QueryBuilder::<Db>::new(
+                "SELECT DISTINCT customer_id FROM complaints WHERE merchant_id = ",
+            );
+            query
+                .push_bind(merchant.as_str())
+                .push(" AND status <> 'resolved' AND customer_id IN (");
+            let mut list = query.separated(", ");
+            for customer in chunk {
+                list.push_bind(customer.key());
+            }
+            query.push(")");
+            for key in query.build_query_scalar::<i64>().fetch_all(&self.pool).await? {
+                open.insert(CustomerId::from_key(key));
+            }
+        }
+        Ok(open)
     }
 }

@@ -2034,3 +2034,306 @@ mod catalog {
         recommendations_are_filtered_when_read: false,
     );
 }
+
+mod feedback {
+    use super::*;
+    use setia_core::engagement::FeedbackKind;
+    use setia_core::feedback::{FeedbackComment, FeedbackScore};
+    use setia_core::import::TransactionsCsv;
+    use setia_core::CustomerId;
+    use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewFeedbackRequest};
+    use setia_store::ImportMessage;
+
+    fn first(limit: u32) -> PageRequest {
+        PageRequest {
+            before: None,
+            limit,
+        }
+    }
+
+    /// Two customers' imported purchases, and a request about each.
+    async fn two_requests(shop: &Shop) -> (i64, i64, CustomerId) {
+        let rows: Vec<_> = TransactionsCsv::new(
+            "customer_external_id,occurred_at,amount,reference\nC1,2026-01-02,50000,R1\nC2,2026-01-03,70000,R2\n"
+                .as_bytes(),
+            MerchantTimezone::default(),
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender.send(ImportMessage::Rows(rows)).await.unwrap();
+        sender.send(ImportMessage::Finished).await.unwrap();
+        shop.store
+            .import_transactions(&shop.merchant, receiver)
+            .await
+            .unwrap();
+        let purchases = shop
+            .store
+            .purchases(&shop.merchant, None, first(10))
+            .await
+            .unwrap();
+        let mut requests = Vec::new();
+        for purchase in purchases.items.iter().rev() {
+            let customer = shop
+                .store
+                .customer(
+                    &shop.merchant,
+                    &ext(purchase.customer_external_id.as_deref().unwrap()),
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+            requests.push(NewFeedbackRequest {
+                customer,
+                purchase: purchase.id.key(),
+                kind: FeedbackKind::Csat,
+                due_at: at(5, 9),
+            });
+        }
+        let written = shop
+            .store
+            .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
+            .await
+            .unwrap();
+        assert_eq!(written, 2);
+        assert_eq!(
+            shop.store
+                .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
+                .await
+                .unwrap(),
+            0,
+            "a purchase is asked about once"
+        );
+        let answers = shop
+            .store
+            .feedback_answers(&shop.merchant, AnswerFilter::default(), first(5))
+            .await
+            .unwrap();
+        assert!(answers.items.is_empty());
+        // The request keys, in purchase order: read them back through the store.
+        let mut keys = Vec::new();
+        for key in 1..=50 {
+            if let Some(request) = shop
+                .store
+                .feedback_request(&shop.merchant, key)
+                .await
+                .unwrap()
+            {
+                keys.push(request.id);
+            }
+        }
+        assert_eq!(keys.len(), 2);
+        (keys[0], keys[1], requests[0].customer)
+    }
+
+    async fn answers_complaints_and_their_queue(shop: Shop) {
+        let (r1, r2, c1) = two_requests(&shop).await;
+        let csat = |n| FeedbackScore::new(FeedbackKind::Csat, n).unwrap();
+        let request = shop
+            .store
+            .feedback_request(&shop.merchant, r1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (request.customer_external_id.as_str(), request.kind),
+            ("C1", FeedbackKind::Csat)
+        );
+        assert_eq!(request.answer, None);
+
+        // A low answer with a comment opens a complaint; answering again changes the answer
+        // and opens no second complaint.
+        let comment = FeedbackComment::parse("Paket <b>rusak</b>").unwrap();
+        let first_answer = shop
+            .store
+            .record_feedback_answer(
+                &shop.merchant,
+                r1,
+                csat(1),
+                comment.as_ref(),
+                true,
+                at(6, 10),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(first_answer.first);
+        let complaint = first_answer.opened_complaint.expect("a complaint");
+        assert_eq!(
+            first_answer.answer.comment.as_deref(),
+            Some("Paket <b>rusak</b>")
+        );
+        let replayed = shop
+            .store
+            .record_feedback_answer(&shop.merchant, r1, csat(2), None, true, at(6, 11))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!replayed.first && replayed.opened_complaint.is_none());
+        assert_eq!(
+            (replayed.answer.id, replayed.answer.score),
+            (first_answer.answer.id, 2)
+        );
+        assert_eq!(replayed.answer.answered_at, at(6, 10));
+        let good = shop
+            .store
+            .record_feedback_answer(&shop.merchant, r2, csat(5), None, false, at(7, 10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(good.opened_complaint.is_none());
+
+        let all = shop
+            .store
+            .feedback_answers(&shop.merchant, AnswerFilter::default(), first(1))
+            .await
+            .unwrap();
+        assert_eq!(all.items[0].score, 5, "newest first");
+        assert!(all.next_cursor.is_some());
+        let low = AnswerFilter {
+            score: Some(2),
+            ..AnswerFilter::default()
+        };
+        let filtered = shop
+            .store
+            .feedback_answers(&shop.merchant, low, first(10))
+            .await
+            .unwrap();
+        assert_eq!(filtered.items.len(), 1);
+        let window = AnswerFilter {
+            from: Some(at(7, 0)),
+            until: Some(at(8, 0)),
+            score: None,
+        };
+        let dated = shop
+            .store
+            .feedback_answers(&shop.merchant, window, first(10))
+            .await
+            .unwrap();
+        assert_eq!(dated.items.iter().map(|a| a.score).collect::<Vec<_>>(), [5]);
+
+        // The queue: open, then in progress with a note, then resolved by someone, reopened.
+        let open = shop
+            .store
+            .complaints(&shop.merchant, Some(ComplaintStatus::Open), first(10))
+            .await
+            .unwrap();
+        assert_eq!(open.items.len(), 1);
+        assert_eq!(open.items[0].answer.customer_external_id, "C1");
+        assert_eq!(
+            shop.store
+                .customers_with_open_complaints(&shop.merchant, &[c1, good.answer.customer_id])
+                .await
+                .unwrap(),
+            [c1].into_iter().collect()
+        );
+        let moving = shop
+            .store
+            .update_complaint(
+                &shop.merchant,
+                complaint,
+                ComplaintStatus::InProgress,
+                Some("Ditelepon"),
+                "dashboard",
+                at(8, 9),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                moving.status,
+                moving.note.as_deref(),
+                moving.resolved_by.clone()
+            ),
+            (ComplaintStatus::InProgress, Some("Ditelepon"), None)
+        );
+        let resolved = shop
+            .store
+            .update_complaint(
+                &shop.merchant,
+                complaint,
+                ComplaintStatus::Resolved,
+                None,
+                "api",
+                at(9, 9),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            resolved.note.as_deref(),
+            Some("Ditelepon"),
+            "a missing note keeps the old one"
+        );
+        assert_eq!(
+            (resolved.resolved_by.as_deref(), resolved.resolved_at),
+            (Some("api"), Some(at(9, 9)))
+        );
+        assert!(shop
+            .store
+            .customers_with_open_complaints(&shop.merchant, &[c1])
+            .await
+            .unwrap()
+            .is_empty());
+        let reopened = shop
+            .store
+            .update_complaint(
+                &shop.merchant,
+                complaint,
+                ComplaintStatus::Open,
+                None,
+                "dashboard",
+                at(10, 9),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((reopened.resolved_by, reopened.resolved_at), (None, None));
+
+        // Another merchant sees none of it and can change none of it.
+        let other = MerchantId::from_random_bytes([9; 20]);
+        assert!(shop
+            .store
+            .feedback_request(&other, r1)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(shop
+            .store
+            .record_feedback_answer(&other, r1, csat(5), None, false, at(11, 0))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(shop
+            .store
+            .update_complaint(
+                &other,
+                complaint,
+                ComplaintStatus::Resolved,
+                None,
+                "x",
+                at(11, 0)
+            )
+            .await
+            .unwrap()
+            .is_none());
+        assert!(shop
+            .store
+            .complaints(&other, None, first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        assert!(shop
+            .store
+            .record_feedback_answer(&shop.merchant, 9_999, csat(5), None, false, at(11, 0))
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    on_every_backend!(answers_complaints_and_their_queue: false);
+}
