@@ -3,6 +3,7 @@
 
 mod dashboard;
 mod demo;
+mod feedback;
 mod imports;
 mod ledger;
 mod mail;

@@ -126,13 +126,13 @@ pub trait Engagement: Send + Sync {
     async fn engagement_program(&self, merchant: &MerchantId) -> StoreResult<EngagementProgram>;
 
     /// Writes requests in one transaction, skipping purchases already asked about; returns
-    /// how many were written.
+    /// the keys of those written, ascending.
     async fn create_feedback_requests(
         &self,
         merchant: &MerchantId,
         requests: &[NewFeedbackRequest],
         now: DateTime<Utc>,
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<Vec<i64>>;
     /// A request of this merchant, with its answer; `None` for another merchant's.
     async fn feedback_request(
         &self,

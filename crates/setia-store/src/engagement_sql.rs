@@ -116,9 +116,9 @@ impl Engagement for ThisStore {
         merchant: &MerchantId,
         requests: &[NewFeedbackRequest],
         now: DateTime<Utc>,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Vec<i64>> {
         let mut tx = self.begin_write().await?;
-        let mut written = 0;
+        let mut written = Vec::new();
         for chunk in requests.chunks(INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO feedback_requests (merchant_id, customer_id, purchase_id, kind, due_at_us, \
@@ -132,10 +132,11 @@ impl Engagement for ThisStore {
                     .push_bind(micros(request.due_at))
                     .push_bind(micros(now));
             });
-            insert.push(" ON CONFLICT (merchant_id, purchase_id) DO NOTHING");
-            written += insert.build().execute(&mut *tx).await?.rows_affected();
+            insert.push(" ON CONFLICT (merchant_id, purchase_id) DO NOTHING RETURNING id");
+            written.extend(insert.build_query_scalar::<i64>().fetch_all(&mut *tx).await?);
         }
         tx.commit().await?;
+        written.sort_unstable();
         Ok(written)
     }
 

@@ -2092,18 +2092,18 @@ mod feedback {
                 due_at: at(5, 9),
             });
         }
-        let written = shop
+        let keys = shop
             .store
             .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
             .await
             .unwrap();
-        assert_eq!(written, 2);
+        assert_eq!(keys.len(), 2);
         assert_eq!(
             shop.store
                 .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
                 .await
                 .unwrap(),
-            0,
+            Vec::<i64>::new(),
             "a purchase is asked about once"
         );
         let answers = shop
@@ -2112,19 +2112,6 @@ mod feedback {
             .await
             .unwrap();
         assert!(answers.items.is_empty());
-        // The request keys, in purchase order: read them back through the store.
-        let mut keys = Vec::new();
-        for key in 1..=50 {
-            if let Some(request) = shop
-                .store
-                .feedback_request(&shop.merchant, key)
-                .await
-                .unwrap()
-            {
-                keys.push(request.id);
-            }
-        }
-        assert_eq!(keys.len(), 2);
         (keys[0], keys[1], requests[0].customer)
     }
 

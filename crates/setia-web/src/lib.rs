@@ -10,6 +10,7 @@ mod api;
 mod catalog_api;
 mod dashboard;
 mod error;
+mod feedback;
 mod health;
 mod ledger_api;
 mod openapi;
@@ -49,6 +50,7 @@ pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -
         .merge(setia_ingest::router(ingest))
         .merge(health::router(state.clone()))
         .merge(unsubscribe::router(state.clone()))
+        .merge(feedback::router(state.clone()))
         .nest("/api/v1", api::router(state))
         .layer(axum::middleware::from_fn(telemetry::record_latency))
 }

@@ -140,7 +140,8 @@ fn page(subscription: &Subscription, posted: bool) -> String {
     }
 }
 
-fn layout(lang: &str, title: &str, body: &str) -> String {
+/// A small standalone page (no asset from anywhere), shared by the public link pages.
+pub(crate) fn layout(lang: &str, title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -150,7 +151,7 @@ fn layout(lang: &str, title: &str, body: &str) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
