@@ -262,8 +262,13 @@ async fn a_thank_you_arrives_with_its_headers_rupiah_and_escaped_html_and_unsubs
     ] {
         assert!(body.contains(expected), "{expected:?} in:\n{body}");
     }
+    assert!(
+        !body.contains("Mungkin Anda juga suka"),
+        "a merchant without products gets no recommendations block"
+    );
     let page = html(message);
     assert!(!page.contains("<script>"), "HTML is escaped:\n{page}");
+    assert!(!page.contains("Mungkin Anda juga suka"));
     assert!(
         page.contains("Halo &lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; Co.,"),
         "{page}"
