@@ -1579,6 +1579,42 @@ mod catalog {
         let basket = s.basket_input(m, at(1, 1)).await.unwrap();
         let c1 = customer_key(&shop, m, "C1").await;
         assert_eq!(basket.line_customer, [c1, c1]);
+
+        // Paid after it expired, recognised by the payment code in the transfer note: the
+        // lines pass all the same.
+        let late = s
+            .create_order(
+                m,
+                &NewOrder {
+                    items: vec![line("TEH-1", None, 3, 12_000)],
+                    ..order("O2", "C2", 36_000, at(0, 12))
+                },
+                at(0, 0),
+            )
+            .await
+            .unwrap();
+        let note = format!("TRSF CR {} SITI", late.payment_code);
+        shop.deliver(
+            &mutation(
+                "m2",
+                at(1, 2),
+                late.transfer_amount.whole_units(),
+                "555",
+                &note,
+                "bca",
+            ),
+            at(1, 2),
+        )
+        .await;
+        assert_eq!(
+            shop.last_purchase_attribution().await,
+            (Some("C2".into()), Some("note_code".into()))
+        );
+        let paid = s.order(m, &ext("O2"), at(1, 3)).await.unwrap().unwrap();
+        assert_eq!(
+            skus_of_purchase(&shop, paid.purchase_id.unwrap()).await,
+            [("TEH-1".to_string(), 3)]
+        );
     }
 
     async fn manual_attribution_pays_an_order(shop: Shop) {
