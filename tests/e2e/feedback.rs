@@ -60,8 +60,9 @@ async fn a_request(setia: &Setia, store: &dyn Store, merchant: &MerchantId) -> i
 }
 
 async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia) {
-    let (merchant, _) = merchant_with_secret(&setia);
+    let (merchant, api_token) = merchant_with_secret(&setia);
     let other = setia.json(&["merchant", "create", "--name", "Other"]);
+    let other_token = other["api_token"].as_str().unwrap().to_owned();
     let other = MerchantId::parse(other["id"].as_str().unwrap()).unwrap();
     let store = setia.store().await;
     let request = a_request(&setia, &*store, &merchant).await;
@@ -210,5 +211,89 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
     assert!(
         again.contains("value=\"4\" checked"),
         "the answer given is shown"
+    );
+
+    // The API: answers with their filters, the complaints queue, a complaint resolved.
+    let api = crate::ledger::Api {
+        client: client.clone(),
+        server: &server,
+        token: api_token,
+    };
+    let stranger = crate::ledger::Api {
+        client: client.clone(),
+        server: &server,
+        token: other_token,
+    };
+    let (status, listed) = api.get("/feedback?score=4").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["items"][0]["customer_external_id"], "C1");
+    assert_eq!(
+        api.get("/feedback?score=3").await.1["items"],
+        serde_json::json!([])
+    );
+    let yesterday = Utc::now().date_naive() - TimeDelta::days(1);
+    let (_, dated) = api.get(&format!("/feedback?from={yesterday}")).await;
+    assert_eq!(dated["items"].as_array().map(Vec::len), Some(1));
+    for bad in [
+        "/feedback?score=11",
+        "/feedback?from=kemarin",
+        "/complaints?status=closed",
+    ] {
+        assert_eq!(api.get(bad).await.0, 400, "{bad}");
+    }
+    let (_, open) = api.get("/complaints?status=open").await;
+    let complaint = open["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        open["items"][0]["answer"]["score"], 4,
+        "with the answer as it is now"
+    );
+    let path = format!("/complaints/{complaint}");
+    for body in [
+        serde_json::json!({"status": "closed"}),
+        serde_json::json!({"status": "resolved", "note": "a".repeat(2_001)}),
+        serde_json::json!({"status": "resolved", "by": "me"}),
+    ] {
+        assert_eq!(api.post(&path, body.clone()).await.0, 400, "{body}");
+    }
+    assert_eq!(
+        stranger
+            .post(&path, serde_json::json!({"status": "resolved"}))
+            .await
+            .0,
+        404,
+        "another merchant's complaint"
+    );
+    assert_eq!(
+        stranger.get("/complaints").await.1["items"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        api.post("/complaints/abc", serde_json::json!({"status": "open"}))
+            .await
+            .0,
+        404
+    );
+    let (status, resolved) = api
+        .post(
+            &path,
+            serde_json::json!({"status": "resolved", "note": "Dikirim ulang <b>gratis</b>"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(
+        (
+            &resolved["status"],
+            &resolved["note"],
+            &resolved["resolved_by"]
+        ),
+        (
+            &serde_json::json!("resolved"),
+            &serde_json::json!("Dikirim ulang <b>gratis</b>"),
+            &serde_json::json!("api")
+        )
+    );
+    assert_eq!(
+        api.get("/complaints?status=open").await.1["items"],
+        serde_json::json!([])
     );
 }

@@ -19,9 +19,9 @@ pub enum FeedbackError {
     NotANumber(String),
     #[error("score {score} is outside the {low}–{high} scale")]
     OutOfScale { score: i64, low: u8, high: u8 },
-    #[error("the comment has {0} characters; at most {MAX_COMMENT_CHARS} are kept")]
+    #[error("is {0} characters long; at most {MAX_COMMENT_CHARS} are kept")]
     CommentTooLong(usize),
-    #[error("the comment holds a control character")]
+    #[error("holds a control character")]
     ControlCharacter,
 }
 

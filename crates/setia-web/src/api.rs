@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .route("/engagement", get(engagement))
         .merge(crate::ledger_api::router())
         .merge(crate::catalog_api::router())
+        .merge(crate::feedback_api::router())
         .merge(crate::outbox_api::router())
         .with_state(state)
 }

@@ -11,6 +11,7 @@ mod catalog_api;
 mod dashboard;
 mod error;
 mod feedback;
+mod feedback_api;
 mod health;
 mod ledger_api;
 mod openapi;

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 use setia_store::catalog::{OrderLine, Product};
+use setia_store::engagement::{Complaint, ComplaintStatus, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
 use setia_store::AuditEntry;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -21,6 +22,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::catalog_api::{
     ProductBody, Recommendations, RelatedProduct, RelatedProducts, UpsertedProducts,
 };
+use crate::feedback_api::ComplaintUpdate;
 use crate::ledger_api::{
     AttributeBody, CustomerBody, ItemBody, OrderBody, Redemption, RedemptionBody,
 };
@@ -73,6 +75,9 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         refund_purchase,
         latest_metrics,
         engagement_program,
+        list_feedback,
+        list_complaints,
+        update_complaint,
         webhook_deliveries,
         webhook_quarantine,
         outbox,
@@ -82,7 +87,8 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         PointsEntry, OrderBody, Order, PurchaseRow, PurchaseList, AttributeBody, AuditEntry,
         AuditList, QuarantinedRow, QuarantineList, OutboxEntryDoc, OutboxList, MetricsDoc,
         ItemBody, OrderLine, ProductBody, Product, UpsertedProducts, ProductList, RelatedProduct,
-        RelatedProducts, Recommendations, EngagementDoc, FeedbackDoc,
+        RelatedProducts, Recommendations, EngagementDoc, FeedbackDoc, FeedbackAnswer, FeedbackList,
+        Complaint, ComplaintStatus, ComplaintList, ComplaintUpdate,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -93,6 +99,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         (name = "purchases", description = "The ledger: payments and their attribution"),
         (name = "metrics", description = "The latest metric snapshot (schema 1)"),
         (name = "engagement", description = "The engagement program: marketing cap and feedback"),
+        (name = "feedback", description = "Customers' feedback answers and the complaints queue"),
         (name = "webhooks", description = "The Moota webhook audit log and quarantine"),
         (name = "email", description = "The lifecycle email outbox"),
         (name = "meta", description = "This document"),
@@ -136,6 +143,18 @@ struct PurchaseList {
 #[derive(Serialize, ToSchema)]
 struct ProductList {
     items: Vec<Product>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct FeedbackList {
+    items: Vec<FeedbackAnswer>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ComplaintList {
+    items: Vec<Complaint>,
     next_cursor: Option<String>,
 }
 
@@ -465,6 +484,48 @@ fn refund_purchase() {}
 #[allow(dead_code)]
 fn engagement_program() {}
 
+#[utoipa::path(get, path = "/api/v1/feedback", tag = "feedback",
+    params(
+        ("score" = Option<u8>, Query, description = "only answers with this score"),
+        ("from" = Option<String>, Query, description = "answered at or after: a day (merchant time) or an RFC 3339 instant"),
+        ("until" = Option<String>, Query, description = "answered before: a day (merchant time) or an RFC 3339 instant"),
+        ("cursor" = Option<String>, Query),
+        ("limit" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, description = "Answers, newest first", body = FeedbackList),
+        (status = 400, description = "A bad score, date, cursor or limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_feedback() {}
+
+#[utoipa::path(get, path = "/api/v1/complaints", tag = "feedback",
+    params(
+        ("status" = Option<String>, Query, description = "open, in_progress or resolved"),
+        ("cursor" = Option<String>, Query),
+        ("limit" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, description = "Complaints with the answer that opened each, newest first", body = ComplaintList),
+        (status = 400, description = "A bad status, cursor or limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_complaints() {}
+
+#[utoipa::path(post, path = "/api/v1/complaints/{id}", tag = "feedback",
+    params(("id" = i64, Path)),
+    request_body = ComplaintUpdate,
+    responses(
+        (status = 200, description = "The complaint after the change; resolving records who (api) and when", body = Complaint),
+        (status = 400, description = "A bad status or note", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such complaint of this merchant", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn update_complaint() {}
+
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics",
     params(("period" = Option<String>, Query, description = "month or week; the latest snapshot of either when left out")),
     responses(
@@ -723,6 +784,8 @@ mod tests {
             "QuarantineList",
             "OutboxList",
             "ProductList",
+            "FeedbackList",
+            "ComplaintList",
         ] {
             assert_eq!(keys(name), list, "{name}");
         }

@@ -1,0 +1,162 @@
+//! Feedback in the JSON API: the answers customers gave, and the complaints queue the low
+//! ones open. Scoped by the token's merchant like the rest: another merchant's complaint is
+//! a 404.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use setia_core::feedback::FeedbackComment;
+use setia_core::MerchantTimezone;
+use setia_store::engagement::{AnswerFilter, Complaint, ComplaintStatus, FeedbackAnswer};
+
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
+use crate::ledger_api::json_body;
+use crate::{ApiError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/feedback", get(answers))
+        .route("/complaints", get(complaints))
+        .route("/complaints/{id}", post(update_complaint))
+}
+
+#[derive(Debug, Deserialize)]
+struct AnswersQuery {
+    score: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+/// A day (`2026-12-01`, the merchant's midnight) or an RFC 3339 instant.
+fn instant(
+    name: &str,
+    text: Option<&str>,
+    zone: MerchantTimezone,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(at.to_utc()));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .and_then(|midnight| zone.instant_of(midnight).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{name}: {text:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"
+            ))
+        })
+}
+
+async fn answers(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<AnswersQuery>,
+) -> Result<Json<ListResponse<FeedbackAnswer>>, ApiError> {
+    let score = match query.score.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u8>()
+                .ok()
+                .filter(|s| *s <= 10)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("score: {text:?} is not a whole number 0–10"))
+                })?,
+        ),
+    };
+    let zone = merchant.timezone;
+    let filter = AnswerFilter {
+        score,
+        from: instant("from", query.from.as_deref(), zone)?,
+        until: instant("until", query.until.as_deref(), zone)?,
+    };
+    let page = state
+        .store
+        .feedback_answers(&merchant.id, filter, query.page.parse()?)
+        .await?;
+    Ok(Json(page.into()))
+}
+
+#[derive(Debug, Deserialize)]
+struct ComplaintsQuery {
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+fn status(text: &str) -> Result<ComplaintStatus, ApiError> {
+    ComplaintStatus::parse(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "status: {text:?} is not open, in_progress or resolved"
+        ))
+    })
+}
+
+async fn complaints(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<ComplaintsQuery>,
+) -> Result<Json<ListResponse<Complaint>>, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(status)
+        .transpose()?;
+    let page = state
+        .store
+        .complaints(&merchant.id, status, query.page.parse()?)
+        .await?;
+    Ok(Json(page.into()))
+}
+
+/// A complaint's new status, and a note (kept as it was when left out).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ComplaintUpdate {
+    /// open, in_progress or resolved
+    #[schema(example = "resolved")]
+    status: String,
+    /// Up to 2,000 characters
+    #[schema(example = "Dikirim ulang dengan kurir lain")]
+    note: Option<String>,
+}
+
+async fn update_complaint(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Complaint>, ApiError> {
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(ApiError::NotFound("complaint"))?;
+    let update: ComplaintUpdate = json_body(&body)?;
+    let status = status(&update.status)?;
+    // A note follows the rules of a customer's comment: bounded, printable.
+    let note = match update.note.as_deref() {
+        None => None,
+        Some(text) => Some(
+            FeedbackComment::parse(text)
+                .map_err(|e| ApiError::BadRequest(format!("note: {e}")))?
+                .map(|note| note.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
+    };
+    state
+        .store
+        .update_complaint(&merchant.id, id, status, note.as_deref(), "api", Utc::now())
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("complaint"))
+}
