@@ -19,7 +19,7 @@ use setia_store::engagement::FeedbackRequest;
 use setia_store::mail::EmailLanguage;
 use setia_store::StoreError;
 
-use crate::unsubscribe::{escape, layout};
+use crate::unsubscribe::{escape, layout, try_again_page};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -196,15 +196,7 @@ fn not_found() -> Response {
 
 fn unavailable(error: StoreError) -> Response {
     tracing::error!(%error, "the feedback page failed");
-    respond(
-        StatusCode::SERVICE_UNAVAILABLE,
-        layout(
-            "id",
-            "Coba lagi / Try again",
-            "<p>Terjadi gangguan; silakan coba lagi sebentar lagi.</p>\
-             <p>Something went wrong; please try again shortly.</p>",
-        ),
-    )
+    respond(StatusCode::SERVICE_UNAVAILABLE, try_again_page())
 }
 
 fn question(kind: FeedbackKind, english: bool, merchant: &str) -> String {

@@ -83,15 +83,7 @@ fn respond(
         ),
         Err(error) => {
             tracing::error!(%error, "unsubscribe failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                layout(
-                    "id",
-                    "Coba lagi / Try again",
-                    "<p>Terjadi gangguan; silakan coba lagi sebentar lagi.</p>\
-                     <p>Something went wrong; please try again shortly.</p>",
-                ),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, try_again_page())
         }
     };
     (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
@@ -138,6 +130,17 @@ fn page(subscription: &Subscription, posted: bool) -> String {
             ),
         ),
     }
+}
+
+/// What a public link's page says when the store failed (in both languages: the merchant's
+/// is not known then).
+pub(crate) fn try_again_page() -> String {
+    layout(
+        "id",
+        "Coba lagi / Try again",
+        "<p>Terjadi gangguan; silakan coba lagi sebentar lagi.</p>\
+         <p>Something went wrong; please try again shortly.</p>",
+    )
 }
 
 /// A small standalone page (no asset from anywhere), shared by the public link pages.
