@@ -183,6 +183,18 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
         .items;
     assert_eq!(complaints.len(), 1);
     assert_eq!(complaints[0].status, ComplaintStatus::Open);
+    // The customer's page in the dashboard shows the answer, escaped.
+    let dash = crate::dashboard::Dash::login(&server, &api_token).await;
+    let customer_page = dash
+        .page(&format!("/dashboard/customers/{}", recorded[0].customer_id))
+        .await
+        .replace("&#x2f;", "/");
+    let section = &customer_page[customer_page.find("id=\"feedback\"").expect("the section")..];
+    assert!(
+        section.contains("&lt;script&gt;alert(1)&lt;/script&gt; paket rusak"),
+        "{section}"
+    );
+    assert!(!customer_page.contains("<script>alert(1)"));
 
     // The same POST again, then a changed score: still one answer and one complaint.
     post(
@@ -217,7 +229,7 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
     let api = crate::ledger::Api {
         client: client.clone(),
         server: &server,
-        token: api_token,
+        token: api_token.clone(),
     };
     let stranger = crate::ledger::Api {
         client: client.clone(),

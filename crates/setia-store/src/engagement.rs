@@ -106,9 +106,10 @@ pub struct RecordedAnswer {
     pub opened_complaint: Option<i64>,
 }
 
-/// Which answers to list: a score, and answered in [from, until).
+/// Which answers to list: a customer's, a score, and answered in [from, until).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnswerFilter {
+    pub customer: Option<CustomerId>,
     pub score: Option<u8>,
     pub from: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,

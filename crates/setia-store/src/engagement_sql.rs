@@ -253,7 +253,8 @@ impl Engagement for ThisStore {
         let rows = sqlx::query(&format!(
             "SELECT {ANSWER_COLUMNS} FROM feedback_answers a JOIN customers c ON c.id = a.customer_id \
              WHERE a.merchant_id = $1 AND ($2 < 0 OR a.score = $2) AND a.answered_at_us >= $3 \
-             AND a.answered_at_us < $4 AND a.id < $5 ORDER BY a.id DESC LIMIT $6"
+             AND a.answered_at_us < $4 AND a.id < $5 AND ($7 < 0 OR a.customer_id = $7) \
+             ORDER BY a.id DESC LIMIT $6"
         ))
         .bind(merchant.as_str())
         .bind(filter.score.map_or(-1, i64::from))
@@ -261,6 +262,7 @@ impl Engagement for ThisStore {
         .bind(filter.until.map_or(i64::MAX, micros))
         .bind(page.before.unwrap_or(i64::MAX))
         .bind(i64::from(page.limit) + 1)
+        .bind(filter.customer.map_or(-1, CustomerId::key))
         .fetch_all(&self.pool)
         .await?;
         let items = rows.iter().map(answer_from_row).collect::<StoreResult<Vec<_>>>()?;

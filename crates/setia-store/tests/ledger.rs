@@ -2228,7 +2228,7 @@ mod feedback {
         let window = AnswerFilter {
             from: Some(at(7, 0)),
             until: Some(at(8, 0)),
-            score: None,
+            ..AnswerFilter::default()
         };
         let dated = shop
             .store
@@ -2236,6 +2236,19 @@ mod feedback {
             .await
             .unwrap();
         assert_eq!(dated.items.iter().map(|a| a.score).collect::<Vec<_>>(), [5]);
+        let of_c1 = AnswerFilter {
+            customer: Some(c1),
+            ..AnswerFilter::default()
+        };
+        let theirs = shop
+            .store
+            .feedback_answers(&shop.merchant, of_c1, first(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            theirs.items.iter().map(|a| a.score).collect::<Vec<_>>(),
+            [2]
+        );
 
         // The queue: open, then in progress with a note, then resolved by someone, reopened.
         let open = shop

@@ -74,6 +74,7 @@ async fn answers(
     };
     let zone = merchant.timezone;
     let filter = AnswerFilter {
+        customer: None,
         score,
         from: instant("from", query.from.as_deref(), zone)?,
         until: instant("until", query.until.as_deref(), zone)?,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use setia_core::customer::ExternalId;
 use setia_core::CustomerId;
 use setia_store::dashboard::{CustomerFilter, ValueCursor};
+use setia_store::engagement::AnswerFilter;
 use setia_store::PageRequest;
 
 use super::auth::Session;
@@ -231,9 +232,23 @@ pub async fn customer(
         .await?
         .remove(&key)
         .unwrap_or_default();
+    let feedback = store
+        .feedback_answers(
+            merchant,
+            AnswerFilter {
+                customer: Some(key),
+                ..AnswerFilter::default()
+            },
+            PageRequest {
+                before: None,
+                limit: 20,
+            },
+        )
+        .await?;
     let page = context! {
         customer => ser(&row),
         recommendations => ser(&recommendations),
+        feedback => ser(&feedback.items),
         profile => ser(&profile),
         details => ser(&details),
         purchases => context! { items => ser(&purchases.items), next_cursor => purchases.next_cursor },
