@@ -23,6 +23,10 @@ pub struct Settings {
     pub worker_lease_seconds: u32,
     /// The merchant-local hour from which the nightly metrics snapshot is computed.
     pub nightly_metrics_hour: u32,
+    /// How often a worker looks for merchants whose nightly run is due.
+    pub nightly_check_seconds: u32,
+    /// How long a claimed nightly run is a worker's before another may take it over.
+    pub nightly_lease_seconds: u32,
     /// A folder of email template overrides (`{lang}/…` or `{merchant id}/{lang}/…`).
     pub email_templates: Option<String>,
     /// SMTP connections each process keeps open (and messages it has in flight).
@@ -41,13 +45,15 @@ impl Default for Settings {
             trusted_proxies: None,
             worker_lease_seconds: 60,
             nightly_metrics_hour: 2,
+            nightly_check_seconds: 300,
+            nightly_lease_seconds: 1800,
             email_templates: None,
             smtp_connections: 16,
         }
     }
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
     "database_url",
     "listen",
     "public_url",
@@ -57,6 +63,8 @@ const KEYS: [&str; 11] = [
     "trusted_proxies",
     "worker_lease_seconds",
     "nightly_metrics_hour",
+    "nightly_check_seconds",
+    "nightly_lease_seconds",
     "email_templates",
     "smtp_connections",
 ];
@@ -89,6 +97,16 @@ impl Settings {
             ));
         }
         Ok(settings)
+    }
+
+    pub fn nightly_schedule(&self) -> crate::metrics_job::NightlySchedule {
+        crate::metrics_job::NightlySchedule {
+            hour: self.nightly_metrics_hour,
+            check_every: std::time::Duration::from_secs(u64::from(
+                self.nightly_check_seconds.max(1),
+            )),
+            lease: chrono::TimeDelta::seconds(i64::from(self.nightly_lease_seconds.max(1))),
+        }
     }
 
     pub fn worker_config(&self) -> setia_worker::WorkerConfig {

@@ -186,26 +186,42 @@ async fn recommendations(
 /// day before), checking every few minutes so a late start or a restart catches up.
 pub async fn nightly(
     store: Arc<dyn Store>,
-    hour: u32,
+    schedule: NightlySchedule,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        if let Err(error) = nightly_step(&store, hour, Utc::now()).await {
+        if let Err(error) = nightly_step(&store, &schedule, Utc::now()).await {
             tracing::error!(error = %format!("{error:#}"), "nightly metrics failed");
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = tokio::time::sleep(schedule.check_every) => {}
             _ = stop.changed() => {}
         }
     }
 }
 
-/// Runs every merchant whose nightly snapshot is due at `now` and not yet stored.
+/// When the nightly run happens, how often a worker looks for due runs, and how long a
+/// claimed run is a worker's before another may take it over.
+#[derive(Debug, Clone, Copy)]
+pub struct NightlySchedule {
+    /// The merchant-local hour from which yesterday's snapshot is due.
+    pub hour: u32,
+    pub check_every: Duration,
+    /// Longer than any run: a run of 1 M customers and 10 M order lines takes under a
+    /// minute here.
+    pub lease: TimeDelta,
+}
+
+/// Runs every merchant whose nightly snapshot is due at `now`, not yet stored and not
+/// claimed by another worker: with several workers on one database, each run is claimed
+/// once, and a run whose worker died is taken over when its lease runs out.
 async fn nightly_step(
     store: &Arc<dyn Store>,
-    hour: u32,
+    schedule: &NightlySchedule,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
+    let hour = schedule.hour;
+    let claim = hex::encode(rand::random::<[u8; 16]>());
     let mut ran = 0;
     for merchant in store.list_merchants().await? {
         let local = now.with_timezone(&merchant.timezone.tz());
@@ -219,9 +235,22 @@ async fn nightly_step(
         if latest.is_some_and(|snapshot| snapshot.as_of >= as_of.to_string()) {
             continue;
         }
+        let day = as_of.to_string();
+        if !store
+            .claim_nightly_run(&merchant.id, &day, &claim, Utc::now(), schedule.lease)
+            .await?
+        {
+            continue;
+        }
         run(store, &merchant, as_of, Period::Month)
             .await
             .with_context(|| format!("merchant {}", merchant.id))?;
+        if !store
+            .finish_nightly_run(&merchant.id, &day, &claim, Utc::now())
+            .await?
+        {
+            tracing::warn!(merchant = %merchant.id, "a nightly run outlasted its lease and was taken over");
+        }
         ran += 1;
     }
     Ok(ran)

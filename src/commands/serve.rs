@@ -108,7 +108,7 @@ pub async fn start(
     if options.worker {
         jobs.push(tokio::spawn(crate::metrics_job::nightly(
             store.clone(),
-            settings.nightly_metrics_hour,
+            settings.nightly_schedule(),
             stopped.clone(),
         )));
         let worker = Worker::new(store, settings.worker_config()).woken_by(new_inbox_rows);
@@ -188,7 +188,7 @@ pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliE
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let nightly = tokio::spawn(crate::metrics_job::nightly(
         store.clone(),
-        settings.nightly_metrics_hour,
+        settings.nightly_schedule(),
         stopped.clone(),
     ));
     let mail = tokio::spawn(super::mail::mailer(store.clone(), settings)?.run(stopped.clone()));

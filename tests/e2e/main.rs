@@ -9,6 +9,7 @@ mod ledger;
 mod mail;
 mod merchants;
 mod metrics;
+mod nightly;
 mod products;
 mod readme;
 mod sandbox;

@@ -2,7 +2,7 @@
 //! metric snapshots and the latest per-customer scores.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use setia_core::MerchantId;
 
 use crate::StoreResult;
@@ -89,4 +89,24 @@ pub trait Analytics: Send + Sync {
         merchant: &MerchantId,
         period: Option<&str>,
     ) -> StoreResult<Option<Snapshot>>;
+    /// Claims the nightly run of `merchant` as of `as_of` for `lease`: true when the caller
+    /// is to run it, because nobody claimed it yet or the holder's lease ran out before it
+    /// finished. With several workers on one database, each run is computed once.
+    async fn claim_nightly_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> StoreResult<bool>;
+    /// Marks a claimed run done; false when the claim was lost (its lease ran out and
+    /// another worker took it over).
+    async fn finish_nightly_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }

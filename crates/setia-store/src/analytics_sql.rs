@@ -232,6 +232,57 @@ impl Analytics for ThisStore {
         Ok(id)
     }
 
+    async fn claim_nightly_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO nightly_runs (merchant_id, as_of, claim_id, lease_until_us, claimed_at_us) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, as_of) DO UPDATE SET \
+             claim_id = excluded.claim_id, lease_until_us = excluded.lease_until_us, \
+             claimed_at_us = excluded.claimed_at_us \
+             WHERE nightly_runs.finished_at_us IS NULL AND nightly_runs.lease_until_us < $5 \
+             RETURNING claim_id",
+        )
+        .bind(merchant.as_str())
+        .bind(as_of)
+        .bind(claim)
+        .bind(micros(now + lease))
+        .bind(micros(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(claimed.as_deref() == Some(claim))
+    }
+
+    async fn finish_nightly_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let finished = sqlx::query(
+            "UPDATE nightly_runs SET finished_at_us = $1 \
+             WHERE merchant_id = $2 AND as_of = $3 AND claim_id = $4 AND finished_at_us IS NULL",
+        )
+        .bind(micros(now))
+        .bind(merchant.as_str())
+        .bind(as_of)
+        .bind(claim)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(finished == 1)
+    }
+
     async fn latest_snapshot(
         &self,
         merchant: &MerchantId,
