@@ -921,6 +921,30 @@ async fn a_batch_applies_rows_together(shop: Shop) {
     assert_eq!(shop.store.inbox_depth().await.unwrap(), 0);
 }
 
+impl Shop {
+    /// Imports a transactions CSV as `setia transactions import` does.
+    async fn import_history(&self, csv: &str) {
+        let rows: Vec<_> =
+            setia_core::import::TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        sender
+            .send(setia_store::ImportMessage::Rows(rows))
+            .await
+            .unwrap();
+        sender
+            .send(setia_store::ImportMessage::Finished)
+            .await
+            .unwrap();
+        self.store
+            .import_transactions(&self.merchant, receiver)
+            .await
+            .unwrap();
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident: $sandbox:expr),* $(,)?) => {
         mod sqlite {
@@ -958,24 +982,7 @@ on_every_backend!(
 
 mod imported_history {
     use super::*;
-    use setia_core::import::TransactionsCsv;
     use setia_store::analytics::ScoreRow;
-    use setia_store::ImportMessage;
-
-    /// Imports a transactions CSV as `setia transactions import` does.
-    async fn import_history(shop: &Shop, csv: &str) {
-        let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        sender.send(ImportMessage::Rows(rows)).await.unwrap();
-        sender.send(ImportMessage::Finished).await.unwrap();
-        shop.store
-            .import_transactions(&shop.merchant, receiver)
-            .await
-            .unwrap();
-    }
 
     async fn imported_purchases_earn_once_in_order(shop: Shop) {
         // Six purchases of Rp 500,000 (50 points at bronze), listed newest first. Awarded
@@ -985,7 +992,7 @@ mod imported_history {
         for day in (1..=6).rev() {
             csv.push_str(&format!("C1,2026-01-0{day},500000\n"));
         }
-        import_history(&shop, &csv).await;
+        shop.import_history(&csv).await;
         let now = at(10, 0);
         let (purchases, points) = shop
             .store
@@ -1011,7 +1018,7 @@ mod imported_history {
         for i in 0..customers {
             csv.push_str(&format!("C{i},2026-01-02,100000\n"));
         }
-        import_history(&shop, &csv).await;
+        shop.import_history(&csv).await;
         let mut keys = shop
             .store
             .purchase_columns(&shop.merchant, at(10, 0))
@@ -1098,7 +1105,7 @@ mod imported_history {
 /// Products, order lines and recommendations: the `Catalog` side of the store.
 mod catalog {
     use super::*;
-    use setia_core::import::{ItemRecord, ItemsCsv, RowError, TransactionsCsv};
+    use setia_core::import::{ItemRecord, ItemsCsv, RowError};
     use setia_core::product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};
     use setia_core::{CustomerId, PurchaseId};
     use setia_store::analytics::ScoreRow;
@@ -1126,20 +1133,6 @@ mod catalog {
             .unwrap()
             .map(Result::unwrap)
             .collect()
-    }
-
-    async fn import_history(shop: &Shop, csv: &str) {
-        let rows: Vec<_> = TransactionsCsv::new(csv.as_bytes(), MerchantTimezone::default())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        sender.send(ImportMessage::Rows(rows)).await.unwrap();
-        sender.send(ImportMessage::Finished).await.unwrap();
-        shop.store
-            .import_transactions(&shop.merchant, receiver)
-            .await
-            .unwrap();
     }
 
     /// Imports items in batches of `per_batch` lines, as `setia items import` sends them.
@@ -1396,8 +1389,7 @@ mod catalog {
     async fn items_attach_to_imported_purchases_and_orders(shop: Shop) {
         let s = &shop.store;
         let m = &shop.merchant;
-        import_history(
-            &shop,
+        shop.import_history(
             "customer_external_id,occurred_at,amount,reference\n\
              C1,2026-01-02,255000,INV-1\n\
              C2,2026-01-03,12000,INV-2\n",
@@ -1736,8 +1728,7 @@ mod catalog {
     async fn the_basket_holds_only_countable_purchases(shop: Shop) {
         let s = &shop.store;
         let m = &shop.merchant;
-        import_history(
-            &shop,
+        shop.import_history(
             "customer_external_id,occurred_at,amount,reference\n\
              C1,2026-01-02,100000,INV-1\n\
              C2,2026-01-03,100000,INV-2\n\
@@ -1872,8 +1863,7 @@ mod catalog {
             .iter()
             .map(|(p, _)| (p.sku.as_str(), p.key))
             .collect();
-        import_history(
-            &shop,
+        shop.import_history(
             "customer_external_id,occurred_at,amount,reference\n\
              C1,2026-01-02,100000,INV-1\n\
              C4,2026-01-02,100000,INV-4\n",
@@ -2075,10 +2065,8 @@ mod feedback {
     use super::*;
     use setia_core::engagement::FeedbackKind;
     use setia_core::feedback::{FeedbackComment, FeedbackScore};
-    use setia_core::import::TransactionsCsv;
     use setia_core::CustomerId;
     use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewFeedbackRequest};
-    use setia_store::ImportMessage;
 
     fn first(limit: u32) -> PageRequest {
         PageRequest {
@@ -2089,21 +2077,10 @@ mod feedback {
 
     /// Two customers' imported purchases, and a request about each.
     async fn two_requests(shop: &Shop) -> (i64, i64, CustomerId) {
-        let rows: Vec<_> = TransactionsCsv::new(
-            "customer_external_id,occurred_at,amount,reference\nC1,2026-01-02,50000,R1\nC2,2026-01-03,70000,R2\n"
-                .as_bytes(),
-            MerchantTimezone::default(),
+        shop.import_history(
+            "customer_external_id,occurred_at,amount,reference\nC1,2026-01-02,50000,R1\nC2,2026-01-03,70000,R2\n",
         )
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-        let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        sender.send(ImportMessage::Rows(rows)).await.unwrap();
-        sender.send(ImportMessage::Finished).await.unwrap();
-        shop.store
-            .import_transactions(&shop.merchant, receiver)
-            .await
-            .unwrap();
+        .await;
         let purchases = shop
             .store
             .purchases(&shop.merchant, None, first(10))
