@@ -63,6 +63,17 @@ pub(crate) fn checked_text<E: From<TextProblem>>(text: &str, max: usize) -> Resu
 
 /// `as_str`, `Display` and `Serialize` for a newtype over `String`.
 macro_rules! text_newtype {
+    // A free text of at most `max` printable characters, read by `parse`.
+    ($name:ident, max = $max:expr, error = $error:ty) => {
+        text_newtype!($name);
+
+        impl $name {
+            pub const MAX_LEN: usize = $max;
+            pub fn parse(text: &str) -> Result<$name, $error> {
+                checked_text(text, Self::MAX_LEN).map(|t| $name(t.to_owned()))
+            }
+        }
+    };
     ($name:ident) => {
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -88,26 +99,12 @@ pub(crate) use text_newtype;
 /// The merchant's own id for a customer: what imports and the API upsert on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExternalId(String);
-text_newtype!(ExternalId);
-
-impl ExternalId {
-    pub const MAX_LEN: usize = 128;
-    pub fn parse(text: &str) -> Result<ExternalId, CustomerFieldError> {
-        checked_text(text, Self::MAX_LEN).map(|t| ExternalId(t.to_owned()))
-    }
-}
+text_newtype!(ExternalId, max = 128, error = CustomerFieldError);
 
 /// A customer's display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerName(String);
-text_newtype!(CustomerName);
-
-impl CustomerName {
-    pub const MAX_LEN: usize = 200;
-    pub fn parse(text: &str) -> Result<CustomerName, CustomerFieldError> {
-        checked_text(text, Self::MAX_LEN).map(|t| CustomerName(t.to_owned()))
-    }
-}
+text_newtype!(CustomerName, max = 200, error = CustomerFieldError);
 
 /// An email address as RFC 5321 allows it, with a domain that has a dot (mail to
 /// `user@localhost` is a typo in a merchant's customer list). Stored as given.

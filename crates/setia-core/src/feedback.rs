@@ -50,9 +50,16 @@ impl FeedbackScore {
         self.0
     }
 
-    /// Whether this answer opens a complaint.
-    pub fn alerts(self, settings: &FeedbackSettings) -> bool {
-        self.0 <= settings.alert_level()
+    /// Whether this answer, given on `kind`'s scale, opens a complaint: at or below the
+    /// program's level when the program asks on that scale, else the scale's default (the
+    /// program changed scale after the request was sent).
+    pub fn alerts(self, kind: FeedbackKind, settings: &FeedbackSettings) -> bool {
+        let level = if settings.kind == kind {
+            settings.alert_level()
+        } else {
+            kind.default_alert()
+        };
+        self.0 <= level
     }
 }
 
@@ -225,12 +232,17 @@ mod tests {
     fn low_scores_alert_at_the_programs_level() {
         let csat = settings();
         let score = |n| FeedbackScore::new(FeedbackKind::Csat, n).unwrap();
-        assert!(score(2).alerts(&csat) && !score(3).alerts(&csat));
+        assert!(
+            score(2).alerts(FeedbackKind::Csat, &csat)
+                && !score(3).alerts(FeedbackKind::Csat, &csat)
+        );
         let nps = EngagementProgram::from_toml("[feedback]\nkind = \"nps\"\n")
             .unwrap()
             .feedback;
         let score = |n| FeedbackScore::new(FeedbackKind::Nps, n).unwrap();
-        assert!(score(6).alerts(&nps) && !score(7).alerts(&nps));
+        assert!(
+            score(6).alerts(FeedbackKind::Nps, &nps) && !score(7).alerts(FeedbackKind::Nps, &nps)
+        );
     }
 
     #[test]

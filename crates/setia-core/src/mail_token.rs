@@ -62,6 +62,30 @@ impl fmt::Debug for MailSecret {
 
 const TOKEN_MAC_LEN: usize = 16;
 
+/// The first [`TOKEN_MAC_LEN`] bytes of a tag: what a token carries.
+fn truncated(tag: HmacSha256) -> [u8; TOKEN_MAC_LEN] {
+    let tag = tag.finalize().into_bytes();
+    let mut mac = [0u8; TOKEN_MAC_LEN];
+    mac.copy_from_slice(&tag[..TOKEN_MAC_LEN]);
+    mac
+}
+
+/// A positive number in its one spelling (no sign, no leading zero), so that one value has
+/// one token.
+fn canonical_number(text: &str) -> Option<i64> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0 && !text.starts_with(['+', '0']))
+}
+
+/// A token's MAC as written: 32 lower-case hex digits.
+fn parse_mac(text: &str) -> Option<[u8; TOKEN_MAC_LEN]> {
+    if text.len() != TOKEN_MAC_LEN * 2 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode(text).ok()?.try_into().ok()
+}
+
 /// `{merchant}.{customer key}.{32 hex digits}`: says who to unsubscribe from which
 /// merchant, signed so that nobody can unsubscribe someone else.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,15 +97,10 @@ pub struct UnsubscribeToken {
 
 impl UnsubscribeToken {
     pub fn sign(secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> Self {
-        let tag = Self::tag(secret, merchant, customer)
-            .finalize()
-            .into_bytes();
-        let mut mac = [0u8; TOKEN_MAC_LEN];
-        mac.copy_from_slice(&tag[..TOKEN_MAC_LEN]);
         UnsubscribeToken {
             merchant: merchant.clone(),
             customer,
-            mac,
+            mac: truncated(Self::tag(secret, merchant, customer)),
         }
     }
 
@@ -102,19 +121,10 @@ impl UnsubscribeToken {
             return Err(MailTokenError::BadToken);
         };
         let merchant = MerchantId::parse(merchant).map_err(|_| MailTokenError::BadToken)?;
-        let customer = customer
-            .parse::<i64>()
-            .ok()
-            .filter(|key| *key > 0 && !customer.starts_with(['+', '0']))
+        let customer = canonical_number(customer)
             .map(CustomerId::from_key)
             .ok_or(MailTokenError::BadToken)?;
-        if mac.len() != TOKEN_MAC_LEN * 2 || mac.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(MailTokenError::BadToken);
-        }
-        let mac: [u8; TOKEN_MAC_LEN] = hex::decode(mac)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or(MailTokenError::BadToken)?;
+        let mac = parse_mac(mac).ok_or(MailTokenError::BadToken)?;
         Ok(UnsubscribeToken {
             merchant,
             customer,
@@ -203,16 +213,11 @@ impl FeedbackToken {
         sent_at: chrono::DateTime<chrono::Utc>,
     ) -> Self {
         let expires_at = (sent_at + chrono::TimeDelta::days(FEEDBACK_TOKEN_DAYS)).timestamp();
-        let tag = Self::tag(secret, merchant, request, expires_at)
-            .finalize()
-            .into_bytes();
-        let mut mac = [0u8; TOKEN_MAC_LEN];
-        mac.copy_from_slice(&tag[..TOKEN_MAC_LEN]);
         FeedbackToken {
             merchant: merchant.clone(),
             request,
             expires_at,
-            mac,
+            mac: truncated(Self::tag(secret, merchant, request, expires_at)),
         }
     }
 
@@ -247,21 +252,9 @@ impl FeedbackToken {
             return Err(bad());
         };
         let merchant = MerchantId::parse(merchant).map_err(|_| bad())?;
-        // One spelling per number, so that one request has one token.
-        let number = |text: &str| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0 && !text.starts_with(['+', '0']))
-        };
-        let request = number(request).ok_or_else(bad)?;
-        let expires_at = number(expires_at).ok_or_else(bad)?;
-        if mac.len() != TOKEN_MAC_LEN * 2 || mac.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(bad());
-        }
-        let mac: [u8; TOKEN_MAC_LEN] = hex::decode(mac)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(bad)?;
+        let request = canonical_number(request).ok_or_else(bad)?;
+        let expires_at = canonical_number(expires_at).ok_or_else(bad)?;
+        let mac = parse_mac(mac).ok_or_else(bad)?;
         Ok(FeedbackToken {
             merchant,
             request,

@@ -64,14 +64,9 @@ impl Sku {
 /// What a product is called in the shop and in emails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
-text_newtype!(ProductName);
+text_newtype!(ProductName, max = 200, error = ProductFieldError);
 
 impl ProductName {
-    pub const MAX_LEN: usize = 200;
-    pub fn parse(text: &str) -> Result<ProductName, ProductFieldError> {
-        checked_text(text, Self::MAX_LEN).map(|t| ProductName(t.to_owned()))
-    }
-
     /// A product created from a line that named no product: the SKU is the best name known.
     pub fn of_sku(sku: &Sku) -> ProductName {
         ProductName(sku.0.clone())
@@ -81,14 +76,7 @@ impl ProductName {
 /// A product's category in the merchant's own words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Category(String);
-text_newtype!(Category);
-
-impl Category {
-    pub const MAX_LEN: usize = 100;
-    pub fn parse(text: &str) -> Result<Category, ProductFieldError> {
-        checked_text(text, Self::MAX_LEN).map(|t| Category(t.to_owned()))
-    }
-}
+text_newtype!(Category, max = 100, error = ProductFieldError);
 
 /// A link to a product page or image: http or https only, so an email or a page never
 /// carries a `javascript:` or `data:` address from a merchant's feed.

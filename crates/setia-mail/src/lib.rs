@@ -221,10 +221,9 @@ fn suppressed(reason: &str) -> Prepared {
 }
 
 /// The recommendations block of one email.
-fn cards(products: Option<&Vec<Product>>, kind: OutboxKind) -> Vec<ProductCard> {
+fn cards(products: &[Product], kind: OutboxKind) -> Vec<ProductCard> {
     products
-        .into_iter()
-        .flatten()
+        .iter()
         .take(EMAIL_RECOMMENDATIONS)
         .map(|product| ProductCard::of(product, kind))
         .collect()
@@ -598,7 +597,10 @@ impl Mailer {
                 merchant_name: merchant.name.clone(),
                 language: mail.language.as_str(),
                 unsubscribe_url: Some(unsubscribe_url.clone()),
-                recommendations: cards(recommendations.get(&customer.id), row.kind),
+                recommendations: cards(
+                    recommendations.get(&customer.id).map_or(&[], Vec::as_slice),
+                    row.kind,
+                ),
             };
             let rendered = match row.kind {
                 OutboxKind::ThankYou => {
@@ -794,7 +796,7 @@ impl Mailer {
             unsubscribe_url: kind
                 .is_customer_mail()
                 .then(|| self.unsubscribe_url(&mail, who.id)),
-            recommendations: cards(Some(&products), kind),
+            recommendations: cards(&products, kind),
         };
         let today = zone.local_day(now);
         let rendered = match kind {

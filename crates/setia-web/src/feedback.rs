@@ -147,12 +147,6 @@ async fn answer(
     };
     let result = async {
         let program = state.store.engagement_program(&found.merchant).await?;
-        // The scale asked on decides; the program's level applies when it is that scale.
-        let alert = if program.feedback.kind == kind {
-            program.feedback.alert_level()
-        } else {
-            kind.default_alert()
-        };
         state
             .store
             .record_feedback_answer(
@@ -160,7 +154,7 @@ async fn answer(
                 found.request.id,
                 score,
                 comment.as_ref(),
-                score.get() <= alert,
+                score.alerts(kind, &program.feedback),
                 Utc::now(),
             )
             .await
