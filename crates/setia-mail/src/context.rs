@@ -185,6 +185,47 @@ pub struct BirthdayContext {
     pub loyalty: LoyaltyView,
 }
 
+/// One score in a feedback request's row of links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScoreLink {
+    pub score: u8,
+    /// The feedback page with this score chosen; following it records nothing.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackRequestContext {
+    #[serde(flatten)]
+    pub common: Common,
+    pub customer_name: String,
+    /// The second asking, four days after the first.
+    pub reminder: bool,
+    /// `csat` (1–5) or `nps` (0–10).
+    pub kind: &'static str,
+    pub purchase_day: String,
+    pub purchase_amount: String,
+    pub scores: Vec<ScoreLink>,
+    /// The feedback page without a score chosen.
+    pub page_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackAlertContext {
+    #[serde(flatten)]
+    pub common: Common,
+    pub customer_name: Option<String>,
+    pub customer_external_id: String,
+    pub kind: &'static str,
+    pub score: u8,
+    /// The top of the scale the score was given on (5 or 10).
+    pub scale_high: u8,
+    pub comment: Option<String>,
+    pub purchase_day: String,
+    pub purchase_amount: String,
+    /// The complaint in the dashboard's queue.
+    pub complaint_url: String,
+}
+
 /// One week's numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WeekFigures {

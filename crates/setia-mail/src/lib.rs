@@ -10,6 +10,8 @@
 
 pub mod chart;
 pub mod context;
+pub mod feedback;
+mod marketing;
 pub mod message;
 pub mod report;
 pub mod schedule;
@@ -26,6 +28,7 @@ use futures_util::StreamExt;
 use lettre::message::Mailbox;
 use lettre::{Address, Message};
 use serde::Serialize;
+use setia_core::engagement::EngagementProgram;
 use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::mail_token::{birthday_offer_code, UnsubscribeToken};
 use setia_core::{format_rupiah, CustomerId, ExternalId, MerchantId, Money};
@@ -159,6 +162,9 @@ pub struct Enqueued {
     pub thank_you: u64,
     pub birthday_offer: u64,
     pub weekly_churn_report: u64,
+    /// Feedback requests written (each with its email, and its reminder when the program
+    /// sends one). Alerts are enqueued with the answer that opens a complaint.
+    pub feedback_request: u64,
 }
 
 impl std::ops::AddAssign for Enqueued {
@@ -166,6 +172,7 @@ impl std::ops::AddAssign for Enqueued {
         self.thank_you += other.thank_you;
         self.birthday_offer += other.birthday_offer;
         self.weekly_churn_report += other.weekly_churn_report;
+        self.feedback_request += other.feedback_request;
     }
 }
 
@@ -179,6 +186,8 @@ pub struct Delivered {
     pub retrying: u64,
     pub held: u64,
     pub suppressed: u64,
+    /// Held back by the marketing cap (or a reminder's wait) until a later slot.
+    pub deferred: u64,
 }
 
 impl std::ops::AddAssign for Delivered {
@@ -189,6 +198,7 @@ impl std::ops::AddAssign for Delivered {
         self.retrying += other.retrying;
         self.held += other.held;
         self.suppressed += other.suppressed;
+        self.deferred += other.deferred;
     }
 }
 
@@ -205,6 +215,7 @@ pub struct Mailer {
     config: MailConfig,
     transport: Transport,
     templates: TemplateLoader,
+    feedback_scans: feedback::FeedbackScans,
 }
 
 /// What preparing one claimed row came to: a message to send, or its outcome already
@@ -247,6 +258,7 @@ impl Mailer {
             config,
             transport,
             templates,
+            feedback_scans: feedback::FeedbackScans::default(),
         })
     }
 
@@ -380,6 +392,8 @@ impl Mailer {
                 }
             }
         }
+        let engagement = self.store.engagement_program(id).await?;
+        enqueued.feedback_request += self.schedule_feedback(&mail, &engagement, now).await?;
         if enqueued != Enqueued::default() {
             tracing::info!(merchant = %id, ?enqueued, "emails enqueued");
         }
@@ -472,6 +486,10 @@ impl Mailer {
                     delivered.suppressed += 1;
                     tracing::info!(outbox_id = row.id, kind, %reason, "email not sent");
                 }
+                DeliveryOutcome::Deferred { until, reason } => {
+                    delivered.deferred += 1;
+                    tracing::info!(outbox_id = row.id, kind, %until, %reason, "email deferred");
+                }
             }
             writes.push(FinishedEmail {
                 id: row.id,
@@ -525,6 +543,7 @@ impl Mailer {
                 .collect());
         };
         let program = self.store.loyalty_program(merchant).await?;
+        let engagement = self.store.engagement_program(merchant).await?;
         let templates = self.templates.load(merchant, mail.language);
         let customer_ids: Vec<CustomerId> = rows.iter().filter_map(|r| r.customer).collect();
         let customers: HashMap<CustomerId, MailCustomer> = self
@@ -538,17 +557,26 @@ impl Mailer {
             .store
             .recommendations_for(merchant, &customer_ids, EMAIL_RECOMMENDATIONS)
             .await?;
+        let marketing = marketing::MarketingGate::load(
+            &*self.store,
+            merchant,
+            engagement.marketing_cap_days,
+            mail.merchant.timezone,
+            &rows,
+        )
+        .await?;
+        let mut batch = Batch {
+            mail: &mail,
+            program: &program,
+            engagement: &engagement,
+            templates: &templates,
+            customers,
+            recommendations,
+            marketing,
+        };
         let mut prepared = Vec::with_capacity(rows.len());
         for row in rows {
-            let outcome = self
-                .prepare_row(
-                    &mail,
-                    &program,
-                    &templates,
-                    (&customers, &recommendations),
-                    &row,
-                )
-                .await?;
+            let outcome = self.prepare_row(&mut batch, &row, now).await?;
             prepared.push((row, outcome));
         }
         Ok(prepared)
@@ -556,15 +584,11 @@ impl Mailer {
 
     async fn prepare_row(
         &self,
-        mail: &MailMerchant,
-        program: &LoyaltyProgram,
-        templates: &Templates,
-        (customers, recommendations): (
-            &HashMap<CustomerId, MailCustomer>,
-            &HashMap<CustomerId, Vec<Product>>,
-        ),
+        batch: &mut Batch<'_>,
         row: &ClaimedEmail,
+        now: DateTime<Utc>,
     ) -> Result<Prepared, MailError> {
+        let mail = batch.mail;
         let merchant = &mail.merchant;
         let from = Mailbox::new(Some(merchant.name.clone()), self.config.from.email.clone());
         let message_id = message::message_id(
@@ -572,11 +596,12 @@ impl Mailer {
             row.id,
             self.config.from.email.domain(),
         );
+        let templates = batch.templates;
         let (to, rendered, unsubscribe_url, image) = if row.kind.is_customer_mail() {
             if merchant.sandbox {
                 return Ok(suppressed("a sandbox merchant's customers get no email"));
             }
-            let Some(customer) = row.customer.and_then(|id| customers.get(&id)) else {
+            let Some(customer) = row.customer.and_then(|id| batch.customers.get(&id)) else {
                 return Ok(suppressed("the customer no longer exists"));
             };
             if customer.unsubscribed {
@@ -598,24 +623,28 @@ impl Mailer {
                 language: mail.language.as_str(),
                 unsubscribe_url: Some(unsubscribe_url.clone()),
                 recommendations: cards(
-                    recommendations.get(&customer.id).map_or(&[], Vec::as_slice),
+                    batch
+                        .recommendations
+                        .get(&customer.id)
+                        .map_or(&[], Vec::as_slice),
                     row.kind,
                 ),
             };
+            let customer_name = greeting_name(mail.language, customer.name.as_deref());
             let rendered = match row.kind {
                 OutboxKind::ThankYou => {
                     let Ok(day) = NaiveDate::parse_from_str(&row.period_key, "%Y-%m-%d") else {
                         return Ok(failed(format!("period {:?} is not a day", row.period_key)));
                     };
                     let Some(context) = self
-                        .thank_you_context(mail, program, customer, day, common)
+                        .thank_you_context(mail, batch.program, customer, day, common)
                         .await?
                     else {
                         return Ok(suppressed("no purchase of that day is left (refunded)"));
                     };
                     templates.render(row.kind, &context)
                 }
-                _ => {
+                OutboxKind::BirthdayOffer => {
                     let payload: BirthdayPayload =
                         match serde_json::from_str(row.payload.as_deref().unwrap_or_default()) {
                             Ok(payload) => payload,
@@ -623,10 +652,48 @@ impl Mailer {
                         };
                     templates.render(
                         row.kind,
-                        &birthday_context(mail.language, program, customer, &payload, common),
+                        &birthday_context(mail.language, batch.program, customer, &payload, common),
                     )
                 }
+                OutboxKind::FeedbackRequest => {
+                    let Some((key, reminder)) = feedback::parse_period(&row.period_key) else {
+                        return Ok(failed(format!(
+                            "period {:?} is not a feedback request",
+                            row.period_key
+                        )));
+                    };
+                    let Some(request) = self.store.feedback_request(&merchant.id, key).await?
+                    else {
+                        return Ok(suppressed("the feedback request no longer exists"));
+                    };
+                    let hold = feedback::request_hold(
+                        batch.engagement,
+                        merchant.timezone,
+                        &request,
+                        reminder,
+                        now,
+                    )
+                    .or_else(|| batch.marketing.hold(customer.id, now));
+                    if let Some(outcome) = hold {
+                        return Ok(Prepared::Done(outcome));
+                    }
+                    let context = self.feedback_request_context(
+                        mail,
+                        &request,
+                        reminder,
+                        customer_name,
+                        common,
+                        now,
+                    );
+                    templates.render(row.kind, &context)
+                }
+                OutboxKind::WeeklyChurnReport | OutboxKind::FeedbackAlert => {
+                    return Ok(failed(format!("{} is not a customer email", row.kind)))
+                }
             };
+            if rendered.is_ok() && row.kind.is_marketing() {
+                batch.marketing.sending(customer.id, now);
+            }
             (to, rendered, Some(unsubscribe_url), None)
         } else {
             let Ok(address) = row.recipient.parse::<Address>() else {
@@ -635,29 +702,50 @@ impl Mailer {
                     row.recipient
                 )));
             };
-            let payload: ReportPayload =
-                match serde_json::from_str(row.payload.as_deref().unwrap_or_default()) {
-                    Ok(payload) => payload,
-                    Err(error) => return Ok(failed(format!("report payload: {error}"))),
-                };
             let common = Common {
                 merchant_name: merchant.name.clone(),
                 language: mail.language.as_str(),
                 unsubscribe_url: None,
                 recommendations: Vec::new(),
             };
-            let rendered = templates.render(
-                row.kind,
-                &ReportContext::of(common, &payload, mail.language),
-            );
-            let image = match report_chart(mail.language, &payload) {
-                Ok(png) => Some(InlineImage {
-                    content_id: CHART_CID.to_owned(),
-                    png,
-                }),
-                Err(error) => {
-                    tracing::warn!(%error, "the report goes without its chart");
-                    None
+            let (rendered, image) = match row.kind {
+                OutboxKind::WeeklyChurnReport => {
+                    let payload: ReportPayload =
+                        match serde_json::from_str(row.payload.as_deref().unwrap_or_default()) {
+                            Ok(payload) => payload,
+                            Err(error) => return Ok(failed(format!("report payload: {error}"))),
+                        };
+                    let rendered = templates.render(
+                        row.kind,
+                        &ReportContext::of(common, &payload, mail.language),
+                    );
+                    let image = match report_chart(mail.language, &payload) {
+                        Ok(png) => Some(InlineImage {
+                            content_id: CHART_CID.to_owned(),
+                            png,
+                        }),
+                        Err(error) => {
+                            tracing::warn!(%error, "the report goes without its chart");
+                            None
+                        }
+                    };
+                    (rendered, image)
+                }
+                OutboxKind::FeedbackAlert => {
+                    let Ok(key) = row.period_key.parse::<i64>() else {
+                        return Ok(failed(format!(
+                            "period {:?} is not a complaint",
+                            row.period_key
+                        )));
+                    };
+                    let Some(complaint) = self.store.complaint(&merchant.id, key).await? else {
+                        return Ok(suppressed("the complaint no longer exists"));
+                    };
+                    let context = self.feedback_alert_context(mail, &complaint, common);
+                    (templates.render(row.kind, &context), None)
+                }
+                OutboxKind::ThankYou | OutboxKind::BirthdayOffer | OutboxKind::FeedbackRequest => {
+                    return Ok(failed(format!("{} is not an email to the merchant", row.kind)))
                 }
             };
             (Mailbox::new(None, address), rendered, None, image)
@@ -848,6 +936,25 @@ impl Mailer {
                 let payload = report::compute(&*self.store, merchant, zone, &window).await?;
                 templates.render(kind, &ReportContext::of(common, &payload, mail.language))?
             }
+            OutboxKind::FeedbackRequest | OutboxKind::FeedbackAlert => {
+                let engagement = self.store.engagement_program(merchant).await?;
+                let sample = feedback::sample(&engagement, who, now);
+                if kind == OutboxKind::FeedbackRequest {
+                    let name = greeting_name(mail.language, who.name.as_deref());
+                    let context = self.feedback_request_context(
+                        &mail,
+                        &sample.request,
+                        false,
+                        name,
+                        common,
+                        now,
+                    );
+                    templates.render(kind, &context)?
+                } else {
+                    let context = self.feedback_alert_context(&mail, &sample.complaint, common);
+                    templates.render(kind, &context)?
+                }
+            }
         };
         Ok(rendered)
     }
@@ -879,6 +986,17 @@ impl Mailer {
         }
         tracing::info!("email delivery stopped");
     }
+}
+
+/// What rendering one merchant's claimed rows needs besides each row.
+struct Batch<'a> {
+    mail: &'a MailMerchant,
+    program: &'a LoyaltyProgram,
+    engagement: &'a EngagementProgram,
+    templates: &'a Templates,
+    customers: HashMap<CustomerId, MailCustomer>,
+    recommendations: HashMap<CustomerId, Vec<Product>>,
+    marketing: marketing::MarketingGate,
 }
 
 fn birthday_context(

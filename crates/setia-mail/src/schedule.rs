@@ -11,6 +11,14 @@ pub const REPORT_FROM_HOUR: u32 = 8;
 /// A birthday offer code is valid this many days, the birthday included.
 pub const OFFER_VALID_DAYS: u64 = 14;
 
+/// Marketing email (feedback requests) goes out from this local hour…
+pub const MARKETING_FROM_HOUR: u32 = 9;
+/// …until this one: a customer is not asked for a favour at night.
+pub const MARKETING_UNTIL_HOUR: u32 = 20;
+/// A purchase whose feedback request fell due more than this many days ago (setia was down,
+/// or the purchase was attributed late) is no longer asked about: the memory is gone.
+pub const FEEDBACK_CATCH_UP_DAYS: i64 = 7;
+
 /// The instant of a local wall-clock time; in a daylight-saving gap, the first instant
 /// after it (the gap is at most a few hours).
 pub fn local_instant(zone: MerchantTimezone, day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
@@ -127,6 +135,33 @@ pub fn report_window(zone: MerchantTimezone, now: DateTime<Utc>) -> Option<Repor
         from: local_instant(zone, monday - TimeDelta::days(7), NaiveTime::MIN),
         until: local_instant(zone, monday, NaiveTime::MIN),
     })
+}
+
+/// `at`, or the next 09:00 local when `at` falls at night (20:00–09:00).
+pub fn marketing_hours(zone: MerchantTimezone, at: DateTime<Utc>) -> DateTime<Utc> {
+    let local = at.with_timezone(&zone.tz());
+    let day = local.date_naive();
+    let opening = |day: NaiveDate| {
+        local_instant(
+            zone,
+            day,
+            NaiveTime::from_hms_opt(MARKETING_FROM_HOUR, 0, 0).unwrap_or(NaiveTime::MIN),
+        )
+    };
+    if local.hour() < MARKETING_FROM_HOUR {
+        opening(day)
+    } else if local.hour() >= MARKETING_UNTIL_HOUR {
+        opening(day.checked_add_days(Days::new(1)).unwrap_or(day))
+    } else {
+        at
+    }
+}
+
+/// `[from, until)` of the purchase times whose feedback request is due at `now` and not yet
+/// past catching up: made `delay_days` (plus up to [`FEEDBACK_CATCH_UP_DAYS`]) before.
+pub fn feedback_purchase_window(now: DateTime<Utc>, delay_days: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+    let until = now - TimeDelta::days(i64::from(delay_days));
+    (until - TimeDelta::days(FEEDBACK_CATCH_UP_DAYS), until)
 }
 
 /// The wait before the next attempt after `attempts` failed ones with a temporary error
@@ -267,6 +302,35 @@ mod tests {
             minutes,
             vec![Some(1), Some(5), Some(30), Some(120), Some(360), None]
         );
+    }
+
+    #[test]
+    fn marketing_waits_for_the_morning() {
+        let jakarta = zone("Asia/Jakarta");
+        // 08:59, 09:00, 19:59 and 20:00 in Jakarta.
+        assert_eq!(
+            marketing_hours(jakarta, at("2027-03-14T01:59:00Z")),
+            at("2027-03-14T02:00:00Z")
+        );
+        for open in ["2027-03-14T02:00:00Z", "2027-03-14T12:59:00Z"] {
+            assert_eq!(marketing_hours(jakarta, at(open)), at(open));
+        }
+        assert_eq!(
+            marketing_hours(jakarta, at("2027-03-14T13:00:00Z")),
+            at("2027-03-15T02:00:00Z")
+        );
+        // 23:30 in Jayapura is 21:30 in Jakarta: both wait for their own morning.
+        assert_eq!(
+            marketing_hours(zone("Asia/Jayapura"), at("2027-03-14T14:30:00Z")),
+            at("2027-03-15T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn feedback_looks_back_a_week_past_the_delay() {
+        let (from, until) = feedback_purchase_window(at("2027-03-14T02:00:00Z"), 3);
+        assert_eq!(until, at("2027-03-11T02:00:00Z"));
+        assert_eq!(from, at("2027-03-04T02:00:00Z"));
     }
 
     #[test]

@@ -55,12 +55,16 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "thank_you.subject.jinja", "thank_you.txt.jinja", "thank_you.html.jinja",
         "birthday_offer.subject.jinja", "birthday_offer.txt.jinja", "birthday_offer.html.jinja",
         "weekly_churn_report.subject.jinja", "weekly_churn_report.txt.jinja", "weekly_churn_report.html.jinja",
+        "feedback_request.subject.jinja", "feedback_request.txt.jinja", "feedback_request.html.jinja",
+        "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
     ],
     "en" => [
         "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
         "thank_you.subject.jinja", "thank_you.txt.jinja", "thank_you.html.jinja",
         "birthday_offer.subject.jinja", "birthday_offer.txt.jinja", "birthday_offer.html.jinja",
         "weekly_churn_report.subject.jinja", "weekly_churn_report.txt.jinja", "weekly_churn_report.html.jinja",
+        "feedback_request.subject.jinja", "feedback_request.txt.jinja", "feedback_request.html.jinja",
+        "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
     ],
 };
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use setia_core::engagement::{EngagementProgram, FeedbackKind};
 use setia_core::feedback::{FeedbackComment, FeedbackScore};
-use setia_core::{CustomerId, MerchantId};
+use setia_core::{CustomerId, MerchantId, Money, PurchaseId};
 
 use crate::{Page, PageRequest, StoreResult};
 
@@ -20,6 +20,20 @@ pub struct NewFeedbackRequest {
     pub purchase: i64,
     pub kind: FeedbackKind,
     pub due_at: DateTime<Utc>,
+}
+
+/// A purchase that may earn a feedback request: attributed, not refunded, not asked about
+/// yet, with what the request rules need of its customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackCandidate {
+    pub purchase: i64,
+    pub customer: CustomerId,
+    pub occurred_at: DateTime<Utc>,
+    pub sandbox: bool,
+    /// An address, consent, and not unsubscribed.
+    pub reachable: bool,
+    /// When the customer's latest request was due, if ever asked.
+    pub last_request_at: Option<DateTime<Utc>>,
 }
 
 /// A customer's answer as stored.
@@ -48,8 +62,12 @@ pub struct FeedbackRequest {
     pub customer_external_id: String,
     pub customer_name: Option<String>,
     pub purchase: i64,
+    pub purchase_amount: Money,
+    pub purchased_at: DateTime<Utc>,
     pub kind: FeedbackKind,
     pub due_at: DateTime<Utc>,
+    /// When its email went out (the first one, not the reminder); `None` before.
+    pub asked_at: Option<DateTime<Utc>>,
     pub answer: Option<FeedbackAnswer>,
 }
 
@@ -93,6 +111,24 @@ pub struct Complaint {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub answer: FeedbackAnswer,
+    /// The purchase the customer was asked about.
+    #[schema(value_type = String, example = "pur_42")]
+    pub purchase_id: PurchaseId,
+    #[schema(value_type = String, example = "150000.00")]
+    pub purchase_amount: Money,
+    pub purchased_at: DateTime<Utc>,
+}
+
+/// An answer to record, with what it sets off.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAnswer<'a> {
+    pub request: i64,
+    pub score: FeedbackScore,
+    pub comment: Option<&'a FeedbackComment>,
+    /// The score is at or below the program's alert level.
+    pub opens_complaint: bool,
+    /// Where the alert of a complaint it opens goes (the merchant's report addresses).
+    pub alert_to: &'a [String],
 }
 
 /// What recording an answer did.
@@ -126,12 +162,25 @@ pub trait Engagement: Send + Sync {
     /// The program in force: the stored one, or the defaults when none was set.
     async fn engagement_program(&self, merchant: &MerchantId) -> StoreResult<EngagementProgram>;
 
-    /// Writes requests in one transaction, skipping purchases already asked about; returns
-    /// the keys of those written, ascending.
+    /// Purchases made in `[from, until)` that may earn a feedback request, oldest first,
+    /// after the `(occurred_at, purchase)` cursor `after`, at most `limit`.
+    async fn feedback_candidates(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, i64)>,
+        limit: u32,
+    ) -> StoreResult<Vec<FeedbackCandidate>>;
+    /// Writes requests with their `feedback_request` emails (and each one's reminder,
+    /// due [`setia_core::feedback::REMINDER_AFTER_DAYS`] later, when `with_reminder`) in one
+    /// transaction, skipping purchases already asked about; returns the keys of the requests
+    /// written, ascending.
     async fn create_feedback_requests(
         &self,
         merchant: &MerchantId,
         requests: &[NewFeedbackRequest],
+        with_reminder: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>>;
     /// A request of this merchant, with its answer; `None` for another merchant's.
@@ -141,16 +190,14 @@ pub trait Engagement: Send + Sync {
         request: i64,
     ) -> StoreResult<Option<FeedbackRequest>>;
     /// Records (or changes) the answer to a request, and opens a complaint when
-    /// `opens_complaint` and the request has none yet, in one transaction. The score must
-    /// be on the request's scale (the caller parsed it with the request's kind). `None` when
-    /// the merchant has no such request.
+    /// `opens_complaint` and the request has none yet, enqueuing a `feedback_alert` to each
+    /// of `alert_to`, in one transaction. The score must be on the request's scale (the
+    /// caller parsed it with the request's kind). `None` when the merchant has no such
+    /// request.
     async fn record_feedback_answer(
         &self,
         merchant: &MerchantId,
-        request: i64,
-        score: FeedbackScore,
-        comment: Option<&FeedbackComment>,
-        opens_complaint: bool,
+        answer: NewAnswer<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RecordedAnswer>>;
     /// Answers, newest first.
@@ -160,6 +207,9 @@ pub trait Engagement: Send + Sync {
         filter: AnswerFilter,
         page: PageRequest,
     ) -> StoreResult<Page<FeedbackAnswer>>;
+    /// One complaint of this merchant.
+    async fn complaint(&self, merchant: &MerchantId, complaint: i64)
+        -> StoreResult<Option<Complaint>>;
     /// Complaints, newest first, of one status or all.
     async fn complaints(
         &self,

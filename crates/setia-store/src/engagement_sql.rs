@@ -1,15 +1,22 @@
 // The engagement queries both backends run, included by `sqlite.rs` and `postgres.rs`.
 
 use setia_core::engagement::{EngagementProgram, FeedbackKind};
-use setia_core::feedback::{FeedbackComment, FeedbackScore};
+use setia_core::feedback::FeedbackComment;
 
 use crate::engagement::*;
+use crate::mail::OutboxKind;
 
 const ANSWER_COLUMNS: &str = "a.id, a.request_id, a.customer_id, c.external_id, c.name, a.kind, \
      a.score, a.comment, a.answered_at_us, a.updated_at_us";
 
 const COMPLAINT_COLUMNS: &str = "k.id AS complaint_id, k.status, k.note, k.resolved_by, \
-     k.resolved_at_us, k.created_at_us, k.updated_at_us AS complaint_updated_at_us";
+     k.resolved_at_us, k.created_at_us, k.updated_at_us AS complaint_updated_at_us, \
+     p.id AS purchase_id, p.amount_minor, p.occurred_at_us";
+
+/// Complaints with their answer, customer and purchase.
+const COMPLAINT_FROM: &str = "FROM complaints k JOIN feedback_answers a ON a.id = k.answer_id \
+     JOIN customers c ON c.id = a.customer_id JOIN feedback_requests r ON r.id = a.request_id \
+     JOIN purchases p ON p.id = r.purchase_id";
 
 fn feedback_kind(text: &str) -> StoreResult<FeedbackKind> {
     FeedbackKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("feedback kind {text:?}")))
@@ -47,6 +54,9 @@ fn complaint_from_row(row: &DbRow) -> StoreResult<Complaint> {
         created_at: from_micros(row.try_get("created_at_us")?)?,
         updated_at: from_micros(row.try_get("complaint_updated_at_us")?)?,
         answer: answer_from_row(row)?,
+        purchase_id: PurchaseId::from_key(row.try_get("purchase_id")?),
+        purchase_amount: Money::from_minor(row.try_get("amount_minor")?),
+        purchased_at: from_micros(row.try_get("occurred_at_us")?)?,
     })
 }
 
@@ -72,8 +82,7 @@ async fn complaint_by_id(
     complaint: i64,
 ) -> StoreResult<Option<Complaint>> {
     let row = sqlx::query(&format!(
-        "SELECT {COMPLAINT_COLUMNS}, {ANSWER_COLUMNS} FROM complaints k \
-         JOIN feedback_answers a ON a.id = k.answer_id JOIN customers c ON c.id = a.customer_id \
+        "SELECT {COMPLAINT_COLUMNS}, {ANSWER_COLUMNS} {COMPLAINT_FROM} \
          WHERE k.merchant_id = $1 AND k.id = $2"
     ))
     .bind(merchant.as_str())
@@ -111,15 +120,64 @@ impl Engagement for ThisStore {
         }
     }
 
+    async fn feedback_candidates(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, i64)>,
+        limit: u32,
+    ) -> StoreResult<Vec<FeedbackCandidate>> {
+        let (after_at, after_id) = after.map_or((i64::MIN, i64::MIN), |(at, id)| (micros(at), id));
+        let rows = sqlx::query(
+            "SELECT p.id, p.customer_id, p.occurred_at_us, p.sandbox, \
+             (c.email IS NOT NULL AND c.consent = TRUE AND c.unsubscribed_at_us IS NULL) AS reachable, \
+             (SELECT MAX(r.due_at_us) FROM feedback_requests r \
+              WHERE r.merchant_id = p.merchant_id AND r.customer_id = p.customer_id) AS last_request_us \
+             FROM purchases p JOIN customers c ON c.id = p.customer_id \
+             WHERE p.merchant_id = $1 AND p.occurred_at_us >= $2 AND p.occurred_at_us < $3 \
+             AND p.refunded_at_us IS NULL AND p.customer_id IS NOT NULL \
+             AND (p.occurred_at_us > $4 OR (p.occurred_at_us = $4 AND p.id > $5)) \
+             AND NOT EXISTS (SELECT 1 FROM feedback_requests q WHERE q.merchant_id = p.merchant_id \
+                             AND q.purchase_id = p.id) \
+             ORDER BY p.occurred_at_us, p.id LIMIT $6",
+        )
+        .bind(merchant.as_str())
+        .bind(micros(from))
+        .bind(micros(until))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FeedbackCandidate {
+                    purchase: row.try_get("id")?,
+                    customer: CustomerId::from_key(row.try_get("customer_id")?),
+                    occurred_at: from_micros(row.try_get("occurred_at_us")?)?,
+                    sandbox: row.try_get("sandbox")?,
+                    reachable: row.try_get("reachable")?,
+                    last_request_at: row
+                        .try_get::<Option<i64>, _>("last_request_us")?
+                        .map(from_micros)
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
     async fn create_feedback_requests(
         &self,
         merchant: &MerchantId,
         requests: &[NewFeedbackRequest],
+        with_reminder: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.begin_write().await?;
         let mut written = Vec::new();
-        for chunk in requests.chunks(INSERT_CHUNK) {
+        // Two outbox rows per request at most, 9 parameters each: half the chunk.
+        for chunk in requests.chunks(INSERT_CHUNK / 2) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO feedback_requests (merchant_id, customer_id, purchase_id, kind, due_at_us, \
                  created_at_us) ",
@@ -132,8 +190,40 @@ impl Engagement for ThisStore {
                     .push_bind(micros(request.due_at))
                     .push_bind(micros(now));
             });
-            insert.push(" ON CONFLICT (merchant_id, purchase_id) DO NOTHING RETURNING id");
-            written.extend(insert.build_query_scalar::<i64>().fetch_all(&mut *tx).await?);
+            insert.push(
+                " ON CONFLICT (merchant_id, purchase_id) DO NOTHING RETURNING id, customer_id, due_at_us",
+            );
+            let created: Vec<(i64, i64, i64)> =
+                insert.build_query_as().fetch_all(&mut *tx).await?;
+            if created.is_empty() {
+                continue;
+            }
+            let reminder_after = TimeDelta::days(setia_core::feedback::REMINDER_AFTER_DAYS);
+            let mut emails = Vec::with_capacity(created.len() * 2);
+            for &(id, customer, due_us) in &created {
+                emails.push((id.to_string(), customer, due_us));
+                if with_reminder {
+                    let reminder_us = micros(from_micros(due_us)? + reminder_after);
+                    emails.push((format!("{id}-reminder"), customer, reminder_us));
+                }
+            }
+            let mut outbox = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, \
+                 next_attempt_at_us, created_at_us) ",
+            );
+            outbox.push_values(&emails, |mut row, (period, customer, due_us)| {
+                row.push_bind(merchant.as_str())
+                    .push_bind(OutboxKind::FeedbackRequest.as_str())
+                    .push_bind(CustomerId::from_key(*customer).to_string())
+                    .push_bind(*customer)
+                    .push_bind(period.as_str())
+                    .push_bind(*due_us)
+                    .push_bind(*due_us)
+                    .push_bind(micros(now));
+            });
+            outbox.push(" ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING");
+            outbox.build().execute(&mut *tx).await?;
+            written.extend(created.iter().map(|(id, _, _)| *id));
         }
         tx.commit().await?;
         written.sort_unstable();
@@ -147,12 +237,18 @@ impl Engagement for ThisStore {
     ) -> StoreResult<Option<FeedbackRequest>> {
         let mut conn = self.pool.acquire().await?;
         let Some(row) = sqlx::query(
-            "SELECT r.id, r.customer_id, c.external_id, c.name, r.purchase_id, r.kind, r.due_at_us \
+            "SELECT r.id, r.customer_id, c.external_id, c.name, r.purchase_id, p.amount_minor, \
+             p.occurred_at_us, r.kind, r.due_at_us, \
+             (SELECT o.sent_at_us FROM outbox o WHERE o.merchant_id = r.merchant_id \
+              AND o.kind = 'feedback_request' AND o.recipient = 'cus_' || CAST(r.customer_id AS TEXT) \
+              AND o.period_key = $3 \
+              AND o.status = 'sent') AS asked_at_us \
              FROM feedback_requests r JOIN customers c ON c.id = r.customer_id \
-             WHERE r.merchant_id = $1 AND r.id = $2",
+             JOIN purchases p ON p.id = r.purchase_id WHERE r.merchant_id = $1 AND r.id = $2",
         )
         .bind(merchant.as_str())
         .bind(request)
+        .bind(request.to_string())
         .fetch_optional(&mut *conn)
         .await?
         else {
@@ -164,8 +260,14 @@ impl Engagement for ThisStore {
             customer_external_id: row.try_get("external_id")?,
             customer_name: row.try_get("name")?,
             purchase: row.try_get("purchase_id")?,
+            purchase_amount: Money::from_minor(row.try_get("amount_minor")?),
+            purchased_at: from_micros(row.try_get("occurred_at_us")?)?,
             kind: feedback_kind(&row.try_get::<String, _>("kind")?)?,
             due_at: from_micros(row.try_get("due_at_us")?)?,
+            asked_at: row
+                .try_get::<Option<i64>, _>("asked_at_us")?
+                .map(from_micros)
+                .transpose()?,
             answer: answer_of_request(&mut conn, merchant, request).await?,
         }))
     }
@@ -173,12 +275,16 @@ impl Engagement for ThisStore {
     async fn record_feedback_answer(
         &self,
         merchant: &MerchantId,
-        request: i64,
-        score: FeedbackScore,
-        comment: Option<&FeedbackComment>,
-        opens_complaint: bool,
+        new: NewAnswer<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<RecordedAnswer>> {
+        let NewAnswer {
+            request,
+            score,
+            comment,
+            opens_complaint,
+            alert_to,
+        } = new;
         let mut tx = self.begin_write().await?;
         let Some((customer, kind)) = sqlx::query_as::<_, (i64, String)>(
             "SELECT customer_id, kind FROM feedback_requests WHERE merchant_id = $1 AND id = $2",
@@ -236,6 +342,23 @@ impl Engagement for ThisStore {
         } else {
             None
         };
+        if let Some(complaint) = opened_complaint {
+            for recipient in alert_to {
+                sqlx::query(
+                    "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, \
+                     next_attempt_at_us, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $6, $6) \
+                     ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING",
+                )
+                .bind(merchant.as_str())
+                .bind(OutboxKind::FeedbackAlert.as_str())
+                .bind(recipient)
+                .bind(customer)
+                .bind(complaint.to_string())
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(Some(RecordedAnswer {
             answer,
@@ -269,6 +392,15 @@ impl Engagement for ThisStore {
         Ok(page_of(items, page, |a| a.id))
     }
 
+    async fn complaint(
+        &self,
+        merchant: &MerchantId,
+        complaint: i64,
+    ) -> StoreResult<Option<Complaint>> {
+        let mut conn = self.pool.acquire().await?;
+        complaint_by_id(&mut conn, merchant, complaint).await
+    }
+
     async fn complaints(
         &self,
         merchant: &MerchantId,
@@ -276,8 +408,7 @@ impl Engagement for ThisStore {
         page: PageRequest,
     ) -> StoreResult<Page<Complaint>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COMPLAINT_COLUMNS}, {ANSWER_COLUMNS} FROM complaints k \
-             JOIN feedback_answers a ON a.id = k.answer_id JOIN customers c ON c.id = a.customer_id \
+            "SELECT {COMPLAINT_COLUMNS}, {ANSWER_COLUMNS} {COMPLAINT_FROM} \
              WHERE k.merchant_id = $1 AND ($2 = '' OR k.status = $2) AND k.id < $3 \
              ORDER BY k.id DESC LIMIT $4"
         ))

@@ -2,6 +2,7 @@
 //! batch's outcomes), what the scheduler enqueues, what the templates are filled with, and
 //! unsubscribes.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -13,28 +14,45 @@ use setia_core::{CustomerId, MerchantId, Money, PurchaseId};
 
 use crate::{Merchant, Page, PageRequest, StoreResult};
 
-/// The three lifecycle emails. The outbox's `kind` column holds [`OutboxKind::as_str`].
+/// The kinds of email setia sends. The outbox's `kind` column holds [`OutboxKind::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxKind {
     ThankYou,
     BirthdayOffer,
     WeeklyChurnReport,
+    /// Asks a customer to score a purchase; its period is the request (`42`) or the request's
+    /// reminder (`42-reminder`).
+    FeedbackRequest,
+    /// Tells the merchant's report addresses of a low score; its period is the complaint.
+    FeedbackAlert,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 3] = [
+    pub const ALL: [OutboxKind; 5] = [
         OutboxKind::ThankYou,
         OutboxKind::BirthdayOffer,
         OutboxKind::WeeklyChurnReport,
+        OutboxKind::FeedbackRequest,
+        OutboxKind::FeedbackAlert,
     ];
+
+    /// The kinds the marketing cap counts and holds back (DESIGN §8); thank-you and birthday
+    /// emails are exempt.
+    pub const MARKETING: [OutboxKind; 1] = [OutboxKind::FeedbackRequest];
 
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxKind::ThankYou => "thank_you",
             OutboxKind::BirthdayOffer => "birthday_offer",
             OutboxKind::WeeklyChurnReport => "weekly_churn_report",
+            OutboxKind::FeedbackRequest => "feedback_request",
+            OutboxKind::FeedbackAlert => "feedback_alert",
         }
+    }
+
+    pub fn is_marketing(self) -> bool {
+        OutboxKind::MARKETING.contains(&self)
     }
 
     pub fn parse(text: &str) -> Option<OutboxKind> {
@@ -44,7 +62,10 @@ impl OutboxKind {
     /// Whether the email goes to a customer (and so needs consent, an address and no
     /// unsubscribe) rather than to the merchant.
     pub fn is_customer_mail(self) -> bool {
-        !matches!(self, OutboxKind::WeeklyChurnReport)
+        !matches!(
+            self,
+            OutboxKind::WeeklyChurnReport | OutboxKind::FeedbackAlert
+        )
     }
 }
 
@@ -64,17 +85,21 @@ pub enum OutboxStatus {
     Failed,
     /// Its template does not render; kept until the template changes.
     Held,
-    /// The recipient may not be mailed any more (unsubscribed, no consent, no address).
+    /// The recipient may not be mailed any more (unsubscribed, no consent, no address, an
+    /// open complaint for marketing).
     Suppressed,
+    /// Held back by the marketing cap (or a reminder's wait) until its next slot.
+    Deferred,
 }
 
 impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 5] = [
+    pub const ALL: [OutboxStatus; 6] = [
         OutboxStatus::Pending,
         OutboxStatus::Sent,
         OutboxStatus::Failed,
         OutboxStatus::Held,
         OutboxStatus::Suppressed,
+        OutboxStatus::Deferred,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +109,7 @@ impl OutboxStatus {
             OutboxStatus::Failed => "failed",
             OutboxStatus::Held => "held",
             OutboxStatus::Suppressed => "suppressed",
+            OutboxStatus::Deferred => "deferred",
         }
     }
 
@@ -165,6 +191,11 @@ pub enum DeliveryOutcome {
         fingerprint: String,
     },
     Suppressed {
+        reason: String,
+    },
+    /// Not yet: claimed again from `until` (the marketing cap's next slot).
+    Deferred {
+        until: DateTime<Utc>,
         reason: String,
     },
 }
@@ -379,6 +410,13 @@ pub trait Mail: Send + Sync {
         from: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<DayPurchase>>;
+    /// When each of these customers was last sent a marketing email
+    /// ([`OutboxKind::MARKETING`]); customers never sent one are absent.
+    async fn last_marketing_sent(
+        &self,
+        merchant: &MerchantId,
+        customers: &[CustomerId],
+    ) -> StoreResult<HashMap<CustomerId, DateTime<Utc>>>;
     /// Newest first, optionally one status only.
     async fn outbox_entries(
         &self,

@@ -528,6 +528,17 @@ impl Mail for ThisStore {
                 .bind(email.id)
                 .bind(email.claim_id.as_str())
                 .bind(reason.as_str()),
+                // A deferral is not an attempt; the reason shows why the email waits.
+                DeliveryOutcome::Deferred { until, reason } => sqlx::query(
+                    "UPDATE outbox SET status = 'deferred', next_attempt_at_us = $5, last_error = $4, \
+                     attempts = attempts - 1, claim_id = NULL, lease_until_us = NULL \
+                     WHERE merchant_id = $1 AND id = $2 AND claim_id = $3 AND status = 'pending'",
+                )
+                .bind(email.merchant.as_str())
+                .bind(email.id)
+                .bind(email.claim_id.as_str())
+                .bind(reason.as_str())
+                .bind(micros(*until)),
             };
             written += query.execute(&mut *tx).await?.rows_affected();
         }
@@ -669,6 +680,40 @@ impl Mail for ThisStore {
                 })
             })
             .collect()
+    }
+
+    async fn last_marketing_sent(
+        &self,
+        merchant: &MerchantId,
+        customers: &[CustomerId],
+    ) -> StoreResult<HashMap<CustomerId, DateTime<Utc>>> {
+        let mut last = HashMap::new();
+        for chunk in customers.chunks(INSERT_CHUNK) {
+            // By recipient, which the outbox's unique key indexes with the kind.
+            let mut query = sqlx::QueryBuilder::<Db>::new(
+                "SELECT customer_id, MAX(sent_at_us) AS sent_us FROM outbox WHERE merchant_id = ",
+            );
+            query.push_bind(merchant.as_str());
+            query.push(" AND status = 'sent' AND kind IN (");
+            let mut kinds = query.separated(", ");
+            for kind in OutboxKind::MARKETING {
+                kinds.push_bind(kind.as_str());
+            }
+            query.push(") AND recipient IN (");
+            let mut recipients = query.separated(", ");
+            for customer in chunk {
+                recipients.push_bind(customer.to_string());
+            }
+            query.push(") GROUP BY customer_id");
+            for row in query.build().fetch_all(&self.pool).await? {
+                let customer: Option<i64> = row.try_get("customer_id")?;
+                let sent: Option<i64> = row.try_get("sent_us")?;
+                if let (Some(customer), Some(sent)) = (customer, sent) {
+                    last.insert(CustomerId::from_key(customer), from_micros(sent)?);
+                }
+            }
+        }
+        Ok(last)
     }
 
     async fn outbox_entries(

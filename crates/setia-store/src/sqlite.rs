@@ -182,8 +182,8 @@ const CLAIM_INBOX_SQL: &str =
      RETURNING id, merchant_id, body, attempts";
 
 const CLAIM_OUTBOX_SQL: &str =
-    "UPDATE outbox SET claim_id = $1, lease_until_us = $2, attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND due_at_us <= $3 \
+    "UPDATE outbox SET claim_id = $1, lease_until_us = $2, attempts = attempts + 1, status = 'pending' \
+     WHERE id IN (SELECT id FROM outbox WHERE status IN ('pending', 'deferred') AND due_at_us <= $3 \
      AND next_attempt_at_us <= $3 AND (lease_until_us IS NULL OR lease_until_us < $3) \
      ORDER BY due_at_us, id LIMIT $4) \
      RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";

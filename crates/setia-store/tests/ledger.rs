@@ -2066,7 +2066,24 @@ mod feedback {
     use setia_core::engagement::FeedbackKind;
     use setia_core::feedback::{FeedbackComment, FeedbackScore};
     use setia_core::CustomerId;
-    use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewFeedbackRequest};
+    use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewAnswer, NewFeedbackRequest};
+    use setia_store::mail::{DeliveryOutcome, FinishedEmail, OutboxKind, OutboxStatus};
+
+    fn csat(score: i64) -> FeedbackScore {
+        FeedbackScore::new(FeedbackKind::Csat, score).unwrap()
+    }
+
+    /// An answer to `request`; a low one alerts the merchant's two addresses.
+    fn answer(request: i64, score: i64, comment: Option<&FeedbackComment>) -> NewAnswer<'_> {
+        const ALERT_TO: &[String] = &[];
+        NewAnswer {
+            request,
+            score: csat(score),
+            comment,
+            opens_complaint: score <= 2,
+            alert_to: ALERT_TO,
+        }
+    }
 
     fn first(limit: u32) -> PageRequest {
         PageRequest {
@@ -2086,6 +2103,29 @@ mod feedback {
             .purchases(&shop.merchant, None, first(10))
             .await
             .unwrap();
+        // Both purchases may be asked about, oldest first; an imported customer without an
+        // address is not reachable.
+        let candidates = shop
+            .store
+            .feedback_candidates(&shop.merchant, at(0, 0), at(4, 0), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(candidates.len(), 2);
+        assert!(candidates[0].occurred_at < candidates[1].occurred_at);
+        assert!(!candidates[0].reachable && !candidates[0].sandbox);
+        assert_eq!(candidates[0].last_request_at, None);
+        let after_first = shop
+            .store
+            .feedback_candidates(
+                &shop.merchant,
+                at(0, 0),
+                at(4, 0),
+                Some((candidates[0].occurred_at, candidates[0].purchase)),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(after_first, candidates[1..]);
         let mut requests = Vec::new();
         for purchase in purchases.items.iter().rev() {
             let customer = shop
@@ -2107,13 +2147,13 @@ mod feedback {
         }
         let keys = shop
             .store
-            .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
+            .create_feedback_requests(&shop.merchant, &requests, true, at(2, 0))
             .await
             .unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!(
             shop.store
-                .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
+                .create_feedback_requests(&shop.merchant, &requests, true, at(2, 0))
                 .await
                 .unwrap(),
             Vec::<i64>::new(),
@@ -2125,12 +2165,96 @@ mod feedback {
             .await
             .unwrap();
         assert!(answers.items.is_empty());
+        let candidates = shop
+            .store
+            .feedback_candidates(&shop.merchant, at(0, 0), at(4, 0), None, 10)
+            .await
+            .unwrap();
+        assert!(candidates.is_empty(), "asked purchases are no candidates");
+
+        // Each request is an email and a reminder four days later.
+        let outbox = shop
+            .store
+            .outbox_entries(&shop.merchant, None, first(10))
+            .await
+            .unwrap();
+        let mut emails: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = outbox
+            .items
+            .iter()
+            .map(|e| (e.kind.clone(), e.period_key.clone(), e.due_at))
+            .collect();
+        emails.sort();
+        let (k0, k1) = (keys[0], keys[1]);
+        assert_eq!(
+            emails,
+            [
+                ("feedback_request".into(), k0.to_string(), at(5, 9)),
+                ("feedback_request".into(), format!("{k0}-reminder"), at(9, 9)),
+                ("feedback_request".into(), k1.to_string(), at(5, 9)),
+                ("feedback_request".into(), format!("{k1}-reminder"), at(9, 9)),
+            ]
+        );
         (keys[0], keys[1], requests[0].customer)
+    }
+
+    /// The marketing cap's deferral: a deferred row waits until its slot, is no attempt,
+    /// and comes back; what was sent is each customer's last marketing email.
+    async fn deferred_emails_wait_for_their_slot(shop: Shop) {
+        let (r1, _, c1) = two_requests(&shop).await;
+        let lease = chrono::TimeDelta::minutes(5);
+        let claimed = shop.store.claim_outbox(at(5, 9), lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "the reminders are not due yet");
+        assert!(claimed.iter().all(|e| e.kind == OutboxKind::FeedbackRequest));
+        let (sent, deferred) = if claimed[0].customer == Some(c1) {
+            (&claimed[0], &claimed[1])
+        } else {
+            (&claimed[1], &claimed[0])
+        };
+        assert_eq!(sent.period_key, r1.to_string());
+        let finish = |email: &setia_store::mail::ClaimedEmail, outcome| FinishedEmail {
+            id: email.id,
+            merchant: email.merchant.clone(),
+            claim_id: email.claim_id.clone(),
+            outcome,
+        };
+        let outcomes = [
+            finish(sent, DeliveryOutcome::Sent),
+            finish(
+                deferred,
+                DeliveryOutcome::Deferred {
+                    until: at(8, 9),
+                    reason: "the marketing cap".into(),
+                },
+            ),
+        ];
+        assert_eq!(shop.store.finish_outbox(&outcomes, at(5, 9)).await.unwrap(), 2);
+        let waiting = shop
+            .store
+            .outbox_entries(&shop.merchant, Some(OutboxStatus::Deferred), first(10))
+            .await
+            .unwrap();
+        assert_eq!(waiting.items.len(), 1);
+        assert_eq!(
+            (waiting.items[0].attempts, waiting.items[0].next_attempt_at),
+            (0, Some(at(8, 9)))
+        );
+        assert!(shop.store.claim_outbox(at(8, 8), lease, 10).await.unwrap().is_empty());
+        let again = shop.store.claim_outbox(at(8, 9), lease, 10).await.unwrap();
+        assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), [deferred.id]);
+        assert_eq!(again[0].attempts, 1);
+
+        let last = shop
+            .store
+            .last_marketing_sent(&shop.merchant, &[c1, deferred.customer.unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(last, [(c1, at(5, 9))].into_iter().collect());
+        let request = shop.store.feedback_request(&shop.merchant, r1).await.unwrap().unwrap();
+        assert_eq!(request.asked_at, Some(at(5, 9)));
     }
 
     async fn answers_complaints_and_their_queue(shop: Shop) {
         let (r1, r2, c1) = two_requests(&shop).await;
-        let csat = |n| FeedbackScore::new(FeedbackKind::Csat, n).unwrap();
         let request = shop
             .store
             .feedback_request(&shop.merchant, r1)
@@ -2150,10 +2274,10 @@ mod feedback {
             .store
             .record_feedback_answer(
                 &shop.merchant,
-                r1,
-                csat(1),
-                comment.as_ref(),
-                true,
+                NewAnswer {
+                    alert_to: &["ops@toko.id".to_owned(), "cs@toko.id".to_owned()],
+                    ..answer(r1, 1, comment.as_ref())
+                },
                 at(6, 10),
             )
             .await
@@ -2165,9 +2289,27 @@ mod feedback {
             first_answer.answer.comment.as_deref(),
             Some("Paket <b>rusak</b>")
         );
+        // The alert goes to both addresses in the same transaction, due now.
+        let outbox = shop
+            .store
+            .outbox_entries(&shop.merchant, None, first(20))
+            .await
+            .unwrap();
+        let mut alerts: Vec<(&str, &str)> = outbox
+            .items
+            .iter()
+            .filter(|e| e.kind == "feedback_alert")
+            .map(|e| (e.recipient.as_str(), e.period_key.as_str()))
+            .collect();
+        alerts.sort();
+        let key = complaint.to_string();
+        assert_eq!(alerts, [("cs@toko.id", key.as_str()), ("ops@toko.id", key.as_str())]);
+        let found = shop.store.complaint(&shop.merchant, complaint).await.unwrap().unwrap();
+        assert_eq!(found.purchase_amount.to_string(), "50000.00");
+        assert_eq!(found.answer.score, 1);
         let replayed = shop
             .store
-            .record_feedback_answer(&shop.merchant, r1, csat(2), None, true, at(6, 11))
+            .record_feedback_answer(&shop.merchant, answer(r1, 2, None), at(6, 11))
             .await
             .unwrap()
             .unwrap();
@@ -2179,7 +2321,7 @@ mod feedback {
         assert_eq!(replayed.answer.answered_at, at(6, 10));
         let good = shop
             .store
-            .record_feedback_answer(&shop.merchant, r2, csat(5), None, false, at(7, 10))
+            .record_feedback_answer(&shop.merchant, answer(r2, 5, None), at(7, 10))
             .await
             .unwrap()
             .unwrap();
@@ -2314,9 +2456,10 @@ mod feedback {
             .await
             .unwrap()
             .is_none());
+        assert!(shop.store.complaint(&other, complaint).await.unwrap().is_none());
         assert!(shop
             .store
-            .record_feedback_answer(&other, r1, csat(5), None, false, at(11, 0))
+            .record_feedback_answer(&other, answer(r1, 5, None), at(11, 0))
             .await
             .unwrap()
             .is_none());
@@ -2342,11 +2485,11 @@ mod feedback {
             .is_empty());
         assert!(shop
             .store
-            .record_feedback_answer(&shop.merchant, 9_999, csat(5), None, false, at(11, 0))
+            .record_feedback_answer(&shop.merchant, answer(9_999, 5, None), at(11, 0))
             .await
             .unwrap()
             .is_none());
     }
 
-    on_every_backend!(answers_complaints_and_their_queue: false);
+    on_every_backend!(answers_complaints_and_their_queue: false, deferred_emails_wait_for_their_slot: false);
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use setia_core::engagement::FeedbackKind;
 use setia_core::feedback::{FeedbackComment, FeedbackScore, MAX_COMMENT_CHARS};
 use setia_core::mail_token::FeedbackToken;
-use setia_store::engagement::FeedbackRequest;
+use setia_store::engagement::{FeedbackRequest, NewAnswer};
 use setia_store::mail::EmailLanguage;
 use setia_store::StoreError;
 
@@ -34,6 +34,8 @@ struct Verified {
     request: FeedbackRequest,
     merchant_name: String,
     language: EmailLanguage,
+    /// Where the alert of a complaint goes.
+    report_emails: Vec<String>,
 }
 
 async fn verified(state: &AppState, token: &str) -> Result<Option<Verified>, StoreError> {
@@ -55,6 +57,7 @@ async fn verified(state: &AppState, token: &str) -> Result<Option<Verified>, Sto
         request,
         merchant_name: mail.merchant.name,
         language: mail.language,
+        report_emails: mail.merchant.report_emails,
     }))
 }
 
@@ -151,10 +154,13 @@ async fn answer(
             .store
             .record_feedback_answer(
                 &found.merchant,
-                found.request.id,
-                score,
-                comment.as_ref(),
-                score.alerts(kind, &program.feedback),
+                NewAnswer {
+                    request: found.request.id,
+                    score,
+                    comment: comment.as_ref(),
+                    opens_complaint: score.alerts(kind, &program.feedback),
+                    alert_to: &found.report_emails,
+                },
                 Utc::now(),
             )
             .await

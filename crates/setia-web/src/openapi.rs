@@ -175,13 +175,15 @@ struct QuarantineList {
 #[schema(as = OutboxEntry)]
 struct OutboxEntryDoc {
     id: i64,
-    /// thank_you, birthday_offer or weekly_churn_report
+    /// thank_you, birthday_offer, weekly_churn_report, feedback_request or feedback_alert
     kind: String,
-    /// `cus_N` for customer mail, the address for a report
+    /// `cus_N` for customer mail, the address for a report or an alert
     recipient: String,
-    /// The local day, year or ISO week the email is for
+    /// The local day, year or ISO week the email is for; the feedback request (`42`, its
+    /// reminder `42-reminder`) or the complaint (an alert)
     period_key: String,
-    /// pending, sent, failed, held or suppressed
+    /// pending, deferred (held back by the marketing cap until next_attempt_at), sent,
+    /// failed, held or suppressed
     status: String,
     attempts: u32,
     last_error: Option<String>,
@@ -557,7 +559,7 @@ fn webhook_quarantine() {}
 
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "email",
     params(
-        ("status" = Option<String>, Query, description = "pending, sent, failed, held or suppressed"),
+        ("status" = Option<String>, Query, description = "pending, deferred, sent, failed, held or suppressed"),
         ("cursor" = Option<String>, Query),
         ("limit" = Option<u32>, Query),
     ),

@@ -29,7 +29,7 @@ async fn outbox(
         None => None,
         Some(text) => Some(OutboxStatus::parse(text).ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "status must be one of pending, sent, failed, held, suppressed (got {text:?})"
+                "status must be one of pending, deferred, sent, failed, held, suppressed (got {text:?})"
             ))
         })?),
     };

@@ -22,8 +22,14 @@ pub struct EmailsQuery {
     cursor: String,
 }
 
-const STATUSES: [&str; 5] = ["pending", "sent", "failed", "held", "suppressed"];
-const KINDS: [&str; 3] = ["thank_you", "birthday_offer", "weekly_churn_report"];
+const STATUSES: [&str; 6] = ["pending", "deferred", "sent", "failed", "held", "suppressed"];
+const KINDS: [&str; 5] = [
+    "thank_you",
+    "birthday_offer",
+    "weekly_churn_report",
+    "feedback_request",
+    "feedback_alert",
+];
 
 pub async fn emails(
     State(dash): State<Dash>,
