@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use setia_core::engagement::{EngagementProgram, FeedbackKind};
 use setia_core::feedback::{FeedbackComment, FeedbackScore};
@@ -151,6 +151,33 @@ pub struct AnswerFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// How many answers gave one score on one local day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyScores {
+    pub day: NaiveDate,
+    pub kind: FeedbackKind,
+    pub score: u8,
+    pub answers: u64,
+}
+
+/// Feedback requests whose first email went out on one local day, and how many of them
+/// were answered (at any time since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyRequests {
+    pub day: NaiveDate,
+    pub asked: u64,
+    pub answered: u64,
+}
+
+/// The complaints queue at a glance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ComplaintCounts {
+    /// Opened in the window asked about.
+    pub opened: u64,
+    /// Open or in progress now.
+    pub unresolved: u64,
+}
+
 #[async_trait]
 pub trait Engagement: Send + Sync {
     /// Replaces the merchant's program (kept as its TOML).
@@ -228,6 +255,30 @@ pub trait Engagement: Send + Sync {
         by: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Complaint>>;
+    /// Answers given in `[from, until)` counted per local day (days start at UTC +
+    /// `utc_offset_seconds`), scale and score; oldest day first.
+    async fn daily_scores(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        utc_offset_seconds: i32,
+    ) -> StoreResult<Vec<DailyScores>>;
+    /// Requests first emailed in `[from, until)` per local day, with how many were answered.
+    async fn daily_requests(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        utc_offset_seconds: i32,
+    ) -> StoreResult<Vec<DailyRequests>>;
+    /// Complaints opened in `[from, until)`, and those not resolved now.
+    async fn complaint_counts(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<ComplaintCounts>;
     /// Which of these customers have a complaint not yet resolved: they get no marketing
     /// email.
     async fn customers_with_open_complaints(

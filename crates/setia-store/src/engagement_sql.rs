@@ -92,6 +92,19 @@ async fn complaint_by_id(
     row.as_ref().map(complaint_from_row).transpose()
 }
 
+const DAY_US: i64 = 86_400_000_000;
+
+/// The local day of a day number (days since 1970-01-01 in local time).
+fn day_of_number(number: i64) -> StoreResult<chrono::NaiveDate> {
+    chrono::DateTime::from_timestamp(number.saturating_mul(86_400), 0)
+        .map(|at| at.date_naive())
+        .ok_or_else(|| StoreError::Corrupt(format!("day number {number}")))
+}
+
+fn count(value: i64) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("count {value}")))
+}
+
 #[async_trait]
 impl Engagement for ThisStore {
     async fn set_engagement_program(
@@ -458,6 +471,95 @@ impl Engagement for ThisStore {
         let found = complaint_by_id(&mut tx, merchant, complaint).await?;
         tx.commit().await?;
         Ok(found)
+    }
+
+    async fn daily_scores(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        utc_offset_seconds: i32,
+    ) -> StoreResult<Vec<DailyScores>> {
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT (answered_at_us + $4) / $5 AS day, kind, score, COUNT(*) FROM feedback_answers \
+             WHERE merchant_id = $1 AND answered_at_us >= $2 AND answered_at_us < $3 \
+             GROUP BY day, kind, score ORDER BY day, kind, score",
+        )
+        .bind(merchant.as_str())
+        .bind(micros(from))
+        .bind(micros(until))
+        .bind(i64::from(utc_offset_seconds) * 1_000_000)
+        .bind(DAY_US)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(day, kind, score, answers)| {
+                Ok(DailyScores {
+                    day: day_of_number(day)?,
+                    kind: feedback_kind(&kind)?,
+                    score: u8::try_from(score)
+                        .map_err(|_| StoreError::Corrupt(format!("feedback score {score}")))?,
+                    answers: count(answers)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn daily_requests(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        utc_offset_seconds: i32,
+    ) -> StoreResult<Vec<DailyRequests>> {
+        // A request's first email has the request's key as its period (its reminder does not).
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT (o.sent_at_us + $4) / $5 AS day, COUNT(*), COUNT(a.id) FROM outbox o \
+             JOIN feedback_requests r ON r.merchant_id = o.merchant_id \
+              AND o.period_key = CAST(r.id AS TEXT) AND r.customer_id = o.customer_id \
+             LEFT JOIN feedback_answers a ON a.request_id = r.id \
+             WHERE o.merchant_id = $1 AND o.status = 'sent' AND o.kind = 'feedback_request' \
+             AND o.sent_at_us >= $2 AND o.sent_at_us < $3 GROUP BY day ORDER BY day",
+        )
+        .bind(merchant.as_str())
+        .bind(micros(from))
+        .bind(micros(until))
+        .bind(i64::from(utc_offset_seconds) * 1_000_000)
+        .bind(DAY_US)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(day, asked, answered)| {
+                Ok(DailyRequests {
+                    day: day_of_number(day)?,
+                    asked: count(asked)?,
+                    answered: count(answered)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complaint_counts(
+        &self,
+        merchant: &MerchantId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<ComplaintCounts> {
+        let (opened, unresolved): (i64, i64) = sqlx::query_as(
+            "SELECT \
+             (SELECT COUNT(*) FROM complaints WHERE merchant_id = $1 AND created_at_us >= $2 \
+              AND created_at_us < $3), \
+             (SELECT COUNT(*) FROM complaints WHERE merchant_id = $1 AND status <> 'resolved')",
+        )
+        .bind(merchant.as_str())
+        .bind(micros(from))
+        .bind(micros(until))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ComplaintCounts {
+            opened: count(opened)?,
+            unresolved: count(unresolved)?,
+        })
     }
 
     async fn customers_with_open_complaints(

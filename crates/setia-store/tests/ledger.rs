@@ -2251,6 +2251,17 @@ mod feedback {
         assert_eq!(last, [(c1, at(5, 9))].into_iter().collect());
         let request = shop.store.feedback_request(&shop.merchant, r1).await.unwrap().unwrap();
         assert_eq!(request.asked_at, Some(at(5, 9)));
+        // One request went out on 6 January in Jakarta (09:00 UTC is 16:00 there), unanswered.
+        let asked = shop
+            .store
+            .daily_requests(&shop.merchant, at(0, 0), at(20, 0), 7 * 3600)
+            .await
+            .unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(
+            (asked[0].day.to_string(), asked[0].asked, asked[0].answered),
+            ("2026-01-06".into(), 1, 0)
+        );
     }
 
     async fn answers_complaints_and_their_queue(shop: Shop) {
@@ -2368,6 +2379,33 @@ mod feedback {
             theirs.items.iter().map(|a| a.score).collect::<Vec<_>>(),
             [2]
         );
+
+        // Per local day (Jakarta, UTC+7): 10:00 and 11:00 UTC on the 7th and 8th of January.
+        let daily = shop
+            .store
+            .daily_scores(&shop.merchant, at(0, 0), at(20, 0), 7 * 3600)
+            .await
+            .unwrap();
+        let daily: Vec<(String, u8, u64)> = daily
+            .iter()
+            .map(|d| (d.day.to_string(), d.score, d.answers))
+            .collect();
+        assert_eq!(
+            daily,
+            [("2026-01-07".into(), 2, 1), ("2026-01-08".into(), 5, 1)]
+        );
+        let counts = shop
+            .store
+            .complaint_counts(&shop.merchant, at(6, 0), at(7, 0))
+            .await
+            .unwrap();
+        assert_eq!((counts.opened, counts.unresolved), (1, 1));
+        let later = shop
+            .store
+            .complaint_counts(&shop.merchant, at(7, 0), at(8, 0))
+            .await
+            .unwrap();
+        assert_eq!((later.opened, later.unresolved), (0, 1));
 
         // The queue: open, then in progress with a note, then resolved by someone, reopened.
         let open = shop
