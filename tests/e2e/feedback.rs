@@ -2,17 +2,23 @@
 //! the answer (and a low one opens a complaint), a replay adds nothing, and forged,
 //! expired, another merchant's, off-scale, oversized and HTML input are refused or escaped.
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use serde_json::Value;
 use setia_core::engagement::FeedbackKind;
 use setia_core::mail_token::FeedbackToken;
 use setia_core::MerchantId;
 use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewFeedbackRequest};
 use setia_store::{PageRequest, Store};
 
+use crate::mail::{header, html, jakarta_wall_time, run_due, text};
+use crate::smtp::Receiver;
 use crate::support::Setia;
 use crate::webhooks::merchant_with_secret;
 
-crate::on_every_backend!(the_feedback_link_records_one_answer_and_refuses_the_rest);
+crate::on_every_backend!(
+    the_feedback_link_records_one_answer_and_refuses_the_rest,
+    a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant,
+);
 
 fn first(limit: u32) -> PageRequest {
     PageRequest {
@@ -308,4 +314,181 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
         api.get("/complaints?status=open").await.1["items"],
         serde_json::json!([])
     );
+}
+
+/// 10:00 in Jakarta tomorrow: late enough that the links signed then are valid now, early
+/// enough in the day that marketing email goes out.
+fn tomorrow_at_ten() -> DateTime<Utc> {
+    let jakarta = chrono_tz::Asia::Jakarta;
+    let tomorrow = (Utc::now() + TimeDelta::days(1))
+        .with_timezone(&jakarta)
+        .date_naive();
+    tomorrow
+        .and_time(NaiveTime::from_hms_opt(10, 0, 0).unwrap())
+        .and_local_timezone(jakarta)
+        .unwrap()
+        .to_utc()
+}
+
+/// The `N: URL` line of score `score` in a request's text.
+fn score_link(message: &Value, score: u8) -> String {
+    let body = text(message);
+    let prefix = format!("{score}: ");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no link for {score} in {body}"))
+        .to_owned()
+}
+
+/// The whole path over real SMTP and HTTP: a purchase three days old earns a request with
+/// a row of score links; following one records nothing; submitting a low score opens a
+/// complaint whose alert reaches the report address in the next round; the reminder goes
+/// only to the customer who did not answer, and the marketing cap defers it.
+async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: Setia) {
+    let receiver = Receiver::start("");
+    let created = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko Sejahtera",
+        "--report-email",
+        "ops@toko.example",
+    ]);
+    let merchant_text = created["id"].as_str().unwrap().to_owned();
+    let merchant = MerchantId::parse(&merchant_text).unwrap();
+    let program = setia.write(
+        "engagement.toml",
+        "marketing_cap_days = 5\n[feedback]\nkind = \"csat\"\ndelay_days = 3\n",
+    );
+    setia.json(&["merchant", "engagement", "--merchant", &merchant_text, &program]);
+    let customers = setia.write(
+        "customers.csv",
+        "external_id,name,email,consent\n\
+         C1,Ani <b>Lestari</b>,ani@example.co.id,true\n\
+         C2,Budi,budi@example.co.id,true\n\
+         C3,Citra,citra@example.co.id,false\n",
+    );
+    setia.json(&["customers", "import", "--merchant", &merchant_text, &customers]);
+    let due = tomorrow_at_ten();
+    let bought = jakarta_wall_time(due - TimeDelta::days(3) - TimeDelta::hours(2));
+    let history = setia.write(
+        "history.csv",
+        &format!(
+            "customer_external_id,occurred_at,amount,reference\n\
+             C1,{bought},150000,INV-1\nC2,{bought},80000,INV-2\nC3,{bought},50000,INV-3\n"
+        ),
+    );
+    setia.json(&["transactions", "import", "--merchant", &merchant_text, &history]);
+
+    let server = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-scheduler"], &[]);
+    let smtp = receiver.url();
+    let public = server.url("");
+    let env = [
+        ("SETIA_SMTP_URL", smtp.as_str()),
+        ("SETIA_PUBLIC_URL", public.as_str()),
+    ];
+    let at = |instant: DateTime<Utc>| instant.to_rfc3339();
+
+    // Two days after the purchase nothing is due; on the third day, at 10:00, the two
+    // consenting customers are asked.
+    let early = run_due(&setia, &at(due - TimeDelta::days(1)), &env);
+    assert_eq!(early["enqueued"]["feedback_request"], 0, "{early}");
+    let round = run_due(&setia, &at(due), &env);
+    assert_eq!(round["enqueued"]["feedback_request"], 2, "{round}");
+    assert_eq!(round["sent"], 2, "{round}");
+    let again = run_due(&setia, &at(due + TimeDelta::minutes(30)), &env);
+    assert_eq!(again["enqueued"]["feedback_request"], 0, "a purchase is asked about once");
+    let messages = receiver.messages();
+    let to = |m: &Value| header(m, "To").unwrap();
+    let ani = messages.iter().find(|m| to(m).contains("ani@")).unwrap();
+    assert_eq!(
+        header(ani, "Subject").unwrap(),
+        "Ani <b>Lestari</b>, bagaimana belanja Anda di Toko Sejahtera?"
+    );
+    assert!(header(ani, "List-Unsubscribe").is_some());
+    let body = html(ani);
+    assert!(body.contains("Ani &lt;b&gt;Lestari&lt;/b&gt;") && !body.contains("<b>Lestari"));
+    assert!(text(ani).contains("Rp 150.000"), "{}", text(ani));
+    for score in 1..=5 {
+        assert!(score_link(ani, score).starts_with(&format!("{public}/f/")));
+    }
+    assert!(!messages.iter().any(|m| to(m).contains("citra@")));
+
+    // Following the link for 1 shows the page with 1 chosen and records nothing.
+    let client = reqwest::Client::new();
+    let link = score_link(ani, 1);
+    let page = client.get(&link).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("value=\"1\" checked"));
+    let store = setia.store().await;
+    let answers = store
+        .feedback_answers(&merchant, AnswerFilter::default(), first(10))
+        .await
+        .unwrap();
+    assert!(answers.items.is_empty(), "a GET records nothing");
+
+    // Submitting it opens a complaint; the alert goes out in the next round.
+    let form_url = link.split('?').next().unwrap().to_owned();
+    let comment = "Barang <script>alert(1)</script> rusak";
+    let posted = client
+        .post(&form_url)
+        .form(&[("score", "1"), ("comment", comment)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 200);
+    let complaints = store.complaints(&merchant, None, first(5)).await.unwrap().items;
+    assert_eq!(complaints.len(), 1);
+    let complaint = complaints[0].id;
+    let alerted = run_due(&setia, &at(due + TimeDelta::hours(1)), &env);
+    assert_eq!(alerted["sent"], 1, "{alerted}");
+    let messages = receiver.messages();
+    let alert = messages
+        .iter()
+        .find(|m| to(m) == "ops@toko.example")
+        .expect("the alert");
+    assert_eq!(
+        header(alert, "Subject").unwrap(),
+        "Keluhan baru: nilai 1/5 dari Ani <b>Lestari</b>"
+    );
+    assert!(header(alert, "List-Unsubscribe").is_none(), "merchant mail");
+    let alert_html = html(alert);
+    assert!(alert_html.contains("Barang &lt;script&gt;alert(1)&lt;/script&gt; rusak"));
+    assert!(!alert_html.contains("<script>"));
+    assert!(alert_html.contains(&format!("{public}/dashboard/feedback#complaint-{complaint}")));
+    let alert_text = text(alert);
+    for expected in [
+        "Pelanggan: Ani <b>Lestari</b> (C1)",
+        "Nilai: 1 dari 5 (CSAT)",
+        "Belanja: Rp 150.000",
+        comment,
+    ] {
+        assert!(alert_text.contains(expected), "{expected:?} in {alert_text}");
+    }
+
+    // Four days on, the reminder: none for Ani (answered, and a complaint is open); Budi's
+    // waits for the marketing cap (five days since his request), then goes.
+    let reminded = run_due(&setia, &at(due + TimeDelta::days(4) + TimeDelta::hours(1)), &env);
+    assert_eq!(
+        (reminded["sent"].as_u64(), reminded["suppressed"].as_u64(), reminded["deferred"].as_u64()),
+        (Some(0), Some(1), Some(1)),
+        "{reminded}"
+    );
+    let deferred = store
+        .outbox_entries(&merchant, Some(setia_store::mail::OutboxStatus::Deferred), first(5))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(deferred.len(), 1);
+    assert_eq!(deferred[0].next_attempt_at, Some(due + TimeDelta::days(5)));
+    assert!(deferred[0].last_error.as_deref().unwrap().contains("marketing cap"));
+    let capped = run_due(&setia, &at(due + TimeDelta::days(5) + TimeDelta::hours(1)), &env);
+    assert_eq!(capped["sent"], 1, "{capped}");
+    let messages = receiver.messages();
+    let reminders: Vec<&Value> = messages
+        .iter()
+        .filter(|m| header(m, "Subject").unwrap().starts_with("Pengingat: "))
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    assert!(to(reminders[0]).contains("budi@"));
 }

@@ -167,19 +167,24 @@ pub fn marketing_slot(
     }
 }
 
-/// The headline figure of a set of scores: CSAT, the share of 4s and 5s; NPS, the share of
-/// promoters (9–10) minus that of detractors (0–6), from -1 to 1. `None` without answers.
-pub fn satisfaction(kind: FeedbackKind, scores: &[FeedbackScore]) -> Option<f64> {
-    if scores.is_empty() {
-        return None;
+/// The headline figure of a set of answers, given as (score, how many): CSAT, the share of
+/// 4s and 5s; NPS, the share of promoters (9–10) minus that of detractors (0–6), from -1 to
+/// 1. `None` without answers.
+pub fn satisfaction(
+    kind: FeedbackKind,
+    counts: impl IntoIterator<Item = (u8, u64)>,
+) -> Option<f64> {
+    let (mut all, mut good, mut bad) = (0u64, 0u64, 0u64);
+    for (score, n) in counts {
+        all += n;
+        match kind {
+            FeedbackKind::Csat if score >= 4 => good += n,
+            FeedbackKind::Nps if score >= 9 => good += n,
+            FeedbackKind::Nps if score <= 6 => bad += n,
+            _ => {}
+        }
     }
-    let share = |keep: &dyn Fn(u8) -> bool| {
-        scores.iter().filter(|s| keep(s.get())).count() as f64 / scores.len() as f64
-    };
-    Some(match kind {
-        FeedbackKind::Csat => share(&|s| s >= 4),
-        FeedbackKind::Nps => share(&|s| s >= 9) - share(&|s| s <= 6),
-    })
+    (all > 0).then(|| (good as f64 - bad as f64) / all as f64)
 }
 
 #[cfg(test)]
@@ -337,17 +342,20 @@ mod tests {
 
     #[test]
     fn csat_and_nps_of_a_set_of_answers() {
-        let csat: Vec<_> = [5, 4, 3, 1]
-            .iter()
-            .map(|&n| FeedbackScore::new(FeedbackKind::Csat, n).unwrap())
-            .collect();
-        assert_eq!(satisfaction(FeedbackKind::Csat, &csat), Some(0.5));
-        let nps: Vec<_> = [10, 9, 8, 7, 6, 0, 10, 9, 3, 10]
-            .iter()
-            .map(|&n| FeedbackScore::new(FeedbackKind::Nps, n).unwrap())
-            .collect();
-        let figure = satisfaction(FeedbackKind::Nps, &nps).unwrap();
+        let one_each = |scores: &[u8]| scores.iter().map(|&s| (s, 1)).collect::<Vec<_>>();
+        assert_eq!(
+            satisfaction(FeedbackKind::Csat, one_each(&[5, 4, 3, 1])),
+            Some(0.5)
+        );
+        assert_eq!(
+            satisfaction(FeedbackKind::Csat, [(5, 3), (2, 1)]),
+            Some(0.75),
+            "counted answers weigh by their count"
+        );
+        let nps = one_each(&[10, 9, 8, 7, 6, 0, 10, 9, 3, 10]);
+        let figure = satisfaction(FeedbackKind::Nps, nps).unwrap();
         assert!((figure - (0.5 - 0.3)).abs() < 1e-12, "{figure}");
-        assert_eq!(satisfaction(FeedbackKind::Nps, &[]), None);
+        assert_eq!(satisfaction(FeedbackKind::Nps, []), None);
+        assert_eq!(satisfaction(FeedbackKind::Csat, [(5, 0)]), None);
     }
 }

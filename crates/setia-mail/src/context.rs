@@ -4,6 +4,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
+use setia_core::engagement::FeedbackKind;
 use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::{format_rupiah, Money};
 use setia_store::catalog::Product;
@@ -273,6 +274,25 @@ pub struct ReportPayload {
     /// Which of them were not at risk in the previous week's report.
     pub newly_at_risk: Vec<i64>,
     pub loyalty: LoyaltyTotals,
+    /// Customer feedback in the two weeks; absent when the merchant asks for none and has
+    /// none (and in reports frozen before feedback existed).
+    #[serde(default)]
+    pub feedback: Option<FeedbackWeeks>,
+}
+
+/// The feedback section of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackWeeks {
+    /// The scale asked on now: `csat` or `nps`.
+    pub kind: FeedbackKind,
+    pub responses: u64,
+    pub previous_responses: u64,
+    /// CSAT (0–1) or NPS (-1–1) of each week's answers on that scale.
+    pub satisfaction: Option<f64>,
+    pub previous_satisfaction: Option<f64>,
+    /// Complaints opened in the last 7 days, and those not resolved when the report was made.
+    pub new_complaints: u64,
+    pub unresolved_complaints: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -351,8 +371,44 @@ pub struct ReportContext {
     pub newly_at_risk: Vec<AtRiskView>,
     pub win_back: Vec<AtRiskView>,
     pub loyalty: LoyaltyTotals,
+    pub feedback: Option<FeedbackView>,
     /// `cid:` of the inline chart.
     pub chart_src: String,
+}
+
+/// The feedback section as written: `82%` CSAT or `+35` NPS.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackView {
+    /// `CSAT` or `NPS`.
+    pub label: &'static str,
+    pub responses: u64,
+    pub previous_responses: u64,
+    pub figure: String,
+    pub previous_figure: String,
+    pub new_complaints: u64,
+    pub unresolved_complaints: u64,
+}
+
+impl FeedbackView {
+    fn of(weeks: &FeedbackWeeks) -> FeedbackView {
+        let written = |figure: Option<f64>| match (figure, weeks.kind) {
+            (None, _) => "–".to_owned(),
+            (Some(share), FeedbackKind::Csat) => format!("{:.0}%", share * 100.0),
+            (Some(share), FeedbackKind::Nps) => format!("{:+.0}", share * 100.0),
+        };
+        FeedbackView {
+            label: match weeks.kind {
+                FeedbackKind::Csat => "CSAT",
+                FeedbackKind::Nps => "NPS",
+            },
+            responses: weeks.responses,
+            previous_responses: weeks.previous_responses,
+            figure: written(weeks.satisfaction),
+            previous_figure: written(weeks.previous_satisfaction),
+            new_complaints: weeks.new_complaints,
+            unresolved_complaints: weeks.unresolved_complaints,
+        }
+    }
 }
 
 /// How many customers the win-back list shows.
@@ -402,6 +458,7 @@ impl ReportContext {
                 .map(|e| AtRiskView::of(e, language))
                 .collect(),
             loyalty: payload.loyalty,
+            feedback: payload.feedback.as_ref().map(FeedbackView::of),
             chart_src: format!("cid:{CHART_CID}"),
         }
     }
@@ -511,6 +568,15 @@ mod tests {
             at_risk: vec![],
             newly_at_risk: vec![],
             loyalty: LoyaltyTotals::default(),
+            feedback: Some(FeedbackWeeks {
+                kind: FeedbackKind::Nps,
+                responses: 20,
+                previous_responses: 0,
+                satisfaction: Some(0.35),
+                previous_satisfaction: None,
+                new_complaints: 2,
+                unresolved_complaints: 3,
+            }),
         };
         let common = Common {
             merchant_name: "Toko".into(),
@@ -524,5 +590,16 @@ mod tests {
         assert_eq!(view.current.revenue, "Rp 150.000");
         assert_eq!(view.period, "1 Mar – 7 Maret 2027");
         assert_eq!(view.previous_period, "22 Feb – 28 Februari 2027");
+        let feedback = view.feedback.unwrap();
+        assert_eq!(
+            (feedback.label, feedback.figure.as_str(), feedback.previous_figure.as_str()),
+            ("NPS", "+35", "–")
+        );
+        let csat = FeedbackView::of(&FeedbackWeeks {
+            kind: FeedbackKind::Csat,
+            satisfaction: Some(0.824),
+            ..payload.feedback.unwrap()
+        });
+        assert_eq!((csat.label, csat.figure.as_str()), ("CSAT", "82%"));
     }
 }

@@ -77,3 +77,50 @@ impl MarketingGate {
         self.last_sent.insert(customer, now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn the_cap_defers_to_the_next_slot_in_marketing_hours_and_complaints_suppress() {
+        let (ani, budi, citra) = (
+            CustomerId::from_key(1),
+            CustomerId::from_key(2),
+            CustomerId::from_key(3),
+        );
+        let mut gate = MarketingGate {
+            cap_days: 3,
+            zone: MerchantTimezone::parse("Asia/Jakarta").unwrap(),
+            open_complaints: [citra].into_iter().collect(),
+            // Budi's last one went on 12 March at 21:00 in Jakarta.
+            last_sent: [(budi, at("2027-03-12T14:00:00Z"))].into_iter().collect(),
+        };
+        let now = at("2027-03-14T03:00:00Z");
+        assert_eq!(gate.hold(ani, now), None);
+        // Three days after 21:00 is 21:00 on the 15th: night, so 09:00 on the 16th.
+        match gate.hold(budi, now) {
+            Some(DeliveryOutcome::Deferred { until, reason }) => {
+                assert_eq!(until, at("2027-03-16T02:00:00Z"));
+                assert!(reason.contains("3 days"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            gate.hold(citra, now),
+            Some(DeliveryOutcome::Suppressed { .. })
+        ));
+        // A send in this batch counts for the next row of the same customer.
+        gate.sending(ani, now);
+        assert!(matches!(
+            gate.hold(ani, now),
+            Some(DeliveryOutcome::Deferred { .. })
+        ));
+        gate.cap_days = 0;
+        assert_eq!(gate.hold(budi, now), None, "no cap");
+    }
+}

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use setia_core::MerchantTimezone;
 use setia_store::Store;
 
-use crate::context::{AtRiskEntry, ReportPayload, WeekFigures};
+use chrono::Offset;
+use setia_core::feedback::satisfaction;
+
+use crate::context::{AtRiskEntry, FeedbackWeeks, ReportPayload, WeekFigures};
 use crate::schedule::ReportWindow;
 
 /// P(alive) under this (for a repeat customer) is "at risk", as in the metrics report.
@@ -92,6 +95,7 @@ pub async fn compute(
     let loyalty = store
         .loyalty_totals(merchant, window.from, window.until)
         .await?;
+    let feedback = feedback_weeks(store, merchant, zone, window).await?;
     Ok(ReportPayload {
         week: window.period_key.clone(),
         days: window.days.clone(),
@@ -103,7 +107,51 @@ pub async fn compute(
         at_risk,
         newly_at_risk,
         loyalty,
+        feedback,
     })
+}
+
+/// The answers of the two weeks on the program's scale, and the complaints; `None` when the
+/// merchant asks for no feedback and has none of it.
+async fn feedback_weeks(
+    store: &dyn Store,
+    merchant: &setia_core::MerchantId,
+    zone: MerchantTimezone,
+    window: &ReportWindow,
+) -> Result<Option<FeedbackWeeks>, setia_store::StoreError> {
+    let program = store.engagement_program(merchant).await?;
+    let kind = program.feedback.kind;
+    let offset = window
+        .until
+        .with_timezone(&zone.tz())
+        .offset()
+        .fix()
+        .local_minus_utc();
+    let daily = store
+        .daily_scores(merchant, window.previous_from, window.until, offset)
+        .await?;
+    let complaints = store
+        .complaint_counts(merchant, window.from, window.until)
+        .await?;
+    let current_from = zone.local_day(window.from);
+    let week = |current: bool| {
+        daily
+            .iter()
+            .filter(move |d| d.kind == kind && (d.day >= current_from) == current)
+            .map(|d| (d.score, d.answers))
+    };
+    let responses = |current: bool| week(current).map(|(_, n)| n).sum::<u64>();
+    let weeks = FeedbackWeeks {
+        kind,
+        responses: responses(true),
+        previous_responses: responses(false),
+        satisfaction: satisfaction(kind, week(true)),
+        previous_satisfaction: satisfaction(kind, week(false)),
+        new_complaints: complaints.opened,
+        unresolved_complaints: complaints.unresolved,
+    };
+    let nothing = weeks.responses + weeks.previous_responses + complaints.unresolved == 0;
+    Ok((program.feedback.enabled || !nothing).then_some(weeks))
 }
 
 /// The window a preview shows: this week's report if it is due, else last week's.
