@@ -2,16 +2,23 @@
 //! merchant "Toko Demo" with a few hundred customers and a year of history, the server with
 //! its worker, email and nightly jobs, live sandbox payments through the real signed webhook
 //! endpoint, and metrics at start and every minute. The store sells the sandbox catalogue:
-//! the history's purchases carry their lines, and so do the live orders.
+//! the history's purchases carry their lines, and so do the live orders. Its customers
+//! answered feedback requests about the history's purchases.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{TimeDelta, Utc};
-use rand::RngCore;
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
 use setia_analytics::simulate::{write_import_csv, SimulationConfig, SimulationParams};
 use setia_analytics::Period;
+use setia_core::feedback::{
+    request_decision, FeedbackComment, FeedbackScore, RequestCandidate, RequestDecision,
+};
 use setia_core::import::{CustomersCsv, ItemsCsv, TransactionsCsv};
 use setia_core::product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};
 use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, Money, WebhookSecret};
@@ -19,6 +26,7 @@ use setia_sandbox::{
     catalogue, customers_csv, population, CatalogueProduct, PendingOrder, Simulator,
 };
 use setia_store::catalog::ProductUpsert;
+use setia_store::engagement::{ComplaintStatus, NewAnswer, NewFeedbackRequest};
 use setia_store::ledger::NewOrder;
 use setia_store::{ImportMessage, Merchant, NewMerchant, Store};
 
@@ -215,6 +223,103 @@ async fn seed(store: &Arc<dyn Store>, merchant: &Merchant) -> Result<(), CliErro
     store
         .import_items(&merchant.id, receiver, Utc::now())
         .await?;
+    seed_feedback(&**store, merchant).await
+}
+
+/// How far back the demo's customers were asked about their purchases.
+const FEEDBACK_HISTORY_DAYS: i64 = 180;
+/// Complaints older than this are resolved in the demo; newer ones wait in the queue.
+const OPEN_COMPLAINT_DAYS: i64 = 14;
+
+/// The feedback of the history: its purchases asked about as the program's rules would ask
+/// a real merchant's customers (the demo merchant is a sandbox, so the scheduler asks
+/// nobody), and simulated answers, a few of them complaints, older ones resolved.
+async fn seed_feedback(store: &dyn Store, merchant: &Merchant) -> Result<(), CliError> {
+    let program = store.engagement_program(&merchant.id).await?;
+    let settings = &program.feedback;
+    let now = Utc::now();
+    let from = now - TimeDelta::days(FEEDBACK_HISTORY_DAYS);
+    let until = now - TimeDelta::days(i64::from(settings.delay_days));
+    let mut last_asked: HashMap<setia_core::CustomerId, DateTime<Utc>> = HashMap::new();
+    let mut requests = Vec::new();
+    let mut after = None;
+    loop {
+        let candidates = store
+            .feedback_candidates(&merchant.id, from, until, after, 5_000)
+            .await?;
+        let Some(last) = candidates.last() else {
+            break;
+        };
+        after = Some((last.occurred_at, last.purchase));
+        for candidate in &candidates {
+            let decision = request_decision(
+                settings,
+                &RequestCandidate {
+                    purchase_at: candidate.occurred_at,
+                    sandbox: false,
+                    reachable: true,
+                    last_request_at: last_asked.get(&candidate.customer).copied(),
+                },
+            );
+            if let RequestDecision::Due(due_at) = decision {
+                last_asked.insert(candidate.customer, due_at);
+                requests.push(NewFeedbackRequest {
+                    customer: candidate.customer,
+                    purchase: candidate.purchase,
+                    kind: settings.kind,
+                    due_at,
+                });
+            }
+        }
+    }
+    let keys = store
+        .create_feedback_requests(&merchant.id, &requests, false, now)
+        .await?;
+    let mut rng = StdRng::seed_from_u64(POPULATION_SEED);
+    for key in keys {
+        let Some(request) = store.feedback_request(&merchant.id, key).await? else {
+            continue;
+        };
+        let Some(simulated) = setia_sandbox::feedback::answer(&mut rng, request.kind) else {
+            continue;
+        };
+        let score = FeedbackScore::new(request.kind, i64::from(simulated.score))
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("demo feedback: {e}")))?;
+        let comment = simulated
+            .comment
+            .map(FeedbackComment::parse)
+            .transpose()
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("demo feedback: {e}")))?
+            .flatten();
+        let answered_at = (request.due_at + TimeDelta::hours(rng.random_range(1..72))).min(now);
+        let recorded = store
+            .record_feedback_answer(
+                &merchant.id,
+                NewAnswer {
+                    request: key,
+                    score,
+                    comment: comment.as_ref(),
+                    opens_complaint: score.alerts(request.kind, settings),
+                    alert_to: &[],
+                },
+                answered_at,
+            )
+            .await?;
+        if let Some(complaint) = recorded.and_then(|r| r.opened_complaint) {
+            if now - answered_at > TimeDelta::days(OPEN_COMPLAINT_DAYS) {
+                store
+                    .update_complaint(
+                        &merchant.id,
+                        complaint,
+                        ComplaintStatus::Resolved,
+                        Some("Pelanggan sudah dihubungi; barang diganti."),
+                        "demo",
+                        answered_at + TimeDelta::days(1),
+                    )
+                    .await?;
+            }
+        }
+    }
     Ok(())
 }
 

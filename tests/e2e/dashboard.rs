@@ -11,8 +11,10 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 use setia_core::MerchantId;
+use setia_store::engagement::ComplaintStatus;
 use setia_store::Store;
 
+use crate::feedback_dashboard::a_complaint;
 use crate::support::{fixture, Process, Setia};
 use crate::webhooks::{merchant_with_secret, sign};
 
@@ -25,7 +27,7 @@ crate::on_every_backend!(
 );
 
 /// Every page a logged-in merchant can open (GET), in both states.
-const PAGES: [&str; 15] = [
+const PAGES: [&str; 18] = [
     "/dashboard/overview",
     "/dashboard/cohorts",
     "/dashboard/cohorts?period=week",
@@ -33,6 +35,9 @@ const PAGES: [&str; 15] = [
     "/dashboard/customers?view=all",
     "/dashboard/customers?q=ab",
     "/dashboard/customers?segment=champions",
+    "/dashboard/feedback",
+    "/dashboard/feedback?period=month",
+    "/dashboard/feedback?score=1",
     "/dashboard/loyalty",
     "/dashboard/payments",
     "/dashboard/payments?view=unattributed",
@@ -65,7 +70,7 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, Strin
 }
 
 /// The value of `<input … name="NAME" value="…">` in a page.
-fn input_value(html: &str, name: &str) -> Option<String> {
+pub(crate) fn input_value(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\" value=\""))?;
     let rest = &html[at + name.len() + 15..];
     Some(rest[..rest.find('"')?].to_owned())
@@ -76,7 +81,7 @@ pub(crate) struct Dash<'a> {
     server: &'a Process,
     client: reqwest::Client,
     cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 /// The login form's double-submit token and cookie.
@@ -133,7 +138,7 @@ impl<'a> Dash<'a> {
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .client
             .get(self.server.url(path))
@@ -152,7 +157,7 @@ impl<'a> Dash<'a> {
         body
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.client
             .post(self.server.url(path))
             .header(COOKIE, &self.cookie)
@@ -269,6 +274,8 @@ async fn every_page_renders_for_an_empty_merchant(setia: Setia) {
         assert_eq!(dash.get(path).await.0, 404, "{path}");
     }
     assert_eq!(dash.get("/dashboard/cohorts?period=year").await.0, 400);
+    assert_eq!(dash.get("/dashboard/feedback?period=year").await.0, 400);
+    assert_eq!(dash.get("/dashboard/feedback?score=11").await.0, 400);
 }
 
 /// Imports CDNOW and stores the monthly and weekly snapshots as of 1997-09-30.
@@ -676,7 +683,12 @@ async fn unattributed_purchase(
         .to_string()
 }
 
-async fn add_customer(store: &Arc<dyn Store>, merchant: &MerchantId, external: &str, name: &str) {
+pub(crate) async fn add_customer(
+    store: &Arc<dyn Store>,
+    merchant: &MerchantId,
+    external: &str,
+    name: &str,
+) {
     use setia_core::customer::{CustomerName, ExternalId};
     store
         .upsert_customer(
@@ -691,11 +703,25 @@ async fn add_customer(store: &Arc<dyn Store>, merchant: &MerchantId, external: &
         .unwrap();
 }
 
+async fn complaint_status(
+    store: &Arc<dyn Store>,
+    merchant: &MerchantId,
+    complaint: i64,
+) -> ComplaintStatus {
+    store
+        .complaint(merchant, complaint)
+        .await
+        .unwrap()
+        .expect("the merchant's complaint")
+        .status
+}
+
 async fn every_form_needs_its_csrf_token(setia: Setia) {
     let (merchant, token) = merchant_with_secret(&setia);
     let server = serve_without_worker(&setia);
     let store = setia.store().await;
     add_customer(&store, &merchant, "C-1", "Siti Rahayu").await;
+    let complaint = a_complaint(&setia, &*store, &merchant, "C-1", "Paket rusak").await;
     let purchase = unattributed_purchase(&setia, &server, &merchant, 1).await;
     let dash = Dash::login(&server, &token).await;
 
@@ -740,6 +766,24 @@ async fn every_form_needs_its_csrf_token(setia: Setia) {
     for form in [vec![], vec![("csrf", "deadbeef")]] {
         assert_eq!(dash.post("/dashboard/logout", &form).await.status(), 403);
     }
+    // The complaint form, the same way.
+    let complaint_form = format!("/dashboard/feedback/complaints/{complaint}");
+    for form in [
+        vec![("status", "resolved")],
+        vec![("status", "resolved"), ("csrf", "")],
+        vec![("status", "resolved"), ("csrf", "deadbeef")],
+        vec![
+            ("status", "resolved"),
+            ("csrf", other_session.csrf.as_str()),
+        ],
+    ] {
+        let response = dash.post(&complaint_form, &form).await;
+        assert_eq!(response.status(), 403, "{form:?}");
+    }
+    assert_eq!(
+        complaint_status(&store, &merchant, complaint).await,
+        ComplaintStatus::Open
+    );
     assert_eq!(
         dash.get("/dashboard/overview").await.0,
         200,
@@ -812,6 +856,17 @@ async fn every_form_needs_its_csrf_token(setia: Setia) {
         .await
         .unwrap();
     assert!(queue.items.is_empty(), "attributed");
+    let response = dash
+        .post(
+            &complaint_form,
+            &[("status", "resolved"), ("csrf", &dash.csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        complaint_status(&store, &merchant, complaint).await,
+        ComplaintStatus::Resolved
+    );
     let customer_page = dash.page("/dashboard/customers?q=siti").await;
     let link = customer_links(&customer_page).pop().expect("Siti is found");
     assert!(
@@ -842,6 +897,7 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
     add_customer(&store, &a, "A-SECRET-1", "Rahasia Pelanggan A").await;
     add_customer(&store, &b, "B-1", "Pelanggan B").await;
     let a_purchase = unattributed_purchase(&setia, &server, &a, 7).await;
+    let a_complaint = a_complaint(&setia, &*store, &a, "A-SECRET-1", "Rahasia keluhan").await;
     let a_customer = store
         .customer(
             &a,
@@ -892,6 +948,19 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
         .await
         .unwrap();
     assert_eq!(queue.items.len(), 1, "A's payment is untouched");
+    let response = dash
+        .post(
+            &format!("/dashboard/feedback/complaints/{a_complaint}"),
+            &[("status", "resolved"), ("note", "B"), ("csrf", &dash.csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 404);
+    let untouched = store.complaint(&a, a_complaint).await.unwrap().unwrap();
+    assert_eq!(
+        (untouched.status, untouched.note),
+        (ComplaintStatus::Open, None),
+        "A's complaint is untouched"
+    );
     for path in PAGES.iter().copied().chain([
         "/dashboard/customers?q=rahasia",
         "/dashboard/customers?q=A-SECRET-1",
@@ -933,6 +1002,10 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
         .page("/dashboard/payments?view=unattributed")
         .await
         .contains(&a_purchase));
+    assert!(a_dash
+        .page("/dashboard/feedback")
+        .await
+        .contains(&format!("id=\"complaint-{a_complaint}\"")));
 
     // B's API token: every route naming one of A's records is a 404.
     let call = |method: reqwest::Method, path: String, body: Option<Value>| {

@@ -118,6 +118,22 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
         found
     })
     .await;
+    // Its customers answered feedback requests about the history: a realistic mix with a
+    // few complaints.
+    let answers = store
+        .feedback_answers(
+            &merchant,
+            setia_store::engagement::AnswerFilter::default(),
+            first(500),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert!(answers.len() >= 30, "{} answers", answers.len());
+    assert!(answers.iter().any(|a| a.score >= 4) && answers.iter().any(|a| a.score <= 2));
+    assert!(answers.iter().any(|a| a.comment.is_some()));
+    let complaints = store.complaints(&merchant, None, first(100)).await.unwrap();
+    assert!(!complaints.items.is_empty());
     let outbox = setia.folder.path().join("setia-data/outbox");
     eventually("emails are written as .eml files", async || {
         std::fs::read_dir(&outbox).is_ok_and(|entries| {

@@ -10,6 +10,7 @@ use setia_core::MerchantId;
 use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewFeedbackRequest};
 use setia_store::{PageRequest, Store};
 
+use crate::dashboard::Dash;
 use crate::mail::{header, html, jakarta_wall_time, run_due, text};
 use crate::smtp::Receiver;
 use crate::support::Setia;
@@ -330,6 +331,12 @@ fn tomorrow_at_ten() -> DateTime<Utc> {
         .to_utc()
 }
 
+/// Emails a `run-due` round sent, less the weekly report it enqueued and sent when the
+/// round falls in a new report week (the merchant has a report address for its alerts).
+fn sent_besides_reports(round: &Value) -> u64 {
+    round["sent"].as_u64().unwrap() - round["enqueued"]["weekly_churn_report"].as_u64().unwrap()
+}
+
 /// The `N: URL` line of score `score` in a request's text.
 fn score_link(message: &Value, score: u8) -> String {
     let body = text(message);
@@ -360,7 +367,13 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
         "engagement.toml",
         "marketing_cap_days = 5\n[feedback]\nkind = \"csat\"\ndelay_days = 3\n",
     );
-    setia.json(&["merchant", "engagement", "--merchant", &merchant_text, &program]);
+    setia.json(&[
+        "merchant",
+        "engagement",
+        "--merchant",
+        &merchant_text,
+        &program,
+    ]);
     let customers = setia.write(
         "customers.csv",
         "external_id,name,email,consent\n\
@@ -368,7 +381,13 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
          C2,Budi,budi@example.co.id,true\n\
          C3,Citra,citra@example.co.id,false\n",
     );
-    setia.json(&["customers", "import", "--merchant", &merchant_text, &customers]);
+    setia.json(&[
+        "customers",
+        "import",
+        "--merchant",
+        &merchant_text,
+        &customers,
+    ]);
     let due = tomorrow_at_ten();
     let bought = jakarta_wall_time(due - TimeDelta::days(3) - TimeDelta::hours(2));
     let history = setia.write(
@@ -378,7 +397,13 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
              C1,{bought},150000,INV-1\nC2,{bought},80000,INV-2\nC3,{bought},50000,INV-3\n"
         ),
     );
-    setia.json(&["transactions", "import", "--merchant", &merchant_text, &history]);
+    setia.json(&[
+        "transactions",
+        "import",
+        "--merchant",
+        &merchant_text,
+        &history,
+    ]);
 
     let server = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-scheduler"], &[]);
     let smtp = receiver.url();
@@ -395,9 +420,12 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
     assert_eq!(early["enqueued"]["feedback_request"], 0, "{early}");
     let round = run_due(&setia, &at(due), &env);
     assert_eq!(round["enqueued"]["feedback_request"], 2, "{round}");
-    assert_eq!(round["sent"], 2, "{round}");
+    assert_eq!(sent_besides_reports(&round), 2, "{round}");
     let again = run_due(&setia, &at(due + TimeDelta::minutes(30)), &env);
-    assert_eq!(again["enqueued"]["feedback_request"], 0, "a purchase is asked about once");
+    assert_eq!(
+        again["enqueued"]["feedback_request"], 0,
+        "a purchase is asked about once"
+    );
     let messages = receiver.messages();
     let to = |m: &Value| header(m, "To").unwrap();
     let ani = messages.iter().find(|m| to(m).contains("ani@")).unwrap();
@@ -407,7 +435,10 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
     );
     assert!(header(ani, "List-Unsubscribe").is_some());
     let body = html(ani);
-    assert!(body.contains("Ani &lt;b&gt;Lestari&lt;/b&gt;") && !body.contains("<b>Lestari"));
+    assert!(
+        body.contains("Ani &lt;b&gt;Lestari&lt;") && !body.contains("<b>Lestari"),
+        "{body}"
+    );
     assert!(text(ani).contains("Rp 150.000"), "{}", text(ani));
     for score in 1..=5 {
         assert!(score_link(ani, score).starts_with(&format!("{public}/f/")));
@@ -437,53 +468,83 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
         .await
         .unwrap();
     assert_eq!(posted.status().as_u16(), 200);
-    let complaints = store.complaints(&merchant, None, first(5)).await.unwrap().items;
+    let complaints = store
+        .complaints(&merchant, None, first(5))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(complaints.len(), 1);
     let complaint = complaints[0].id;
     let alerted = run_due(&setia, &at(due + TimeDelta::hours(1)), &env);
-    assert_eq!(alerted["sent"], 1, "{alerted}");
+    assert_eq!(sent_besides_reports(&alerted), 1, "{alerted}");
     let messages = receiver.messages();
     let alert = messages
         .iter()
-        .find(|m| to(m) == "ops@toko.example")
+        .find(|m| header(m, "Subject").unwrap().starts_with("Keluhan baru"))
         .expect("the alert");
+    assert_eq!(to(alert), "ops@toko.example");
     assert_eq!(
         header(alert, "Subject").unwrap(),
         "Keluhan baru: nilai 1/5 dari Ani <b>Lestari</b>"
     );
     assert!(header(alert, "List-Unsubscribe").is_none(), "merchant mail");
     let alert_html = html(alert);
-    assert!(alert_html.contains("Barang &lt;script&gt;alert(1)&lt;/script&gt; rusak"));
+    assert!(alert_html.contains("Barang &lt;script&gt;alert(1)&lt;&#x2f;script&gt; rusak"));
     assert!(!alert_html.contains("<script>"));
-    assert!(alert_html.contains(&format!("{public}/dashboard/feedback#complaint-{complaint}")));
+    let complaint_link = format!("{public}/dashboard/feedback#complaint-{complaint}");
+    assert!(alert_html.contains(&complaint_link.replace('/', "&#x2f;")));
     let alert_text = text(alert);
+    assert!(alert_text.contains(&complaint_link), "{alert_text}");
     for expected in [
         "Pelanggan: Ani <b>Lestari</b> (C1)",
         "Nilai: 1 dari 5 (CSAT)",
         "Belanja: Rp 150.000",
         comment,
     ] {
-        assert!(alert_text.contains(expected), "{expected:?} in {alert_text}");
+        assert!(
+            alert_text.contains(expected),
+            "{expected:?} in {alert_text}"
+        );
     }
 
     // Four days on, the reminder: none for Ani (answered, and a complaint is open); Budi's
     // waits for the marketing cap (five days since his request), then goes.
-    let reminded = run_due(&setia, &at(due + TimeDelta::days(4) + TimeDelta::hours(1)), &env);
+    let reminded = run_due(
+        &setia,
+        &at(due + TimeDelta::days(4) + TimeDelta::hours(1)),
+        &env,
+    );
     assert_eq!(
-        (reminded["sent"].as_u64(), reminded["suppressed"].as_u64(), reminded["deferred"].as_u64()),
+        (
+            Some(sent_besides_reports(&reminded)),
+            reminded["suppressed"].as_u64(),
+            reminded["deferred"].as_u64()
+        ),
         (Some(0), Some(1), Some(1)),
         "{reminded}"
     );
     let deferred = store
-        .outbox_entries(&merchant, Some(setia_store::mail::OutboxStatus::Deferred), first(5))
+        .outbox_entries(
+            &merchant,
+            Some(setia_store::mail::OutboxStatus::Deferred),
+            first(5),
+        )
         .await
         .unwrap()
         .items;
     assert_eq!(deferred.len(), 1);
     assert_eq!(deferred[0].next_attempt_at, Some(due + TimeDelta::days(5)));
-    assert!(deferred[0].last_error.as_deref().unwrap().contains("marketing cap"));
-    let capped = run_due(&setia, &at(due + TimeDelta::days(5) + TimeDelta::hours(1)), &env);
-    assert_eq!(capped["sent"], 1, "{capped}");
+    assert!(deferred[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("marketing cap"));
+    let capped = run_due(
+        &setia,
+        &at(due + TimeDelta::days(5) + TimeDelta::hours(1)),
+        &env,
+    );
+    assert_eq!(sent_besides_reports(&capped), 1, "{capped}");
     let messages = receiver.messages();
     let reminders: Vec<&Value> = messages
         .iter()
@@ -491,4 +552,38 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
         .collect();
     assert_eq!(reminders.len(), 1);
     assert!(to(reminders[0]).contains("budi@"));
+
+    // The merchant follows the alert's link to the dashboard and resolves the complaint.
+    let dash = Dash::login(&server, created["api_token"].as_str().unwrap()).await;
+    let page = dash.page("/dashboard/feedback").await;
+    assert!(page.contains(&format!("id=\"complaint-{complaint}\"")));
+    assert!(page.contains("Barang &lt;script&gt;") && !page.contains("<script>alert"));
+    let resolved = dash
+        .post(
+            &format!("/dashboard/feedback/complaints/{complaint}"),
+            &[
+                ("status", "resolved"),
+                ("note", "Diganti barang baru"),
+                ("csrf", &dash.csrf),
+            ],
+        )
+        .await;
+    assert_eq!(resolved.status().as_u16(), 303);
+    let resolved = store
+        .complaint(&merchant, complaint)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            resolved.status,
+            resolved.note.as_deref(),
+            resolved.resolved_by.as_deref()
+        ),
+        (
+            ComplaintStatus::Resolved,
+            Some("Diganti barang baru"),
+            Some("dashboard")
+        )
+    );
 }

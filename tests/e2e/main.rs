@@ -4,6 +4,7 @@
 mod dashboard;
 mod demo;
 mod feedback;
+mod feedback_dashboard;
 mod imports;
 mod ledger;
 mod mail;

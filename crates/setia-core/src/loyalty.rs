@@ -77,7 +77,7 @@ impl LoyaltyProgram {
     }
 
     fn validated(self) -> Result<LoyaltyProgram, ProgramError> {
-        let finite = |m: f64| m.is_finite() && m >= 1.0 && m <= 100.0;
+        let finite = |m: f64| m.is_finite() && (1.0..=100.0).contains(&m);
         if self.rupiah_per_point <= 0 {
             return Err(ProgramError::Invalid("rupiah_per_point must be positive"));
         }

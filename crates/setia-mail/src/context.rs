@@ -592,7 +592,11 @@ mod tests {
         assert_eq!(view.previous_period, "22 Feb – 28 Februari 2027");
         let feedback = view.feedback.unwrap();
         assert_eq!(
-            (feedback.label, feedback.figure.as_str(), feedback.previous_figure.as_str()),
+            (
+                feedback.label,
+                feedback.figure.as_str(),
+                feedback.previous_figure.as_str()
+            ),
             ("NPS", "+35", "–")
         );
         let csat = FeedbackView::of(&FeedbackWeeks {

@@ -34,7 +34,10 @@ impl FeedbackScans {
     /// Whether to look at `now`, noting that this look happens. A clock that went back looks
     /// again.
     fn due(&self, merchant: &MerchantId, now: DateTime<Utc>) -> bool {
-        let mut last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match last.get(merchant) {
             Some(at) if *at <= now && now - *at < FEEDBACK_SCAN_EVERY => false,
             _ => {
@@ -66,8 +69,7 @@ impl Mailer {
     ) -> Result<u64, MailError> {
         let settings = &program.feedback;
         let merchant = &mail.merchant.id;
-        if !settings.enabled || mail.merchant.sandbox || !self.feedback_scans.due(merchant, now)
-        {
+        if !settings.enabled || mail.merchant.sandbox || !self.feedback_scans.due(merchant, now) {
             return Ok(0);
         }
         let zone = mail.merchant.timezone;
@@ -237,10 +239,14 @@ pub(crate) struct Sample {
     pub complaint: Complaint,
 }
 
-pub(crate) fn sample(program: &EngagementProgram, customer: &MailCustomer, now: DateTime<Utc>) -> Sample {
+pub(crate) fn sample(
+    program: &EngagementProgram,
+    customer: &MailCustomer,
+    now: DateTime<Utc>,
+) -> Sample {
     let kind = program.feedback.kind;
     let purchased_at = now - TimeDelta::days(i64::from(program.feedback.delay_days));
-    let amount = Money::from_minor(125_000_00);
+    let amount = Money::from_minor(12_500_000);
     let answer = FeedbackAnswer {
         id: 0,
         request_id: 0,
@@ -291,7 +297,16 @@ mod tests {
     fn periods_name_a_request_or_its_reminder() {
         assert_eq!(parse_period("42"), Some((42, false)));
         assert_eq!(parse_period("42-reminder"), Some((42, true)));
-        for bad in ["", "-reminder", "042", "+42", "0", "-1", "42-reminder-reminder", "2027-03-14"] {
+        for bad in [
+            "",
+            "-reminder",
+            "042",
+            "+42",
+            "0",
+            "-1",
+            "42-reminder-reminder",
+            "2027-03-14",
+        ] {
             assert_eq!(parse_period(bad), None, "{bad:?}");
         }
     }
@@ -300,11 +315,16 @@ mod tests {
     fn a_process_looks_every_quarter_hour() {
         let scans = FeedbackScans::default();
         let merchant = MerchantId::from_random_bytes([1; 20]);
-        let t0 = DateTime::parse_from_rfc3339("2027-03-14T02:00:00Z").unwrap().to_utc();
+        let t0 = DateTime::parse_from_rfc3339("2027-03-14T02:00:00Z")
+            .unwrap()
+            .to_utc();
         assert!(scans.due(&merchant, t0));
         assert!(!scans.due(&merchant, t0 + TimeDelta::minutes(14)));
         assert!(scans.due(&merchant, t0 + TimeDelta::minutes(15)));
-        assert!(scans.due(&merchant, t0), "a clock that went back looks again");
+        assert!(
+            scans.due(&merchant, t0),
+            "a clock that went back looks again"
+        );
         let other = MerchantId::from_random_bytes([2; 20]);
         assert!(scans.due(&other, t0));
     }

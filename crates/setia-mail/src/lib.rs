@@ -745,7 +745,10 @@ impl Mailer {
                     (templates.render(row.kind, &context), None)
                 }
                 OutboxKind::ThankYou | OutboxKind::BirthdayOffer | OutboxKind::FeedbackRequest => {
-                    return Ok(failed(format!("{} is not an email to the merchant", row.kind)))
+                    return Ok(failed(format!(
+                        "{} is not an email to the merchant",
+                        row.kind
+                    )))
                 }
             };
             (Mailbox::new(None, address), rendered, None, image)

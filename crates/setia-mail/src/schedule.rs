@@ -159,7 +159,10 @@ pub fn marketing_hours(zone: MerchantTimezone, at: DateTime<Utc>) -> DateTime<Ut
 
 /// `[from, until)` of the purchase times whose feedback request is due at `now` and not yet
 /// past catching up: made `delay_days` (plus up to [`FEEDBACK_CATCH_UP_DAYS`]) before.
-pub fn feedback_purchase_window(now: DateTime<Utc>, delay_days: u32) -> (DateTime<Utc>, DateTime<Utc>) {
+pub fn feedback_purchase_window(
+    now: DateTime<Utc>,
+    delay_days: u32,
+) -> (DateTime<Utc>, DateTime<Utc>) {
     let until = now - TimeDelta::days(i64::from(delay_days));
     (until - TimeDelta::days(FEEDBACK_CATCH_UP_DAYS), until)
 }

@@ -5,6 +5,7 @@
 //! talks to setia only through the public webhook endpoint, like Moota does.
 
 pub mod basket;
+pub mod feedback;
 mod names;
 mod push;
 

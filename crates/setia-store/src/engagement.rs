@@ -160,8 +160,8 @@ pub struct DailyScores {
     pub answers: u64,
 }
 
-/// Feedback requests whose first email went out on one local day, and how many of them
-/// were answered (at any time since).
+/// Feedback requests due on one local day (asked then, or a little later when the marketing
+/// cap deferred them), and how many of them were answered (at any time since).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyRequests {
     pub day: NaiveDate,
@@ -235,8 +235,11 @@ pub trait Engagement: Send + Sync {
         page: PageRequest,
     ) -> StoreResult<Page<FeedbackAnswer>>;
     /// One complaint of this merchant.
-    async fn complaint(&self, merchant: &MerchantId, complaint: i64)
-        -> StoreResult<Option<Complaint>>;
+    async fn complaint(
+        &self,
+        merchant: &MerchantId,
+        complaint: i64,
+    ) -> StoreResult<Option<Complaint>>;
     /// Complaints, newest first, of one status or all.
     async fn complaints(
         &self,
@@ -264,7 +267,7 @@ pub trait Engagement: Send + Sync {
         until: DateTime<Utc>,
         utc_offset_seconds: i32,
     ) -> StoreResult<Vec<DailyScores>>;
-    /// Requests first emailed in `[from, until)` per local day, with how many were answered.
+    /// Requests due in `[from, until)` per local day, with how many were answered.
     async fn daily_requests(
         &self,
         merchant: &MerchantId,

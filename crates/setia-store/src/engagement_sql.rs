@@ -512,14 +512,11 @@ impl Engagement for ThisStore {
         until: DateTime<Utc>,
         utc_offset_seconds: i32,
     ) -> StoreResult<Vec<DailyRequests>> {
-        // A request's first email has the request's key as its period (its reminder does not).
         let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT (o.sent_at_us + $4) / $5 AS day, COUNT(*), COUNT(a.id) FROM outbox o \
-             JOIN feedback_requests r ON r.merchant_id = o.merchant_id \
-              AND o.period_key = CAST(r.id AS TEXT) AND r.customer_id = o.customer_id \
+            "SELECT (r.due_at_us + $4) / $5 AS day, COUNT(*), COUNT(a.id) FROM feedback_requests r \
              LEFT JOIN feedback_answers a ON a.request_id = r.id \
-             WHERE o.merchant_id = $1 AND o.status = 'sent' AND o.kind = 'feedback_request' \
-             AND o.sent_at_us >= $2 AND o.sent_at_us < $3 GROUP BY day ORDER BY day",
+             WHERE r.merchant_id = $1 AND r.due_at_us >= $2 AND r.due_at_us < $3 \
+             GROUP BY day ORDER BY day",
         )
         .bind(merchant.as_str())
         .bind(micros(from))

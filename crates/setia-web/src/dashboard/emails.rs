@@ -22,7 +22,14 @@ pub struct EmailsQuery {
     cursor: String,
 }
 
-const STATUSES: [&str; 6] = ["pending", "deferred", "sent", "failed", "held", "suppressed"];
+const STATUSES: [&str; 6] = [
+    "pending",
+    "deferred",
+    "sent",
+    "failed",
+    "held",
+    "suppressed",
+];
 const KINDS: [&str; 5] = [
     "thank_you",
     "birthday_offer",

@@ -53,6 +53,11 @@ impl Texts {
     pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
         self.0.get(key).map_or(key, String::as_str)
     }
+
+    /// The text of `key`, if there is one.
+    pub fn find(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
 }
 
 fn parse(source: &str, which: &str) -> Arc<Texts> {

@@ -11,6 +11,7 @@ mod auth;
 mod charts;
 mod customers;
 mod emails;
+mod feedback;
 mod format;
 mod i18n;
 mod overview;
@@ -85,6 +86,11 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
         .route("/dashboard/loyalty", get(overview::loyalty))
         .route("/dashboard/customers", get(customers::customers))
         .route("/dashboard/customers/{id}", get(customers::customer))
+        .route("/dashboard/feedback", get(feedback::feedback))
+        .route(
+            "/dashboard/feedback/complaints/{id}",
+            post(feedback::update_complaint),
+        )
         .route("/dashboard/payments", get(payments::payments))
         .route(
             "/dashboard/payments/{id}/attribute",

@@ -27,6 +27,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "cohorts.html",
     "customers.html",
     "customer.html",
+    "feedback.html",
     "loyalty.html",
     "payments.html",
     "emails.html",
@@ -112,12 +113,19 @@ impl IntoResponse for PageError {
         let id = i18n::texts(Lang::Id);
         let en = i18n::texts(Lang::En);
         let title_key = format!("error_{key}");
+        // A bad request may say what was wrong, when its detail names a text.
+        let detail_key = match &self {
+            PageError::BadRequest(detail) => format!("error_bad_request_{detail}"),
+            _ => String::new(),
+        };
         let rendered = environment().get_template("error.html").and_then(|t| {
             t.render(context! {
                 css => stylesheet_url(),
                 status => status.as_u16(),
                 title_id => id.get(&title_key),
                 title_en => en.get(&title_key),
+                detail_id => id.find(&detail_key),
+                detail_en => en.find(&detail_key),
                 back_id => id.get("error_back"),
                 back_en => en.get("error_back"),
             })
@@ -161,10 +169,11 @@ pub fn login_page(
 }
 
 /// The navigation's sections, in order.
-pub const SECTIONS: [&str; 6] = [
+pub const SECTIONS: [&str; 7] = [
     "overview",
     "cohorts",
     "customers",
+    "feedback",
     "loyalty",
     "payments",
     "emails",
