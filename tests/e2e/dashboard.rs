@@ -2,7 +2,8 @@
 //! CDNOW history, login and sessions, the login rate limit, CSRF on every form, tenant
 //! isolation on every route (pages and API), and (with `--features browser-tests`) a real
 //! browser, Debian's Chromium, that logs in and reads the pages without a console error or
-//! a request to another host.
+//! a request to another host, resolves a complaint through its form, and answers a feedback
+//! link on a phone's width.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -1297,6 +1298,97 @@ async fn a_real_browser_logs_in_and_reads_the_dashboard() {
             );
         }
     }
+    // Feedback: two answers (a 1 with HTML in its comment opens a complaint) and a request
+    // still open, whose link the customer follows on a phone below.
+    let now = chrono::Utc::now();
+    let asked = crate::feedback_dashboard::requests(
+        &setia,
+        &*store,
+        &merchant,
+        &[
+            ("F1", now - chrono::TimeDelta::days(3)),
+            ("F2", now - chrono::TimeDelta::days(2)),
+            ("F3", now - chrono::TimeDelta::days(1)),
+        ],
+    )
+    .await;
+    let feedback_answer = crate::feedback_dashboard::answer;
+    assert_eq!(
+        feedback_answer(&*store, &merchant, asked[0], 5, Some("Cepat sampai"), now).await,
+        None
+    );
+    let complaint = feedback_answer(
+        &*store,
+        &merchant,
+        asked[1],
+        1,
+        Some("<b>Paket</b> rusak"),
+        now,
+    )
+    .await
+    .expect("a 1 opens a complaint");
+    page.goto(format!("{origin}/dashboard/feedback"))
+        .await
+        .unwrap();
+    page.wait_for_navigation().await.unwrap();
+    let html = page.content().await.unwrap();
+    assert!(html.contains("<svg"), "the feedback page has its charts");
+    let comment_text: String = page
+        .evaluate(format!(
+            "document.querySelector('#complaint-{complaint} .comment').textContent"
+        ))
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(
+        comment_text, "<b>Paket</b> rusak",
+        "shown as text, not markup"
+    );
+    page.save_screenshot(full(), shoot("feedback"))
+        .await
+        .unwrap();
+    // The complaint's form, as a merchant fills it in: status, note, save.
+    page.evaluate(format!(
+        "document.querySelector('#status-{complaint}').value = 'resolved'"
+    ))
+    .await
+    .unwrap();
+    page.find_element(format!("#note-{complaint}"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str("Diganti baru")
+        .await
+        .unwrap();
+    page.find_element(format!("#complaint-{complaint} button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut resolved = None;
+    for _ in 0..150 {
+        let found = store
+            .complaint(&merchant, complaint)
+            .await
+            .unwrap()
+            .unwrap();
+        if found.status == ComplaintStatus::Resolved {
+            resolved = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resolved = resolved.expect("the browser's form resolved the complaint");
+    assert_eq!(
+        (resolved.note.as_deref(), resolved.resolved_by.as_deref()),
+        (Some("Diganti baru"), Some("dashboard"))
+    );
+    page.wait_for_navigation().await.unwrap();
+
     // On a phone's width the overview still fits: nothing wider than the screen.
     page.execute(
         chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(
@@ -1320,6 +1412,92 @@ async fn a_real_browser_logs_in_and_reads_the_dashboard() {
         "the overview scrolls sideways on a phone by {overflow}px"
     );
     page.save_screenshot(full(), shoot("overview-phone"))
+        .await
+        .unwrap();
+
+    // The customer's side, still on a phone: the request's link shows the chosen score
+    // selected, the page fits the screen, and sending records the answer.
+    let secret = store
+        .mail_merchant(&merchant)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
+    let token = setia_core::mail_token::FeedbackToken::sign(&secret, &merchant, asked[2], now);
+    // A full-page screenshot drops the phone's metrics: set them again.
+    page.execute(
+        chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(
+            390, 844, 3.0, true,
+        ),
+    )
+    .await
+    .unwrap();
+    page.goto(format!("{origin}/f/{token}?score=4"))
+        .await
+        .unwrap();
+    page.wait_for_navigation().await.unwrap();
+    let (chosen, overflow): (String, i64) = page
+        .evaluate(
+            "[document.querySelector('input[name=score]:checked').value, \
+              document.documentElement.scrollWidth - document.documentElement.clientWidth]",
+        )
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(chosen, "4");
+    assert!(
+        overflow <= 0,
+        "the feedback page scrolls sideways on a phone by {overflow}px"
+    );
+    page.save_screenshot(full(), shoot("feedback-link-phone"))
+        .await
+        .unwrap();
+    page.find_element("#comment")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str("Bagus")
+        .await
+        .unwrap();
+    page.find_element("button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut answered = Vec::new();
+    for _ in 0..150 {
+        answered = store
+            .feedback_answers(
+                &merchant,
+                setia_store::engagement::AnswerFilter::default(),
+                setia_store::PageRequest {
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|a| a.request_id == asked[2])
+            .collect();
+        if !answered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered.len(), 1, "the browser's form recorded the answer");
+    assert_eq!(
+        (answered[0].score, answered[0].comment.as_deref()),
+        (4, Some("Bagus"))
+    );
+    page.wait_for_navigation().await.unwrap();
+    assert!(page.content().await.unwrap().contains("Terima kasih"));
+    page.save_screenshot(full(), shoot("feedback-thanks"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;

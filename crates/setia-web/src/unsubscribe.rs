@@ -143,12 +143,14 @@ pub(crate) fn try_again_page() -> String {
     )
 }
 
-/// A small standalone page (no asset from anywhere), shared by the public link pages.
+/// A small standalone page (no asset from anywhere, not even the browser's favicon request),
+/// shared by the public link pages.
 pub(crate) fn layout(lang: &str, title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title></head>\
+         <meta name=\"robots\" content=\"noindex\"><link rel=\"icon\" href=\"data:,\">\
+         <title>{title}</title></head>\
          <body style=\"font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;padding:0 16px;color:#111827;\">\
          <h1 style=\"font-size:22px;\">{title}</h1>{body}</body></html>"
     )
