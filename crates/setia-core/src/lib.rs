@@ -16,6 +16,7 @@ pub mod mail_token;
 pub mod merchant;
 pub mod money;
 pub mod moota;
+pub mod moota_api;
 pub mod product;
 pub mod rupiah;
 pub mod time;

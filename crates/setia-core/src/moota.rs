@@ -200,7 +200,7 @@ pub fn parse_mutations(body: &[u8]) -> Result<Vec<Mutation>, PayloadError> {
         .collect()
 }
 
-fn parse_mutation(item: &serde_json::Value) -> Result<Mutation, String> {
+pub(crate) fn parse_mutation(item: &serde_json::Value) -> Result<Mutation, String> {
     let text = |name: &str| -> Option<String> {
         match item.get(name)? {
             serde_json::Value::String(s) => Some(s.clone()),

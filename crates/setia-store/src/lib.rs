@@ -23,6 +23,7 @@ pub mod engagement;
 pub mod ledger;
 pub mod mail;
 mod postgres;
+pub mod reconcile;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -34,6 +35,7 @@ pub use engagement::Engagement;
 pub use ledger::Ledger;
 pub use mail::Mail;
 pub use postgres::PostgresStore;
+pub use reconcile::Reconcile;
 pub use sqlite::{SqliteStore, WebhookQueue};
 
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +275,7 @@ pub struct Page<T> {
 
 #[async_trait]
 pub trait Store:
-    Ledger + Analytics + Catalog + Mail + Dashboard + Engagement + Send + Sync + 'static
+    Ledger + Analytics + Catalog + Mail + Dashboard + Engagement + Reconcile + Send + Sync + 'static
 {
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;

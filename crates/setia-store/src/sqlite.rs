@@ -386,3 +386,4 @@ include!("analytics_sql.rs");
 include!("dashboard_sql.rs");
 include!("catalog_sql.rs");
 include!("engagement_sql.rs");
+include!("reconcile_sql.rs");

@@ -621,6 +621,243 @@ async fn suppressed_calls_are_counted(store: &dyn Store) {
     assert_eq!(store.suppressed_call_count("mer_y").await.unwrap(), 0);
 }
 
+/// Reconciliation: the token and banks round-trip, each found mutation goes into the inbox
+/// once (as a row of source `api` with its audit row), the ledger counts it as missed by
+/// the webhook, and the scheduled sync is claimed by one caller until it is due again.
+async fn reconciliation_puts_each_found_mutation_in_once(store: &dyn Store) {
+    use setia_core::moota_api::{MootaBankId, MootaToken, SyncWindow};
+    use setia_store::reconcile::{FoundMutation, SyncCounts, SyncStarter};
+
+    let merchant = migrated_with_merchant(store, 1).await;
+    let other = migrated_with_merchant(store, 2).await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 5, 3, 0, 0).unwrap();
+    assert_eq!(store.moota_settings(&merchant).await.unwrap().token, None);
+    assert!(store.moota_merchants().await.unwrap().is_empty());
+    let token = MootaToken::parse("moota-token-1").unwrap();
+    let banks = [MootaBankId::parse("bnk_1").unwrap()];
+    assert!(store
+        .set_moota_settings(&merchant, Some(&token), Some(&banks))
+        .await
+        .unwrap());
+    assert!(!store
+        .set_moota_settings(&merchant_id(9), Some(&token), None)
+        .await
+        .unwrap());
+    let settings = store.moota_settings(&merchant).await.unwrap();
+    assert_eq!(
+        (settings.token.as_ref(), settings.banks.as_slice()),
+        (Some(&token), &banks[..])
+    );
+    // Banks alone change, the token stays; an empty list is every bank.
+    store
+        .set_moota_settings(&merchant, None, Some(&[]))
+        .await
+        .unwrap();
+    let settings = store.moota_settings(&merchant).await.unwrap();
+    assert_eq!(
+        (settings.token.as_ref(), settings.banks.len()),
+        (Some(&token), 0)
+    );
+    assert_eq!(
+        store.moota_merchants().await.unwrap(),
+        vec![merchant.clone()]
+    );
+
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+    let window = SyncWindow::new(day(4), day(5)).unwrap();
+    let sync = store
+        .start_moota_sync(&merchant, SyncStarter::Command, window, now)
+        .await
+        .unwrap();
+    let body = |id: &str| {
+        format!(
+            r#"[{{"mutation_id":"{id}","date":"2026-12-04 10:00:00","amount":"150123.00","type":"CR","description":"TRSF BUDI","bank":{{"bank_type":"bca"}}}}]"#
+        )
+        .into_bytes()
+    };
+    let found = |id: &str| FoundMutation {
+        mutation_id: id.into(),
+        body: body(id),
+    };
+    assert_eq!(
+        store
+            .record_found_mutations(
+                &merchant,
+                sync,
+                &[found("m1"), found("m2"), found("m1")],
+                now
+            )
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .record_found_mutations(&merchant, sync, &[found("m2")], now)
+            .await
+            .unwrap(),
+        0,
+        "found once"
+    );
+    let ids = ["m1".to_owned(), "m2".to_owned(), "m3".to_owned()];
+    let known = store.known_mutations(&merchant, &ids).await.unwrap();
+    assert_eq!(known.len(), 2);
+    assert!(known.contains("m1") && known.contains("m2"));
+    assert!(store
+        .known_mutations(&other, &ids)
+        .await
+        .unwrap()
+        .is_empty());
+    let audit = store
+        .webhook_deliveries(
+            &merchant,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(audit.len(), 2);
+    assert!(audit
+        .iter()
+        .all(|a| a.status == 200 && a.remote_addr == "moota-api"));
+
+    // The worker applies them like webhook bodies; the ledger knows them as missed.
+    let claimed = store
+        .claim_inbox(now, chrono::TimeDelta::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for row in &claimed {
+        let mutations = setia_core::moota::parse_mutations(&row.body).unwrap();
+        store
+            .apply_mutations(row, &mutations, now)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let week = (
+        now - chrono::TimeDelta::days(7),
+        now + chrono::TimeDelta::seconds(1),
+    );
+    assert_eq!(
+        store
+            .missed_by_webhook(&merchant, week.0, week.1)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .missed_by_webhook(&other, week.0, week.1)
+            .await
+            .unwrap(),
+        0
+    );
+
+    let counts = SyncCounts {
+        pages: 1,
+        mutations: 3,
+        new: 2,
+        already_known: 1,
+    };
+    assert_eq!(store.last_synced_day(&merchant).await.unwrap(), None);
+    store
+        .finish_moota_sync(&merchant, sync, counts, None, now)
+        .await
+        .unwrap();
+    let failed = store
+        .start_moota_sync(
+            &merchant,
+            SyncStarter::Schedule,
+            SyncWindow::new(day(5), day(6)).unwrap(),
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .finish_moota_sync(
+            &merchant,
+            failed,
+            SyncCounts::default(),
+            Some("Moota refused the token"),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_synced_day(&merchant).await.unwrap(),
+        Some(day(5)),
+        "failures do not count"
+    );
+    let syncs = store
+        .moota_syncs(
+            &merchant,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(syncs.len(), 2);
+    assert_eq!(syncs[0].error.as_deref(), Some("Moota refused the token"));
+    assert_eq!((syncs[1].counts, syncs[1].window), (counts, window));
+    assert!(store
+        .moota_syncs(
+            &other,
+            PageRequest {
+                before: None,
+                limit: 10
+            }
+        )
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // The scheduled sync: one holder at a time, and not again until it is due.
+    let lease = chrono::TimeDelta::minutes(10);
+    assert!(store
+        .claim_moota_sync(&merchant, "a", now, lease)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_moota_sync(&merchant, "b", now, lease)
+        .await
+        .unwrap());
+    let next = now + chrono::TimeDelta::minutes(30);
+    store
+        .release_moota_sync(&merchant, "a", next)
+        .await
+        .unwrap();
+    assert!(!store
+        .claim_moota_sync(&merchant, "b", now + lease, lease)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_moota_sync(&merchant, "b", next, lease)
+        .await
+        .unwrap());
+    // A holder that died: taken over when its lease runs out.
+    assert!(!store
+        .claim_moota_sync(&merchant, "c", next + chrono::TimeDelta::minutes(5), lease)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_moota_sync(
+            &merchant,
+            "c",
+            next + lease + chrono::TimeDelta::seconds(1),
+            lease
+        )
+        .await
+        .unwrap());
+}
+
 macro_rules! conformance {
     ($backend:ident) => {
         mod $backend {
@@ -645,6 +882,7 @@ macro_rules! conformance {
             case!(webhook_calls_are_group_committed);
             case!(suppressed_calls_are_counted);
             case!(a_failed_group_leaves_the_writer_usable);
+            case!(reconciliation_puts_each_found_mutation_in_once);
         }
     };
 }

@@ -1,0 +1,446 @@
+//! Moota's API V2, as reconciliation reads it: the merchant's personal token, the bank ids
+//! to watch, the window of days a sync asks for, and the pages of `GET /mutation` and
+//! `GET /bank` read into what a sync needs. The HTTP is setia-ingest's; this is the format.
+//!
+//! A mutation from the API is a webhook mutation with `amount` and `balance` as strings
+//! and `bank` possibly null; each one found is put into the inbox as a one-element webhook
+//! body, so the worker reads both the same way.
+
+use std::fmt;
+
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::Value;
+
+use crate::moota::{parse_mutation, Mutation};
+
+/// A Moota personal token: one string without spaces. Stored because every sync needs it;
+/// it never appears in a log or an answer (Debug is redacted, and it is not `Serialize`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MootaToken(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MootaTokenError {
+    #[error("the Moota token is empty")]
+    Empty,
+    #[error(
+        "the Moota token has a space or line break inside; a token is one string without spaces"
+    )]
+    Whitespace,
+    #[error("the Moota token has a character that is not printable ASCII")]
+    NotPrintable,
+    #[error("the Moota token is longer than {max} characters")]
+    TooLong { max: usize },
+}
+
+impl MootaToken {
+    pub const MAX_CHARS: usize = 2_048;
+
+    /// The token as a file holds it: one line break at the end (an editor's or `echo`'s) is
+    /// allowed; any other space is a mistake worth stopping for.
+    pub fn parse(text: &str) -> Result<MootaToken, MootaTokenError> {
+        let text = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(text);
+        if text.is_empty() {
+            return Err(MootaTokenError::Empty);
+        }
+        if text.chars().any(char::is_whitespace) {
+            return Err(MootaTokenError::Whitespace);
+        }
+        if !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(MootaTokenError::NotPrintable);
+        }
+        if text.len() > Self::MAX_CHARS {
+            return Err(MootaTokenError::TooLong {
+                max: Self::MAX_CHARS,
+            });
+        }
+        Ok(MootaToken(text.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MootaToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MootaToken(<redacted>)")
+    }
+}
+
+/// A Moota bank id (`bank_id` of `GET /bank`), not an account number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct MootaBankId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bank id {0:?} is not a Moota bank id (1 to 64 letters, digits, '_' or '-')")]
+pub struct BadBankId(pub String);
+
+impl MootaBankId {
+    pub fn parse(text: &str) -> Result<MootaBankId, BadBankId> {
+        let text = text.trim();
+        let ok = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(MootaBankId(text.to_owned()))
+        } else {
+            Err(BadBankId(text.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The days a sync asks Moota for, both included (`start_date` and `end_date`, days in
+/// Asia/Jakarta as Moota's dates are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SyncWindow {
+    pub since: NaiveDate,
+    pub until: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("--since {since} is after --until {until}")]
+    SinceAfterUntil { since: NaiveDate, until: NaiveDate },
+    #[error("the window {since} to {until} is longer than {max} days; sync it in parts")]
+    TooLong {
+        since: NaiveDate,
+        until: NaiveDate,
+        max: i64,
+    },
+}
+
+impl SyncWindow {
+    /// The longest window one sync asks for: a year of mutations is a few thousand pages
+    /// for a busy shop, and a longer backfill is better run in parts.
+    pub const MAX_DAYS: i64 = 366;
+
+    pub fn new(since: NaiveDate, until: NaiveDate) -> Result<SyncWindow, WindowError> {
+        if since > until {
+            return Err(WindowError::SinceAfterUntil { since, until });
+        }
+        if (until - since).num_days() + 1 > Self::MAX_DAYS {
+            return Err(WindowError::TooLong {
+                since,
+                until,
+                max: Self::MAX_DAYS,
+            });
+        }
+        Ok(SyncWindow { since, until })
+    }
+
+    /// The scheduled sync's window: from the day before the end of the last successful
+    /// sync (a day of overlap, for mutations Moota reports late), never before the day the
+    /// merchant started on setia (older payments are history, imported, not webhooks
+    /// missed), until today.
+    pub fn scheduled(
+        last_until: Option<NaiveDate>,
+        merchant_since: NaiveDate,
+        today: NaiveDate,
+    ) -> SyncWindow {
+        let overlap = last_until.map(|day| day - TimeDelta::days(1));
+        let since = overlap
+            .unwrap_or(merchant_since)
+            .max(merchant_since)
+            .max(today - TimeDelta::days(Self::MAX_DAYS - 1))
+            .min(today);
+        SyncWindow {
+            since,
+            until: today,
+        }
+    }
+}
+
+/// One mutation of a page: what the ledger will read, and the JSON object as Moota sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagedMutation {
+    pub mutation: Mutation,
+    pub bank_id: Option<String>,
+    raw: Value,
+}
+
+impl PagedMutation {
+    /// `bank` is null: the mutation does not say which kind of account it is from (a
+    /// sandbox account must never count as money).
+    pub fn lacks_bank(&self) -> bool {
+        self.raw.get("bank").is_none_or(Value::is_null)
+    }
+
+    /// The inbox body for this mutation: a webhook body of one mutation, with `bank`
+    /// filled in from `GET /bank` when the page left it null.
+    pub fn inbox_body(&self, bank_type: Option<&str>) -> Vec<u8> {
+        let mut raw = self.raw.clone();
+        if let (true, Some(bank_type), Some(object)) =
+            (self.lacks_bank(), bank_type, raw.as_object_mut())
+        {
+            object.insert(
+                "bank".into(),
+                serde_json::json!({"bank_id": self.bank_id, "bank_type": bank_type}),
+            );
+        }
+        serde_json::to_vec(&[raw]).expect("a JSON value serialises")
+    }
+}
+
+/// A page of `GET /mutation` (Laravel's paginator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MutationPage {
+    pub mutations: Vec<PagedMutation>,
+    pub next_page_url: Option<String>,
+}
+
+/// A page of `GET /bank`: each account's bank id and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankPage {
+    pub banks: Vec<(String, String)>,
+    pub next_page_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("the page is not JSON: {0}")]
+    NotJson(String),
+    #[error("the page has no \"data\" array")]
+    NoData,
+    #[error("\"next_page_url\" is neither a string nor null")]
+    BadNextPage,
+    #[error("item {index} of \"data\": {problem}")]
+    BadItem { index: usize, problem: String },
+}
+
+fn page_parts(body: &[u8]) -> Result<(Vec<Value>, Option<String>), PageError> {
+    let mut page: Value =
+        serde_json::from_slice(body).map_err(|e| PageError::NotJson(e.to_string()))?;
+    let next_page_url = match page.get("next_page_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(url)) if url.is_empty() => None,
+        Some(Value::String(url)) => Some(url.clone()),
+        Some(_) => return Err(PageError::BadNextPage),
+    };
+    match page.get_mut("data").map(Value::take) {
+        Some(Value::Array(items)) => Ok((items, next_page_url)),
+        _ => Err(PageError::NoData),
+    }
+}
+
+/// Reads a page of `GET /mutation`. Every mutation must parse, or the page is refused
+/// whole: a sync writes a page all or nothing.
+pub fn parse_mutation_page(body: &[u8]) -> Result<MutationPage, PageError> {
+    let (items, next_page_url) = page_parts(body)?;
+    let mutations = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let mutation =
+                parse_mutation(&raw).map_err(|problem| PageError::BadItem { index, problem })?;
+            let bank_id = raw
+                .get("bank_id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned);
+            Ok(PagedMutation {
+                mutation,
+                bank_id,
+                raw,
+            })
+        })
+        .collect::<Result<Vec<_>, PageError>>()?;
+    Ok(MutationPage {
+        mutations,
+        next_page_url,
+    })
+}
+
+/// Reads a page of `GET /bank`.
+pub fn parse_bank_page(body: &[u8]) -> Result<BankPage, PageError> {
+    let (items, next_page_url) = page_parts(body)?;
+    let banks = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let field = |name: &str| {
+                item.get(name)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| PageError::BadItem {
+                        index,
+                        problem: format!("{name} is missing"),
+                    })
+            };
+            Ok((field("bank_id")?, field("bank_type")?))
+        })
+        .collect::<Result<Vec<_>, PageError>>()?;
+    Ok(BankPage {
+        banks,
+        next_page_url,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::moota::{parse_mutations, Direction};
+    use crate::Money;
+
+    const PAGE: &[u8] = include_bytes!("../../../tests/fixtures/moota/api-mutation-page.json");
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn tokens_are_one_string_without_spaces() {
+        assert_eq!(
+            MootaToken::parse("abc.DEF-123\n").unwrap().expose(),
+            "abc.DEF-123"
+        );
+        assert_eq!(MootaToken::parse("abc\r\n").unwrap().expose(), "abc");
+        assert_eq!(MootaToken::parse(""), Err(MootaTokenError::Empty));
+        assert_eq!(MootaToken::parse("\n"), Err(MootaTokenError::Empty));
+        assert_eq!(MootaToken::parse("ab cd"), Err(MootaTokenError::Whitespace));
+        assert_eq!(MootaToken::parse(" abc"), Err(MootaTokenError::Whitespace));
+        assert_eq!(
+            MootaToken::parse("abc\n\n"),
+            Err(MootaTokenError::Whitespace)
+        );
+        assert_eq!(
+            MootaToken::parse("abc\tx"),
+            Err(MootaTokenError::Whitespace)
+        );
+        assert_eq!(
+            MootaToken::parse("tökén"),
+            Err(MootaTokenError::NotPrintable)
+        );
+        assert!(matches!(
+            MootaToken::parse(&"a".repeat(MootaToken::MAX_CHARS + 1)),
+            Err(MootaTokenError::TooLong { .. })
+        ));
+        let token = MootaToken::parse("secret-token").unwrap();
+        assert!(!format!("{token:?}").contains("secret"));
+    }
+
+    #[test]
+    fn bank_ids_are_short_and_plain() {
+        assert_eq!(
+            MootaBankId::parse(" bnk_A9-s8 ").unwrap().as_str(),
+            "bnk_A9-s8"
+        );
+        for bad in ["", "a b", "a/b", &"x".repeat(65)] {
+            assert!(MootaBankId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn windows_run_forwards_and_are_bounded() {
+        assert!(SyncWindow::new(day("2026-12-01"), day("2026-12-01")).is_ok());
+        assert_eq!(
+            SyncWindow::new(day("2026-12-02"), day("2026-12-01")),
+            Err(WindowError::SinceAfterUntil {
+                since: day("2026-12-02"),
+                until: day("2026-12-01")
+            })
+        );
+        assert!(SyncWindow::new(day("2025-01-01"), day("2026-01-02")).is_err());
+        assert!(SyncWindow::new(day("2025-01-02"), day("2026-01-02")).is_ok());
+    }
+
+    #[test]
+    fn the_scheduled_window_overlaps_the_last_by_a_day() {
+        let today = day("2026-12-06");
+        let started = day("2026-11-01");
+        let window = SyncWindow::scheduled(Some(day("2026-12-03")), started, today);
+        assert_eq!((window.since, window.until), (day("2026-12-02"), today));
+        // The first sync starts the day the merchant did.
+        let first = SyncWindow::scheduled(None, started, today);
+        assert_eq!(first.since, started);
+        // Never before the merchant started, never after today, never longer than allowed.
+        let early = SyncWindow::scheduled(Some(day("2026-11-01")), started, today);
+        assert_eq!(early.since, started);
+        let odd = SyncWindow::scheduled(Some(day("2026-12-20")), started, today);
+        assert_eq!(odd.since, today);
+        let old = SyncWindow::scheduled(None, day("2020-01-01"), today);
+        assert_eq!((today - old.since).num_days() + 1, SyncWindow::MAX_DAYS);
+    }
+
+    #[test]
+    fn the_sample_page_reads_with_string_amounts_and_a_null_bank() {
+        let page = parse_mutation_page(PAGE).unwrap();
+        assert_eq!(
+            page.next_page_url.as_deref(),
+            Some("https://app.moota.co/api/v2/mutation?page=2")
+        );
+        assert_eq!(page.mutations.len(), 2);
+        let first = &page.mutations[0];
+        assert_eq!(first.mutation.mutation_id, "mut_Q1w2E3r4T5");
+        assert_eq!(first.mutation.amount, Money::from_minor(25_012_300));
+        assert_eq!(first.mutation.direction, Direction::Credit);
+        assert_eq!(first.mutation.bank_type.as_deref(), Some("bca"));
+        assert!(!first.lacks_bank());
+        let second = &page.mutations[1];
+        assert!(second.lacks_bank());
+        assert_eq!(second.bank_id.as_deref(), Some("bnk_A9s8D7f6"));
+        // Its inbox body is a webhook body the worker reads, with the bank filled in.
+        let body = second.inbox_body(Some("vaSandbox"));
+        let read = parse_mutations(&body).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].mutation_id, "mut_Z9x8C7v6B5");
+        assert!(read[0].is_sandbox());
+        assert_eq!(read[0].amount, Money::from_minor(7_500_000));
+        // Without a known type it stays as Moota sent it.
+        let plain = parse_mutations(&second.inbox_body(None)).unwrap();
+        assert_eq!(plain[0].bank_type, None);
+    }
+
+    #[test]
+    fn a_page_with_one_bad_mutation_is_refused_whole() {
+        let bad = br#"{"data":[{"mutation_id":"a","date":"2026-12-04 00:00:00","amount":"1.00","type":"CR"},
+                             {"mutation_id":"b","date":"yesterday","amount":"1.00","type":"CR"}],
+                      "next_page_url":null}"#;
+        assert!(matches!(
+            parse_mutation_page(bad),
+            Err(PageError::BadItem { index: 1, .. })
+        ));
+        assert_eq!(
+            parse_mutation_page(b"<html>"),
+            Err(PageError::NotJson(
+                "expected value at line 1 column 1".into()
+            ))
+        );
+        assert_eq!(
+            parse_mutation_page(b"{\"message\":\"x\"}"),
+            Err(PageError::NoData)
+        );
+        assert_eq!(
+            parse_mutation_page(b"{\"data\":[],\"next_page_url\":5}"),
+            Err(PageError::BadNextPage)
+        );
+        let last = parse_mutation_page(b"{\"data\":[],\"next_page_url\":null}").unwrap();
+        assert_eq!((last.mutations.len(), last.next_page_url), (0, None));
+    }
+
+    #[test]
+    fn bank_pages_give_each_accounts_type() {
+        let page = parse_bank_page(
+            br#"{"data":[{"bank_id":"b1","bank_type":"bca","account_number":"1"},
+                        {"bank_id":"b2","bank_type":"vaSandbox"}],"next_page_url":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            page.banks,
+            vec![
+                ("b1".to_owned(), "bca".to_owned()),
+                ("b2".to_owned(), "vaSandbox".to_owned())
+            ]
+        );
+        assert!(parse_bank_page(br#"{"data":[{"bank_id":"b1"}]}"#).is_err());
+    }
+}
