@@ -74,6 +74,45 @@ pub enum Command {
     /// Import what purchases and orders held (order lines) from a CSV file
     #[command(subcommand)]
     Items(ItemsCommand),
+    /// Reconciliation through Moota's API V2: find the payments a webhook never brought
+    #[command(subcommand)]
+    Moota(MootaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MootaCommand {
+    /// Page through the merchant's credit mutations in a window of days (Asia/Jakarta, as
+    /// Moota's) and put every one setia has not seen into the inbox; prints
+    /// {"pages","mutations","new","already_known","window"}
+    Sync(MootaSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MootaSyncArgs {
+    /// The merchant's id (mer_…); it needs a token (`setia merchant moota`)
+    #[arg(long)]
+    pub merchant: String,
+    /// The first day, YYYY-MM-DD [default: the day before the last sync's end, or the day
+    /// the merchant was created]
+    #[arg(long)]
+    pub since: Option<String>,
+    /// The last day, YYYY-MM-DD [default: today in Asia/Jakarta]
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MerchantMoota {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// A file holding the Moota personal token (one string without spaces); never printed
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The Moota bank ids to reconcile, comma-separated (not account numbers); "all" for
+    /// every bank of the account
+    #[arg(long, value_name = "ID,ID|all")]
+    pub banks: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +130,9 @@ pub enum MerchantCommand {
     /// marketing_cap_days; [feedback] enabled, kind = "csat"|"nps", delay_days,
     /// resurvey_days, reminder, alert_at_or_below); prints the program in force as JSON
     Engagement(MerchantProgram),
+    /// Store the merchant's Moota API token and the banks to reconcile; prints whether a
+    /// token is set (never the token) and the banks
+    Moota(MerchantMoota),
 }
 
 #[derive(Debug, Args)]

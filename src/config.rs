@@ -31,6 +31,10 @@ pub struct Settings {
     pub email_templates: Option<String>,
     /// SMTP connections each process keeps open (and messages it has in flight).
     pub smtp_connections: u32,
+    /// Moota's API V2, for reconciliation.
+    pub moota_api_url: String,
+    /// How often each merchant with a Moota token is reconciled (0: never on a schedule).
+    pub moota_sync_minutes: u32,
 }
 
 impl Default for Settings {
@@ -49,11 +53,13 @@ impl Default for Settings {
             nightly_lease_seconds: 1800,
             email_templates: None,
             smtp_connections: 16,
+            moota_api_url: setia_ingest::reconcile::DEFAULT_API_URL.into(),
+            moota_sync_minutes: 30,
         }
     }
 }
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "database_url",
     "listen",
     "public_url",
@@ -67,6 +73,8 @@ const KEYS: [&str; 13] = [
     "nightly_lease_seconds",
     "email_templates",
     "smtp_connections",
+    "moota_api_url",
+    "moota_sync_minutes",
 ];
 
 impl Settings {
@@ -107,6 +115,12 @@ impl Settings {
             )),
             lease: chrono::TimeDelta::seconds(i64::from(self.nightly_lease_seconds.max(1))),
         }
+    }
+
+    /// The client of Moota's API, or why the configured URL is not one.
+    pub fn moota_api(&self) -> Result<setia_ingest::reconcile::MootaApi, CliError> {
+        setia_ingest::reconcile::MootaApi::new(&self.moota_api_url)
+            .map_err(|e| CliError::BadInput(format!("SETIA_MOOTA_API_URL: {e}")))
     }
 
     pub fn worker_config(&self) -> setia_worker::WorkerConfig {

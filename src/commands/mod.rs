@@ -5,6 +5,7 @@ mod import;
 mod mail;
 mod merchant;
 mod metrics;
+mod moota;
 mod sandbox;
 mod serve;
 
@@ -15,7 +16,8 @@ use setia_core::MerchantId;
 use setia_store::{Merchant, Store};
 
 use crate::cli::{
-    Cli, Command, CustomersCommand, ItemsCommand, MerchantCommand, TransactionsCommand,
+    Cli, Command, CustomersCommand, ItemsCommand, MerchantCommand, MootaCommand,
+    TransactionsCommand,
 };
 use crate::config::Settings;
 use crate::exit::CliError;
@@ -59,6 +61,8 @@ async fn run_command(
         Command::Merchant(MerchantCommand::Engagement(args)) => {
             merchant::engagement(&*store, args).await
         }
+        Command::Merchant(MerchantCommand::Moota(args)) => moota::settings(&*store, args).await,
+        Command::Moota(MootaCommand::Sync(args)) => moota::sync(&*store, settings, args).await,
         Command::Worker => serve::work(store, settings).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
         Command::Items(ItemsCommand::Import(args)) => import::items(store, args).await,

@@ -32,7 +32,7 @@ pub async fn serve(
 /// What runs beside the HTTP server in this process.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// The inbox worker and the nightly metrics.
+    /// The inbox worker, the nightly metrics and the scheduled Moota sync.
     pub worker: bool,
     /// The email scheduler and delivery loop.
     pub scheduler: bool,
@@ -111,6 +111,9 @@ pub async fn start(
             settings.nightly_schedule(),
             stopped.clone(),
         )));
+        if let Some(sync) = moota_sync(store.clone(), settings, stopped.clone())? {
+            jobs.push(tokio::spawn(sync));
+        }
         let worker = Worker::new(store, settings.worker_config()).woken_by(new_inbox_rows);
         jobs.push(tokio::spawn(worker.run(stopped)));
     }
@@ -192,6 +195,7 @@ pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliE
         stopped.clone(),
     ));
     let mail = tokio::spawn(super::mail::mailer(store.clone(), settings)?.run(stopped.clone()));
+    let sync = moota_sync(store.clone(), settings, stopped.clone())?.map(tokio::spawn);
     let worker = tokio::spawn(Worker::new(store, settings.worker_config()).run(stopped));
     tracing::info!("worker running");
     println!("{}", serde_json::json!({"worker": "running"}));
@@ -201,5 +205,26 @@ pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliE
     worker.await.context("the worker failed")?;
     mail.await.context("the email delivery failed")?;
     nightly.await.context("the nightly metrics failed")?;
+    if let Some(sync) = sync {
+        sync.await.context("the Moota sync failed")?;
+    }
     Ok(())
+}
+
+/// The scheduled Moota sync, unless `SETIA_MOOTA_SYNC_MINUTES` is 0.
+fn moota_sync(
+    store: Arc<dyn Store>,
+    settings: &Settings,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<impl std::future::Future<Output = ()>>, CliError> {
+    if settings.moota_sync_minutes == 0 {
+        return Ok(None);
+    }
+    let every = chrono::TimeDelta::minutes(i64::from(settings.moota_sync_minutes));
+    Ok(Some(super::moota::scheduled(
+        store,
+        settings.moota_api()?,
+        every,
+        stopped,
+    )))
 }

@@ -10,6 +10,7 @@ mod ledger;
 mod mail;
 mod merchants;
 mod metrics;
+mod moota_sync;
 mod nightly;
 mod products;
 mod readme;

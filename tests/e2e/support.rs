@@ -111,6 +111,8 @@ pub struct Process {
     child: std::process::Child,
     /// Its first line on stdout, a JSON object: where it listens, or that it runs.
     pub ready: serde_json::Value,
+    /// The file its stderr (the log) goes to.
+    pub log: std::path::PathBuf,
 }
 
 impl Setia {
@@ -123,8 +125,11 @@ impl Setia {
             .args(["--database-url", &self.database.url])
             .args(args)
             .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
+            .stdout(std::process::Stdio::piped());
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.folder.path().join(format!("process-{n}.log"));
+        command.stderr(std::fs::File::create(&log).unwrap());
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -138,7 +143,7 @@ impl Setia {
             .expect("setia said it was ready within 30 s");
         let ready = serde_json::from_str(&line)
             .unwrap_or_else(|_| panic!("a JSON ready line, got {line:?}"));
-        Process { child, ready }
+        Process { child, ready, log }
     }
 
     /// `setia serve` on a free port, with its worker.

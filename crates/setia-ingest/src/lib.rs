@@ -5,13 +5,18 @@
 //! inbox, byte for byte, before the 200 goes out; parsing is the worker's job. Every call
 //! lands in the audit log, within a per-minute budget for rejected ones.
 //!
-//! Architecture invariant: this crate never parses the JSON it receives, and never answers
-//! 200 before the store has committed the body.
+//! The back door, `reconcile`, pulls what Moota's webhooks may have missed from its API V2
+//! into the same inbox (rows of source `api`).
+//!
+//! Architecture invariant: the webhook path never parses the JSON it receives, and never
+//! answers 200 before the store has committed the body; reconciliation reads pages only
+//! through setia-core's Moota API types and writes nothing but inbox rows and their audit.
 
 mod audit_budget;
 mod client_addr;
 mod handler;
 mod merchants;
+pub mod reconcile;
 mod writer;
 
 use std::sync::Arc;
