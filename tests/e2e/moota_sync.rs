@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 use setia_core::MerchantId;
 use setia_store::{PageRequest, Store};
 
+use crate::mail::{header, run_due, text};
+use crate::smtp::Receiver;
 use crate::support::Setia;
-use crate::webhooks::{merchant_with_secret, sign};
+use crate::webhooks::{sign, SECRET};
 
 crate::on_every_backend!(a_sync_finds_exactly_the_payment_the_webhook_missed);
 
@@ -264,7 +266,18 @@ async fn drained(store: &dyn Store, merchant: &MerchantId, expected: usize) -> V
 }
 
 async fn a_sync_finds_exactly_the_payment_the_webhook_missed(setia: Setia) {
-    let (merchant, api_token) = merchant_with_secret(&setia);
+    let created = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko",
+        "--webhook-secret",
+        SECRET,
+        "--report-email",
+        "ops@toko.example",
+    ]);
+    let merchant = MerchantId::parse(created["id"].as_str().unwrap()).unwrap();
+    let api_token = created["api_token"].as_str().unwrap().to_owned();
     let m = merchant.as_str().to_owned();
     let store = setia.store().await;
     let today = chrono::Utc::now()
@@ -538,7 +551,10 @@ async fn a_sync_finds_exactly_the_payment_the_webhook_missed(setia: Setia) {
     assert_eq!((scheduled.error, scheduled.counts.new), (None, 1));
     // From the last sync's end less a day of overlap, but never before the merchant started
     // on setia: today here.
-    assert_eq!((scheduled.window.since, scheduled.window.until), (today, today));
+    assert_eq!(
+        (scheduled.window.since, scheduled.window.until),
+        (today, today)
+    );
     assert_eq!(drained(&*store, &merchant, 3).await.len(), 3);
     let metrics = client
         .get(scheduler.url("/metrics"))
@@ -565,4 +581,32 @@ async fn a_sync_finds_exactly_the_payment_the_webhook_missed(setia: Setia) {
         "the scheduled sync logged"
     );
     assert!(!logs.contains(TOKEN), "the token in a log line");
+
+    // The next weekly report says how many payments of its week the webhook missed.
+    let receiver = Receiver::start("");
+    let jakarta = chrono_tz::Asia::Jakarta;
+    let next_monday = today
+        + chrono::TimeDelta::days(
+            7 - i64::from(chrono::Datelike::weekday(&today).num_days_from_monday()),
+        );
+    let report_time = next_monday
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_local_timezone(jakarta)
+        .unwrap()
+        .to_rfc3339();
+    let smtp = receiver.url();
+    let round = run_due(&setia, &report_time, &[("SETIA_SMTP_URL", smtp.as_str())]);
+    assert_eq!(round["enqueued"]["weekly_churn_report"], 1, "{round}");
+    let report = receiver
+        .messages()
+        .into_iter()
+        .find(|m| header(m, "To").unwrap().contains("ops@toko.example"))
+        .expect("the weekly report");
+    assert!(
+        text(&report)
+            .contains("Rekonsiliasi Moota: 2 pembayaran minggu ini tidak sampai lewat webhook"),
+        "{}",
+        text(&report)
+    );
 }

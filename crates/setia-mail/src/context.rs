@@ -278,6 +278,10 @@ pub struct ReportPayload {
     /// none (and in reports frozen before feedback existed).
     #[serde(default)]
     pub feedback: Option<FeedbackWeeks>,
+    /// Payments of the last 7 days that no webhook brought and reconciliation found;
+    /// absent when the merchant has no Moota token and none were found.
+    #[serde(default)]
+    pub missed_by_webhook: Option<u64>,
 }
 
 /// The feedback section of a report.
@@ -372,6 +376,7 @@ pub struct ReportContext {
     pub win_back: Vec<AtRiskView>,
     pub loyalty: LoyaltyTotals,
     pub feedback: Option<FeedbackView>,
+    pub missed_by_webhook: Option<u64>,
     /// `cid:` of the inline chart.
     pub chart_src: String,
 }
@@ -459,6 +464,7 @@ impl ReportContext {
                 .collect(),
             loyalty: payload.loyalty,
             feedback: payload.feedback.as_ref().map(FeedbackView::of),
+            missed_by_webhook: payload.missed_by_webhook,
             chart_src: format!("cid:{CHART_CID}"),
         }
     }
@@ -577,6 +583,7 @@ mod tests {
                 new_complaints: 2,
                 unresolved_complaints: 3,
             }),
+            missed_by_webhook: Some(2),
         };
         let common = Common {
             merchant_name: "Toko".into(),
@@ -590,6 +597,7 @@ mod tests {
         assert_eq!(view.current.revenue, "Rp 150.000");
         assert_eq!(view.period, "1 Mar – 7 Maret 2027");
         assert_eq!(view.previous_period, "22 Feb – 28 Februari 2027");
+        assert_eq!(view.missed_by_webhook, Some(2));
         let feedback = view.feedback.unwrap();
         assert_eq!(
             (

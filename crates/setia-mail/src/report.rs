@@ -1,6 +1,7 @@
 //! The weekly churn report's figures, computed when the report is enqueued: the last 7 days
-//! against the 7 before, customers newly at risk, the win-back list and the loyalty
-//! liability.
+//! against the 7 before, customers newly at risk, the win-back list, the loyalty
+//! liability, customer feedback and the payments reconciliation found that no webhook
+//! brought.
 
 use std::collections::{HashMap, HashSet};
 
@@ -96,6 +97,10 @@ pub async fn compute(
         .loyalty_totals(merchant, window.from, window.until)
         .await?;
     let feedback = feedback_weeks(store, merchant, zone, window).await?;
+    let missed = store
+        .missed_by_webhook(merchant, window.from, window.until)
+        .await?;
+    let reconciled = store.moota_settings(merchant).await?.token.is_some();
     Ok(ReportPayload {
         week: window.period_key.clone(),
         days: window.days.clone(),
@@ -108,6 +113,7 @@ pub async fn compute(
         newly_at_risk,
         loyalty,
         feedback,
+        missed_by_webhook: (reconciled || missed > 0).then_some(missed),
     })
 }
 

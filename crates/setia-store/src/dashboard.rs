@@ -120,6 +120,8 @@ pub struct MutationRow {
     pub customer_id: Option<CustomerId>,
     pub customer_external_id: Option<String>,
     pub refunded: bool,
+    /// Found by reconciliation through Moota's API: the webhook never brought it.
+    pub reconciled: bool,
 }
 
 /// Counts that ask for attention, shown in the navigation.

@@ -415,8 +415,9 @@ impl Dashboard for ThisStore {
     ) -> StoreResult<Page<MutationRow>> {
         let sql = "SELECT m.id, m.mutation_id, m.occurred_at_us, m.account_number, m.description, \
              m.amount_minor, m.direction, m.note, m.bank_type, m.sandbox, m.deliveries, \
-             p.id AS purchase_id, p.attribution, p.customer_id, p.refunded_at_us, c.external_id \
-             FROM mutations m \
+             p.id AS purchase_id, p.attribution, p.customer_id, p.refunded_at_us, c.external_id, \
+             i.source \
+             FROM mutations m JOIN inbox i ON i.id = m.inbox_id \
              LEFT JOIN purchases p ON p.merchant_id = m.merchant_id AND p.mutation_id = m.mutation_id \
              LEFT JOIN customers c ON c.id = p.customer_id \
              WHERE m.merchant_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3";
@@ -448,6 +449,7 @@ impl Dashboard for ThisStore {
                         .map(CustomerId::from_key),
                     customer_external_id: row.try_get("external_id")?,
                     refunded: row.try_get::<Option<i64>, _>("refunded_at_us")?.is_some(),
+                    reconciled: row.try_get::<String, _>("source")? == "api",
                 })
             },
             |m| m.id,
