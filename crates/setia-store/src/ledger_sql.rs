@@ -367,13 +367,18 @@ async fn apply_mutation(
     .fetch_optional(&mut *conn)
     .await?;
     if new_row.is_none() {
-        // Moota sent this mutation before: count the delivery, change nothing else.
+        // Moota sent this mutation before: count the delivery (a webhook's, not a
+        // reconciliation's that crossed one still in the inbox), change nothing else.
         applied.repeated += 1;
-        sqlx::query("UPDATE mutations SET deliveries = deliveries + 1 WHERE merchant_id = $1 AND mutation_id = $2")
-            .bind(merchant.as_str())
-            .bind(&mutation.mutation_id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE mutations SET deliveries = deliveries + 1 WHERE merchant_id = $1 AND mutation_id = $2 \
+             AND (SELECT source FROM inbox WHERE id = $3) = 'webhook'",
+        )
+        .bind(merchant.as_str())
+        .bind(&mutation.mutation_id)
+        .bind(inbox_id)
+        .execute(&mut *conn)
+        .await?;
         return Ok(());
     }
     if !mutation.is_payment() {

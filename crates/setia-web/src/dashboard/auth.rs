@@ -302,6 +302,10 @@ impl<T: DeserializeOwned> FromRequest<Dash> for CsrfForm<T> {
         let request = Request::from_parts(parts, body);
         let fields = match Form::<HashMap<String, String>>::from_request(request, dash).await {
             Ok(Form(fields)) => fields,
+            // A body over the route's limit is named as such; nothing of it was used.
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(PageError::BadRequest("too_large".into()).into_response())
+            }
             Err(_) => return Err(PageError::BadRequest("form".into()).into_response()),
         };
         let presented = fields.get("csrf").map_or("", String::as_str);

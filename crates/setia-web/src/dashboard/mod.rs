@@ -22,6 +22,7 @@ mod snapshot;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
@@ -95,6 +96,11 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
         .route(
             "/dashboard/payments/{id}/attribute",
             post(payments::attribute),
+        )
+        .route(
+            "/dashboard/payments/moota",
+            post(payments::moota_settings)
+                .layer(DefaultBodyLimit::max(payments::MOOTA_FORM_LIMIT)),
         )
         .route("/dashboard/emails", get(emails::emails))
         .route("/dashboard/emails/preview/{kind}", get(emails::preview))
