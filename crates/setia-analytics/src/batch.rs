@@ -249,6 +249,8 @@ struct CustomerTable {
     revenue: Vec<i64>,
     first_day_revenue: Vec<i64>,
     tier_window_spend: Vec<i64>,
+    /// The median of the customer's gaps between purchase days; None with one day.
+    median_gap: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Default)]
@@ -307,7 +309,10 @@ fn aggregate(
                 tier_window_spend += amount;
             }
         }
+        let gaps_from = gaps.len();
         gaps.extend(customer_days.windows(2).map(|pair| pair[1] - pair[0]));
+        // In place: the global median below reads the same gaps in any order.
+        let own_gap = median(&mut gaps[gaps_from..]);
 
         // Cohort cells: periods are non-decreasing along the customer's sorted days.
         let first_period = period_index(period, first_day);
@@ -343,6 +348,7 @@ fn aggregate(
         table.revenue.push(revenue);
         table.first_day_revenue.push(customer_amounts[0]);
         table.tier_window_spend.push(tier_window_spend);
+        table.median_gap.push(own_gap);
         histories.push((
             (active_days - 1) as u32,
             last_day - first_day,
@@ -574,6 +580,7 @@ fn build_output(
             p_alive,
             expected_purchases_90d,
             clv_12m_minor,
+            median_gap_days: table.median_gap[i],
         });
     }
 

@@ -308,6 +308,8 @@ pub struct CustomerScore {
     pub expected_purchases_90d: Option<f64>,
     /// Null when the CLV is not available.
     pub clv_12m_minor: Option<i64>,
+    /// The median of the gaps between the customer's purchase days; null with one day.
+    pub median_gap_days: Option<f64>,
 }
 
 /// Everything one run produces.

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A merchant's engagement program, read from TOML.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngagementProgram {
     /// A customer gets at most one marketing email (feedback request, win-back step,
@@ -14,6 +14,7 @@ pub struct EngagementProgram {
     /// birthday emails are exempt and do not count.
     pub marketing_cap_days: u32,
     pub feedback: FeedbackSettings,
+    pub winback: WinbackSettings,
 }
 
 impl Default for EngagementProgram {
@@ -21,6 +22,7 @@ impl Default for EngagementProgram {
         EngagementProgram {
             marketing_cap_days: 3,
             feedback: FeedbackSettings::default(),
+            winback: WinbackSettings::default(),
         }
     }
 }
@@ -104,6 +106,127 @@ impl FeedbackSettings {
     }
 }
 
+/// `[winback]`: emails to customers the churn model says are slipping away, with a random
+/// holdout that shows what they earned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WinbackSettings {
+    /// Off unless the merchant turns it on: its vouchers are the merchant's money.
+    pub enabled: bool,
+    /// A repeat customer whose P(alive) in the latest snapshot is under this enters (0: this
+    /// rule is off).
+    pub p_alive_below: f64,
+    /// A customer whose days since the last purchase reach this many times their median
+    /// gap between purchases enters (0: this rule is off).
+    pub overdue_factor: f64,
+    /// Purchase days a customer needs to be considered (2: repeat customers).
+    pub min_purchases: u32,
+    /// The emails of an episode, by day after entry.
+    pub steps: Vec<WinbackStep>,
+    /// The voucher's discount and how many days it is valid from its email's day.
+    pub voucher_percent: u32,
+    pub voucher_days: u32,
+    /// Days after an episode ends before the same customer can start another.
+    pub cooldown_days: u32,
+    /// Share of entered customers held out (mailed nothing), to measure the effect.
+    pub holdout_percent: u32,
+}
+
+/// One email of a win-back episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WinbackStep {
+    /// Days after the customer entered.
+    pub day: u32,
+    /// Carries a personal voucher code.
+    #[serde(default)]
+    pub voucher: bool,
+}
+
+impl Default for WinbackSettings {
+    fn default() -> Self {
+        WinbackSettings {
+            enabled: false,
+            p_alive_below: 0.5,
+            overdue_factor: 2.0,
+            min_purchases: 2,
+            steps: vec![
+                WinbackStep {
+                    day: 0,
+                    voucher: false,
+                },
+                WinbackStep {
+                    day: 7,
+                    voucher: true,
+                },
+            ],
+            voucher_percent: 10,
+            voucher_days: 14,
+            cooldown_days: 90,
+            holdout_percent: 10,
+        }
+    }
+}
+
+/// The most steps an episode may have, and the latest day one may fall on.
+const MAX_WINBACK_STEPS: usize = 5;
+const MAX_WINBACK_STEP_DAY: u32 = 90;
+
+impl WinbackSettings {
+    fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.p_alive_below) {
+            return Err(format!(
+                "winback.p_alive_below must be 0 (off) to 1, not {}",
+                self.p_alive_below
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.overdue_factor) {
+            return Err(format!(
+                "winback.overdue_factor must be 0 (off) to 100, not {}",
+                self.overdue_factor
+            ));
+        }
+        if !(1..=100).contains(&self.min_purchases) {
+            return Err("winback.min_purchases must be 1 to 100".into());
+        }
+        for (key, percent) in [
+            ("voucher_percent", self.voucher_percent),
+            ("holdout_percent", self.holdout_percent),
+        ] {
+            if percent > 100 {
+                return Err(format!("winback.{key} must be 0 to 100, not {percent}"));
+            }
+        }
+        if !(1..=365).contains(&self.voucher_days) {
+            return Err("winback.voucher_days must be 1 to 365".into());
+        }
+        if self.cooldown_days > MAX_RESURVEY_DAYS {
+            return Err(format!(
+                "winback.cooldown_days must be 0 to {MAX_RESURVEY_DAYS}"
+            ));
+        }
+        if self.steps.is_empty() || self.steps.len() > MAX_WINBACK_STEPS {
+            return Err(format!(
+                "winback.steps must have 1 to {MAX_WINBACK_STEPS} steps"
+            ));
+        }
+        let days: Vec<u32> = self.steps.iter().map(|s| s.day).collect();
+        if days.windows(2).any(|pair| pair[0] >= pair[1])
+            || days.iter().any(|d| *d > MAX_WINBACK_STEP_DAY)
+        {
+            return Err(format!(
+                "winback.steps: each step's day must be later than the one before, at most {MAX_WINBACK_STEP_DAY}"
+            ));
+        }
+        if self.steps.iter().any(|s| s.voucher) && self.voucher_percent == 0 {
+            return Err(
+                "winback.voucher_percent must be 1 to 100 when a step has a voucher".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngagementError {
     #[error("engagement program: {0}")]
@@ -167,6 +290,7 @@ impl EngagementProgram {
             ));
         }
         feedback.alert_at_or_below = Some(alert);
+        self.winback.check().map_err(EngagementError::Invalid)?;
         Ok(self)
     }
 }
@@ -209,6 +333,34 @@ mod tests {
     }
 
     #[test]
+    fn winback_is_off_until_turned_on_and_reads_its_steps() {
+        let standard = EngagementProgram::standard();
+        assert!(!standard.winback.enabled);
+        assert_eq!(standard.winback.steps.len(), 2);
+        assert!(standard.winback.steps[1].voucher && standard.winback.steps[1].day == 7);
+        let program = EngagementProgram::from_toml(
+            "[winback]\nenabled = true\nholdout_percent = 20\n[[winback.steps]]\nday = 0\n\
+             [[winback.steps]]\nday = 10\nvoucher = true\n[[winback.steps]]\nday = 20\n",
+        )
+        .unwrap();
+        assert!(program.winback.enabled);
+        assert_eq!(program.winback.holdout_percent, 20);
+        assert_eq!(
+            program
+                .winback
+                .steps
+                .iter()
+                .map(|s| (s.day, s.voucher))
+                .collect::<Vec<_>>(),
+            vec![(0, false), (10, true), (20, false)]
+        );
+        assert_eq!(
+            EngagementProgram::from_toml(&program.to_toml()).unwrap(),
+            program
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         for (text, key) in [
             ("marketing_cap = 3\n", "marketing_cap"),
@@ -236,6 +388,28 @@ mod tests {
                 "feedback.alert_at_or_below",
             ),
             ("[feedback]\nkind = \"ces\"\n", "kind"),
+            (
+                "[winback]\nholdout_percent = 101\n",
+                "winback.holdout_percent",
+            ),
+            (
+                "[winback]\nvoucher_percent = 150\n",
+                "winback.voucher_percent",
+            ),
+            ("[winback]\ncooldown_days = -1\n", "cooldown_days"),
+            ("[winback]\np_alive_below = 1.5\n", "winback.p_alive_below"),
+            (
+                "[winback]\noverdue_factor = -2.0\n",
+                "winback.overdue_factor",
+            ),
+            ("[winback]\nvoucher_days = 0\n", "winback.voucher_days"),
+            ("[winback]\nsteps = []\n", "winback.steps"),
+            (
+                "[[winback.steps]]\nday = 7\n[[winback.steps]]\nday = 3\n",
+                "winback.steps",
+            ),
+            ("[[winback.steps]]\nday = -1\n", "day"),
+            ("[winback]\nholdout = 5\n", "holdout"),
         ] {
             let error = EngagementProgram::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(key), "{text:?}: {error}");

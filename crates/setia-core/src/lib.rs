@@ -20,6 +20,7 @@ pub mod moota_api;
 pub mod product;
 pub mod rupiah;
 pub mod time;
+pub mod winback;
 
 pub use customer::{
     Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,

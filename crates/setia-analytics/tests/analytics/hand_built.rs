@@ -58,6 +58,13 @@ fn totals_cohorts_and_local_days() {
     // Gaps: 1 → 15 and 42 (Jan 20 → Mar 2 in a leap year); 2 → 1; 3 → 65. Median of
     // [1, 15, 42, 65] = 28.5.
     assert_eq!(report.totals.median_days_between_purchases, Some(28.5));
+    // Each customer's own median gap: 1 → (15 + 42) / 2, 2 → 1, 3 → 65, 4 → one day only.
+    let own: Vec<Option<f64>> = output
+        .customer_scores
+        .iter()
+        .map(|s| s.median_gap_days)
+        .collect();
+    assert_eq!(own, vec![Some(28.5), Some(1.0), Some(65.0), None]);
 
     // January cohort {1, 2}, months Jan..Apr: 1 buys Jan and Mar, 2 buys Jan and Feb.
     let january = &report.cohorts[0];
