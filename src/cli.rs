@@ -347,6 +347,9 @@ pub enum MailKind {
     ThankYou,
     BirthdayOffer,
     WeeklyChurnReport,
+    FeedbackRequest,
+    FeedbackAlert,
+    Winback,
 }
 
 #[derive(Debug, Args)]

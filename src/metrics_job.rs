@@ -1,6 +1,7 @@
 //! One metrics run for one merchant: read the ledger out of the store as columns, compute
 //! with setia-analytics off the async runtime, store the snapshot and the customer scores
-//! with each customer's product recommendations.
+//! with each customer's product recommendations, then start the win-back episodes the new
+//! scores call for.
 //! The `metrics` command and the nightly scheduler both call this.
 
 use std::collections::HashMap;
@@ -10,9 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, TimeDelta, Timelike, Utc};
 use setia_analytics::{
-    compute_metrics, recommend, BasketColumns, CatalogueColumns, MetricsOutput, MetricsRequest,
-    Period, PointsEntry, PointsKind, PurchaseColumns, RecommendConfig, TierThresholds,
+    compute_metrics, recommend, BasketColumns, BgNbdHistory, CatalogueColumns, MetricsOutput,
+    MetricsRequest, Period, PointsEntry, PointsKind, PurchaseColumns, RecommendConfig,
+    TierThresholds,
 };
+use setia_core::CustomerId;
+use setia_mail::winback::ScoredCustomer;
 use setia_store::analytics::ScoreRow;
 use setia_store::catalog::ProductSignals;
 use setia_store::{Merchant, Store};
@@ -130,6 +134,8 @@ pub async fn run(
         )
         .await
         .context("storing the snapshot")?;
+    let save_seconds = started.elapsed().as_secs_f64();
+    enter_winback(store, merchant, as_of, &output).await?;
     // How long each phase took (`RUST_LOG=setia::metrics_job=debug`): the benchmark reads it.
     tracing::debug!(
         merchant = %merchant.id,
@@ -138,10 +144,66 @@ pub async fn run(
         read_seconds,
         compute_seconds,
         recommend_seconds,
-        save_seconds = started.elapsed().as_secs_f64(),
+        save_seconds,
         "metrics run"
     );
     Ok(output)
+}
+
+/// Starts the win-back episodes the new snapshot calls for (DESIGN §8): only for a current
+/// snapshot (as of yesterday or today), since an older one says nothing of who is slipping
+/// away now.
+async fn enter_winback(
+    store: &Arc<dyn Store>,
+    merchant: &Merchant,
+    as_of: NaiveDate,
+    output: &MetricsOutput,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    if as_of < merchant.timezone.local_day(now) - TimeDelta::days(1) {
+        return Ok(());
+    }
+    let params = output
+        .report
+        .churn
+        .converged
+        .then(|| output.report.churn.params.params())
+        .flatten();
+    let as_of_day = |day: NaiveDate| (as_of - day).num_days() as i32;
+    let scored: Vec<ScoredCustomer> = output
+        .customer_scores
+        .iter()
+        .map(|score| {
+            let history = BgNbdHistory::from_days(
+                score.frequency_days.saturating_sub(1),
+                (score.last_purchase_day - score.first_purchase_day).num_days() as i32,
+                as_of_day(score.first_purchase_day),
+            );
+            let expected = |days: f64| {
+                params
+                    .as_ref()
+                    .and_then(|p| p.expected_purchases(&history, days / 7.0).ok())
+                    .filter(|e| e.is_finite())
+            };
+            ScoredCustomer {
+                customer: CustomerId::from_key(score.customer),
+                purchase_days: score.frequency_days,
+                recency_days: i64::from(score.recency_days),
+                p_alive: score.p_alive,
+                median_gap_days: score.median_gap_days,
+                expected_30d: expected(30.0),
+                expected_60d: expected(60.0),
+            }
+        })
+        .collect();
+    let entered = setia_mail::winback::enter(&**store, &merchant.id, &scored, now)
+        .await
+        .context("starting win-back episodes")?;
+    if entered.treated + entered.held_out > 0 {
+        tracing::info!(merchant = %merchant.id, treated = entered.treated,
+            held_out = entered.held_out, "win-back episodes started");
+    }
+    Ok(())
 }
 
 /// Each customer's recommended products and the merchant's popular and "bought together"

@@ -94,6 +94,9 @@ async fn preview(
         MailKind::ThankYou => OutboxKind::ThankYou,
         MailKind::BirthdayOffer => OutboxKind::BirthdayOffer,
         MailKind::WeeklyChurnReport => OutboxKind::WeeklyChurnReport,
+        MailKind::FeedbackRequest => OutboxKind::FeedbackRequest,
+        MailKind::FeedbackAlert => OutboxKind::FeedbackAlert,
+        MailKind::Winback => OutboxKind::Winback,
     };
     let rendered = mailer(store, settings)?
         .preview(&merchant.id, kind, customer.as_ref(), Utc::now())

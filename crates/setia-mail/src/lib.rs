@@ -17,6 +17,7 @@ pub mod report;
 pub mod schedule;
 pub mod templates;
 pub mod transport;
+pub mod winback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -687,6 +688,25 @@ impl Mailer {
                     );
                     templates.render(row.kind, &context)
                 }
+                OutboxKind::Winback => {
+                    let Some((key, step)) = winback::parse_period(&row.period_key) else {
+                        return Ok(failed(format!(
+                            "period {:?} is not a win-back step",
+                            row.period_key
+                        )));
+                    };
+                    let Some(episode) = self.store.winback_episode(&merchant.id, key).await? else {
+                        return Ok(suppressed("the win-back episode no longer exists"));
+                    };
+                    let hold = winback::step_hold(&episode)
+                        .or_else(|| batch.marketing.hold(customer.id, now));
+                    if let Some(outcome) = hold {
+                        return Ok(Prepared::Done(outcome));
+                    }
+                    let context =
+                        winback::context(mail.language, &episode, step, customer_name, common);
+                    templates.render(row.kind, &context)
+                }
                 OutboxKind::WeeklyChurnReport | OutboxKind::FeedbackAlert => {
                     return Ok(failed(format!("{} is not a customer email", row.kind)))
                 }
@@ -744,7 +764,10 @@ impl Mailer {
                     let context = self.feedback_alert_context(mail, &complaint, common);
                     (templates.render(row.kind, &context), None)
                 }
-                OutboxKind::ThankYou | OutboxKind::BirthdayOffer | OutboxKind::FeedbackRequest => {
+                OutboxKind::ThankYou
+                | OutboxKind::BirthdayOffer
+                | OutboxKind::FeedbackRequest
+                | OutboxKind::Winback => {
                     return Ok(failed(format!(
                         "{} is not an email to the merchant",
                         row.kind
@@ -957,6 +980,15 @@ impl Mailer {
                     let context = self.feedback_alert_context(&mail, &sample.complaint, common);
                     templates.render(kind, &context)?
                 }
+            }
+            OutboxKind::Winback => {
+                let engagement = self.store.engagement_program(merchant).await?;
+                let (episode, step) = winback::sample(&engagement, who.id, zone, now);
+                let name = greeting_name(mail.language, who.name.as_deref());
+                templates.render(
+                    kind,
+                    &winback::context(mail.language, &episode, step, name, common),
+                )?
             }
         };
         Ok(rendered)

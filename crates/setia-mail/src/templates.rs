@@ -57,6 +57,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "weekly_churn_report.subject.jinja", "weekly_churn_report.txt.jinja", "weekly_churn_report.html.jinja",
         "feedback_request.subject.jinja", "feedback_request.txt.jinja", "feedback_request.html.jinja",
         "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
+        "winback.subject.jinja", "winback.txt.jinja", "winback.html.jinja",
     ],
     "en" => [
         "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
@@ -65,6 +66,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "weekly_churn_report.subject.jinja", "weekly_churn_report.txt.jinja", "weekly_churn_report.html.jinja",
         "feedback_request.subject.jinja", "feedback_request.txt.jinja", "feedback_request.html.jinja",
         "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
+        "winback.subject.jinja", "winback.txt.jinja", "winback.html.jinja",
     ],
 };
 

@@ -435,6 +435,7 @@ async fn apply_mutation(
         now,
     )
     .await?;
+    end_winback_by_purchase(conn, merchant, customer, purchase, mutation.occurred_at, now).await?;
     if enqueue_thank_you(
         conn,
         merchant,
@@ -447,6 +448,31 @@ async fn apply_mutation(
     {
         applied.emails_enqueued += 1;
     }
+    Ok(())
+}
+
+/// A verified purchase ends the customer's open win-back episode: its next steps are not
+/// sent (the sender sees the episode ended).
+async fn end_winback_by_purchase(
+    conn: &mut DbConn,
+    merchant: &MerchantId,
+    customer: i64,
+    purchase: i64,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE winback_episodes SET ended_at_us = $4, end_reason = 'purchase', end_purchase_id = $3 \
+         WHERE merchant_id = $1 AND customer_id = $2 AND ended_at_us IS NULL \
+         AND entered_at_us <= $5 AND last_step_at_us > $5",
+    )
+    .bind(merchant.as_str())
+    .bind(customer)
+    .bind(purchase)
+    .bind(micros(now))
+    .bind(micros(occurred_at))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -1061,6 +1087,15 @@ impl Ledger for ThisStore {
                 customer_id,
                 purchase.key(),
                 row.amount,
+                row.occurred_at,
+                now,
+            )
+            .await?;
+            end_winback_by_purchase(
+                &mut tx,
+                merchant,
+                customer_id,
+                purchase.key(),
                 row.occurred_at,
                 now,
             )

@@ -27,6 +27,7 @@ pub mod reconcile;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod winback;
 
 pub use analytics::Analytics;
 pub use catalog::Catalog;
@@ -37,6 +38,7 @@ pub use mail::Mail;
 pub use postgres::PostgresStore;
 pub use reconcile::Reconcile;
 pub use sqlite::{SqliteStore, WebhookQueue};
+pub use winback::Winback;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -275,7 +277,17 @@ pub struct Page<T> {
 
 #[async_trait]
 pub trait Store:
-    Ledger + Analytics + Catalog + Mail + Dashboard + Engagement + Reconcile + Send + Sync + 'static
+    Ledger
+    + Analytics
+    + Catalog
+    + Mail
+    + Dashboard
+    + Engagement
+    + Reconcile
+    + Winback
+    + Send
+    + Sync
+    + 'static
 {
     /// Applies every migration not yet applied.
     async fn migrate(&self) -> StoreResult<()>;

@@ -26,20 +26,23 @@ pub enum OutboxKind {
     FeedbackRequest,
     /// Tells the merchant's report addresses of a low score; its period is the complaint.
     FeedbackAlert,
+    /// A step of a win-back episode; its period is `{episode}-{step}` (`12-0`).
+    Winback,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 5] = [
+    pub const ALL: [OutboxKind; 6] = [
         OutboxKind::ThankYou,
         OutboxKind::BirthdayOffer,
         OutboxKind::WeeklyChurnReport,
         OutboxKind::FeedbackRequest,
         OutboxKind::FeedbackAlert,
+        OutboxKind::Winback,
     ];
 
     /// The kinds the marketing cap counts and holds back (DESIGN §8); thank-you and birthday
     /// emails are exempt.
-    pub const MARKETING: [OutboxKind; 1] = [OutboxKind::FeedbackRequest];
+    pub const MARKETING: [OutboxKind; 2] = [OutboxKind::FeedbackRequest, OutboxKind::Winback];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +51,7 @@ impl OutboxKind {
             OutboxKind::WeeklyChurnReport => "weekly_churn_report",
             OutboxKind::FeedbackRequest => "feedback_request",
             OutboxKind::FeedbackAlert => "feedback_alert",
+            OutboxKind::Winback => "winback",
         }
     }
 

@@ -387,3 +387,4 @@ include!("dashboard_sql.rs");
 include!("catalog_sql.rs");
 include!("engagement_sql.rs");
 include!("reconcile_sql.rs");
+include!("winback_sql.rs");
