@@ -921,6 +921,223 @@ async fn a_batch_applies_rows_together(shop: Shop) {
     assert_eq!(shop.store.inbox_depth().await.unwrap(), 0);
 }
 
+/// Win-back episodes: states for the entry rule, steps and vouchers written only for the
+/// treated, a verified purchase ends the episode, unsubscribing ends another, outcomes
+/// count the purchases after entry, and a voucher is redeemed once.
+async fn winback_episodes_end_on_a_purchase_and_count_what_followed(shop: Shop) {
+    use setia_core::winback::EntryReason;
+    use setia_store::winback::{NewEpisode, NewStep, NewVoucher, RedeemError};
+
+    let consenting = |va: &str| CustomerPatch {
+        email: Some(setia_core::CustomerEmail::parse(&format!("{va}@example.co.id")).unwrap()),
+        consent: Some(true),
+        ..with_va(va)
+    };
+    for (id, va) in [("C1", "8808001"), ("C2", "8808002"), ("C3", "8808003")] {
+        shop.customer(id, consenting(va)).await;
+    }
+    let mut keys = Vec::new();
+    for id in ["C1", "C2", "C3"] {
+        let found = shop.store.customer(&shop.merchant, &ext(id)).await.unwrap();
+        keys.push(found.unwrap().id);
+    }
+    let (c1, c2, c3) = (keys[0], keys[1], keys[2]);
+    let states = shop
+        .store
+        .winback_states(&shop.merchant, &[c1, c2, c3])
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 3);
+    assert!(states[&c1].reachable && !states[&c1].in_episode && states[&c1].episodes == 0);
+
+    let entered = at(10, 3);
+    let valid_until = chrono::NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+    let episode = |customer, holdout| NewEpisode {
+        customer,
+        number: 1,
+        reason: EntryReason::PAlive,
+        holdout,
+        entered_at: entered,
+        last_step_at: entered + TimeDelta::days(7),
+        p_alive: Some(0.2),
+        expected_30d: Some(0.4),
+        expected_60d: Some(0.7),
+        steps: vec![
+            NewStep {
+                due_at: entered,
+                voucher: None,
+            },
+            NewStep {
+                due_at: entered + TimeDelta::days(7),
+                voucher: Some(NewVoucher {
+                    code: format!("WB-{}", customer.key()),
+                    percent: 10,
+                    valid_until,
+                }),
+            },
+        ],
+    };
+    let written = shop
+        .store
+        .start_winback_episodes(
+            &shop.merchant,
+            &[episode(c1, false), episode(c2, false), episode(c3, true)],
+            entered,
+        )
+        .await
+        .unwrap();
+    assert_eq!(written.len(), 3);
+    // Written again (a rerun of the same snapshot): nothing new.
+    assert!(shop
+        .store
+        .start_winback_episodes(&shop.merchant, &[episode(c1, false)], entered)
+        .await
+        .unwrap()
+        .is_empty());
+    let outbox = shop
+        .store
+        .outbox_entries(
+            &shop.merchant,
+            None,
+            PageRequest {
+                before: None,
+                limit: 20,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let winback: Vec<_> = outbox.iter().filter(|e| e.kind == "winback").collect();
+    assert_eq!(
+        winback.len(),
+        4,
+        "two steps for each treated customer, none held out"
+    );
+    let held_out = shop
+        .store
+        .winback_episode(&shop.merchant, written[2])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(held_out.holdout && held_out.vouchers.is_empty());
+    let first = shop
+        .store
+        .winback_episode(&shop.merchant, written[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.vouchers.len(), 1);
+    assert_eq!((first.vouchers[0].step, first.vouchers[0].percent), (1, 10));
+
+    // C1 pays by transfer two days later: the episode ends with that purchase.
+    shop.deliver(
+        &mutation("w1", at(12, 4), 150_000, "8808001", "VA", "bca"),
+        at(12, 4),
+    )
+    .await;
+    let ended = shop
+        .store
+        .winback_episode(&shop.merchant, written[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.end_reason.as_deref(), Some("purchase"));
+    // C3 (held out) pays 40 days later: outside the 30-day window, inside the 60-day one.
+    shop.deliver(
+        &mutation("w2", at(50, 4), 80_000, "8808003", "VA", "bca"),
+        at(50, 4),
+    )
+    .await;
+    // C2 unsubscribes: its open episode ends.
+    let states = shop
+        .store
+        .winback_states(&shop.merchant, &[c1, c2])
+        .await
+        .unwrap();
+    assert!(states[&c2].in_episode || states[&c2].last_ended.is_some());
+    shop.store
+        .unsubscribe(&shop.merchant, c2, at(11, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        shop.store
+            .end_unsubscribed_episodes(&shop.merchant, at(11, 1))
+            .await
+            .unwrap(),
+        1
+    );
+
+    let outcomes = shop
+        .store
+        .winback_outcomes(&shop.merchant, at(0, 0), at(100, 0))
+        .await
+        .unwrap();
+    let by = |id| outcomes.iter().find(|o| o.id == id).unwrap();
+    assert_eq!(
+        (by(written[0]).purchases_30d, by(written[0]).revenue_30d),
+        (1, rupiah(150_000))
+    );
+    assert_eq!(by(written[1]).purchases_60d, 0);
+    assert_eq!(
+        (by(written[2]).purchases_30d, by(written[2]).purchases_60d),
+        (0, 1)
+    );
+    assert!(by(written[2]).holdout);
+
+    // The voucher: redeemed once; the same redemption again answers it; another is refused.
+    let code = format!("WB-{}", c1.key());
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 20).unwrap();
+    let redeem = |order: Option<&'static str>, day| {
+        let store = &shop.store;
+        let merchant = &shop.merchant;
+        let code = code.clone();
+        async move {
+            store
+                .redeem_voucher(merchant, &code, order, day, at(19, 0))
+                .await
+                .unwrap()
+        }
+    };
+    let used = redeem(Some("ORD-9"), today).await.unwrap();
+    assert_eq!(used.redeemed_order.as_deref(), Some("ORD-9"));
+    assert_eq!(redeem(Some("ORD-9"), today).await.unwrap(), used);
+    assert!(matches!(
+        redeem(Some("ORD-10"), today).await,
+        Err(RedeemError::AlreadyRedeemed { .. })
+    ));
+    assert!(matches!(
+        shop.store
+            .redeem_voucher(&shop.merchant, "WB-NOPE", None, today, at(19, 0))
+            .await
+            .unwrap(),
+        Err(RedeemError::Unknown(_))
+    ));
+    let late = format!("WB-{}", c2.key());
+    assert!(matches!(
+        shop.store
+            .redeem_voucher(
+                &shop.merchant,
+                &late,
+                None,
+                chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap(),
+                at(31, 0)
+            )
+            .await
+            .unwrap(),
+        Err(RedeemError::Expired { .. })
+    ));
+    assert_eq!(
+        shop.store
+            .winback_outcomes(&shop.merchant, at(0, 0), at(100, 0))
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.vouchers_redeemed)
+            .sum::<u32>(),
+        1
+    );
+}
+
 impl Shop {
     /// Imports a transactions CSV as `setia transactions import` does.
     async fn import_history(&self, csv: &str) {
@@ -978,6 +1195,7 @@ on_every_backend!(
     a_sandbox_merchant_is_a_world_of_its_own: true,
     a_lost_claim_writes_nothing: false,
     a_batch_applies_rows_together: false,
+    winback_episodes_end_on_a_purchase_and_count_what_followed: false,
 );
 
 mod imported_history {
