@@ -785,6 +785,24 @@ async fn every_form_needs_its_csrf_token(setia: Setia) {
         complaint_status(&store, &merchant, complaint).await,
         ComplaintStatus::Open
     );
+    // The Moota settings form, the same way.
+    for form in [
+        vec![("moota_token", "forged-token"), ("moota_banks", "bnk_1")],
+        vec![("moota_token", "forged-token"), ("csrf", "")],
+        vec![("moota_token", "forged-token"), ("csrf", "deadbeef")],
+        vec![
+            ("moota_token", "forged-token"),
+            ("csrf", other_session.csrf.as_str()),
+        ],
+    ] {
+        let response = dash.post("/dashboard/payments/moota", &form).await;
+        assert_eq!(response.status(), 403, "{form:?}");
+    }
+    assert_eq!(
+        store.moota_settings(&merchant).await.unwrap(),
+        Default::default(),
+        "no Moota token or bank was set"
+    );
     assert_eq!(
         dash.get("/dashboard/overview").await.0,
         200,
@@ -868,6 +886,25 @@ async fn every_form_needs_its_csrf_token(setia: Setia) {
         complaint_status(&store, &merchant, complaint).await,
         ComplaintStatus::Resolved
     );
+    let response = dash
+        .post(
+            "/dashboard/payments/moota",
+            &[
+                ("moota_token", "a-real-token"),
+                ("moota_banks", "bnk_1"),
+                ("csrf", &dash.csrf),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let moota = store.moota_settings(&merchant).await.unwrap();
+    assert_eq!(
+        (
+            moota.token.as_ref().map(|t| t.expose().to_owned()),
+            moota.banks.len()
+        ),
+        (Some("a-real-token".to_owned()), 1)
+    );
     let customer_page = dash.page("/dashboard/customers?q=siti").await;
     let link = customer_links(&customer_page).pop().expect("Siti is found");
     assert!(
@@ -922,8 +959,69 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
         .unwrap();
     assert_eq!(order["external_id"], "ORD-A");
 
+    // A's Moota token, banks and a failed sync: B sees none of them and cannot change them.
+    let a_moota_token = setia_core::moota_api::MootaToken::parse("tokenA.Rahasia.7q").unwrap();
+    let a_banks = [setia_core::moota_api::MootaBankId::parse("Rahasia_bank_A").unwrap()];
+    store
+        .set_moota_settings(&a, Some(&a_moota_token), Some(&a_banks))
+        .await
+        .unwrap();
+    let window = setia_core::moota_api::SyncWindow::new(
+        chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2025, 6, 2).unwrap(),
+    )
+    .unwrap();
+    let a_sync = store
+        .start_moota_sync(
+            &a,
+            setia_store::reconcile::SyncStarter::Command,
+            window,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_moota_sync(
+            &a,
+            a_sync,
+            setia_store::reconcile::SyncCounts::default(),
+            Some("Rahasia sync error"),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let a_moota = store.moota_settings(&a).await.unwrap();
+
     // B's dashboard: A's records do not exist, on every page and form.
     let dash = Dash::login(&server, &b_token).await;
+    // B's Moota form changes B's settings only: the merchant is the session's.
+    let response = dash
+        .post(
+            "/dashboard/payments/moota",
+            &[
+                ("moota_token", "b-moota-token"),
+                ("moota_banks", "bnk_b"),
+                ("merchant", a.as_str()),
+                ("csrf", &dash.csrf),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        store.moota_settings(&a).await.unwrap(),
+        a_moota,
+        "A's Moota settings are untouched"
+    );
+    assert_eq!(
+        store
+            .moota_settings(&b)
+            .await
+            .unwrap()
+            .token
+            .map(|t| t.expose().to_owned())
+            .as_deref(),
+        Some("b-moota-token")
+    );
     assert_eq!(
         dash.get(&format!("/dashboard/customers/{a_customer}"))
             .await
@@ -999,10 +1097,13 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
         .page(&format!("/dashboard/customers/{a_customer}"))
         .await
         .contains("Rahasia Pelanggan A"));
-    assert!(a_dash
-        .page("/dashboard/payments?view=unattributed")
-        .await
-        .contains(&a_purchase));
+    let a_payments = a_dash.page("/dashboard/payments?view=unattributed").await;
+    assert!(a_payments.contains(&a_purchase));
+    assert!(a_payments.contains("Rahasia_bank_A") && a_payments.contains("Rahasia sync error"));
+    assert!(
+        !a_payments.contains("tokenA"),
+        "not even A's own page shows its token"
+    );
     assert!(a_dash
         .page("/dashboard/feedback")
         .await

@@ -99,8 +99,7 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
         )
         .route(
             "/dashboard/payments/moota",
-            post(payments::moota_settings)
-                .layer(DefaultBodyLimit::max(payments::MOOTA_FORM_LIMIT)),
+            post(payments::moota_settings).layer(DefaultBodyLimit::max(payments::MOOTA_FORM_LIMIT)),
         )
         .route("/dashboard/emails", get(emails::emails))
         .route("/dashboard/emails/preview/{kind}", get(emails::preview))

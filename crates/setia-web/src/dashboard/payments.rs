@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use minijinja::context;
-use serde::Deserialize;
 use minijinja::value::Value;
+use serde::Deserialize;
 use setia_core::customer::ExternalId;
 use setia_core::moota_api::{MootaBankId, MootaToken, MootaTokenError};
 use setia_core::{MerchantId, PurchaseId};
@@ -122,7 +122,11 @@ async fn moota_card(dash: &Dash, merchant: &MerchantId) -> Result<Value, PageErr
             },
         )
         .await?;
-    let banks: Vec<&str> = settings.banks.iter().map(MootaBankId::as_str).collect();
+    let banks: Vec<String> = settings
+        .banks
+        .iter()
+        .map(|b| b.as_str().to_owned())
+        .collect();
     Ok(context! {
         token_set => settings.token.is_some(),
         banks_text => banks.join(", "),
@@ -217,9 +221,16 @@ pub async fn attribute(
 #[serde(default)]
 pub struct MootaForm {
     /// A new token; empty keeps the current one.
+    #[serde(deserialize_with = "present")]
     moota_token: Option<String>,
     /// Bank ids separated by commas; empty (or `all`/`semua`): every bank.
+    #[serde(deserialize_with = "present")]
     moota_banks: Option<String>,
+}
+
+/// A form field that is there, even empty (an absent one is `None`, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(field).map(Some)
 }
 
 /// A new token from the form: none when the field is empty (keep the current one). What is
@@ -242,8 +253,7 @@ fn moota_token(text: Option<&str>) -> Result<Option<MootaToken>, PageError> {
 /// sorted and without repeats; empty, `all` or `semua`: every bank (an empty list).
 fn moota_banks(text: &str) -> Result<Vec<MootaBankId>, PageError> {
     let text = text.trim();
-    if text.is_empty() || text.eq_ignore_ascii_case("all") || text.eq_ignore_ascii_case("semua")
-    {
+    if text.is_empty() || text.eq_ignore_ascii_case("all") || text.eq_ignore_ascii_case("semua") {
         return Ok(Vec::new());
     }
     let mut banks = text
@@ -310,7 +320,10 @@ mod tests {
         assert!(moota_token(Some("")).unwrap().is_none());
         assert!(moota_token(Some("\r\n")).unwrap().is_none());
         assert_eq!(
-            moota_token(Some("abc.DEF-123\n")).unwrap().unwrap().expose(),
+            moota_token(Some("abc.DEF-123\n"))
+                .unwrap()
+                .unwrap()
+                .expose(),
             "abc.DEF-123"
         );
         assert_eq!(detail(moota_token(Some("ab cd"))), "moota_token_space");
