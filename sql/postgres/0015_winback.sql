@@ -11,6 +11,8 @@ CREATE TABLE winback_episodes (
     reason           TEXT NOT NULL CHECK (reason = 'p_alive' OR reason = 'overdue'),
     holdout          BOOLEAN NOT NULL,
     entered_at_us    BIGINT NOT NULL,
+    counts_from_us   BIGINT NOT NULL,     -- midnight of the entry day, merchant time: purchases
+                                           -- from then count (Moota often dates a payment 00:00)
     last_step_at_us  BIGINT NOT NULL,     -- when its last step is due: it ends then at the latest
     p_alive          DOUBLE PRECISION,
     expected_30d     DOUBLE PRECISION,                 -- BG/NBD expected purchases in 30 and 60 days at entry

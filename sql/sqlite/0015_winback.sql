@@ -11,6 +11,8 @@ CREATE TABLE winback_episodes (
     reason           TEXT NOT NULL CHECK (reason = 'p_alive' OR reason = 'overdue'),
     holdout          INTEGER NOT NULL CHECK (holdout = 0 OR holdout = 1),
     entered_at_us    INTEGER NOT NULL,
+    counts_from_us   INTEGER NOT NULL,     -- midnight of the entry day, merchant time: purchases
+                                           -- from then count (Moota often dates a payment 00:00)
     last_step_at_us  INTEGER NOT NULL,     -- when its last step is due: it ends then at the latest
     p_alive          REAL,
     expected_30d     REAL,                 -- BG/NBD expected purchases in 30 and 60 days at entry

@@ -181,9 +181,14 @@ async fn overdue_customers_are_won_back_and_the_holdout_is_never_mailed(setia: S
     // A week later, the voucher step: the treated but the payer; each code is theirs.
     let before = receiver.messages().len();
     let second = run_due(&setia, &at(jakarta_ten(8)), &env);
-    assert_eq!(second["sent"], treated.len() as u64 - 1, "{second}");
     assert_eq!(second["suppressed"], 1, "{second}");
-    let vouchers: Vec<Value> = receiver.messages()[before..].to_vec();
+    // The payer's thank-you goes out in the same round.
+    let vouchers: Vec<Value> = receiver.messages()[before..]
+        .iter()
+        .filter(|m| header(m, "Subject").unwrap().contains("diskon"))
+        .cloned()
+        .collect();
+    assert_eq!(vouchers.len(), treated.len() - 1, "{second}");
     let episodes = store
         .winback_episodes(&merchant, false, page)
         .await
@@ -200,6 +205,7 @@ async fn overdue_customers_are_won_back_and_the_holdout_is_never_mailed(setia: S
         assert!(code.starts_with("WB-"));
         assert!(text(message).contains(code.as_str()), "{}", text(message));
         assert!(header(message, "Subject").unwrap().contains("diskon 10%"));
+        assert!(text(message).contains("10%"));
     }
     let everyone: HashSet<String> = receiver.messages().iter().map(to_customer).collect();
     assert!(

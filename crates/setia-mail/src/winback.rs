@@ -135,6 +135,7 @@ pub async fn enter(
             reason,
             holdout,
             entered_at: now,
+            counts_from: schedule::day_bounds(zone, zone.local_day(now)).0,
             last_step_at: now + TimeDelta::days(i64::from(last_day)),
             p_alive: scored.p_alive,
             expected_30d: scored.expected_30d,

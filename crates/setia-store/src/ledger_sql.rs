@@ -464,7 +464,7 @@ async fn end_winback_by_purchase(
     sqlx::query(
         "UPDATE winback_episodes SET ended_at_us = $4, end_reason = 'purchase', end_purchase_id = $3 \
          WHERE merchant_id = $1 AND customer_id = $2 AND ended_at_us IS NULL \
-         AND entered_at_us <= $5 AND last_step_at_us > $5",
+         AND counts_from_us <= $5 AND last_step_at_us > $5",
     )
     .bind(merchant.as_str())
     .bind(customer)

@@ -49,6 +49,9 @@ pub struct NewEpisode {
     pub reason: EntryReason,
     pub holdout: bool,
     pub entered_at: DateTime<Utc>,
+    /// Midnight of the entry day in the merchant's zone: purchases from then end the
+    /// episode and count in its result (a bank may date a payment 00:00).
+    pub counts_from: DateTime<Utc>,
     pub last_step_at: DateTime<Utc>,
     pub p_alive: Option<f64>,
     pub expected_30d: Option<f64>,
@@ -103,7 +106,7 @@ pub struct EpisodeOutcome {
     pub holdout: bool,
     pub expected_30d: Option<f64>,
     pub expected_60d: Option<f64>,
-    /// Verified purchases within 30 and 60 days after entry, and their amounts.
+    /// Verified purchases in the 30 and 60 days from the entry day, and their amounts.
     pub purchases_30d: u32,
     pub revenue_30d: Money,
     pub purchases_60d: u32,

@@ -146,8 +146,8 @@ impl Winback for ThisStore {
         for episode in episodes {
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO winback_episodes (merchant_id, customer_id, number, reason, holdout, \
-                 entered_at_us, last_step_at_us, p_alive, expected_30d, expected_60d) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 entered_at_us, counts_from_us, last_step_at_us, p_alive, expected_30d, expected_60d) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $11, $7, $8, $9, $10) \
                  ON CONFLICT (merchant_id, customer_id, number) DO NOTHING RETURNING id",
             )
             .bind(merchant.as_str())
@@ -160,6 +160,7 @@ impl Winback for ThisStore {
             .bind(episode.p_alive)
             .bind(episode.expected_30d)
             .bind(episode.expected_60d)
+            .bind(micros(episode.counts_from))
             .fetch_optional(&mut *tx)
             .await?;
             let Some(id) = id else { continue };
@@ -296,8 +297,8 @@ impl Winback for ThisStore {
                 "(SELECT {what} FROM purchases p WHERE p.merchant_id = e.merchant_id \
                  AND p.customer_id = e.customer_id AND p.mutation_id IS NOT NULL \
                  AND p.refunded_at_us IS NULL AND p.sandbox = m.sandbox \
-                 AND p.occurred_at_us > e.entered_at_us \
-                 AND p.occurred_at_us <= e.entered_at_us + {})",
+                 AND p.occurred_at_us >= e.counts_from_us \
+                 AND p.occurred_at_us < e.counts_from_us + {})",
                 days * DAY_MICROS
             )
         };
@@ -347,6 +348,8 @@ impl Winback for ThisStore {
         today: chrono::NaiveDate,
         now: DateTime<Utc>,
     ) -> StoreResult<Result<Voucher, RedeemError>> {
+        // As stored (microseconds), so the first answer and a replay's are the same.
+        let now = from_micros(micros(now))?;
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE merchant_id = $1 AND code = $2"

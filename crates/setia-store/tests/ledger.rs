@@ -958,6 +958,7 @@ async fn winback_episodes_end_on_a_purchase_and_count_what_followed(shop: Shop) 
         reason: EntryReason::PAlive,
         holdout,
         entered_at: entered,
+        counts_from: entered - TimeDelta::hours(3),
         last_step_at: entered + TimeDelta::days(7),
         p_alive: Some(0.2),
         expected_30d: Some(0.4),
