@@ -163,6 +163,15 @@ impl fmt::Display for UnsubscribeToken {
 /// Crockford base32 without the letters that read as digits (no I, L, O, U).
 const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/// `prefix` and 8 characters of `tag` in the code alphabet.
+fn offer_code(prefix: &str, tag: &[u8]) -> String {
+    let code: String = tag[..8]
+        .iter()
+        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
+        .collect();
+    format!("{prefix}{code}")
+}
+
 /// A customer's birthday offer code for one year, `BDAY-` and 8 characters: the same on
 /// every run (a retried email shows the same code), different for every customer and year,
 /// and not guessable without the merchant's secret.
@@ -183,11 +192,7 @@ pub fn birthday_offer_code(
         )
         .finalize()
         .into_bytes();
-    let code: String = tag[..8]
-        .iter()
-        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
-        .collect();
-    format!("BDAY-{code}")
+    offer_code("BDAY-", &tag)
 }
 
 /// A win-back voucher's code, `WB-` and 8 characters: one per customer, episode and step,
@@ -212,11 +217,7 @@ pub fn winback_voucher_code(
         )
         .finalize()
         .into_bytes();
-    let code: String = tag[..8]
-        .iter()
-        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
-        .collect();
-    format!("WB-{code}")
+    offer_code("WB-", &tag)
 }
 
 /// How long a feedback link works: DESIGN §8.

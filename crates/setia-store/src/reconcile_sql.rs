@@ -116,10 +116,7 @@ impl Reconcile for ThisStore {
     ) -> StoreResult<std::collections::HashSet<String>> {
         let mut known = std::collections::HashSet::new();
         for chunk in mutation_ids.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = placeholders_after_merchant(chunk.len());
             let sql = format!(
                 "SELECT mutation_id FROM mutations WHERE merchant_id = $1 AND mutation_id IN ({list}) \
                  UNION SELECT mutation_id FROM moota_found WHERE merchant_id = $1 AND mutation_id IN ({list})"

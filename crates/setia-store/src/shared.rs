@@ -13,6 +13,14 @@ use sqlx::Row;
 
 use crate::*;
 
+/// `$2, $3, …`: the placeholders of `count` values bound after the merchant (`$1`).
+fn placeholders_after_merchant(count: usize) -> String {
+    (0..count)
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn page_of<T>(mut items: Vec<T>, page: PageRequest, id: impl Fn(&T) -> i64) -> Page<T> {
     let next_cursor = if items.len() > page.limit as usize {
         items.truncate(page.limit as usize);

@@ -64,10 +64,7 @@ async fn vouchers_of(
 ) -> StoreResult<HashMap<i64, Vec<Voucher>>> {
     let mut by_episode: HashMap<i64, Vec<Voucher>> = HashMap::new();
     for chunk in episodes.chunks(500) {
-        let list = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholders_after_merchant(chunk.len());
         let sql = format!(
             "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE merchant_id = $1 AND episode_id IN ({list}) \
              ORDER BY step"
@@ -93,10 +90,7 @@ impl Winback for ThisStore {
     ) -> StoreResult<HashMap<CustomerId, WinbackState>> {
         let mut states = HashMap::with_capacity(customers.len());
         for chunk in customers.chunks(500) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = placeholders_after_merchant(chunk.len());
             let sql = format!(
                 "SELECT c.id, (c.email IS NOT NULL AND c.consent = TRUE AND c.unsubscribed_at_us IS NULL) \
                  AS reachable, \
