@@ -205,6 +205,10 @@ async fn seed(store: &Arc<dyn Store>, merchant: &Merchant) -> Result<(), CliErro
     let rows = TransactionsCsv::new(history.as_slice(), merchant.timezone)
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| CliError::Failed(anyhow::anyhow!("demo history: {e}")))?;
+    let winback_history = rows
+        .iter()
+        .map(|row| (row.customer.clone(), row.occurred_at))
+        .collect::<Vec<_>>();
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
     sender.send(ImportMessage::Rows(rows)).await.ok();
     sender.send(ImportMessage::Finished).await.ok();
@@ -223,7 +227,146 @@ async fn seed(store: &Arc<dyn Store>, merchant: &Merchant) -> Result<(), CliErro
     store
         .import_items(&merchant.id, receiver, Utc::now())
         .await?;
-    seed_feedback(&**store, merchant).await
+    seed_feedback(&**store, merchant).await?;
+    seed_winback(&**store, merchant, &winback_history).await
+}
+
+/// How long ago the demo's past win-back episodes started: their 30 days are complete.
+const WINBACK_ENTERED_DAYS_AGO: i64 = 45;
+/// The demo holds out more than the default 10%, so 300 customers make two groups a result
+/// can be read from.
+const DEMO_HOLDOUT_PERCENT: u32 = 30;
+
+/// Win-back turned on, and the episodes the program would have started 45 days ago with
+/// how the simulated customers answered them: the held out come back at the base rate, the
+/// treated at a known uplift more (`setia_sandbox::winback`). Their purchases are
+/// transfers, put into the inbox as Moota's webhook would, so they count as verified.
+async fn seed_winback(
+    store: &dyn Store,
+    merchant: &Merchant,
+    history: &[(setia_core::ExternalId, DateTime<Utc>)],
+) -> Result<(), CliError> {
+    let mut program = store.engagement_program(&merchant.id).await?;
+    program.winback.enabled = true;
+    program.winback.holdout_percent = DEMO_HOLDOUT_PERCENT;
+    store.set_engagement_program(&merchant.id, &program).await?;
+    let settings = &program.winback;
+    let entered = Utc::now() - TimeDelta::days(WINBACK_ENTERED_DAYS_AGO);
+    let entry_day = merchant.timezone.local_day(entered);
+    let mut days: HashMap<&setia_core::ExternalId, Vec<chrono::NaiveDate>> = HashMap::new();
+    for (customer, at) in history.iter().filter(|(_, at)| *at < entered) {
+        days.entry(customer)
+            .or_default()
+            .push(merchant.timezone.local_day(*at));
+    }
+    let population = population(POPULATION_SEED, POPULATION_SIZE, Utc::now().date_naive());
+    let mut rng = StdRng::seed_from_u64(POPULATION_SEED ^ 0x77);
+    let mut episodes = Vec::new();
+    let mut purchases = Vec::new();
+    let mut external: Vec<_> = days.keys().copied().collect();
+    external.sort();
+    for id in external {
+        let mut own = days[id].clone();
+        own.sort();
+        own.dedup();
+        let gaps: Vec<i64> = own.windows(2).map(|d| (d[1] - d[0]).num_days()).collect();
+        let mut sorted = gaps.clone();
+        sorted.sort();
+        let median = (!sorted.is_empty()).then(|| {
+            let middle = sorted.len() / 2;
+            if sorted.len() % 2 == 1 {
+                sorted[middle] as f64
+            } else {
+                (sorted[middle - 1] + sorted[middle]) as f64 / 2.0
+            }
+        });
+        let candidate = setia_core::winback::WinbackCandidate {
+            purchase_days: own.len() as u32,
+            p_alive: None,
+            recency_days: (entry_day - *own.last().expect("a day")).num_days(),
+            median_gap_days: median,
+            reachable: true,
+            open_complaint: false,
+            in_episode: false,
+            last_episode_ended: None,
+        };
+        let Ok(reason) = setia_core::winback::entry_decision(settings, &candidate, entered) else {
+            continue;
+        };
+        let Some(customer) = store.customer(&merchant.id, id).await? else {
+            continue;
+        };
+        let holdout =
+            setia_core::winback::in_holdout(&merchant.id, customer.id, 1, settings.holdout_percent);
+        let last_day = settings.steps.last().map_or(0, |s| s.day);
+        episodes.push(setia_store::winback::NewEpisode {
+            customer: customer.id,
+            number: 1,
+            reason,
+            holdout,
+            entered_at: entered,
+            counts_from: entered,
+            last_step_at: entered + TimeDelta::days(i64::from(last_day)),
+            p_alive: None,
+            expected_30d: None,
+            expected_60d: None,
+            // The demo merchant is a sandbox: its customers are never mailed, so its past
+            // episodes carry no steps.
+            steps: Vec::new(),
+        });
+        let Some(after) = setia_sandbox::winback::comes_back(
+            &mut rng,
+            !holdout,
+            setia_sandbox::winback::DEMO_UPLIFT,
+        ) else {
+            continue;
+        };
+        let Some(payer) = population.iter().find(|c| c.external_id == id.as_str()) else {
+            continue;
+        };
+        let at = entered + TimeDelta::days(i64::from(after)) + TimeDelta::hours(3);
+        let body = serde_json::json!([{
+            "mutation_id": format!("demo-winback-{}", customer.id.key()),
+            "account_number": payer.virtual_account,
+            "date": at.with_timezone(&chrono_tz::Asia::Jakarta).format("%Y-%m-%d %H:%M:%S").to_string(),
+            "description": format!("VA {} {}", payer.virtual_account, payer.payer_name),
+            "amount": rng.random_range(80..400) * 1_000,
+            "type": "CR",
+            "bank": {"bank_type": "vaSandbox"},
+        }])
+        .to_string()
+        .into_bytes();
+        purchases.push(body);
+    }
+    store
+        .start_winback_episodes(&merchant.id, &episodes, entered)
+        .await?;
+    let calls: Vec<setia_store::WebhookCall> = purchases
+        .into_iter()
+        .map(|body| {
+            use sha2::Digest;
+            setia_store::WebhookCall {
+                merchant: merchant.id.to_string(),
+                received_at: Utc::now(),
+                remote_addr: "demo".into(),
+                status: 200,
+                reason: String::new(),
+                body_sha256: Some(hex::encode(sha2::Sha256::digest(&body))),
+                body_size: body.len() as u64,
+                inbox: Some(setia_store::InboxBody {
+                    merchant: merchant.id.clone(),
+                    body: body.into(),
+                    user_agent: None,
+                    moota_user: None,
+                    moota_webhook: None,
+                }),
+            }
+        })
+        .collect();
+    if !calls.is_empty() {
+        store.record_webhook_calls(calls.into()).await?;
+    }
+    Ok(())
 }
 
 /// How far back the demo's customers were asked about their purchases.

@@ -134,6 +134,26 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
     assert!(answers.iter().any(|a| a.comment.is_some()));
     let complaints = store.complaints(&merchant, None, first(100)).await.unwrap();
     assert!(!complaints.items.is_empty());
+    // Win-back is on, with past episodes in both groups; the treated came back more often,
+    // by transfers the worker applies as verified purchases.
+    let program = store.engagement_program(&merchant).await.unwrap();
+    assert!(program.winback.enabled);
+    let now = chrono::Utc::now();
+    let mut outcomes = Vec::new();
+    eventually("the win-back responses are applied", async || {
+        outcomes = store
+            .winback_outcomes(&merchant, now - chrono::TimeDelta::days(400), now)
+            .await
+            .unwrap();
+        outcomes.iter().any(|o| o.purchases_30d > 0)
+    })
+    .await;
+    let share = |held: bool| {
+        let group: Vec<_> = outcomes.iter().filter(|o| o.holdout == held).collect();
+        assert!(group.len() >= 10, "{} in a group", group.len());
+        group.iter().filter(|o| o.purchases_30d > 0).count() as f64 / group.len() as f64
+    };
+    assert!(share(false) > share(true), "the treated came back more");
     let outbox = setia.folder.path().join("setia-data/outbox");
     eventually("emails are written as .eml files", async || {
         std::fs::read_dir(&outbox).is_ok_and(|entries| {

@@ -8,6 +8,7 @@ pub mod basket;
 pub mod feedback;
 mod names;
 mod push;
+pub mod winback;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use rand::rngs::StdRng;
