@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `setia` binary against real databases. One test binary for
 //! the whole project, because every test binary links everything and linking is slow.
 
+mod campaigns_dashboard;
 mod dashboard;
 mod demo;
 mod feedback;
@@ -20,3 +21,4 @@ mod smtp;
 mod support;
 mod webhooks;
 mod winback;
+mod winback_api;

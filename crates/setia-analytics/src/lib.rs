@@ -12,7 +12,8 @@
 //! run it inside `spawn_blocking`. Polars does the column work; the model fits are plain
 //! Rust on compressed summaries.
 //!
-//! Entry point: [`compute_metrics`].
+//! Entry point: [`compute_metrics`]. Besides the batch, [`winback_results`] compares the
+//! win-back flow's treated customers with its holdout (plain Rust, no Polars).
 
 mod batch;
 pub mod bgnbd;
@@ -28,6 +29,7 @@ mod report;
 mod rfm;
 pub mod simulate;
 mod table;
+pub mod winback;
 
 pub use batch::compute_metrics;
 pub use bgnbd::{
@@ -47,3 +49,4 @@ pub use report::{
     TierCounts, Totals, FORECAST_DAYS, P_ALIVE_THRESHOLD, SCHEMA_VERSION,
 };
 pub use rfm::Segment;
+pub use winback::{winback_results, WinbackOutcome, WinbackResults};

@@ -19,6 +19,7 @@ pub mod moota;
 pub mod moota_api;
 pub mod product;
 pub mod rupiah;
+pub mod stats;
 pub mod time;
 pub mod winback;
 

@@ -282,6 +282,33 @@ pub struct ReportPayload {
     /// absent when the merchant has no Moota token and none were found.
     #[serde(default)]
     pub missed_by_webhook: Option<u64>,
+    /// The win-back flow against its holdout; absent when the merchant has it off and no
+    /// episode (and in reports frozen before win-back existed).
+    #[serde(default)]
+    pub winback: Option<WinbackFigures>,
+}
+
+/// The win-back line of a report: the episodes that entered 30 to 90 days before it (so
+/// their 30 days after entry are over), treated against held out (DESIGN §8 "Holdout").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WinbackFigures {
+    /// The first and last local day of entry covered.
+    pub entered_from: NaiveDate,
+    pub entered_until: NaiveDate,
+    pub treated: u64,
+    pub holdout: u64,
+    /// Within 30 days of entry: how many more treated customers bought than the holdout's
+    /// share would give them, and how much more they paid (minor units), each with its 95%
+    /// Welch interval; none when a group has fewer than two customers or neither varies.
+    pub extra_customers: Option<Estimate>,
+    pub extra_revenue_minor: Option<Estimate>,
+}
+
+/// An estimate ± the half-width of its (symmetric) interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub margin: f64,
 }
 
 /// The feedback section of a report.
@@ -377,6 +404,7 @@ pub struct ReportContext {
     pub loyalty: LoyaltyTotals,
     pub feedback: Option<FeedbackView>,
     pub missed_by_webhook: Option<u64>,
+    pub winback: Option<WinbackView>,
     /// `cid:` of the inline chart.
     pub chart_src: String,
 }
@@ -412,6 +440,65 @@ impl FeedbackView {
             previous_figure: written(weeks.previous_satisfaction),
             new_complaints: weeks.new_complaints,
             unresolved_complaints: weeks.unresolved_complaints,
+        }
+    }
+}
+
+/// The win-back line as written: magnitudes, and whether each is more or less than the
+/// holdout, so the template words it ("lebih banyak" / "lebih sedikit").
+#[derive(Debug, Clone, Serialize)]
+pub struct WinbackView {
+    /// `1 Desember 2026 – 30 Januari 2027`: the days of entry covered.
+    pub entered: String,
+    pub treated: u64,
+    pub holdout: u64,
+    /// Both figures have an interval; otherwise the line says there is not enough data.
+    pub enough: bool,
+    /// Whole customers, `12`, and the interval's half-width, `9`.
+    pub customers: String,
+    pub customers_margin: String,
+    pub customers_fewer: bool,
+    /// `Rp 1.250.000` and `Rp 900.000`.
+    pub revenue: String,
+    pub revenue_margin: String,
+    pub revenue_less: bool,
+}
+
+impl WinbackView {
+    fn of(figures: &WinbackFigures, language: EmailLanguage) -> WinbackView {
+        let whole = |x: f64| format!("{}", x.abs().round() as i64);
+        // Whole rupiah: an estimate has no meaningful sen.
+        let rupiah =
+            |x: f64| format_rupiah(Money::from_minor((x.abs() / 100.0).round() as i64 * 100));
+        let (customers, revenue) = match (figures.extra_customers, figures.extra_revenue_minor) {
+            (Some(customers), Some(revenue)) => (customers, revenue),
+            _ => (
+                Estimate {
+                    value: 0.0,
+                    margin: 0.0,
+                },
+                Estimate {
+                    value: 0.0,
+                    margin: 0.0,
+                },
+            ),
+        };
+        WinbackView {
+            entered: format!(
+                "{} – {}",
+                long_date(language, figures.entered_from),
+                long_date(language, figures.entered_until)
+            ),
+            treated: figures.treated,
+            holdout: figures.holdout,
+            enough: figures.extra_customers.is_some() && figures.extra_revenue_minor.is_some(),
+            customers: whole(customers.value),
+            customers_margin: whole(customers.margin),
+            // A difference that rounds to zero is written as "0 more".
+            customers_fewer: customers.value.round() < 0.0,
+            revenue: rupiah(revenue.value),
+            revenue_margin: rupiah(revenue.margin),
+            revenue_less: (revenue.value / 100.0).round() < 0.0,
         }
     }
 }
@@ -465,6 +552,10 @@ impl ReportContext {
             loyalty: payload.loyalty,
             feedback: payload.feedback.as_ref().map(FeedbackView::of),
             missed_by_webhook: payload.missed_by_webhook,
+            winback: payload
+                .winback
+                .as_ref()
+                .map(|figures| WinbackView::of(figures, language)),
             chart_src: format!("cid:{CHART_CID}"),
         }
     }
@@ -584,6 +675,20 @@ mod tests {
                 unresolved_complaints: 3,
             }),
             missed_by_webhook: Some(2),
+            winback: Some(WinbackFigures {
+                entered_from: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+                entered_until: NaiveDate::from_ymd_opt(2027, 1, 29).unwrap(),
+                treated: 180,
+                holdout: 20,
+                extra_customers: Some(Estimate {
+                    value: 12.4,
+                    margin: 9.2,
+                }),
+                extra_revenue_minor: Some(Estimate {
+                    value: -125_000_049.0,
+                    margin: 90_000_000.0,
+                }),
+            }),
         };
         let common = Common {
             merchant_name: "Toko".into(),
@@ -598,6 +703,113 @@ mod tests {
         assert_eq!(view.period, "1 Mar – 7 Maret 2027");
         assert_eq!(view.previous_period, "22 Feb – 28 Februari 2027");
         assert_eq!(view.missed_by_webhook, Some(2));
+        let winback = view.winback.unwrap();
+        assert_eq!(winback.entered, "1 Desember 2026 – 29 Januari 2027");
+        assert_eq!(
+            (
+                winback.enough,
+                winback.customers.as_str(),
+                winback.customers_margin.as_str(),
+                winback.customers_fewer
+            ),
+            (true, "12", "9", false)
+        );
+        assert_eq!(
+            (
+                winback.revenue.as_str(),
+                winback.revenue_margin.as_str(),
+                winback.revenue_less
+            ),
+            ("Rp 1.250.000", "Rp 900.000", true)
+        );
+        let thin = WinbackView::of(
+            &WinbackFigures {
+                extra_revenue_minor: None,
+                ..payload.winback.unwrap()
+            },
+            EmailLanguage::English,
+        );
+        assert!(!thin.enough);
+        // The line in both languages, and what it says with too little data.
+        let templates = |language| {
+            crate::templates::TemplateLoader::new(None).load(
+                &setia_core::MerchantId::from_random_bytes([3; 20]),
+                language,
+            )
+        };
+        let common = |language: &'static str| Common {
+            merchant_name: "Toko".into(),
+            language,
+            unsubscribe_url: None,
+            recommendations: Vec::new(),
+        };
+        let rendered = |payload: &ReportPayload, language| {
+            let code = match language {
+                EmailLanguage::Indonesian => "id",
+                EmailLanguage::English => "en",
+            };
+            templates(language)
+                .render(
+                    OutboxKind::WeeklyChurnReport,
+                    &ReportContext::of(common(code), payload, language),
+                )
+                .unwrap()
+        };
+        let id = rendered(&payload, EmailLanguage::Indonesian);
+        assert!(
+            id.text.contains(
+                "Win-back: 180 pelanggan dikirimi email, 20 kontrol (masuk 1 Desember 2026 – \
+                 29 Januari 2027); dalam 30 hari 12 (± 9) pelanggan lebih banyak kembali belanja \
+                 dan pendapatan Rp 1.250.000 (± Rp 900.000) lebih sedikit dibanding kelompok \
+                 kontrol (interval 95%)."
+            ),
+            "{}",
+            id.text
+        );
+        assert!(id
+            .html
+            .contains("<strong>Rp 1.250.000</strong> (± Rp 900.000) lebih sedikit"));
+        let en = rendered(&payload, EmailLanguage::English);
+        assert!(
+            en.text.contains(
+                "Win-back: 180 customers emailed, 20 held out (entered 1 December 2026 – \
+                 29 January 2027); within 30 days 12 (± 9) more customers came back and revenue \
+                 was Rp 1.250.000 (± Rp 900.000) lower than in the holdout (95% interval)."
+            ),
+            "{}",
+            en.text
+        );
+        let too_few = ReportPayload {
+            winback: Some(WinbackFigures {
+                extra_customers: None,
+                extra_revenue_minor: None,
+                ..payload.winback.unwrap()
+            }),
+            ..payload.clone()
+        };
+        let id = rendered(&too_few, EmailLanguage::Indonesian);
+        assert!(
+            id.text
+                .contains("kontrol (masuk 1 Desember 2026 – 29 Januari 2027); belum cukup data"),
+            "{}",
+            id.text
+        );
+        assert!(!id.text.contains("interval 95%"));
+        let en = rendered(&too_few, EmailLanguage::English);
+        assert!(en.html.contains("Not enough data yet"), "{}", en.html);
+        let off = rendered(
+            &ReportPayload {
+                winback: None,
+                ..payload.clone()
+            },
+            EmailLanguage::English,
+        );
+        assert!(!off.text.contains("Win-back:") && !off.html.contains(">Win-back<"));
+        // A report frozen before win-back existed reads back without it.
+        let mut old = serde_json::to_value(&payload).unwrap();
+        old.as_object_mut().unwrap().remove("winback");
+        let old: ReportPayload = serde_json::from_value(old).unwrap();
+        assert_eq!(old.winback, None);
         let feedback = view.feedback.unwrap();
         assert_eq!(
             (

@@ -1,7 +1,7 @@
 //! The weekly churn report's figures, computed when the report is enqueued: the last 7 days
 //! against the 7 before, customers newly at risk, the win-back list, the loyalty
-//! liability, customer feedback and the payments reconciliation found that no webhook
-//! brought.
+//! liability, customer feedback, the payments reconciliation found that no webhook
+//! brought, and what the win-back emails earned against their holdout.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,10 +9,15 @@ use chrono::{DateTime, Utc};
 use setia_core::MerchantTimezone;
 use setia_store::Store;
 
-use chrono::Offset;
+use chrono::{Offset, TimeDelta};
+use setia_core::engagement::EngagementProgram;
 use setia_core::feedback::satisfaction;
+use setia_core::stats::{welch, Sample};
+use setia_store::PageRequest;
 
-use crate::context::{AtRiskEntry, FeedbackWeeks, ReportPayload, WeekFigures};
+use crate::context::{
+    AtRiskEntry, Estimate, FeedbackWeeks, ReportPayload, WeekFigures, WinbackFigures,
+};
 use crate::schedule::ReportWindow;
 
 /// P(alive) under this (for a repeat customer) is "at risk", as in the metrics report.
@@ -20,6 +25,13 @@ pub const P_ALIVE_THRESHOLD: f64 = 0.5;
 /// At-risk customers kept in a report's payload, most valuable first: the win-back list
 /// comes from them, and next week's "newly at risk" compares against them.
 pub const AT_RISK_KEPT: u32 = 1_000;
+/// The win-back line covers the episodes that entered this many days before the report's
+/// week ended, at least and at most: each one's 30 days after entry are over, and two
+/// months of entrants make groups large enough to say something. Consecutive reports'
+/// ranges overlap (a moving view, not weekly increments).
+pub const WINBACK_ENTERED_DAYS: (i64, i64) = (30, 90);
+/// Its intervals' confidence.
+pub const WINBACK_CONFIDENCE: f64 = 0.95;
 
 pub async fn compute(
     store: &dyn Store,
@@ -96,7 +108,9 @@ pub async fn compute(
     let loyalty = store
         .loyalty_totals(merchant, window.from, window.until)
         .await?;
-    let feedback = feedback_weeks(store, merchant, zone, window).await?;
+    let program = store.engagement_program(merchant).await?;
+    let feedback = feedback_weeks(store, &program, merchant, zone, window).await?;
+    let winback = winback_figures(store, &program, merchant, zone, window).await?;
     let missed = store
         .missed_by_webhook(merchant, window.from, window.until)
         .await?;
@@ -114,18 +128,76 @@ pub async fn compute(
         loyalty,
         feedback,
         missed_by_webhook: (reconciled || missed > 0).then_some(missed),
+        winback,
     })
+}
+
+/// The win-back flow's 30-day result for the episodes that entered 30 to 90 days before the
+/// report's week ended, treated against held out (DESIGN §8 "Holdout"); `None` when the
+/// merchant has win-back off and never had an episode.
+async fn winback_figures(
+    store: &dyn Store,
+    program: &EngagementProgram,
+    merchant: &setia_core::MerchantId,
+    zone: MerchantTimezone,
+    window: &ReportWindow,
+) -> Result<Option<WinbackFigures>, setia_store::StoreError> {
+    let (youngest, oldest) = WINBACK_ENTERED_DAYS;
+    let from = window.until - TimeDelta::days(oldest);
+    let until = window.until - TimeDelta::days(youngest);
+    let outcomes = store.winback_outcomes(merchant, from, until).await?;
+    if !program.winback.enabled && outcomes.is_empty() {
+        let first = PageRequest {
+            before: None,
+            limit: 1,
+        };
+        if store
+            .winback_episodes(merchant, false, first)
+            .await?
+            .items
+            .is_empty()
+        {
+            return Ok(None);
+        }
+    }
+    // Index 0 the treated, 1 the holdout; each episode bought or not, and what it paid.
+    let mut bought = [Sample::default(); 2];
+    let mut revenue = [Sample::default(); 2];
+    for outcome in &outcomes {
+        let group = usize::from(outcome.holdout);
+        bought[group].push(if outcome.purchases_30d > 0 { 1.0 } else { 0.0 });
+        revenue[group].push(outcome.revenue_30d.minor() as f64);
+    }
+    // Per customer, then times the treated group: what the emails brought in all.
+    let treated = bought[0].n() as f64;
+    let extra = |samples: &[Sample; 2]| {
+        welch(&samples[0], &samples[1], WINBACK_CONFIDENCE).map(|interval| {
+            let total = interval.scaled(treated);
+            Estimate {
+                value: total.difference,
+                margin: total.margin(),
+            }
+        })
+    };
+    Ok(Some(WinbackFigures {
+        entered_from: zone.local_day(from),
+        entered_until: zone.local_day(until - TimeDelta::microseconds(1)),
+        treated: bought[0].n(),
+        holdout: bought[1].n(),
+        extra_customers: extra(&bought),
+        extra_revenue_minor: extra(&revenue),
+    }))
 }
 
 /// The answers of the two weeks on the program's scale, and the complaints; `None` when the
 /// merchant asks for no feedback and has none of it.
 async fn feedback_weeks(
     store: &dyn Store,
+    program: &EngagementProgram,
     merchant: &setia_core::MerchantId,
     zone: MerchantTimezone,
     window: &ReportWindow,
 ) -> Result<Option<FeedbackWeeks>, setia_store::StoreError> {
-    let program = store.engagement_program(merchant).await?;
     let kind = program.feedback.kind;
     let offset = window
         .until

@@ -305,7 +305,7 @@ mod tests {
         for language in [EmailLanguage::Indonesian, EmailLanguage::English] {
             let templates = TemplateLoader::new(None).load(&merchant(), language);
             assert!(templates.broken.is_empty(), "{:?}", templates.broken);
-            assert_eq!(templates.origins.len(), 18);
+            assert_eq!(templates.origins.len(), 21);
         }
     }
 

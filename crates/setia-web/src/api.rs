@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::catalog_api::router())
         .merge(crate::feedback_api::router())
         .merge(crate::outbox_api::router())
+        .merge(crate::winback_api::router())
         .with_state(state)
 }
 

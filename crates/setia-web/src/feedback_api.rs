@@ -33,7 +33,7 @@ struct AnswersQuery {
 }
 
 /// A day (`2026-12-01`, the merchant's midnight) or an RFC 3339 instant.
-fn instant(
+pub(crate) fn instant(
     name: &str,
     text: Option<&str>,
     zone: MerchantTimezone,

@@ -18,6 +18,7 @@ mod openapi;
 mod outbox_api;
 mod telemetry;
 mod unsubscribe;
+mod winback_api;
 
 use std::sync::Arc;
 

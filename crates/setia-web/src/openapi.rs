@@ -15,6 +15,7 @@ use serde::Serialize;
 use setia_store::catalog::{OrderLine, Product};
 use setia_store::engagement::{Complaint, ComplaintStatus, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
+use setia_store::winback::{Episode, Voucher};
 use setia_store::AuditEntry;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -26,6 +27,7 @@ use crate::feedback_api::ComplaintUpdate;
 use crate::ledger_api::{
     AttributeBody, CustomerBody, ItemBody, OrderBody, Redemption, RedemptionBody,
 };
+use crate::winback_api::VoucherRedemptionBody;
 
 pub const PATH: &str = "/api/v1/openapi.json";
 
@@ -81,14 +83,21 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         webhook_deliveries,
         webhook_quarantine,
         outbox,
+        winback_results,
+        winback_episodes,
+        redeem_voucher,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, RedemptionBody, Redemption,
         PointsEntry, OrderBody, Order, PurchaseRow, PurchaseList, AttributeBody, AuditEntry,
         AuditList, QuarantinedRow, QuarantineList, OutboxEntryDoc, OutboxList, MetricsDoc,
         ItemBody, OrderLine, ProductBody, Product, UpsertedProducts, ProductList, RelatedProduct,
-        RelatedProducts, Recommendations, EngagementDoc, FeedbackDoc, FeedbackAnswer, FeedbackList,
-        Complaint, ComplaintStatus, ComplaintList, ComplaintUpdate,
+        RelatedProducts, Recommendations, EngagementDoc, FeedbackDoc, WinbackSettingsDoc,
+        WinbackStepDoc, FeedbackAnswer, FeedbackList,
+        Complaint, ComplaintStatus, ComplaintList, ComplaintUpdate, WinbackResultsDoc,
+        WinbackCohortDoc, WinbackGroupsDoc, WinbackWindowDoc, WinbackGroupWindowDoc,
+        WinbackPerCustomerDoc, WinbackIncrementalDoc, DifferenceDoc, MoneyDifferenceDoc, Episode,
+        Voucher, EpisodeList, VoucherRedemptionBody,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -98,8 +107,9 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         (name = "products", description = "The catalogue, recommendations and products bought together"),
         (name = "purchases", description = "The ledger: payments and their attribution"),
         (name = "metrics", description = "The latest metric snapshot (schema 1)"),
-        (name = "engagement", description = "The engagement program: marketing cap and feedback"),
+        (name = "engagement", description = "The engagement program: marketing cap, feedback and win-back"),
         (name = "feedback", description = "Customers' feedback answers and the complaints queue"),
+        (name = "winback", description = "The win-back flow: its result against the holdout, its episodes, and redeeming its vouchers"),
         (name = "webhooks", description = "The Moota webhook audit log and quarantine"),
         (name = "email", description = "The lifecycle email outbox"),
         (name = "meta", description = "This document"),
@@ -128,7 +138,8 @@ struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 struct ErrorDetail {
     /// unauthorized, bad_request, not_found, conflict, insufficient_points,
-    /// idempotency_key_reused, already_attributed, internal
+    /// idempotency_key_reused, already_attributed, voucher_already_redeemed,
+    /// voucher_expired, payload_too_large, internal
     #[schema(example = "not_found")]
     code: String,
     message: String,
@@ -156,6 +167,126 @@ struct FeedbackList {
 struct ComplaintList {
     items: Vec<Complaint>,
     next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct EpisodeList {
+    items: Vec<Episode>,
+    next_cursor: Option<String>,
+}
+
+/// The win-back flow against its holdout (DESIGN §8 "Holdout"), for the episodes entered in
+/// `[from, until)` and for each month's entrants. Each window (30 and 60 days after entry)
+/// counts an episode once it has ended by `as_of`. Differences are treated − holdout with a
+/// Welch interval (unequal variances, t with Welch–Satterthwaite degrees of freedom); no
+/// interval (`low`, `high` null) when a group has fewer than two customers or neither
+/// group varies, no estimate when a group is empty.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackResults)]
+struct WinbackResultsDoc {
+    from: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    as_of: chrono::DateTime<chrono::Utc>,
+    /// The intervals' confidence
+    #[schema(example = 0.95)]
+    confidence: f64,
+    total: WinbackGroupsDoc,
+    /// By month of entry in the merchant's time zone, oldest first
+    cohorts: Vec<WinbackCohortDoc>,
+}
+
+/// One month's entrants.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackCohort)]
+struct WinbackCohortDoc {
+    #[schema(example = "2026-11")]
+    month: String,
+    treated: u64,
+    holdout: u64,
+    vouchers_redeemed: u64,
+    days_30: WinbackWindowDoc,
+    days_60: WinbackWindowDoc,
+}
+
+/// Treated against holdout.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackGroups)]
+struct WinbackGroupsDoc {
+    /// Episodes in each group, whether or not their windows have ended
+    treated: u64,
+    holdout: u64,
+    /// Vouchers the treated used (the holdout gets none)
+    vouchers_redeemed: u64,
+    days_30: WinbackWindowDoc,
+    days_60: WinbackWindowDoc,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackWindow)]
+struct WinbackWindowDoc {
+    /// 30 or 60
+    days: u32,
+    treated: WinbackGroupWindowDoc,
+    holdout: WinbackGroupWindowDoc,
+    /// Treated − holdout, per customer
+    difference: WinbackPerCustomerDoc,
+    /// The per-customer differences times the treated n
+    incremental: WinbackIncrementalDoc,
+}
+
+/// One group over one window.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackGroupWindow)]
+struct WinbackGroupWindowDoc {
+    /// Episodes whose window has ended: the ones counted
+    n: u64,
+    /// Episodes whose window has not ended yet
+    pending: u64,
+    /// How many of the n made a verified purchase in the window
+    bought: u64,
+    share_bought: Option<f64>,
+    purchases_per_customer: Option<f64>,
+    #[schema(example = "52000.00")]
+    revenue_per_customer: Option<String>,
+    /// Mean BG/NBD expected purchases in the window at entry, over with_expectation
+    expected_purchases_per_customer: Option<f64>,
+    with_expectation: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackPerCustomer)]
+struct WinbackPerCustomerDoc {
+    share_bought: DifferenceDoc,
+    purchases_per_customer: DifferenceDoc,
+    revenue_per_customer: MoneyDifferenceDoc,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackIncremental)]
+struct WinbackIncrementalDoc {
+    /// Customers who bought beyond what the holdout's share would give
+    customers: DifferenceDoc,
+    purchases: DifferenceDoc,
+    revenue: MoneyDifferenceDoc,
+}
+
+/// An estimate and its 95% interval.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Difference)]
+struct DifferenceDoc {
+    estimate: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+}
+
+/// An amount's estimate and its 95% interval, as decimal strings.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MoneyDifference)]
+struct MoneyDifferenceDoc {
+    #[schema(example = "5000.00")]
+    estimate: Option<String>,
+    low: Option<String>,
+    high: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -228,6 +359,41 @@ struct EngagementDoc {
     #[schema(example = 3)]
     marketing_cap_days: u32,
     feedback: FeedbackDoc,
+    winback: WinbackSettingsDoc,
+}
+
+/// `[winback]`: emails to customers the churn model says are slipping away, with a random
+/// holdout that shows what they earned.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackSettings)]
+struct WinbackSettingsDoc {
+    /// Off unless the merchant turns it on
+    enabled: bool,
+    /// A repeat customer whose P(alive) is under this enters (0: off)
+    #[schema(example = 0.5)]
+    p_alive_below: f64,
+    /// A customer whose days since the last purchase reach this many times their median gap enters (0: off)
+    #[schema(example = 2.0)]
+    overdue_factor: f64,
+    min_purchases: u32,
+    /// The emails of an episode, by day after entry
+    steps: Vec<WinbackStepDoc>,
+    voucher_percent: u32,
+    /// Days a voucher is valid from its email's day
+    voucher_days: u32,
+    /// Days after an episode ends before the customer can enter again
+    cooldown_days: u32,
+    /// Share of entered customers held out (mailed nothing), to measure the effect
+    #[schema(example = 10)]
+    holdout_percent: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = WinbackStep)]
+struct WinbackStepDoc {
+    day: u32,
+    /// Carries a personal voucher code
+    voucher: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -571,6 +737,47 @@ fn webhook_quarantine() {}
 #[allow(dead_code)]
 fn outbox() {}
 
+#[utoipa::path(get, path = "/api/v1/winback/results", tag = "winback",
+    params(
+        ("from" = Option<String>, Query, description = "entered at or after: a day (merchant time) or an RFC 3339 instant; default 365 days before until"),
+        ("until" = Option<String>, Query, description = "entered before: a day (merchant time) or an RFC 3339 instant; default now"),
+    ),
+    responses(
+        (status = 200, description = "Incremental verified purchases and revenue per treated customer against the holdout, 30 and 60 days after entry, with 95% intervals, group sizes and the BG/NBD expectation of both groups", body = WinbackResultsDoc),
+        (status = 400, description = "A bad date, or from not before until", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn winback_results() {}
+
+#[utoipa::path(get, path = "/api/v1/winback/episodes", tag = "winback",
+    params(
+        ("open" = Option<bool>, Query, description = "true: only episodes that have not ended"),
+        ("cursor" = Option<String>, Query),
+        ("limit" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, description = "Episodes, newest first, with their group and vouchers", body = EpisodeList),
+        (status = 400, description = "A bad open, cursor or limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn winback_episodes() {}
+
+#[utoipa::path(post, path = "/api/v1/vouchers/{code}/redeem", tag = "winback",
+    params(("code" = String, Path, example = "WB-7KQ2M9XA")),
+    request_body(content = VoucherRedemptionBody, description = "Optional: an empty body redeems without an order"),
+    responses(
+        (status = 200, description = "Redeemed; a replay (the same order, or again without one) answers the same voucher", body = Voucher),
+        (status = 400, description = "A bad body or order_external_id", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such voucher of this merchant", body = ErrorBody),
+        (status = 409, description = "voucher_already_redeemed (on another order, or without one), or voucher_expired", body = ErrorBody),
+        (status = 413, description = "payload_too_large: a body over 4 KiB", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn redeem_voucher() {}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -769,6 +976,8 @@ mod tests {
         };
         assert_eq!(keys("EngagementProgram"), real(&program));
         assert_eq!(keys("FeedbackSettings"), real(&program["feedback"]));
+        assert_eq!(keys("WinbackSettings"), real(&program["winback"]));
+        assert_eq!(keys("WinbackStep"), real(&program["winback"]["steps"][0]));
         let list: BTreeSet<String> =
             serde_json::to_value(crate::api::ListResponse::from(setia_store::Page::<i64> {
                 items: vec![],
@@ -788,8 +997,27 @@ mod tests {
             "ProductList",
             "FeedbackList",
             "ComplaintList",
+            "EpisodeList",
         ] {
             assert_eq!(keys(name), list, "{name}");
         }
+        // The win-back results at every level, from a real computation.
+        let results = crate::winback_api::sample_response();
+        let value = serde_json::to_value(&results).unwrap();
+        let window = &value["total"]["days_30"];
+        for (name, real_value) in [
+            ("WinbackResults", &value),
+            ("WinbackCohort", &value["cohorts"][0]),
+            ("WinbackGroups", &value["total"]),
+            ("WinbackWindow", window),
+            ("WinbackGroupWindow", &window["treated"]),
+            ("WinbackPerCustomer", &window["difference"]),
+            ("WinbackIncremental", &window["incremental"]),
+            ("Difference", &window["difference"]["share_bought"]),
+            ("MoneyDifference", &window["incremental"]["revenue"]),
+        ] {
+            assert_eq!(keys(name), real(real_value), "{name}");
+        }
+        assert!(window["treated"]["revenue_per_customer"].is_string());
     }
 }

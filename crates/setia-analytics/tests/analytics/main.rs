@@ -6,3 +6,4 @@ mod degenerate;
 mod hand_built;
 mod recovery;
 mod support;
+mod winback;

@@ -301,6 +301,97 @@ pub fn bars(
     Ok(finish(svg, label))
 }
 
+/// Estimates with their intervals, one column per category: a bar from the interval's low
+/// to its high with a dot at the estimate, on an axis through zero (drawn darker). A
+/// category without an interval (`None`) stays empty but keeps its label.
+pub fn intervals(
+    label: &str,
+    labels: &[String],
+    values: &[Option<(f64, f64, f64)>],
+    format: &dyn Fn(f64) -> String,
+) -> Result<String, PageError> {
+    let height = 280;
+    let count = labels.len().max(1);
+    let (low, high) = values
+        .iter()
+        .flatten()
+        .flat_map(|&(estimate, low, high)| [estimate, low, high])
+        .filter(|v| v.is_finite())
+        .fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let span = if high - low > 0.0 { high - low } else { 1.0 };
+    let (bottom, top) = (low - span * 0.12, high + span * 0.12);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        let mut chart = ChartBuilder::on(&root)
+            .margin_top(14)
+            .margin_right(12)
+            .margin_left(8)
+            .set_label_area_size(LabelAreaPosition::Left, 112)
+            .set_label_area_size(LabelAreaPosition::Bottom, 34)
+            .build_cartesian_2d(0f64..count as f64, bottom..top)
+            .map_err(failed)?;
+        for tick in ticks(bottom, top) {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, tick), (count as f64, tick)],
+                    GRID.stroke_width(1),
+                )))
+                .map_err(failed)?;
+            let (x, y) = chart.backend_coord(&(0.0, tick));
+            root.draw(&Text::new(
+                format(tick),
+                (x - 8, y),
+                style(21.0, MUTED, HPos::Right, VPos::Center),
+            ))
+            .map_err(failed)?;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 0.0), (count as f64, 0.0)],
+                MUTED.stroke_width(2),
+            )))
+            .map_err(failed)?;
+        for (i, value) in values.iter().enumerate() {
+            let Some((estimate, low, high)) = *value else {
+                continue;
+            };
+            let x = i as f64 + 0.5;
+            let cap = 0.12f64.min(0.3 / count as f64 * 2.0);
+            for path in [
+                vec![(x, low), (x, high)],
+                vec![(x - cap, low), (x + cap, low)],
+                vec![(x - cap, high), (x + cap, high)],
+            ] {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        path,
+                        SERIES[0].stroke_width(3),
+                    )))
+                    .map_err(failed)?;
+            }
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x, estimate),
+                    5,
+                    SERIES[0].filled(),
+                )))
+                .map_err(failed)?;
+        }
+        for i in label_indices(labels.len(), 6) {
+            let (x, y) = chart.backend_coord(&(i as f64 + 0.5, bottom));
+            root.draw(&Text::new(
+                labels[i].clone(),
+                (x, y + 8),
+                style(21.0, MUTED, HPos::Center, VPos::Top),
+            ))
+            .map_err(failed)?;
+        }
+        root.present().map_err(failed)?;
+    }
+    Ok(finish(svg, label))
+}
+
 /// A cohort heatmap: one row per cohort (`rows[i]` its label), `values[i][k]` the share of
 /// the cohort in period k. The last cell of each row is hatched when `last_in_progress`.
 pub fn heatmap(
@@ -459,6 +550,13 @@ mod tests {
         )
         .unwrap();
         assert!(svg.contains("Jan 1997") && svg.contains("30%"));
+        let svg = intervals("Difference", &rows, &[Some((0.1, -0.05, 0.25)), None], &pct).unwrap();
+        assert!(svg.contains("Feb 1997") && svg.contains("<circle"));
+        assert_eq!(
+            svg.matches("<circle").count(),
+            1,
+            "no dot without an interval"
+        );
     }
 
     #[test]
@@ -469,6 +567,9 @@ mod tests {
         assert!(stacked_bars("x", &[], &[], &pct).is_ok());
         assert!(bars("x", &[], &[], &pct).is_ok());
         assert!(heatmap("x", &[], &[], 0, false, &pct).is_ok());
+        assert!(intervals("x", &[], &[], &pct).is_ok());
+        assert!(intervals("x", &["a".into()], &[None], &pct).is_ok());
+        assert!(intervals("x", &["a".into()], &[Some((0.0, 0.0, 0.0))], &pct).is_ok());
     }
 
     #[test]

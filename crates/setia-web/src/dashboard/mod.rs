@@ -8,6 +8,7 @@
 //! the same whatever the merchant's size.
 
 mod auth;
+mod campaigns;
 mod charts;
 mod customers;
 mod emails;
@@ -92,6 +93,7 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
             "/dashboard/feedback/complaints/{id}",
             post(feedback::update_complaint),
         )
+        .route("/dashboard/campaigns", get(campaigns::campaigns))
         .route("/dashboard/payments", get(payments::payments))
         .route(
             "/dashboard/payments/{id}/attribute",

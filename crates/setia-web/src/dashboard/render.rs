@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "customers.html",
     "customer.html",
     "feedback.html",
+    "campaigns.html",
     "loyalty.html",
     "payments.html",
     "emails.html",
@@ -169,11 +170,12 @@ pub fn login_page(
 }
 
 /// The navigation's sections, in order.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
     "overview",
     "cohorts",
     "customers",
     "feedback",
+    "campaigns",
     "loyalty",
     "payments",
     "emails",
