@@ -123,4 +123,18 @@ mod tests {
         gate.cap_days = 0;
         assert_eq!(gate.hold(budi, now), None, "no cap");
     }
+
+    #[test]
+    fn feedback_and_win_back_are_marketing_and_the_rest_is_not() {
+        use setia_store::mail::OutboxKind;
+        let marketing: Vec<OutboxKind> = OutboxKind::ALL
+            .into_iter()
+            .filter(|kind| kind.is_marketing())
+            .collect();
+        assert_eq!(
+            marketing,
+            vec![OutboxKind::FeedbackRequest, OutboxKind::Winback],
+            "thank-you, birthday and merchant emails are exempt from the cap"
+        );
+    }
 }
