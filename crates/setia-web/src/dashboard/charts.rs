@@ -60,6 +60,33 @@ fn ticks(bottom: f64, top: f64) -> Vec<f64> {
     axis.key_points(5)
 }
 
+/// Horizontal grid lines at the axis' ticks from `x_from` to `x_to`, each labelled on the
+/// left with `format`.
+fn grid_with_labels(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    (x_from, x_to): (f64, f64),
+    (bottom, top): (f64, f64),
+    format: &dyn Fn(f64) -> String,
+) -> Result<(), PageError> {
+    for tick in ticks(bottom, top) {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x_from, tick), (x_to, tick)],
+                GRID.stroke_width(1),
+            )))
+            .map_err(failed)?;
+        let (x, y) = chart.backend_coord(&(x_from, tick));
+        root.draw(&Text::new(
+            format(tick),
+            (x - 8, y),
+            style(21.0, MUTED, HPos::Right, VPos::Center),
+        ))
+        .map_err(failed)?;
+    }
+    Ok(())
+}
+
 fn nice_top(max: f64) -> f64 {
     if max <= 0.0 || !max.is_finite() {
         1.0
@@ -116,21 +143,13 @@ pub fn line_with_gaps(
             .set_label_area_size(LabelAreaPosition::Bottom, 34)
             .build_cartesian_2d(-0.3f64..right + 0.3, bottom..top)
             .map_err(failed)?;
-        for tick in ticks(bottom, top) {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(-0.3, tick), (right + 0.3, tick)],
-                    GRID.stroke_width(1),
-                )))
-                .map_err(failed)?;
-            let (x, y) = chart.backend_coord(&(-0.3, tick));
-            root.draw(&Text::new(
-                format(tick),
-                (x - 8, y),
-                style(21.0, MUTED, HPos::Right, VPos::Center),
-            ))
-            .map_err(failed)?;
-        }
+        grid_with_labels(
+            &root,
+            &mut chart,
+            (-0.3, right + 0.3),
+            (bottom, top),
+            format,
+        )?;
         for i in label_indices(labels.len(), 5) {
             let (x, y) = chart.backend_coord(&(i as f64, bottom));
             root.draw(&Text::new(
@@ -205,21 +224,13 @@ pub fn stacked_bars(
             .set_label_area_size(LabelAreaPosition::Bottom, 34)
             .build_cartesian_2d(0f64..count.max(1) as f64, 0f64..top)
             .map_err(failed)?;
-        for tick in ticks(0.0, top) {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(0.0, tick), (count.max(1) as f64, tick)],
-                    GRID.stroke_width(1),
-                )))
-                .map_err(failed)?;
-            let (x, y) = chart.backend_coord(&(0.0, tick));
-            root.draw(&Text::new(
-                format(tick),
-                (x - 8, y),
-                style(21.0, MUTED, HPos::Right, VPos::Center),
-            ))
-            .map_err(failed)?;
-        }
+        grid_with_labels(
+            &root,
+            &mut chart,
+            (0.0, count.max(1) as f64),
+            (0.0, top),
+            format,
+        )?;
         for i in 0..count {
             let mut base = 0.0;
             for (s, values) in series.iter().enumerate() {
@@ -331,21 +342,13 @@ pub fn intervals(
             .set_label_area_size(LabelAreaPosition::Bottom, 34)
             .build_cartesian_2d(0f64..count as f64, bottom..top)
             .map_err(failed)?;
-        for tick in ticks(bottom, top) {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(0.0, tick), (count as f64, tick)],
-                    GRID.stroke_width(1),
-                )))
-                .map_err(failed)?;
-            let (x, y) = chart.backend_coord(&(0.0, tick));
-            root.draw(&Text::new(
-                format(tick),
-                (x - 8, y),
-                style(21.0, MUTED, HPos::Right, VPos::Center),
-            ))
-            .map_err(failed)?;
-        }
+        grid_with_labels(
+            &root,
+            &mut chart,
+            (0.0, count as f64),
+            (bottom, top),
+            format,
+        )?;
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(0.0, 0.0), (count as f64, 0.0)],
