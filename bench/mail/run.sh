@@ -10,7 +10,8 @@
 #
 # Knobs (environment): CUSTOMERS (100000), CONNECTIONS (16), BATCH (200), DATABASE_URL,
 # DELIVER (1; 0 leaves out delivery), FEEDBACK_STEPS (0; 1 also times the feedback pass's
-# steps one by one on fresh data).
+# steps one by one on fresh data), ANALYZE (0; 1 runs ANALYZE through psql after each bulk
+# load, for a PostgreSQL server with autovacuum off).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 BATCH=${BATCH:-200}
 DELIVER=${DELIVER:-1}
 FEEDBACK_STEPS=${FEEDBACK_STEPS:-0}
+ANALYZE=${ANALYZE:-0}
 
 if [ "$DELIVER" != 0 ]; then
   python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
@@ -47,6 +49,7 @@ else
 fi
 if [ -n "${DATABASE_URL:-}" ]; then args+=(--database-url "$DATABASE_URL"); fi
 if [ "$FEEDBACK_STEPS" != 0 ]; then args+=(--feedback-steps); fi
+if [ "$ANALYZE" != 0 ]; then args+=(--analyze); fi
 "$release/mail-bench" "${args[@]}" | tee "$spool/result.json"
 
 accepted='?'

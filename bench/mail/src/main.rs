@@ -45,12 +45,19 @@ struct Args {
     #[arg(long)]
     skip_deliver: bool,
     /// After the feedback phase, runs the same work again on fresh data step by step
-    /// (candidate query, request writes) and reports the time of each step.
+    /// (candidate query, request writes) and reports the time of each step; once as the
+    /// pass does it, once without the reminder rows.
     #[arg(long)]
     feedback_steps: bool,
     /// Database URL [default: a fresh SQLite file in a temporary folder].
     #[arg(long)]
     database_url: Option<String>,
+    /// PostgreSQL: runs `ANALYZE` (through `psql`) after each bulk load, as autovacuum does
+    /// on a server that has it on. Without statistics the planner takes a table it just
+    /// filled for nearly empty, and `birthday_candidates` turns into a nested loop that reads
+    /// every outbox row of the merchant for each customer.
+    #[arg(long, requires = "database_url")]
+    analyze: bool,
     /// SMTP connections in the pool (and messages in flight).
     #[arg(long, default_value_t = 16)]
     connections: u32,
@@ -121,6 +128,7 @@ async fn main() {
         .expect("customers imported");
     feeder.await.unwrap();
     eprintln!("{customers} customers with a birthday on {today} imported");
+    analyze(&args);
 
     let mailer = new_mailer(&store, &args);
 
@@ -195,6 +203,7 @@ async fn main() {
     let idle_pass_seconds = if separate {
         None
     } else {
+        analyze(&args);
         let started = Instant::now();
         let idle = new_mailer(&feedback_store, &args)
             .schedule(now)
@@ -212,6 +221,7 @@ async fn main() {
         "Toko Umpan Balik",
     )
     .await;
+    analyze(&args);
     let started = Instant::now();
     let enqueued_feedback = new_mailer(&feedback_store, &args)
         .schedule(now)
@@ -244,20 +254,31 @@ async fn main() {
     let rescan_seconds = started.elapsed().as_secs_f64();
     assert_eq!(again, Enqueued::default(), "no duplicates on a second pass");
     eprintln!("second pass: nothing enqueued in {rescan_seconds:.2} s");
+    // The same work step by step, on fresh data: once as the pass does it, once without the
+    // reminder rows, which tells what the reminders cost.
     let steps = if args.feedback_steps {
-        let steps_store = if separate {
-            let url = format!("sqlite://{}/feedback-steps.db", folder.path().display());
-            let store = setia_store::connect(&url)
-                .await
-                .expect("the steps database");
-            store.migrate().await.expect("migrations");
-            store
-        } else {
-            Arc::clone(&feedback_store)
-        };
-        let merchant =
-            new_feedback_merchant(&steps_store, zone, now, customers, "S", "Toko Langkah").await;
-        Some(feedback_steps(&steps_store, &merchant, now).await)
+        let mut steps = serde_json::Map::new();
+        for (key, prefix, name, reminder) in [
+            ("with_reminder", "S", "Toko Langkah", true),
+            ("without_reminder", "T", "Toko Tanpa Pengingat", false),
+        ] {
+            let steps_store = if separate {
+                let url = format!("sqlite://{}/feedback-{prefix}.db", folder.path().display());
+                let store = setia_store::connect(&url)
+                    .await
+                    .expect("the steps database");
+                store.migrate().await.expect("migrations");
+                store
+            } else {
+                Arc::clone(&feedback_store)
+            };
+            let merchant =
+                new_feedback_merchant(&steps_store, zone, now, customers, prefix, name).await;
+            analyze(&args);
+            let timed = feedback_steps(&steps_store, &merchant, now, reminder).await;
+            steps.insert(key.into(), timed);
+        }
+        Some(serde_json::Value::Object(steps))
     } else {
         None
     };
@@ -287,6 +308,20 @@ async fn main() {
 
 fn rate(n: f64, seconds: f64) -> f64 {
     (n / seconds).round()
+}
+
+/// `ANALYZE` on the `--database-url` with `--analyze`; nothing otherwise.
+fn analyze(args: &Args) {
+    let (true, Some(url)) = (args.analyze, args.database_url.as_deref()) else {
+        return;
+    };
+    let started = Instant::now();
+    let status = std::process::Command::new("psql")
+        .args([url, "-qX", "-c", "ANALYZE"])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "ANALYZE failed");
+    eprintln!("ANALYZE in {:.2} s", started.elapsed().as_secs_f64());
 }
 
 fn new_mailer(store: &Arc<dyn Store>, args: &Args) -> Mailer {
@@ -478,11 +513,12 @@ async fn feedback_outbox(
 
 /// The feedback pass's own steps, timed one by one on fresh data: the candidate query (pages
 /// of 5,000, as `setia_mail::feedback` reads them), the decisions, and the writes of the
-/// requests with their emails.
+/// requests with their emails (and their reminders when `reminder`).
 async fn feedback_steps(
     store: &Arc<dyn Store>,
     merchant: &MerchantId,
     now: DateTime<Utc>,
+    reminder: bool,
 ) -> serde_json::Value {
     const PAGE: u32 = 5_000;
     let total = Instant::now();
@@ -559,7 +595,7 @@ async fn feedback_steps(
         decide_seconds += started.elapsed().as_secs_f64();
         let started = Instant::now();
         written += store
-            .create_feedback_requests(merchant, &requests, settings.reminder, now)
+            .create_feedback_requests(merchant, &requests, reminder, now)
             .await
             .expect("requests")
             .len();
@@ -580,6 +616,7 @@ async fn feedback_steps(
     let total_seconds = total.elapsed().as_secs_f64();
     serde_json::json!({
         "requests": written,
+        "reminders": reminder,
         "seconds": total_seconds,
         "per_second": rate(written as f64, total_seconds),
         "merchant_and_program_seconds": setup_seconds,

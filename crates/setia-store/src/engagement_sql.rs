@@ -142,6 +142,9 @@ impl Engagement for ThisStore {
         limit: u32,
     ) -> StoreResult<Vec<FeedbackCandidate>> {
         let (after_at, after_id) = after.map_or((i64::MIN, i64::MIN), |(at, id)| (micros(at), id));
+        // "Not asked yet" is a correlated count, not NOT EXISTS, as in `birthday_candidates`:
+        // with stale statistics PostgreSQL plans NOT EXISTS as an anti join that reads all of
+        // the merchant's requests for every purchase.
         let rows = sqlx::query(
             "SELECT p.id, p.customer_id, p.occurred_at_us, p.sandbox, \
              (c.email IS NOT NULL AND c.consent = TRUE AND c.unsubscribed_at_us IS NULL) AS reachable, \
@@ -151,8 +154,8 @@ impl Engagement for ThisStore {
              WHERE p.merchant_id = $1 AND p.occurred_at_us >= $2 AND p.occurred_at_us < $3 \
              AND p.refunded_at_us IS NULL AND p.customer_id IS NOT NULL \
              AND (p.occurred_at_us > $4 OR (p.occurred_at_us = $4 AND p.id > $5)) \
-             AND NOT EXISTS (SELECT 1 FROM feedback_requests q WHERE q.merchant_id = p.merchant_id \
-                             AND q.purchase_id = p.id) \
+             AND (SELECT COUNT(*) FROM feedback_requests q WHERE q.merchant_id = p.merchant_id \
+                  AND q.purchase_id = p.id) = 0 \
              ORDER BY p.occurred_at_us, p.id LIMIT $6",
         )
         .bind(merchant.as_str())

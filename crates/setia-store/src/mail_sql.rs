@@ -183,11 +183,15 @@ impl Mail for ThisStore {
         }
         query
             .push(
-                ") AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.merchant_id = c.merchant_id \
+                // A correlated count, not NOT EXISTS: PostgreSQL turns NOT EXISTS into an anti
+                // join, and when its statistics say the merchant has no offers yet (a new
+                // merchant, a table not analysed since it grew) it reads every offer of the
+                // merchant for each customer. The count is one index probe per customer.
+                ") AND (SELECT COUNT(*) FROM outbox o WHERE o.merchant_id = c.merchant_id \
                  AND o.kind = 'birthday_offer' AND o.recipient = 'cus_' || c.id AND o.period_key = ",
             )
             .push_bind(year.to_string())
-            .push(") ORDER BY c.id LIMIT ")
+            .push(") = 0 ORDER BY c.id LIMIT ")
             .push_bind(i64::from(limit));
         let ids: Vec<i64> = query.build_query_scalar().fetch_all(&self.pool).await?;
         Ok(ids.into_iter().map(CustomerId::from_key).collect())
