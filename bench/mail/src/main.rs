@@ -97,36 +97,18 @@ async fn main() {
         .await
         .expect("a merchant");
     let birthday = Birthday::parse(&today.format("%m-%d").to_string()).unwrap();
-    let (sender, receiver) = tokio::sync::mpsc::channel(4);
     let customers = args.customers;
-    let feeder = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(5_000);
-        for n in 0..customers {
-            batch.push(CustomerRecord {
-                line: n as u64 + 2,
-                external_id: ExternalId::parse(&format!("B{n}")).unwrap(),
-                name: Some(CustomerName::parse(&format!("Pelanggan {n}")).unwrap()),
-                email: Some(CustomerEmail::parse(&format!("b{n}@example.co.id")).unwrap()),
-                birthday: Some(birthday),
-                virtual_account: None,
-                payer_names: vec![],
-                consent: None,
-            });
-            if batch.len() == 5_000 {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(5_000));
-                sender.send(ImportMessage::Rows(full)).await.unwrap();
-            }
-        }
-        if !batch.is_empty() {
-            sender.send(ImportMessage::Rows(batch)).await.unwrap();
-        }
-        sender.send(ImportMessage::Finished).await.unwrap();
-    });
-    store
-        .import_customers(&merchant, receiver)
-        .await
-        .expect("customers imported");
-    feeder.await.unwrap();
+    import_customers(&*store, &merchant, customers, move |n| CustomerRecord {
+        line: n as u64 + 2,
+        external_id: ExternalId::parse(&format!("B{n}")).unwrap(),
+        name: Some(CustomerName::parse(&format!("Pelanggan {n}")).unwrap()),
+        email: Some(CustomerEmail::parse(&format!("b{n}@example.co.id")).unwrap()),
+        birthday: Some(birthday),
+        virtual_account: None,
+        payer_names: vec![],
+        consent: None,
+    })
+    .await;
     eprintln!("{customers} customers with a birthday on {today} imported");
     analyze(&args);
 
@@ -385,35 +367,17 @@ async fn new_feedback_merchant(
         (FeedbackKind::Csat, 3)
     );
 
-    let (sender, receiver) = tokio::sync::mpsc::channel(4);
-    let feeder = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(5_000);
-        for n in 0..customers {
-            batch.push(CustomerRecord {
-                line: n as u64 + 2,
-                external_id: ExternalId::parse(&format!("{prefix}{n}")).unwrap(),
-                name: Some(CustomerName::parse(&format!("Pembeli {n}")).unwrap()),
-                email: Some(CustomerEmail::parse(&format!("{prefix}{n}@example.co.id")).unwrap()),
-                birthday: None,
-                virtual_account: None,
-                payer_names: vec![],
-                consent: Some(Consent(true)),
-            });
-            if batch.len() == 5_000 {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(5_000));
-                sender.send(ImportMessage::Rows(full)).await.unwrap();
-            }
-        }
-        if !batch.is_empty() {
-            sender.send(ImportMessage::Rows(batch)).await.unwrap();
-        }
-        sender.send(ImportMessage::Finished).await.unwrap();
-    });
-    store
-        .import_customers(&merchant, receiver)
-        .await
-        .expect("customers imported");
-    feeder.await.unwrap();
+    import_customers(&**store, &merchant, customers, move |n| CustomerRecord {
+        line: n as u64 + 2,
+        external_id: ExternalId::parse(&format!("{prefix}{n}")).unwrap(),
+        name: Some(CustomerName::parse(&format!("Pembeli {n}")).unwrap()),
+        email: Some(CustomerEmail::parse(&format!("{prefix}{n}@example.co.id")).unwrap()),
+        birthday: None,
+        virtual_account: None,
+        payer_names: vec![],
+        consent: Some(Consent(true)),
+    })
+    .await;
 
     // The purchases, as `setia transactions import` reads them: a CSV with references.
     let delay = TimeDelta::days(i64::from(program.feedback.delay_days));
@@ -628,6 +592,36 @@ async fn feedback_steps(
         "first_pages": pages.iter().take(3).collect::<Vec<_>>(),
         "last_pages": pages.iter().rev().take(3).collect::<Vec<_>>(),
     })
+}
+
+/// Imports `count` customers as `setia customers import` does: rows of 5,000 over a channel
+/// into one transaction.
+async fn import_customers(
+    store: &dyn setia_store::Store,
+    merchant: &MerchantId,
+    count: usize,
+    record: impl Fn(usize) -> CustomerRecord + Send + 'static,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let feeder = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(5_000);
+        for n in 0..count {
+            batch.push(record(n));
+            if batch.len() == 5_000 {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(5_000));
+                sender.send(ImportMessage::Rows(full)).await.unwrap();
+            }
+        }
+        if !batch.is_empty() {
+            sender.send(ImportMessage::Rows(batch)).await.unwrap();
+        }
+        sender.send(ImportMessage::Finished).await.unwrap();
+    });
+    store
+        .import_customers(merchant, receiver)
+        .await
+        .expect("customers imported");
+    feeder.await.unwrap();
 }
 
 fn rand_bytes<const N: usize>() -> [u8; N] {
