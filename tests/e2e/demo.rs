@@ -145,7 +145,7 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
             .winback_outcomes(&merchant, now - chrono::TimeDelta::days(400), now)
             .await
             .unwrap();
-        outcomes.iter().any(|o| o.purchases_30d > 0)
+        store.inbox_depth().await.unwrap() == 0 && outcomes.iter().any(|o| o.purchases_30d > 0)
     })
     .await;
     let share = |held: bool| {
@@ -153,6 +153,8 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
         assert!(group.len() >= 10, "{} in a group", group.len());
         group.iter().filter(|o| o.purchases_30d > 0).count() as f64 / group.len() as f64
     };
+    // 30% against 12% by the simulator: with about 120 treated and 60 held out the
+    // treated come back more in all but about one run in a thousand.
     assert!(share(false) > share(true), "the treated came back more");
     let outbox = setia.folder.path().join("setia-data/outbox");
     eventually("emails are written as .eml files", async || {
