@@ -269,17 +269,11 @@ async fn seed_winback(
         let mut own = days[id].clone();
         own.sort();
         own.dedup();
-        let gaps: Vec<i64> = own.windows(2).map(|d| (d[1] - d[0]).num_days()).collect();
-        let mut sorted = gaps.clone();
-        sorted.sort();
-        let median = (!sorted.is_empty()).then(|| {
-            let middle = sorted.len() / 2;
-            if sorted.len() % 2 == 1 {
-                sorted[middle] as f64
-            } else {
-                (sorted[middle - 1] + sorted[middle]) as f64 / 2.0
-            }
-        });
+        let mut gaps: Vec<i32> = own
+            .windows(2)
+            .map(|d| (d[1] - d[0]).num_days() as i32)
+            .collect();
+        let median = setia_core::stats::median(&mut gaps);
         let candidate = setia_core::winback::WinbackCandidate {
             purchase_days: own.len() as u32,
             p_alive: None,

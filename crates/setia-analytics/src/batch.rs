@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::{col, len, Column, DataFrame, DataType, IntoLazy, SortMultipleOptions};
+use setia_core::stats::median;
 
 use crate::bgnbd::{fit_bg_nbd, BgNbdFit, BgNbdHistory, BgNbdParams, BgNbdSummary, FitError};
 use crate::calendar::{
@@ -380,23 +381,6 @@ fn distinct_histories(
         }
     }
     counted.into_iter()
-}
-
-/// The median (mean of the middle two for an even count), or `None` for no values.
-fn median(values: &mut [i32]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let count = values.len();
-    let middle = count / 2;
-    let (below, upper_middle, _) = values.select_nth_unstable(middle);
-    let upper_middle = f64::from(*upper_middle);
-    if count % 2 == 1 {
-        Some(upper_middle)
-    } else {
-        let lower_middle = below.iter().copied().max().map_or(upper_middle, f64::from);
-        Some((lower_middle + upper_middle) / 2.0)
-    }
 }
 
 fn i64_values(frame: &DataFrame, name: &str) -> Result<Vec<i64>, AnalyticsError> {

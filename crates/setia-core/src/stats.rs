@@ -278,6 +278,23 @@ fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
     h
 }
 
+/// The median (mean of the middle two for an even count), or `None` for no values.
+pub fn median(values: &mut [i32]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let count = values.len();
+    let middle = count / 2;
+    let (below, upper_middle, _) = values.select_nth_unstable(middle);
+    let upper_middle = f64::from(*upper_middle);
+    if count % 2 == 1 {
+        Some(upper_middle)
+    } else {
+        let lower_middle = below.iter().copied().max().map_or(upper_middle, f64::from);
+        Some((lower_middle + upper_middle) / 2.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,7 +76,7 @@ pub async fn enter(
     };
     let zone = mail.merchant.timezone;
     let ids: Vec<CustomerId> = slipping.iter().map(|s| s.customer).collect();
-    let states = store.winback_states(merchant, &ids).await?;
+    let states = store.winback_states(merchant, &ids, now).await?;
     let last_day = settings.steps.last().map_or(0, |s| s.day);
     let mut episodes = Vec::new();
     let mut entered = Entered::default();

@@ -129,11 +129,13 @@ pub enum RedeemError {
 
 #[async_trait]
 pub trait Winback {
-    /// The entry rule's view of these customers (chunked; missing customers are absent).
+    /// The entry rule's view of these customers at `now` (chunked; missing customers are
+    /// absent).
     async fn winback_states(
         &self,
         merchant: &MerchantId,
         customers: &[CustomerId],
+        now: DateTime<Utc>,
     ) -> StoreResult<HashMap<CustomerId, WinbackState>>;
     /// Starts the episodes, with each treated one's step rows and vouchers, in one
     /// transaction; an episode already started (same customer and number) is skipped.

@@ -87,6 +87,7 @@ impl Winback for ThisStore {
         &self,
         merchant: &MerchantId,
         customers: &[CustomerId],
+        now: DateTime<Utc>,
     ) -> StoreResult<HashMap<CustomerId, WinbackState>> {
         let mut states = HashMap::with_capacity(customers.len());
         for chunk in customers.chunks(500) {
@@ -120,7 +121,7 @@ impl Winback for ThisStore {
                         reachable: row.try_get("reachable")?,
                         open_complaint: row.try_get("open_complaint")?,
                         episodes: u32::try_from(episodes).unwrap_or(u32::MAX),
-                        in_episode: last_end.is_some_and(|end| end > Utc::now()),
+                        in_episode: last_end.is_some_and(|end| end > now),
                         last_ended: last_end,
                     },
                 );

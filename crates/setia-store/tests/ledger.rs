@@ -944,7 +944,7 @@ async fn winback_episodes_end_on_a_purchase_and_count_what_followed(shop: Shop) 
     let (c1, c2, c3) = (keys[0], keys[1], keys[2]);
     let states = shop
         .store
-        .winback_states(&shop.merchant, &[c1, c2, c3])
+        .winback_states(&shop.merchant, &[c1, c2, c3], at(10, 0))
         .await
         .unwrap();
     assert_eq!(states.len(), 3);
@@ -1052,7 +1052,7 @@ async fn winback_episodes_end_on_a_purchase_and_count_what_followed(shop: Shop) 
     // C2 unsubscribes: its open episode ends.
     let states = shop
         .store
-        .winback_states(&shop.merchant, &[c1, c2])
+        .winback_states(&shop.merchant, &[c1, c2], at(11, 0))
         .await
         .unwrap();
     assert!(states[&c2].in_episode || states[&c2].last_ended.is_some());
