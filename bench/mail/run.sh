@@ -85,7 +85,7 @@ if d is not None:
          d["per_second"], "≥ 500 emails/s at 100,000 customers, every email accepted",
          (d["per_second"] >= 500 and d["sent"] == n and accepted == n) if full else None)
 f = r["feedback_enqueue"]
-line(f"feedback requests enqueued (with their reminders), {n:,} due on one day on {r['database']}",
+line(f"feedback requests enqueued, {n:,} due on one day on {r['database']}",
      "requests/s", f["per_second"], "≥ the birthday offers' rate at 100,000 customers",
      r["feedback_vs_birthday"] >= 1 if full else None)
 PY

@@ -410,7 +410,7 @@ async fn seed_feedback(store: &dyn Store, merchant: &Merchant) -> Result<(), Cli
         }
     }
     let keys = store
-        .create_feedback_requests(&merchant.id, &requests, false, now)
+        .create_feedback_requests(&merchant.id, &requests, now)
         .await?;
     let mut rng = StdRng::seed_from_u64(POPULATION_SEED);
     for key in keys {
@@ -541,6 +541,7 @@ async fn register_orders(
             expires_at: now + TimeDelta::hours(24),
             bank_account_number: None,
             items,
+            referral_code: None,
         };
         let created = store
             .create_order(&merchant.id, &order, now)

@@ -61,7 +61,7 @@ async fn a_request(setia: &Setia, store: &dyn Store, merchant: &MerchantId) -> i
         due_at: Utc::now(),
     };
     store
-        .create_feedback_requests(merchant, &[request], false, Utc::now())
+        .create_feedback_requests(merchant, &[request], Utc::now())
         .await
         .unwrap()[0]
 }

@@ -69,7 +69,7 @@ pub(crate) async fn requests(
         };
         created.extend(
             store
-                .create_feedback_requests(merchant, &[request], false, *due_at)
+                .create_feedback_requests(merchant, &[request], *due_at)
                 .await
                 .unwrap(),
         );

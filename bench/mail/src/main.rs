@@ -9,10 +9,11 @@
 //! 4. feedback: N other customers (no birthday) of a merchant whose engagement program asks
 //!    for feedback (CSAT, 3 days after a purchase, with a reminder) each made one purchase
 //!    three days before; one scheduler pass writes N feedback requests, each with its email
-//!    and its reminder. On SQLite this runs on a second fresh database, so that the pass
-//!    measures only its own work; on a `--database-url` it is a second merchant in the same
-//!    database, and the pass also looks at the birthday merchant, which has nothing left to
-//!    enqueue (that look alone is timed and reported as `idle_pass_seconds`).
+//!    (a reminder is written when its request is sent). On SQLite this runs on a second
+//!    fresh database, so that the pass measures only its own work; on a `--database-url` it
+//!    is a second merchant in the same database, and the pass also looks at the birthday
+//!    merchant, which has nothing left to enqueue (that look alone is timed and reported as
+//!    `idle_pass_seconds`).
 //!
 //! Prints one JSON object with the counts, seconds and rates of each phase.
 
@@ -45,8 +46,7 @@ struct Args {
     #[arg(long)]
     skip_deliver: bool,
     /// After the feedback phase, runs the same work again on fresh data step by step
-    /// (candidate query, request writes) and reports the time of each step; once as the
-    /// pass does it, once without the reminder rows.
+    /// (candidate query, request writes) and reports the time of each step.
     #[arg(long)]
     feedback_steps: bool,
     /// Database URL [default: a fresh SQLite file in a temporary folder].
@@ -107,6 +107,7 @@ async fn main() {
         virtual_account: None,
         payer_names: vec![],
         consent: None,
+        referral_code: None,
     })
     .await;
     eprintln!("{customers} customers with a birthday on {today} imported");
@@ -138,7 +139,7 @@ async fn main() {
         let chunk = std::mem::replace(&mut rows, rest);
         for (_, prepared) in mailer.prepare_claimed(chunk, now).await.expect("rendering") {
             match prepared {
-                Prepared::Send(message) => {
+                Prepared::Send(message, _) => {
                     bytes += message.formatted().len();
                     rendered += 1;
                 }
@@ -224,7 +225,10 @@ async fn main() {
     );
     let outbox = feedback_outbox(&feedback_store, &feedback_merchant, now).await;
     assert_eq!(outbox.requests, customers as u64, "one request email each");
-    assert_eq!(outbox.reminders, customers as u64, "one reminder each");
+    assert_eq!(
+        outbox.reminders, 0,
+        "a reminder is written when its request is sent"
+    );
     assert_eq!(outbox.customers, customers, "every customer asked once");
     // A second pass (a fresh mailer: one process scans a merchant at most every 15
     // minutes) finds every purchase asked about already.
@@ -236,31 +240,22 @@ async fn main() {
     let rescan_seconds = started.elapsed().as_secs_f64();
     assert_eq!(again, Enqueued::default(), "no duplicates on a second pass");
     eprintln!("second pass: nothing enqueued in {rescan_seconds:.2} s");
-    // The same work step by step, on fresh data: once as the pass does it, once without the
-    // reminder rows, which tells what the reminders cost.
+    // The same work step by step, on fresh data.
     let steps = if args.feedback_steps {
-        let mut steps = serde_json::Map::new();
-        for (key, prefix, name, reminder) in [
-            ("with_reminder", "S", "Toko Langkah", true),
-            ("without_reminder", "T", "Toko Tanpa Pengingat", false),
-        ] {
-            let steps_store = if separate {
-                let url = format!("sqlite://{}/feedback-{prefix}.db", folder.path().display());
-                let store = setia_store::connect(&url)
-                    .await
-                    .expect("the steps database");
-                store.migrate().await.expect("migrations");
-                store
-            } else {
-                Arc::clone(&feedback_store)
-            };
-            let merchant =
-                new_feedback_merchant(&steps_store, zone, now, customers, prefix, name).await;
-            analyze(&args);
-            let timed = feedback_steps(&steps_store, &merchant, now, reminder).await;
-            steps.insert(key.into(), timed);
-        }
-        Some(serde_json::Value::Object(steps))
+        let steps_store = if separate {
+            let url = format!("sqlite://{}/feedback-steps.db", folder.path().display());
+            let store = setia_store::connect(&url)
+                .await
+                .expect("the steps database");
+            store.migrate().await.expect("migrations");
+            store
+        } else {
+            Arc::clone(&feedback_store)
+        };
+        let merchant =
+            new_feedback_merchant(&steps_store, zone, now, customers, "S", "Toko Langkah").await;
+        analyze(&args);
+        Some(feedback_steps(&steps_store, &merchant, now).await)
     } else {
         None
     };
@@ -376,6 +371,7 @@ async fn new_feedback_merchant(
         virtual_account: None,
         payer_names: vec![],
         consent: Some(Consent(true)),
+        referral_code: None,
     })
     .await;
 
@@ -426,8 +422,8 @@ struct FeedbackOutbox {
     customers: usize,
 }
 
-/// The merchant's feedback emails in the outbox: requests due by `now`, reminders four days
-/// after them.
+/// The merchant's feedback emails in the outbox: requests due by `now`, and reminders (four
+/// days after a request was sent) counted.
 async fn feedback_outbox(
     store: &Arc<dyn Store>,
     merchant: &MerchantId,
@@ -477,12 +473,11 @@ async fn feedback_outbox(
 
 /// The feedback pass's own steps, timed one by one on fresh data: the candidate query (pages
 /// of 5,000, as `setia_mail::feedback` reads them), the decisions, and the writes of the
-/// requests with their emails (and their reminders when `reminder`).
+/// requests with their emails.
 async fn feedback_steps(
     store: &Arc<dyn Store>,
     merchant: &MerchantId,
     now: DateTime<Utc>,
-    reminder: bool,
 ) -> serde_json::Value {
     const PAGE: u32 = 5_000;
     let total = Instant::now();
@@ -559,7 +554,7 @@ async fn feedback_steps(
         decide_seconds += started.elapsed().as_secs_f64();
         let started = Instant::now();
         written += store
-            .create_feedback_requests(merchant, &requests, reminder, now)
+            .create_feedback_requests(merchant, &requests, now)
             .await
             .expect("requests")
             .len();
@@ -580,7 +575,6 @@ async fn feedback_steps(
     let total_seconds = total.elapsed().as_secs_f64();
     serde_json::json!({
         "requests": written,
-        "reminders": reminder,
         "seconds": total_seconds,
         "per_second": rate(written as f64, total_seconds),
         "merchant_and_program_seconds": setup_seconds,

@@ -25,6 +25,8 @@ pub enum CustomerFieldError {
     BadPayerName(String),
     #[error("{0:?} is not a virtual account number (letters and digits only)")]
     BadVirtualAccount(String),
+    #[error("is not a referral code (8 letters and digits)")]
+    BadReferralCode,
 }
 
 /// Why a free-text field was refused; each field type's error says it in its own words.

@@ -15,6 +15,7 @@ pub struct EngagementProgram {
     pub marketing_cap_days: u32,
     pub feedback: FeedbackSettings,
     pub winback: WinbackSettings,
+    pub referral: ReferralSettings,
 }
 
 impl Default for EngagementProgram {
@@ -23,6 +24,7 @@ impl Default for EngagementProgram {
             marketing_cap_days: 3,
             feedback: FeedbackSettings::default(),
             winback: WinbackSettings::default(),
+            referral: ReferralSettings::default(),
         }
     }
 }
@@ -227,6 +229,63 @@ impl WinbackSettings {
     }
 }
 
+/// `[referral]`: customers bring friends, and are rewarded when the friend's first real
+/// bank transfer has stood for `hold_days`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReferralSettings {
+    /// Off unless the merchant turns it on: its rewards and the friends' discount are the
+    /// merchant's money.
+    pub enabled: bool,
+    /// Points the advocate earns per rewarded referral.
+    pub advocate_points: u32,
+    /// The friend's discount on their first order (the store applies it; setia shows it).
+    pub friend_voucher_percent: u32,
+    /// The friend's first payment must be at least this many whole Rupiah.
+    pub min_first_order_rupiah: u64,
+    /// Rewards an advocate may earn in one calendar month (merchant time).
+    pub max_rewards_per_month: u32,
+    /// Days a qualified referral waits before its reward; a refund meanwhile cancels it.
+    pub hold_days: u32,
+}
+
+impl Default for ReferralSettings {
+    fn default() -> Self {
+        ReferralSettings {
+            enabled: false,
+            advocate_points: 200,
+            friend_voucher_percent: 10,
+            min_first_order_rupiah: 100_000,
+            max_rewards_per_month: 10,
+            hold_days: 7,
+        }
+    }
+}
+
+impl ReferralSettings {
+    fn check(&self) -> Result<(), String> {
+        if !(1..=1_000_000).contains(&self.advocate_points) {
+            return Err("referral.advocate_points must be 1 to 1000000".into());
+        }
+        if self.friend_voucher_percent > 100 {
+            return Err(format!(
+                "referral.friend_voucher_percent must be 0 to 100, not {}",
+                self.friend_voucher_percent
+            ));
+        }
+        if self.min_first_order_rupiah > 1_000_000_000_000 {
+            return Err("referral.min_first_order_rupiah must be at most 1000000000000".into());
+        }
+        if !(1..=1_000).contains(&self.max_rewards_per_month) {
+            return Err("referral.max_rewards_per_month must be 1 to 1000".into());
+        }
+        if self.hold_days > 365 {
+            return Err("referral.hold_days must be 0 to 365".into());
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngagementError {
     #[error("engagement program: {0}")]
@@ -291,6 +350,7 @@ impl EngagementProgram {
         }
         feedback.alert_at_or_below = Some(alert);
         self.winback.check().map_err(EngagementError::Invalid)?;
+        self.referral.check().map_err(EngagementError::Invalid)?;
         Ok(self)
     }
 }
@@ -361,6 +421,29 @@ mod tests {
     }
 
     #[test]
+    fn referral_is_off_until_turned_on() {
+        let standard = EngagementProgram::standard();
+        assert!(!standard.referral.enabled);
+        let program = EngagementProgram::from_toml(
+            "[referral]\nenabled = true\nadvocate_points = 300\nhold_days = 0\n",
+        )
+        .unwrap();
+        assert!(program.referral.enabled);
+        assert_eq!(
+            (
+                program.referral.advocate_points,
+                program.referral.hold_days,
+                program.referral.min_first_order_rupiah
+            ),
+            (300, 0, 100_000)
+        );
+        assert_eq!(
+            EngagementProgram::from_toml(&program.to_toml()).unwrap(),
+            program
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         for (text, key) in [
             ("marketing_cap = 3\n", "marketing_cap"),
@@ -410,6 +493,21 @@ mod tests {
             ),
             ("[[winback.steps]]\nday = -1\n", "day"),
             ("[winback]\nholdout = 5\n", "holdout"),
+            (
+                "[referral]\nadvocate_points = 0\n",
+                "referral.advocate_points",
+            ),
+            (
+                "[referral]\nfriend_voucher_percent = 101\n",
+                "referral.friend_voucher_percent",
+            ),
+            (
+                "[referral]\nmax_rewards_per_month = 0\n",
+                "referral.max_rewards_per_month",
+            ),
+            ("[referral]\nhold_days = 400\n", "referral.hold_days"),
+            ("[referral]\nmin_first_order_rupiah = -5\n", "min_first_order_rupiah"),
+            ("[referral]\nreward = 5\n", "reward"),
         ] {
             let error = EngagementProgram::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(key), "{text:?}: {error}");

@@ -14,6 +14,7 @@ use crate::customer::{
     VirtualAccount,
 };
 use crate::money::Money;
+use crate::referral::ReferralCode;
 use crate::product::{
     parse_price, Category, LineItem, ProductFieldError, ProductName, Quantity, Sku,
 };
@@ -152,9 +153,11 @@ pub struct CustomerRecord {
     pub virtual_account: Option<VirtualAccount>,
     pub payer_names: Vec<PayerName>,
     pub consent: Option<Consent>,
+    /// The code of the customer who referred this one.
+    pub referral_code: Option<ReferralCode>,
 }
 
-pub const CUSTOMER_COLUMNS: [&str; 7] = [
+pub const CUSTOMER_COLUMNS: [&str; 8] = [
     "external_id",
     "name",
     "email",
@@ -162,10 +165,11 @@ pub const CUSTOMER_COLUMNS: [&str; 7] = [
     "virtual_account",
     "payer_names",
     "consent",
+    "referral_code",
 ];
 
-/// Reads a customers CSV (`external_id,name,email,birthday,virtual_account,payer_names,consent`,
-/// only `external_id` required).
+/// Reads a customers CSV (`external_id,name,email,birthday,virtual_account,payer_names,consent,
+/// referral_code`, only `external_id` required).
 pub struct CustomersCsv<R: Read> {
     reader: csv::Reader<R>,
     columns: Columns,
@@ -201,6 +205,9 @@ impl<R: Read> CustomersCsv<R> {
             payer_names: optional(c, r, line, "payer_names", PayerName::parse_list)?
                 .unwrap_or_default(),
             consent: optional(c, r, line, "consent", Consent::parse)?,
+            referral_code: optional(c, r, line, "referral_code", |v| {
+                ReferralCode::parse(v).map_err(|_| CustomerFieldError::BadReferralCode)
+            })?,
         })
     }
 }

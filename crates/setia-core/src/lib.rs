@@ -18,6 +18,7 @@ pub mod money;
 pub mod moota;
 pub mod moota_api;
 pub mod product;
+pub mod referral;
 pub mod rupiah;
 pub mod stats;
 pub mod time;

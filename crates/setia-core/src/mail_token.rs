@@ -1,7 +1,8 @@
 //! Signed values in customer email: the unsubscribe token of `/u/{token}`, the feedback
-//! token of `/f/{token}` and the personal birthday offer code. All are HMAC-SHA256 under the merchant's mail secret (32 random
-//! bytes the store makes on first use), each with its own domain prefix, so neither can be
-//! forged, guessed or turned into the other.
+//! token of `/f/{token}`, the personal birthday offer and win-back voucher codes, and the
+//! referral codes of `/r/{code}`. All are HMAC-SHA256 under the merchant's mail secret (32
+//! random bytes the store makes on first use), each with its own domain prefix, so none can
+//! be forged, guessed or turned into another.
 
 use std::fmt;
 
@@ -161,16 +162,20 @@ impl fmt::Display for UnsubscribeToken {
 }
 
 /// Crockford base32 without the letters that read as digits (no I, L, O, U).
-const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(crate) const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// `prefix` and 8 characters of `tag` in the code alphabet.
-fn offer_code(prefix: &str, tag: &[u8]) -> String {
-    let code: String = tag[..8]
-        .iter()
-        .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
-        .collect();
-    format!("{prefix}{code}")
+impl MailSecret {
+    /// 8 characters of the code alphabet, from the MAC of `parts` under `domain`.
+    pub(crate) fn code(&self, domain: &str, parts: &[&str]) -> String {
+        let tag = self.mac(domain, parts).finalize().into_bytes();
+        // 256 is a multiple of the alphabet's 32 letters: each is equally likely.
+        tag[..8]
+            .iter()
+            .map(|b| CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char)
+            .collect()
+    }
 }
+
 
 /// A customer's birthday offer code for one year, `BDAY-` and 8 characters: the same on
 /// every run (a retried email shows the same code), different for every customer and year,
@@ -181,18 +186,15 @@ pub fn birthday_offer_code(
     customer: CustomerId,
     year: i32,
 ) -> String {
-    let tag = secret
-        .mac(
-            "setia-birthday-offer-v1",
-            &[
-                merchant.as_str(),
-                &customer.key().to_string(),
-                &year.to_string(),
-            ],
-        )
-        .finalize()
-        .into_bytes();
-    offer_code("BDAY-", &tag)
+    let code = secret.code(
+        "setia-birthday-offer-v1",
+        &[
+            merchant.as_str(),
+            &customer.key().to_string(),
+            &year.to_string(),
+        ],
+    );
+    format!("BDAY-{code}")
 }
 
 /// A win-back voucher's code, `WB-` and 8 characters: one per customer, episode and step,
@@ -205,19 +207,16 @@ pub fn winback_voucher_code(
     episode_number: u32,
     step: usize,
 ) -> String {
-    let tag = secret
-        .mac(
-            "setia-winback-voucher-v1",
-            &[
-                merchant.as_str(),
-                &customer.key().to_string(),
-                &episode_number.to_string(),
-                &step.to_string(),
-            ],
-        )
-        .finalize()
-        .into_bytes();
-    offer_code("WB-", &tag)
+    let code = secret.code(
+        "setia-winback-voucher-v1",
+        &[
+            merchant.as_str(),
+            &customer.key().to_string(),
+            &episode_number.to_string(),
+            &step.to_string(),
+        ],
+    );
+    format!("WB-{code}")
 }
 
 /// How long a feedback link works: DESIGN §8.

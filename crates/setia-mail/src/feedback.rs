@@ -1,6 +1,6 @@
 //! Post-purchase feedback email (DESIGN §8, `[feedback]`): the scheduler's pass that turns
-//! due purchases into requests (with their reminder), and the contexts of the request a
-//! customer gets and of the alert a low score sends the merchant. Who is due is
+//! due purchases into requests, the reminder a sent request schedules, and the contexts of
+//! the request a customer gets and of the alert a low score sends the merchant. Who is due is
 //! `setia_core::feedback`'s rule; this module only feeds it and writes what it decides.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use setia_core::{format_rupiah, CustomerId, MerchantId, MerchantTimezone, Money,
 use setia_store::engagement::{
     Complaint, ComplaintStatus, FeedbackAnswer, FeedbackRequest, NewFeedbackRequest,
 };
-use setia_store::mail::{DeliveryOutcome, MailCustomer, MailMerchant};
+use setia_store::mail::{DeliveryOutcome, FollowUp, MailCustomer, MailMerchant, OutboxKind};
 
 use crate::context::{long_date, Common, FeedbackAlertContext, FeedbackRequestContext, ScoreLink};
 use crate::{schedule, MailError, Mailer};
@@ -59,7 +59,7 @@ pub(crate) fn parse_period(period: &str) -> Option<(i64, bool)> {
 }
 
 impl Mailer {
-    /// Writes the feedback requests due at `now` (and their reminders) for one merchant;
+    /// Writes the feedback requests due at `now` for one merchant;
     /// returns how many. Each process looks at most every [`FEEDBACK_SCAN_EVERY`].
     pub(crate) async fn schedule_feedback(
         &self,
@@ -114,7 +114,7 @@ impl Mailer {
             }
             written += self
                 .store
-                .create_feedback_requests(merchant, &requests, settings.reminder, now)
+                .create_feedback_requests(merchant, &requests, now)
                 .await?
                 .len() as u64;
             if candidates.len() < CANDIDATE_PAGE as usize {
@@ -195,6 +195,20 @@ fn alert_context(
         purchase_amount: format_rupiah(complaint.purchase_amount),
         complaint_url: format!("{public_url}/dashboard/feedback#complaint-{}", complaint.id),
     }
+}
+
+/// The reminder a request email sent at `now` schedules, when the program sends reminders.
+pub(crate) fn reminder_of(
+    program: &EngagementProgram,
+    zone: MerchantTimezone,
+    request: &FeedbackRequest,
+    now: DateTime<Utc>,
+) -> Option<FollowUp> {
+    reminder_due_at(&program.feedback, now, request.answer.is_some()).map(|due| FollowUp {
+        kind: OutboxKind::FeedbackRequest,
+        period_key: format!("{}-reminder", request.id),
+        due_at: schedule::marketing_hours(zone, due),
+    })
 }
 
 /// Why a request email does not go at `now`, if it does not: an answered request needs no

@@ -35,7 +35,7 @@ use setia_core::mail_token::{birthday_offer_code, UnsubscribeToken};
 use setia_core::{format_rupiah, CustomerId, ExternalId, MerchantId, Money};
 use setia_store::catalog::Product;
 use setia_store::mail::{
-    ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, MailCustomer, MailMerchant,
+    ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, FollowUp, MailCustomer, MailMerchant,
     NewBirthdayOffer, OutboxKind,
 };
 use setia_store::{PageRequest, Store, StoreError};
@@ -163,8 +163,8 @@ pub struct Enqueued {
     pub thank_you: u64,
     pub birthday_offer: u64,
     pub weekly_churn_report: u64,
-    /// Feedback requests written (each with its email, and its reminder when the program
-    /// sends one). Alerts are enqueued with the answer that opens a complaint.
+    /// Feedback requests written, each with its email; a reminder is written when its
+    /// request is sent. Alerts are enqueued with the answer that opens a complaint.
     pub feedback_request: u64,
 }
 
@@ -222,7 +222,8 @@ pub struct Mailer {
 /// What preparing one claimed row came to: a message to send, or its outcome already
 /// (suppressed, held on a template, failed).
 pub enum Prepared {
-    Send(Box<Message>),
+    /// The message, and the email its sending schedules.
+    Send(Box<Message>, Option<FollowUp>),
     Done(DeliveryOutcome),
 }
 
@@ -426,19 +427,19 @@ impl Mailer {
         let mut to_send = Vec::new();
         for (row, prepared) in self.prepare_claimed(rows, now).await? {
             match prepared {
-                Prepared::Done(outcome) => finished.push((row, outcome)),
-                Prepared::Send(message) => to_send.push((row, message)),
+                Prepared::Done(outcome) => finished.push((row, outcome, None)),
+                Prepared::Send(message, follow_up) => to_send.push((row, message, follow_up)),
             }
         }
 
         let sent = futures_util::stream::iter(to_send)
-            .map(|(row, message)| async move {
+            .map(|(row, message, follow_up)| async move {
                 if tokio::time::Instant::now() >= deadline {
                     let outcome = DeliveryOutcome::Retry {
                         at: now,
                         error: "not started: the claim's lease was running out".into(),
                     };
-                    return (row, outcome);
+                    return (row, outcome, None);
                 }
                 let file_name = format!("{}-{}-{}.eml", row.merchant, row.id, row.kind);
                 let outcome = match self.transport.send(&message, &file_name).await {
@@ -455,7 +456,7 @@ impl Mailer {
                         },
                     },
                 };
-                (row, outcome)
+                (row, outcome, follow_up)
             })
             .buffer_unordered(self.config.connections.max(1) as usize)
             .collect::<Vec<_>>()
@@ -463,7 +464,7 @@ impl Mailer {
         finished.extend(sent);
 
         let mut writes = Vec::with_capacity(finished.len());
-        for (row, outcome) in finished {
+        for (row, outcome, follow_up) in finished {
             let kind = row.kind.as_str();
             match &outcome {
                 DeliveryOutcome::Sent => {
@@ -497,6 +498,7 @@ impl Mailer {
                 merchant: row.merchant,
                 claim_id: row.claim_id,
                 outcome,
+                follow_up,
             });
         }
         let written = self.store.finish_outbox(&writes, now).await?;
@@ -598,6 +600,7 @@ impl Mailer {
             self.config.from.email.domain(),
         );
         let templates = batch.templates;
+        let mut follow_up = None;
         let (to, rendered, unsubscribe_url, image) = if row.kind.is_customer_mail() {
             if merchant.sandbox {
                 return Ok(suppressed("a sandbox merchant's customers get no email"));
@@ -677,6 +680,10 @@ impl Mailer {
                     .or_else(|| batch.marketing.hold(customer.id, now));
                     if let Some(outcome) = hold {
                         return Ok(Prepared::Done(outcome));
+                    }
+                    if !reminder {
+                        follow_up =
+                            feedback::reminder_of(batch.engagement, merchant.timezone, &request, now);
                     }
                     let context = self.feedback_request_context(
                         mail,
@@ -793,7 +800,7 @@ impl Mailer {
             unsubscribe_url,
             image,
         }) {
-            Ok(message) => Ok(Prepared::Send(Box::new(message))),
+            Ok(message) => Ok(Prepared::Send(Box::new(message), follow_up)),
             Err(error) => Ok(failed(error)),
         }
     }

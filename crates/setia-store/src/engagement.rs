@@ -199,15 +199,14 @@ pub trait Engagement: Send + Sync {
         after: Option<(DateTime<Utc>, i64)>,
         limit: u32,
     ) -> StoreResult<Vec<FeedbackCandidate>>;
-    /// Writes requests with their `feedback_request` emails (and each one's reminder,
-    /// due [`setia_core::feedback::REMINDER_AFTER_DAYS`] later, when `with_reminder`) in one
-    /// transaction, skipping purchases already asked about; returns the keys of the requests
-    /// written, ascending.
+    /// Writes requests with their `feedback_request` emails in one transaction, skipping
+    /// purchases already asked about; returns the keys of the requests written, ascending.
+    /// A reminder is the request email's follow-up ([`crate::mail::FollowUp`]), written
+    /// when the request is sent.
     async fn create_feedback_requests(
         &self,
         merchant: &MerchantId,
         requests: &[NewFeedbackRequest],
-        with_reminder: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>>;
     /// A request of this merchant, with its answer; `None` for another merchant's.

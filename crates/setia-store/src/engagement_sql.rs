@@ -187,13 +187,11 @@ impl Engagement for ThisStore {
         &self,
         merchant: &MerchantId,
         requests: &[NewFeedbackRequest],
-        with_reminder: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.begin_write().await?;
         let mut written = Vec::new();
-        // Two outbox rows per request at most, 9 parameters each: half the chunk.
-        for chunk in requests.chunks(INSERT_CHUNK / 2) {
+        for chunk in requests.chunks(INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO feedback_requests (merchant_id, customer_id, purchase_id, kind, due_at_us, \
                  created_at_us) ",
@@ -214,27 +212,18 @@ impl Engagement for ThisStore {
             if created.is_empty() {
                 continue;
             }
-            let reminder_after = TimeDelta::days(setia_core::feedback::REMINDER_AFTER_DAYS);
-            let mut emails = Vec::with_capacity(created.len() * 2);
-            for &(id, customer, due_us) in &created {
-                emails.push((id.to_string(), customer, due_us));
-                if with_reminder {
-                    let reminder_us = micros(from_micros(due_us)? + reminder_after);
-                    emails.push((format!("{id}-reminder"), customer, reminder_us));
-                }
-            }
             let mut outbox = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, \
                  next_attempt_at_us, created_at_us) ",
             );
-            outbox.push_values(&emails, |mut row, (period, customer, due_us)| {
+            outbox.push_values(&created, |mut row, &(id, customer, due_us)| {
                 row.push_bind(merchant.as_str())
                     .push_bind(OutboxKind::FeedbackRequest.as_str())
-                    .push_bind(CustomerId::from_key(*customer).to_string())
-                    .push_bind(*customer)
-                    .push_bind(period.as_str())
-                    .push_bind(*due_us)
-                    .push_bind(*due_us)
+                    .push_bind(CustomerId::from_key(customer).to_string())
+                    .push_bind(customer)
+                    .push_bind(id.to_string())
+                    .push_bind(due_us)
+                    .push_bind(due_us)
                     .push_bind(micros(now));
             });
             outbox.push(" ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING");

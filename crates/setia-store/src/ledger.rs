@@ -52,6 +52,8 @@ pub struct NewOrder {
     pub bank_account_number: Option<String>,
     /// The order's lines; unknown SKUs become products.
     pub items: Vec<setia_core::product::LineItem>,
+    /// The code of the customer who referred the buyer, if the store passed one.
+    pub referral_code: Option<setia_core::referral::ReferralCode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -436,6 +436,17 @@ async fn apply_mutation(
     )
     .await?;
     end_winback_by_purchase(conn, merchant, customer, purchase, mutation.occurred_at, now).await?;
+    qualify_referral(
+        conn,
+        merchant,
+        rules.zone,
+        customer,
+        purchase,
+        mutation.amount,
+        payer.as_ref().map(PayerName::as_str),
+        now,
+    )
+    .await?;
     if enqueue_thank_you(
         conn,
         merchant,
@@ -933,6 +944,13 @@ impl Ledger for ThisStore {
             .0
             .key(),
         };
+        if let Some(code) = &order.referral_code {
+            let referred_by = ReferredBy {
+                code: code.clone(),
+                via: ReferralVia::Order,
+            };
+            refer(&mut tx, merchant, customer, &referred_by, now).await?;
+        }
         let mut inserted = false;
         for _ in 0..8 {
             let code = payment_code_from_random(rand::random());
@@ -1100,6 +1118,20 @@ impl Ledger for ThisStore {
                 now,
             )
             .await?;
+            // Only a bank transfer is a verified payment; an imported one is history.
+            if row.mutation_id.is_some() {
+                qualify_referral(
+                    &mut tx,
+                    merchant,
+                    rules.zone,
+                    customer_id,
+                    purchase.key(),
+                    row.amount,
+                    row.payer_name.as_deref(),
+                    now,
+                )
+                .await?;
+            }
         }
         let updated = purchase_by_id(&mut tx, merchant, purchase.key()).await?;
         tx.commit().await?;
@@ -1143,6 +1175,7 @@ impl Ledger for ThisStore {
                 )
                 .await?;
             }
+            cancel_referral_of_refund(&mut tx, merchant, purchase.key(), now).await?;
         }
         let refunded = purchase_by_id(&mut tx, merchant, purchase.key()).await?;
         tx.commit().await?;

@@ -20,6 +20,7 @@ pub mod analytics;
 pub mod catalog;
 pub mod dashboard;
 pub mod engagement;
+pub mod referral;
 pub mod ledger;
 pub mod mail;
 mod postgres;
@@ -39,6 +40,7 @@ pub use postgres::PostgresStore;
 pub use reconcile::Reconcile;
 pub use sqlite::{SqliteStore, WebhookQueue};
 pub use winback::Winback;
+pub use referral::Referrals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,6 +74,10 @@ pub enum StoreError {
     RowConflict(RowError),
     #[error("the import's reader went away before it finished; nothing was written")]
     ImportInterrupted,
+    /// A referral code a write carries that cannot be used: not this merchant's, or their
+    /// program is off. The write fails whole.
+    #[error("{0}")]
+    BadReferral(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -122,6 +128,8 @@ pub struct CustomerPatch {
     pub virtual_account: Option<VirtualAccount>,
     pub payer_names: Vec<setia_core::PayerName>,
     pub consent: Option<bool>,
+    /// The advocate's code, when the store reports this customer as referred.
+    pub referred_by: Option<referral::ReferredBy>,
 }
 
 impl From<&CustomerRecord> for CustomerPatch {
@@ -133,6 +141,13 @@ impl From<&CustomerRecord> for CustomerPatch {
             virtual_account: record.virtual_account.clone(),
             payer_names: record.payer_names.clone(),
             consent: record.consent.map(|c| c.0),
+            referred_by: record
+                .referral_code
+                .clone()
+                .map(|code| referral::ReferredBy {
+                    code,
+                    via: referral::ReferralVia::Import,
+                }),
         }
     }
 }
@@ -285,6 +300,7 @@ pub trait Store:
     + Engagement
     + Reconcile
     + Winback
+    + Referrals
     + Send
     + Sync
     + 'static

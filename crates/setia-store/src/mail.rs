@@ -210,6 +210,18 @@ pub struct FinishedEmail {
     pub merchant: MerchantId,
     pub claim_id: String,
     pub outcome: DeliveryOutcome,
+    /// Written with a [`DeliveryOutcome::Sent`] whose claim held, and only then.
+    pub follow_up: Option<FollowUp>,
+}
+
+/// The email a sent email schedules for the same recipient (a feedback request's reminder):
+/// it exists only once its predecessor went out, so nothing is queued for a request that
+/// never will be, and its due time counts from the real sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUp {
+    pub kind: OutboxKind,
+    pub period_key: String,
+    pub due_at: DateTime<Utc>,
 }
 
 /// A customer as their email sees them.
@@ -386,8 +398,8 @@ pub trait Mail: Send + Sync {
         lease: TimeDelta,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedEmail>>;
-    /// Writes the outcomes of a batch in ONE transaction. Rows whose claim was lost are left
-    /// alone; returns how many were written.
+    /// Writes the outcomes of a batch, with the follow-ups of the rows sent, in ONE
+    /// transaction. Rows whose claim was lost are left alone; returns how many were written.
     async fn finish_outbox(
         &self,
         finished: &[FinishedEmail],

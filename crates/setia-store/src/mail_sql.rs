@@ -544,7 +544,27 @@ impl Mail for ThisStore {
                 .bind(reason.as_str())
                 .bind(micros(*until)),
             };
-            written += query.execute(&mut *tx).await?.rows_affected();
+            let finished = query.execute(&mut *tx).await?.rows_affected();
+            written += finished;
+            if let (1, DeliveryOutcome::Sent, Some(follow_up)) =
+                (finished, &email.outcome, &email.follow_up)
+            {
+                sqlx::query(
+                    "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, \
+                     due_at_us, next_attempt_at_us, created_at_us) \
+                     SELECT merchant_id, $3, recipient, customer_id, $4, $5, $5, $6 \
+                     FROM outbox WHERE merchant_id = $1 AND id = $2 \
+                     ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING",
+                )
+                .bind(email.merchant.as_str())
+                .bind(email.id)
+                .bind(follow_up.kind.as_str())
+                .bind(follow_up.period_key.as_str())
+                .bind(micros(follow_up.due_at))
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(written)

@@ -390,3 +390,4 @@ include!("catalog_sql.rs");
 include!("engagement_sql.rs");
 include!("reconcile_sql.rs");
 include!("winback_sql.rs");
+include!("referral_sql.rs");

@@ -228,6 +228,9 @@ async fn upsert_customer(
             outcome = Upserted::Updated;
         }
     }
+    if let Some(referred_by) = &patch.referred_by {
+        refer(tx, merchant, id, referred_by, from_micros(now_us)?).await?;
+    }
     Ok((CustomerId::from_key(id), outcome))
 }
 
@@ -433,6 +436,11 @@ impl Store for ThisStore {
                             StoreError::Conflict(message) => StoreError::RowConflict(RowError {
                                 line: record.line,
                                 field: "virtual_account".into(),
+                                error: message,
+                            }),
+                            StoreError::BadReferral(message) => StoreError::RowConflict(RowError {
+                                line: record.line,
+                                field: "referral_code".into(),
                                 error: message,
                             }),
                             other => other,

@@ -82,6 +82,7 @@ fn customer_record(line: u64, external_id: &str) -> CustomerRecord {
         virtual_account: None,
         payer_names: vec![],
         consent: None,
+        referral_code: None,
     }
 }
 

@@ -170,6 +170,7 @@ fn order(id: &str, customer: &str, amount: i64, expires_at: DateTime<Utc>) -> Ne
         expires_at,
         bank_account_number: None,
         items: Vec::new(),
+        referral_code: None,
     }
 }
 
@@ -2286,7 +2287,7 @@ mod feedback {
     use setia_core::feedback::{FeedbackComment, FeedbackScore};
     use setia_core::CustomerId;
     use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewAnswer, NewFeedbackRequest};
-    use setia_store::mail::{DeliveryOutcome, FinishedEmail, OutboxKind, OutboxStatus};
+    use setia_store::mail::{DeliveryOutcome, FinishedEmail, FollowUp, OutboxKind, OutboxStatus};
 
     fn csat(score: i64) -> FeedbackScore {
         FeedbackScore::new(FeedbackKind::Csat, score).unwrap()
@@ -2366,13 +2367,13 @@ mod feedback {
         }
         let keys = shop
             .store
-            .create_feedback_requests(&shop.merchant, &requests, true, at(2, 0))
+            .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
             .await
             .unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!(
             shop.store
-                .create_feedback_requests(&shop.merchant, &requests, true, at(2, 0))
+                .create_feedback_requests(&shop.merchant, &requests, at(2, 0))
                 .await
                 .unwrap(),
             Vec::<i64>::new(),
@@ -2391,7 +2392,7 @@ mod feedback {
             .unwrap();
         assert!(candidates.is_empty(), "asked purchases are no candidates");
 
-        // Each request is an email and a reminder four days later.
+        // Each request is an email; its reminder comes when the email is sent.
         let outbox = shop
             .store
             .outbox_entries(&shop.merchant, None, first(10))
@@ -2408,29 +2409,20 @@ mod feedback {
             emails,
             [
                 ("feedback_request".into(), k0.to_string(), at(5, 9)),
-                (
-                    "feedback_request".into(),
-                    format!("{k0}-reminder"),
-                    at(9, 9)
-                ),
                 ("feedback_request".into(), k1.to_string(), at(5, 9)),
-                (
-                    "feedback_request".into(),
-                    format!("{k1}-reminder"),
-                    at(9, 9)
-                ),
             ]
         );
         (keys[0], keys[1], requests[0].customer)
     }
 
     /// The marketing cap's deferral: a deferred row waits until its slot, is no attempt,
-    /// and comes back; what was sent is each customer's last marketing email.
+    /// and comes back; what was sent is each customer's last marketing email. A follow-up
+    /// is written with a sent row whose claim held, and with nothing else.
     async fn deferred_emails_wait_for_their_slot(shop: Shop) {
         let (r1, _, c1) = two_requests(&shop).await;
         let lease = chrono::TimeDelta::minutes(5);
         let claimed = shop.store.claim_outbox(at(5, 9), lease, 10).await.unwrap();
-        assert_eq!(claimed.len(), 2, "the reminders are not due yet");
+        assert_eq!(claimed.len(), 2);
         assert!(claimed
             .iter()
             .all(|e| e.kind == OutboxKind::FeedbackRequest));
@@ -2440,12 +2432,24 @@ mod feedback {
             (&claimed[1], &claimed[0])
         };
         assert_eq!(sent.period_key, r1.to_string());
+        let reminder = |email: &setia_store::mail::ClaimedEmail| FollowUp {
+            kind: OutboxKind::FeedbackRequest,
+            period_key: format!("{}-reminder", email.period_key),
+            due_at: at(9, 9),
+        };
         let finish = |email: &setia_store::mail::ClaimedEmail, outcome| FinishedEmail {
             id: email.id,
             merchant: email.merchant.clone(),
             claim_id: email.claim_id.clone(),
             outcome,
+            follow_up: Some(reminder(email)),
         };
+        // A claim that is not this worker's writes neither the outcome nor the follow-up.
+        let stale = FinishedEmail {
+            claim_id: "another-workers-claim".into(),
+            ..finish(sent, DeliveryOutcome::Sent)
+        };
+        assert_eq!(shop.store.finish_outbox(&[stale], at(5, 9)).await.unwrap(), 0);
         let outcomes = [
             finish(sent, DeliveryOutcome::Sent),
             finish(
@@ -2459,6 +2463,21 @@ mod feedback {
         assert_eq!(
             shop.store.finish_outbox(&outcomes, at(5, 9)).await.unwrap(),
             2
+        );
+        let pending = shop
+            .store
+            .outbox_entries(&shop.merchant, Some(OutboxStatus::Pending), first(10))
+            .await
+            .unwrap();
+        let follow_ups: Vec<_> = pending
+            .items
+            .iter()
+            .map(|e| (e.recipient.clone(), e.period_key.clone(), e.due_at))
+            .collect();
+        assert_eq!(
+            follow_ups,
+            [(sent.recipient.clone(), format!("{r1}-reminder"), at(9, 9))],
+            "only the sent request has its reminder"
         );
         let waiting = shop
             .store

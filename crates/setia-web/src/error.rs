@@ -35,13 +35,15 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// A store conflict (a clash with existing data) is the caller's to resolve: 409.
+    /// A store conflict (a clash with existing data) is the caller's to resolve: 409; a
+    /// referral code the store cannot use is bad input: 400.
     pub fn from_store(error: setia_store::StoreError) -> ApiError {
         match error {
             setia_store::StoreError::Conflict(message) => ApiError::Conflict {
                 code: "conflict",
                 message,
             },
+            setia_store::StoreError::BadReferral(message) => ApiError::BadRequest(message),
             other => ApiError::Store(other),
         }
     }

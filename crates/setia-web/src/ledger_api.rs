@@ -18,6 +18,8 @@ use setia_store::ledger::{
     CustomerProfile, ManualAttribution, NewOrder, Order, PurchaseRow, QuarantinedRow,
     RedemptionOutcome,
 };
+use setia_core::referral::ReferralCode;
+use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
 use crate::api::{ApiMerchant, ListResponse, PageQuery};
@@ -63,6 +65,8 @@ pub(crate) struct CustomerBody {
     #[serde(default)]
     payer_names: Vec<String>,
     consent: Option<bool>,
+    /// The personal code of the customer who referred this one (`[referral]`).
+    referral_code: Option<String>,
 }
 
 async fn upsert_customer(
@@ -99,6 +103,10 @@ async fn upsert_customer(
             .map(|v| field("payer_names", PayerName::parse(v)))
             .collect::<Result<_, _>>()?,
         consent: body.consent.map(|c| Consent(c).0),
+        referred_by: referral_code(body.referral_code.as_deref())?.map(|code| ReferredBy {
+            code,
+            via: ReferralVia::Customer,
+        }),
     };
     state
         .store
@@ -220,6 +228,8 @@ pub(crate) struct OrderBody {
     /// to the purchase that pays the order.
     #[serde(default)]
     items: Vec<ItemBody>,
+    /// The personal code of the customer who referred the buyer (`[referral]`).
+    referral_code: Option<String>,
 }
 
 /// A line of an order.
@@ -272,6 +282,13 @@ fn line_items(items: &[ItemBody]) -> Result<Vec<LineItem>, ApiError> {
         .collect()
 }
 
+/// A referral code as the store passed it; whether it is one of the merchant's is the
+/// store's to say, in the write's transaction.
+fn referral_code(text: Option<&str>) -> Result<Option<ReferralCode>, ApiError> {
+    text.map(|v| field("referral_code", ReferralCode::parse(v)))
+        .transpose()
+}
+
 /// How long an order waits for its transfer when the store does not say.
 const DEFAULT_ORDER_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
@@ -308,6 +325,7 @@ async fn create_order(
         expires_at,
         bank_account_number,
         items: line_items(&body.items)?,
+        referral_code: referral_code(body.referral_code.as_deref())?,
     };
     let created = state
         .store
