@@ -593,6 +593,22 @@ impl Referrals for ThisStore {
         .await?;
         let mut paid = Vec::with_capacity(due.len());
         for (referral, advocate, friend) in due {
+            // The status is taken first: a second worker paying the same referral at the same
+            // time waits for this row, then finds it rewarded and pays nothing.
+            let taken = sqlx::query(
+                "UPDATE referrals SET status = 'rewarded', rewarded_at_us = $3, points = $4, updated_at_us = $3 \
+                 WHERE merchant_id = $1 AND id = $2 AND status = 'qualified'",
+            )
+            .bind(merchant.as_str())
+            .bind(referral)
+            .bind(micros(now))
+            .bind(i64::from(points))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if taken == 0 {
+                continue;
+            }
             let source = format!("referral:{referral}");
             let reason = format!(
                 "referral: {}'s first payment",
@@ -609,16 +625,6 @@ impl Referrals for ThisStore {
                 &source,
                 now,
             )
-            .await?;
-            sqlx::query(
-                "UPDATE referrals SET status = 'rewarded', rewarded_at_us = $3, points = $4, updated_at_us = $3 \
-                 WHERE merchant_id = $1 AND id = $2 AND status = 'qualified'",
-            )
-            .bind(merchant.as_str())
-            .bind(referral)
-            .bind(micros(now))
-            .bind(i64::from(points))
-            .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, \

@@ -2808,3 +2808,392 @@ mod feedback {
 
     on_every_backend!(answers_complaints_and_their_queue: false, deferred_emails_wait_for_their_slot: false);
 }
+
+mod referrals {
+    use super::*;
+    use setia_core::customer::CustomerEmail;
+    use setia_core::engagement::EngagementProgram;
+    use setia_core::referral::{ReferralCode, ReferralStatus};
+    use setia_core::CustomerId;
+    use setia_store::referral::{Referral, ReferralVia, ReferredBy};
+    use setia_store::StoreError;
+
+    fn everything(limit: u32) -> PageRequest {
+        PageRequest {
+            before: None,
+            limit,
+        }
+    }
+
+    /// Turns the program on (rewards capped at `cap` a month) and gives Ani, the advocate,
+    /// her code.
+    async fn program_and_advocate(shop: &Shop, cap: u32) -> (ReferralCode, CustomerId) {
+        let mut program = EngagementProgram::standard();
+        program.referral.enabled = true;
+        program.referral.max_rewards_per_month = cap;
+        shop.store
+            .set_engagement_program(&shop.merchant, &program)
+            .await
+            .unwrap();
+        shop.customer(
+            "ANI",
+            CustomerPatch {
+                email: Some(CustomerEmail::parse("Ani.S@toko.example").unwrap()),
+                virtual_account: Some(VirtualAccount::parse("8808001").unwrap()),
+                payer_names: vec![PayerName::parse("Ani Suryani").unwrap()],
+                ..CustomerPatch::default()
+            },
+        )
+        .await;
+        let ani = shop
+            .store
+            .customer(&shop.merchant, &ext("ANI"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let secret = shop
+            .store
+            .mail_merchant(&shop.merchant)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret;
+        let codes = shop
+            .store
+            .referral_codes(&shop.merchant, &secret, &[ani], at(0, 0))
+            .await
+            .unwrap();
+        let again = shop
+            .store
+            .referral_codes(&shop.merchant, &secret, &[ani, CustomerId::from_key(999_999)], at(0, 1))
+            .await
+            .unwrap();
+        assert_eq!(codes, again, "a code is made once; an unknown customer gets none");
+        (codes[&ani].clone(), ani)
+    }
+
+    /// An order of `amount` by `customer` carrying `code`, placed at `now`.
+    async fn referred_order(
+        shop: &Shop,
+        id: &str,
+        customer: &str,
+        amount: i64,
+        code: &ReferralCode,
+        now: DateTime<Utc>,
+    ) -> i64 {
+        let created = shop
+            .store
+            .create_order(
+                &shop.merchant,
+                &NewOrder {
+                    referral_code: Some(code.clone()),
+                    ..order(id, customer, amount, now + TimeDelta::days(1))
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        amount + created.unique_code
+    }
+
+    async fn referral_of(shop: &Shop, friend: &str) -> Referral {
+        let mut found: Vec<Referral> = shop
+            .store
+            .referrals(&shop.merchant, None, everything(100))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|r| r.friend.external_id == friend)
+            .collect();
+        assert_eq!(found.len(), 1, "{friend}: {found:?}");
+        found.remove(0)
+    }
+
+    fn status(referral: &Referral) -> (&'static str, Option<&'static str>) {
+        (referral.status, referral.reason)
+    }
+
+    /// Every rule that refuses a referral when a store reports it, with its reason; a
+    /// replayed report, an unknown code and a program that is off.
+    async fn referrals_stand_or_are_refused_with_their_reason(shop: Shop) {
+        let (code, _) = program_and_advocate(&shop, 10).await;
+        let referred = |code: &ReferralCode| CustomerPatch {
+            referred_by: Some(ReferredBy {
+                code: code.clone(),
+                via: ReferralVia::Customer,
+            }),
+            ..CustomerPatch::default()
+        };
+        // A new customer stands; the same report again changes nothing.
+        shop.customer("BUDI", referred(&code)).await;
+        shop.customer("BUDI", referred(&code)).await;
+        let budi = referral_of(&shop, "BUDI").await;
+        assert_eq!(status(&budi), ("pending", None));
+        assert_eq!((budi.advocate.external_id.as_str(), budi.via), ("ANI", ReferralVia::Customer));
+
+        // The advocate herself, by customer, by address and by virtual account.
+        shop.customer("ANI", referred(&code)).await;
+        shop.customer(
+            "ANI2",
+            CustomerPatch {
+                email: Some(CustomerEmail::parse("anis+promo@TOKO.example").unwrap()),
+                ..referred(&code)
+            },
+        )
+        .await;
+        let ani_gmail = CustomerPatch {
+            email: Some(CustomerEmail::parse("ani.s@toko.example").unwrap()),
+            ..referred(&code)
+        };
+        shop.customer("ANI3", ani_gmail).await;
+        let refused: Vec<_> = shop
+            .store
+            .referrals(
+                &shop.merchant,
+                Some(ReferralStatus::Refused),
+                everything(10),
+            )
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|r| (r.friend.external_id.clone(), r.reason))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                ("ANI3".to_owned(), Some("self_same_email")),
+                ("ANI".to_owned(), Some("self_same_customer")),
+            ],
+            "anis@ is another mailbox than ani.s@ outside Gmail"
+        );
+        assert_eq!(status(&referral_of(&shop, "ANI2").await), ("pending", None));
+
+        // A customer who bought before, and an account older than a day.
+        shop.import_history(
+            "customer_external_id,occurred_at,amount,reference\nCITRA,2026-01-02,50000,R1\n",
+        )
+        .await;
+        shop.customer("CITRA", referred(&code)).await;
+        assert_eq!(
+            status(&referral_of(&shop, "CITRA").await),
+            ("refused", Some("existing_customer"))
+        );
+        shop.customer("DEWI", CustomerPatch::default()).await;
+        referred_order(&shop, "O-DEWI", "DEWI", 150_000, &code, Utc::now() + TimeDelta::days(2)).await;
+        assert_eq!(
+            status(&referral_of(&shop, "DEWI").await),
+            ("refused", Some("existing_account"))
+        );
+
+        // Another advocate for a friend already referred: recorded, refused.
+        shop.customer("EKO", CustomerPatch::default()).await;
+        let eko = shop.store.customer(&shop.merchant, &ext("EKO")).await.unwrap().unwrap().id;
+        let secret = shop.store.mail_merchant(&shop.merchant).await.unwrap().unwrap().secret;
+        let eko_code = shop
+            .store
+            .referral_codes(&shop.merchant, &secret, &[eko], at(0, 0))
+            .await
+            .unwrap()[&eko]
+            .clone();
+        shop.customer("BUDI", referred(&eko_code)).await;
+        let budis: Vec<_> = shop
+            .store
+            .referrals(&shop.merchant, None, everything(100))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|r| r.friend.external_id == "BUDI")
+            .map(|r| (r.advocate.external_id, r.status, r.reason))
+            .collect();
+        assert_eq!(
+            budis,
+            [
+                ("EKO".to_owned(), "refused", Some("already_referred")),
+                ("ANI".to_owned(), "pending", None),
+            ]
+        );
+
+        // A code of nobody's: the write fails whole, no customer is made.
+        let forged = ReferralCode::parse("ZZZZ2222").unwrap();
+        let error = shop
+            .store
+            .upsert_customer(&shop.merchant, &ext("FAJAR"), &referred(&forged))
+            .await
+            .unwrap_err();
+        assert!(matches!(&error, StoreError::BadReferral(m) if m.contains("ZZZZ2222")), "{error}");
+        assert!(shop.store.customer(&shop.merchant, &ext("FAJAR")).await.unwrap().is_none());
+        let error = shop
+            .store
+            .create_order(
+                &shop.merchant,
+                &NewOrder {
+                    referral_code: Some(forged),
+                    ..order("O-FAJAR", "FAJAR", 150_000, at(3, 0))
+                },
+                at(2, 0),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::BadReferral(_)));
+        assert!(shop.store.customer(&shop.merchant, &ext("FAJAR")).await.unwrap().is_none());
+        assert!(shop.store.order(&shop.merchant, &ext("O-FAJAR"), at(2, 0)).await.unwrap().is_none());
+
+        // With the program off, no code is taken.
+        shop.store
+            .set_engagement_program(&shop.merchant, &EngagementProgram::standard())
+            .await
+            .unwrap();
+        let error = shop
+            .store
+            .upsert_customer(&shop.merchant, &ext("GITA"), &referred(&code))
+            .await
+            .unwrap_err();
+        assert!(matches!(&error, StoreError::BadReferral(m) if m.contains("off")), "{error}");
+        assert!(shop.store.customer(&shop.merchant, &ext("GITA")).await.unwrap().is_none());
+    }
+
+    /// The friend's first verified payment qualifies (or refuses) the referral; the reward
+    /// is paid once after the hold, whatever is replayed; a refund in the hold cancels it.
+    async fn the_first_payment_qualifies_and_the_hold_pays_once(shop: Shop) {
+        let (code, ani) = program_and_advocate(&shop, 2).await;
+        let transfer = referred_order(&shop, "O-BUDI", "BUDI", 150_000, &code, at(1, 0)).await;
+        let body = mutation("m-budi", at(1, 2), transfer, "555", "TRSF E-BANKING CR", "bca");
+        shop.deliver(&body, at(1, 2)).await;
+        let budi = referral_of(&shop, "BUDI").await;
+        assert_eq!(status(&budi), ("qualified", None));
+        assert_eq!(budi.reward_due_at, Some(at(8, 2)));
+        assert_eq!(budi.purchase_amount, Some(rupiah(transfer)));
+        // Moota sends the mutation again (in a body of its own): recorded once, nothing else.
+        let again = shop.deliver(&format!(" {body}"), at(1, 3)).await;
+        assert_eq!(again.repeated, 1);
+        assert_eq!(referral_of(&shop, "BUDI").await, budi);
+
+        // Under the minimum, and paid with the advocate's own payer name.
+        let small = referred_order(&shop, "O-CITRA", "CITRA", 99_000, &code, at(1, 0)).await;
+        shop.deliver(&mutation("m-citra", at(1, 4), small, "555", "TRSF", "bca"), at(1, 4)).await;
+        assert_eq!(
+            status(&referral_of(&shop, "CITRA").await),
+            ("refused", Some("below_minimum"))
+        );
+        let own = referred_order(&shop, "O-DEWI", "DEWI", 200_000, &code, at(1, 0)).await;
+        shop.deliver(
+            &mutation("m-dewi", at(1, 5), own, "555", "TRSF E-BANKING CR 0601/FTSCY/WS1 ANI SURYANI", "bca"),
+            at(1, 5),
+        )
+        .await;
+        assert_eq!(
+            status(&referral_of(&shop, "DEWI").await),
+            ("refused", Some("self_same_payer_name"))
+        );
+
+        // A second qualifies; with Budi's that is the month's cap of 2, so a third is refused.
+        let refunded = referred_order(&shop, "O-EKO", "EKO", 300_000, &code, at(1, 0)).await;
+        shop.deliver(&mutation("m-eko", at(1, 6), refunded, "555", "TRSF", "bca"), at(1, 6)).await;
+        let eko = referral_of(&shop, "EKO").await;
+        assert_eq!(status(&eko), ("qualified", None));
+        let capped = referred_order(&shop, "O-FAJAR", "FAJAR", 120_000, &code, at(1, 0)).await;
+        shop.deliver(&mutation("m-fajar", at(1, 7), capped, "555", "TRSF", "bca"), at(1, 7)).await;
+        assert_eq!(
+            status(&referral_of(&shop, "FAJAR").await),
+            ("refused", Some("monthly_cap"))
+        );
+        // Eko's payment is refunded in the hold: cancelled, never paid.
+        shop.store
+            .refund_purchase(&shop.merchant, eko.purchase_id.unwrap(), at(3, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            status(&referral_of(&shop, "EKO").await),
+            ("cancelled", Some("refunded"))
+        );
+
+        // The hold: nothing before it ends, one reward after, however often the pass runs.
+        let before = shop.balance("ANI", at(8, 0)).await;
+        assert!(shop.store.reward_due_referrals(&shop.merchant, 200, at(8, 1)).await.unwrap().is_empty());
+        let paid = shop.store.reward_due_referrals(&shop.merchant, 200, at(8, 3)).await.unwrap();
+        assert_eq!(
+            paid.iter().map(|p| (p.referral, p.advocate, p.points)).collect::<Vec<_>>(),
+            [(budi.id, ani, 200)]
+        );
+        assert!(shop.store.reward_due_referrals(&shop.merchant, 200, at(9, 0)).await.unwrap().is_empty());
+        assert_eq!(shop.balance("ANI", at(9, 0)).await, before + 200);
+        let rewarded = referral_of(&shop, "BUDI").await;
+        assert_eq!(
+            (rewarded.status, rewarded.rewarded_at, rewarded.points),
+            ("rewarded", Some(at(8, 3)), Some(200))
+        );
+        let entries: Vec<_> = shop
+            .store
+            .points_history(&shop.merchant, ani)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.source.starts_with("referral:"))
+            .map(|e| (e.source, e.points))
+            .collect();
+        assert_eq!(entries, [(format!("referral:{}", budi.id), 200)]);
+        let emails: Vec<_> = shop
+            .store
+            .outbox_entries(&shop.merchant, None, everything(50))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.kind == "referral_reward")
+            .map(|e| (e.recipient, e.period_key))
+            .collect();
+        assert_eq!(emails, [(ani.to_string(), budi.id.to_string())]);
+
+        // The summary and each side's view.
+        let summary = shop.store.referral_summary(&shop.merchant, 5).await.unwrap();
+        assert_eq!(
+            (summary.referred_customers, summary.referred_payments, summary.referred_revenue),
+            (1, 1, rupiah(transfer))
+        );
+        assert_eq!(summary.top_advocates.len(), 1);
+        assert_eq!(
+            (summary.top_advocates[0].rewarded, summary.top_advocates[0].points),
+            (1, 200)
+        );
+        let count = |s: &str, r: Option<&str>| {
+            summary
+                .counts
+                .iter()
+                .find(|c| c.status == s && c.reason == r)
+                .map_or(0, |c| c.count)
+        };
+        assert_eq!(
+            (
+                count("rewarded", None),
+                count("cancelled", Some("refunded")),
+                count("refused", Some("monthly_cap"))
+            ),
+            (1, 1, 1)
+        );
+        let anis = shop.store.customer_referrals(&shop.merchant, ani).await.unwrap();
+        assert_eq!(anis.code.as_deref(), Some(code.as_str()));
+        assert_eq!(anis.referred.len(), 5);
+        assert!(anis.referred_by.is_none());
+        let budis = shop
+            .store
+            .customer_referrals(&shop.merchant, budi.friend.id)
+            .await
+            .unwrap();
+        assert_eq!(budis.referred_by.map(|r| r.id), Some(budi.id));
+        let link = shop.store.referral_link(&code).await.unwrap().unwrap();
+        assert_eq!(
+            (link.merchant, link.advocate, link.advocate_active),
+            (shop.merchant.clone(), ani, true)
+        );
+    }
+
+    on_every_backend!(
+        referrals_stand_or_are_refused_with_their_reason: false,
+        the_first_payment_qualifies_and_the_hold_pays_once: false,
+    );
+}
