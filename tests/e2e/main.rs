@@ -16,6 +16,7 @@ mod moota_sync;
 mod nightly;
 mod products;
 mod readme;
+mod referrals;
 mod sandbox;
 mod smtp;
 mod support;

@@ -165,6 +165,8 @@ pub struct ThankYouContext {
     pub total: String,
     pub points_earned: i64,
     pub loyalty: LoyaltyView,
+    /// The customer's code and what it offers, while the merchant runs `[referral]`.
+    pub referral: Option<crate::referral::ReferralOffer>,
 }
 
 /// What a birthday offer row carries, frozen when it is enqueued.

@@ -13,6 +13,7 @@ pub mod context;
 pub mod feedback;
 mod marketing;
 pub mod message;
+pub mod referral;
 pub mod report;
 pub mod schedule;
 pub mod templates;
@@ -32,11 +33,12 @@ use serde::Serialize;
 use setia_core::engagement::EngagementProgram;
 use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::mail_token::{birthday_offer_code, UnsubscribeToken};
+use setia_core::referral::ReferralCode;
 use setia_core::{format_rupiah, CustomerId, ExternalId, MerchantId, Money};
 use setia_store::catalog::Product;
 use setia_store::mail::{
-    ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, FollowUp, MailCustomer, MailMerchant,
-    NewBirthdayOffer, OutboxKind,
+    ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, FollowUp, MailCustomer,
+    MailMerchant, NewBirthdayOffer, OutboxKind,
 };
 use setia_store::{PageRequest, Store, StoreError};
 use tokio::sync::watch;
@@ -166,6 +168,8 @@ pub struct Enqueued {
     /// Feedback requests written, each with its email; a reminder is written when its
     /// request is sent. Alerts are enqueued with the answer that opens a complaint.
     pub feedback_request: u64,
+    /// Referral rewards paid (points credited), each with its email.
+    pub referral_reward: u64,
 }
 
 impl std::ops::AddAssign for Enqueued {
@@ -174,6 +178,7 @@ impl std::ops::AddAssign for Enqueued {
         self.birthday_offer += other.birthday_offer;
         self.weekly_churn_report += other.weekly_churn_report;
         self.feedback_request += other.feedback_request;
+        self.referral_reward += other.referral_reward;
     }
 }
 
@@ -396,6 +401,9 @@ impl Mailer {
         }
         let engagement = self.store.engagement_program(id).await?;
         enqueued.feedback_request += self.schedule_feedback(&mail, &engagement, now).await?;
+        enqueued.referral_reward += self
+            .schedule_referral_rewards(&mail, &engagement, now)
+            .await?;
         if enqueued != Enqueued::default() {
             tracing::info!(merchant = %id, ?enqueued, "emails enqueued");
         }
@@ -560,6 +568,9 @@ impl Mailer {
             .store
             .recommendations_for(merchant, &customer_ids, EMAIL_RECOMMENDATIONS)
             .await?;
+        let referral_codes = self
+            .batch_referral_codes(&mail, &engagement, &rows, &customers, now)
+            .await?;
         let marketing = marketing::MarketingGate::load(
             &*self.store,
             merchant,
@@ -575,6 +586,7 @@ impl Mailer {
             templates: &templates,
             customers,
             recommendations,
+            referral_codes,
             marketing,
         };
         let mut prepared = Vec::with_capacity(rows.len());
@@ -640,8 +652,10 @@ impl Mailer {
                     let Ok(day) = NaiveDate::parse_from_str(&row.period_key, "%Y-%m-%d") else {
                         return Ok(failed(format!("period {:?} is not a day", row.period_key)));
                     };
+                    let offer =
+                        self.referral_offer(batch.engagement, &batch.referral_codes, customer.id);
                     let Some(context) = self
-                        .thank_you_context(mail, batch.program, customer, day, common)
+                        .thank_you_context(mail, batch.program, customer, day, offer, common)
                         .await?
                     else {
                         return Ok(suppressed("no purchase of that day is left (refunded)"));
@@ -682,8 +696,12 @@ impl Mailer {
                         return Ok(Prepared::Done(outcome));
                     }
                     if !reminder {
-                        follow_up =
-                            feedback::reminder_of(batch.engagement, merchant.timezone, &request, now);
+                        follow_up = feedback::reminder_of(
+                            batch.engagement,
+                            merchant.timezone,
+                            &request,
+                            now,
+                        );
                     }
                     let context = self.feedback_request_context(
                         mail,
@@ -712,6 +730,29 @@ impl Mailer {
                     }
                     let context =
                         winback::context(mail.language, &episode, step, customer_name, common);
+                    templates.render(row.kind, &context)
+                }
+                OutboxKind::ReferralReward => {
+                    let Some(key) = referral::parse_period(&row.period_key) else {
+                        return Ok(failed(format!(
+                            "period {:?} is not a referral",
+                            row.period_key
+                        )));
+                    };
+                    let found = self.store.referral(&merchant.id, key).await?;
+                    let found = match referral::rewarded(found.as_ref(), customer.id) {
+                        Ok(found) => found,
+                        Err(reason) => return Ok(suppressed(reason)),
+                    };
+                    let offer =
+                        self.referral_offer(batch.engagement, &batch.referral_codes, customer.id);
+                    let context = referral::reward_context(
+                        found,
+                        customer_name,
+                        LoyaltyView::of(customer, batch.program),
+                        offer,
+                        common,
+                    );
                     templates.render(row.kind, &context)
                 }
                 OutboxKind::WeeklyChurnReport | OutboxKind::FeedbackAlert => {
@@ -774,7 +815,8 @@ impl Mailer {
                 OutboxKind::ThankYou
                 | OutboxKind::BirthdayOffer
                 | OutboxKind::FeedbackRequest
-                | OutboxKind::Winback => {
+                | OutboxKind::Winback
+                | OutboxKind::ReferralReward => {
                     return Ok(failed(format!(
                         "{} is not an email to the merchant",
                         row.kind
@@ -816,6 +858,7 @@ impl Mailer {
         program: &LoyaltyProgram,
         customer: &MailCustomer,
         day: NaiveDate,
+        referral: Option<referral::ReferralOffer>,
         common: Common,
     ) -> Result<Option<ThankYouContext>, MailError> {
         let zone = mail.merchant.timezone;
@@ -843,6 +886,7 @@ impl Mailer {
             total: format_rupiah(total),
             points_earned: purchases.iter().map(|p| p.points).sum(),
             loyalty: LoyaltyView::of(customer, program),
+            referral,
         }))
     }
 
@@ -922,10 +966,21 @@ impl Mailer {
         let today = zone.local_day(now);
         let rendered = match kind {
             OutboxKind::ThankYou => {
+                let engagement = self.store.engagement_program(merchant).await?;
+                let offer = self
+                    .preview_referral_offer(&mail, &engagement, customer.as_ref(), now)
+                    .await?;
                 let real = match &customer {
                     Some(c) => {
-                        self.thank_you_context(&mail, &program, c, today, common.clone())
-                            .await?
+                        self.thank_you_context(
+                            &mail,
+                            &program,
+                            c,
+                            today,
+                            offer.clone(),
+                            common.clone(),
+                        )
+                        .await?
                     }
                     None => None,
                 };
@@ -941,6 +996,7 @@ impl Mailer {
                     total: format_rupiah(Money::from_minor(125_000_000)),
                     points_earned: 156,
                     loyalty: LoyaltyView::of(who, &program),
+                    referral: offer,
                 });
                 templates.render(kind, &context)?
             }
@@ -997,6 +1053,22 @@ impl Mailer {
                     &winback::context(mail.language, &episode, step, name, common),
                 )?
             }
+            OutboxKind::ReferralReward => {
+                let engagement = self.store.engagement_program(merchant).await?;
+                let offer = self
+                    .preview_referral_offer(&mail, &engagement, customer.as_ref(), now)
+                    .await?;
+                let sample = referral::sample(&engagement, who, now);
+                let name = greeting_name(mail.language, who.name.as_deref());
+                let context = referral::reward_context(
+                    &sample,
+                    name,
+                    LoyaltyView::of(who, &program),
+                    offer,
+                    common,
+                );
+                templates.render(kind, &context)?
+            }
         };
         Ok(rendered)
     }
@@ -1038,6 +1110,8 @@ struct Batch<'a> {
     templates: &'a Templates,
     customers: HashMap<CustomerId, MailCustomer>,
     recommendations: HashMap<CustomerId, Vec<Product>>,
+    /// Personal codes of the batch's thank-you and reward recipients, while `[referral]` is on.
+    referral_codes: HashMap<CustomerId, ReferralCode>,
     marketing: marketing::MarketingGate,
 }
 

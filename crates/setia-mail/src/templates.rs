@@ -58,6 +58,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "feedback_request.subject.jinja", "feedback_request.txt.jinja", "feedback_request.html.jinja",
         "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
         "winback.subject.jinja", "winback.txt.jinja", "winback.html.jinja",
+        "referral_reward.subject.jinja", "referral_reward.txt.jinja", "referral_reward.html.jinja",
     ],
     "en" => [
         "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
@@ -67,6 +68,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "feedback_request.subject.jinja", "feedback_request.txt.jinja", "feedback_request.html.jinja",
         "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
         "winback.subject.jinja", "winback.txt.jinja", "winback.html.jinja",
+        "referral_reward.subject.jinja", "referral_reward.txt.jinja", "referral_reward.html.jinja",
     ],
 };
 
@@ -305,7 +307,7 @@ mod tests {
         for language in [EmailLanguage::Indonesian, EmailLanguage::English] {
             let templates = TemplateLoader::new(None).load(&merchant(), language);
             assert!(templates.broken.is_empty(), "{:?}", templates.broken);
-            assert_eq!(templates.origins.len(), 21);
+            assert_eq!(templates.origins.len(), 24);
         }
     }
 

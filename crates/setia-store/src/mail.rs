@@ -28,16 +28,20 @@ pub enum OutboxKind {
     FeedbackAlert,
     /// A step of a win-back episode; its period is `{episode}-{step}` (`12-0`).
     Winback,
+    /// Tells an advocate that a friend's first payment earned them points; its period is the
+    /// referral. Not marketing: it reports points already credited.
+    ReferralReward,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 6] = [
+    pub const ALL: [OutboxKind; 7] = [
         OutboxKind::ThankYou,
         OutboxKind::BirthdayOffer,
         OutboxKind::WeeklyChurnReport,
         OutboxKind::FeedbackRequest,
         OutboxKind::FeedbackAlert,
         OutboxKind::Winback,
+        OutboxKind::ReferralReward,
     ];
 
     /// The kinds the marketing cap counts and holds back (DESIGN §8); thank-you and birthday
@@ -52,6 +56,7 @@ impl OutboxKind {
             OutboxKind::FeedbackRequest => "feedback_request",
             OutboxKind::FeedbackAlert => "feedback_alert",
             OutboxKind::Winback => "winback",
+            OutboxKind::ReferralReward => "referral_reward",
         }
     }
 

@@ -30,12 +30,13 @@ const STATUSES: [&str; 6] = [
     "held",
     "suppressed",
 ];
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "thank_you",
     "birthday_offer",
     "weekly_churn_report",
     "feedback_request",
     "feedback_alert",
+    "referral_reward",
 ];
 
 pub async fn emails(
