@@ -350,6 +350,7 @@ pub enum MailKind {
     FeedbackRequest,
     FeedbackAlert,
     Winback,
+    ReferralReward,
 }
 
 #[derive(Debug, Args)]

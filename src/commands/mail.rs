@@ -97,6 +97,7 @@ async fn preview(
         MailKind::FeedbackRequest => OutboxKind::FeedbackRequest,
         MailKind::FeedbackAlert => OutboxKind::FeedbackAlert,
         MailKind::Winback => OutboxKind::Winback,
+        MailKind::ReferralReward => OutboxKind::ReferralReward,
     };
     let rendered = mailer(store, settings)?
         .preview(&merchant.id, kind, customer.as_ref(), Utc::now())
