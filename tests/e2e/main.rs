@@ -16,6 +16,7 @@ mod moota_sync;
 mod nightly;
 mod products;
 mod readme;
+mod referral_links;
 mod referrals;
 mod sandbox;
 mod smtp;

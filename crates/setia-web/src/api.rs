@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::feedback_api::router())
         .merge(crate::outbox_api::router())
         .merge(crate::winback_api::router())
+        .merge(crate::referral_api::router())
         .with_state(state)
 }
 

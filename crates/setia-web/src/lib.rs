@@ -16,6 +16,8 @@ mod health;
 mod ledger_api;
 mod openapi;
 mod outbox_api;
+mod referral;
+mod referral_api;
 mod telemetry;
 mod unsubscribe;
 mod winback_api;
@@ -33,6 +35,9 @@ pub use openapi::api_doc;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The base of public links (`SETIA_PUBLIC_URL` without a trailing slash, or the
+    /// address emails use when it is not set): a referral link is `{public_url}/r/{code}`.
+    pub public_url: Arc<str>,
 }
 
 /// The whole HTTP application. Serve it with `into_make_service_with_connect_info` so the
@@ -45,6 +50,7 @@ pub fn app(store: Arc<dyn Store>, ingest: Arc<Ingest>) -> Router {
 pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -> Router {
     let state = AppState {
         store: store.clone(),
+        public_url: referral::public_base(config.public_url.as_deref()).into(),
     };
     Router::new()
         .merge(dashboard::router(store, config))
@@ -53,6 +59,7 @@ pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -
         .merge(health::router(state.clone()))
         .merge(unsubscribe::router(state.clone()))
         .merge(feedback::router(state.clone()))
+        .merge(referral::router(state.clone()))
         .nest("/api/v1", api::router(state))
         .layer(axum::middleware::from_fn(telemetry::record_latency))
 }

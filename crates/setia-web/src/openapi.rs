@@ -15,6 +15,7 @@ use serde::Serialize;
 use setia_store::catalog::{OrderLine, Product};
 use setia_store::engagement::{Complaint, ComplaintStatus, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
+use setia_store::referral::{Referral, ReferralParty};
 use setia_store::winback::{Episode, Voucher};
 use setia_store::AuditEntry;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -27,6 +28,7 @@ use crate::feedback_api::ComplaintUpdate;
 use crate::ledger_api::{
     AttributeBody, CustomerBody, ItemBody, OrderBody, Redemption, RedemptionBody,
 };
+use crate::referral_api::CustomerReferral;
 use crate::winback_api::VoucherRedemptionBody;
 
 pub const PATH: &str = "/api/v1/openapi.json";
@@ -86,6 +88,8 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         winback_results,
         winback_episodes,
         redeem_voucher,
+        list_referrals,
+        customer_referral,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, RedemptionBody, Redemption,
@@ -97,7 +101,8 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         Complaint, ComplaintStatus, ComplaintList, ComplaintUpdate, WinbackResultsDoc,
         WinbackCohortDoc, WinbackGroupsDoc, WinbackWindowDoc, WinbackGroupWindowDoc,
         WinbackPerCustomerDoc, WinbackIncrementalDoc, DifferenceDoc, MoneyDifferenceDoc, Episode,
-        Voucher, EpisodeList, VoucherRedemptionBody,
+        Voucher, EpisodeList, VoucherRedemptionBody, ReferralSettingsDoc, Referral, ReferralParty,
+        ReferralList, CustomerReferral,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -107,9 +112,10 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         (name = "products", description = "The catalogue, recommendations and products bought together"),
         (name = "purchases", description = "The ledger: payments and their attribution"),
         (name = "metrics", description = "The latest metric snapshot (schema 1)"),
-        (name = "engagement", description = "The engagement program: marketing cap, feedback and win-back"),
+        (name = "engagement", description = "The engagement program: marketing cap, feedback, win-back and referrals"),
         (name = "feedback", description = "Customers' feedback answers and the complaints queue"),
         (name = "winback", description = "The win-back flow: its result against the holdout, its episodes, and redeeming its vouchers"),
+        (name = "referrals", description = "The referral program: customers' personal codes and links, and the referrals stores report with referral_code"),
         (name = "webhooks", description = "The Moota webhook audit log and quarantine"),
         (name = "email", description = "The lifecycle email outbox"),
         (name = "meta", description = "This document"),
@@ -139,7 +145,7 @@ struct ErrorBody {
 struct ErrorDetail {
     /// unauthorized, bad_request, not_found, conflict, insufficient_points,
     /// idempotency_key_reused, already_attributed, voucher_already_redeemed,
-    /// voucher_expired, payload_too_large, internal
+    /// voucher_expired, referral_program_off, payload_too_large, internal
     #[schema(example = "not_found")]
     code: String,
     message: String,
@@ -172,6 +178,12 @@ struct ComplaintList {
 #[derive(Serialize, ToSchema)]
 struct EpisodeList {
     items: Vec<Episode>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReferralList {
+    items: Vec<Referral>,
     next_cursor: Option<String>,
 }
 
@@ -306,7 +318,8 @@ struct QuarantineList {
 #[schema(as = OutboxEntry)]
 struct OutboxEntryDoc {
     id: i64,
-    /// thank_you, birthday_offer, weekly_churn_report, feedback_request or feedback_alert
+    /// thank_you, birthday_offer, weekly_churn_report, feedback_request, feedback_alert,
+    /// winback or referral_reward
     kind: String,
     /// `cus_N` for customer mail, the address for a report or an alert
     recipient: String,
@@ -360,6 +373,31 @@ struct EngagementDoc {
     marketing_cap_days: u32,
     feedback: FeedbackDoc,
     winback: WinbackSettingsDoc,
+    referral: ReferralSettingsDoc,
+}
+
+/// `[referral]`: customers bring friends with a personal code, and are rewarded once the
+/// friend's first bank transfer has stood for the hold.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReferralSettings)]
+struct ReferralSettingsDoc {
+    /// Off unless the merchant turns it on
+    enabled: bool,
+    /// Points the advocate earns per rewarded referral
+    #[schema(example = 200)]
+    advocate_points: u32,
+    /// The friend's discount on their first order (the store applies it; setia shows it)
+    #[schema(example = 10)]
+    friend_voucher_percent: u32,
+    /// The friend's first payment must be at least this many whole Rupiah
+    #[schema(example = 100000)]
+    min_first_order_rupiah: u64,
+    /// Rewards an advocate may earn in one calendar month (merchant time)
+    #[schema(example = 10)]
+    max_rewards_per_month: u32,
+    /// Days a qualified referral waits before its reward; a refund meanwhile cancels it
+    #[schema(example = 7)]
+    hold_days: u32,
 }
 
 /// `[winback]`: emails to customers the churn model says are slipping away, with a random
@@ -778,6 +816,31 @@ fn winback_episodes() {}
 #[allow(dead_code)]
 fn redeem_voucher() {}
 
+#[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals",
+    params(
+        ("status" = Option<String>, Query, description = "pending, qualified, rewarded, refused or cancelled"),
+        ("cursor" = Option<String>, Query),
+        ("limit" = Option<u32>, Query),
+    ),
+    responses(
+        (status = 200, description = "Referrals, newest first: advocate, friend, how the store reported it, status and the reason of a refusal or cancellation, the friend's first verified payment and the reward", body = ReferralList),
+        (status = 400, description = "A bad status (the message names the allowed ones), cursor or limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_referrals() {}
+
+#[utoipa::path(get, path = "/api/v1/customers/{external_id}/referral", tag = "referrals",
+    params(("external_id" = String, Path, description = "The merchant's own customer id")),
+    responses(
+        (status = 200, description = "The customer's personal code (made on first use), their link to share, who referred them and whom they referred", body = CustomerReferral),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such customer of this merchant", body = ErrorBody),
+        (status = 409, description = "referral_program_off: the merchant's [referral] program is off (no code is made)", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn customer_referral() {}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -881,6 +944,8 @@ mod tests {
             ("GET", "/api/v1/webhooks/quarantine"),
             ("GET", "/api/v1/outbox"),
             ("GET", "/api/v1/openapi.json"),
+            ("GET", "/api/v1/referrals"),
+            ("GET", "/api/v1/customers/{external_id}/referral"),
         ] {
             assert!(
                 documented.contains(&(route.0.to_owned(), route.1.to_owned())),
@@ -978,6 +1043,7 @@ mod tests {
         assert_eq!(keys("FeedbackSettings"), real(&program["feedback"]));
         assert_eq!(keys("WinbackSettings"), real(&program["winback"]));
         assert_eq!(keys("WinbackStep"), real(&program["winback"]["steps"][0]));
+        assert_eq!(keys("ReferralSettings"), real(&program["referral"]));
         let list: BTreeSet<String> =
             serde_json::to_value(crate::api::ListResponse::from(setia_store::Page::<i64> {
                 items: vec![],
@@ -998,6 +1064,7 @@ mod tests {
             "FeedbackList",
             "ComplaintList",
             "EpisodeList",
+            "ReferralList",
         ] {
             assert_eq!(keys(name), list, "{name}");
         }
@@ -1019,5 +1086,40 @@ mod tests {
             assert_eq!(keys(name), real(real_value), "{name}");
         }
         assert!(window["treated"]["revenue_per_customer"].is_string());
+        // A customer's referral answer, with a referral on each side.
+        let party = |key: i64, external: &str| ReferralParty {
+            id: setia_core::CustomerId::from_key(key),
+            external_id: external.into(),
+            name: None,
+        };
+        let referral = Referral {
+            id: 1,
+            advocate: party(1, "C1"),
+            friend: party(2, "C2"),
+            via: setia_store::referral::ReferralVia::Order,
+            referred_at: chrono::Utc::now(),
+            status: "refused",
+            reason: Some("existing_customer"),
+            purchase_id: None,
+            purchase_amount: None,
+            qualified_at: None,
+            reward_due_at: None,
+            rewarded_at: None,
+            points: None,
+        };
+        let answer = serde_json::to_value(CustomerReferral {
+            external_id: "C2".into(),
+            code: "ABCD2345".into(),
+            link: "http://127.0.0.1:8080/r/ABCD2345".into(),
+            referred_by: Some(referral.clone()),
+            referred: vec![],
+        })
+        .unwrap();
+        assert_eq!(keys("CustomerReferral"), real(&answer));
+        assert_eq!(keys("Referral"), real(&answer["referred_by"]));
+        assert_eq!(
+            keys("ReferralParty"),
+            real(&answer["referred_by"]["friend"])
+        );
     }
 }

@@ -1,13 +1,16 @@
 //! Customers: RFM segment sizes, the at-risk list by value, search, a segment's customers,
-//! and one customer's page (purchases with their attribution, points, tier, emails).
+//! and one customer's page (purchases with their attribution, points, tier, emails, and
+//! their side of the referral program).
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::Utc;
 use minijinja::context;
+use minijinja::value::Value;
 use serde::Deserialize;
 use setia_core::customer::ExternalId;
-use setia_core::CustomerId;
+use setia_core::referral::ReferralCode;
+use setia_core::{CustomerId, MerchantId};
 use setia_store::dashboard::{CustomerFilter, ValueCursor};
 use setia_store::engagement::AnswerFilter;
 use setia_store::PageRequest;
@@ -176,6 +179,60 @@ pub struct CustomerPageQuery {
 /// As many as the nightly run keeps per customer.
 const CUSTOMER_PAGE_RECOMMENDATIONS: usize = 10;
 
+/// The customer's side of the referral program: their code and link (the code made on first
+/// use while the program is on, as the API makes it, so the merchant can hand it over), who
+/// referred them and whom they referred. Nothing when the program is off and the customer
+/// has no part in it.
+async fn referral_card(
+    dash: &Dash,
+    merchant: &MerchantId,
+    customer: CustomerId,
+) -> Result<Option<Value>, PageError> {
+    let store = &*dash.store;
+    let enabled = store.engagement_program(merchant).await?.referral.enabled;
+    let referrals = store.customer_referrals(merchant, customer).await?;
+    let mut code = referrals
+        .code
+        .as_deref()
+        .map(|c| {
+            ReferralCode::parse(c)
+                .map_err(|_| PageError::Internal(format!("stored referral code {c:?}")))
+        })
+        .transpose()?;
+    if enabled && code.is_none() {
+        if let Some(mail) = store.mail_merchant(merchant).await? {
+            code = store
+                .referral_codes(merchant, &mail.secret, &[customer], Utc::now())
+                .await?
+                .remove(&customer);
+        }
+    }
+    if !enabled
+        && code.is_none()
+        && referrals.referred_by.is_none()
+        && referrals.referred.is_empty()
+    {
+        return Ok(None);
+    }
+    // Whether the link opens the offer: the page is a 404 for a customer who withdrew.
+    let live = match &code {
+        Some(code) => store
+            .referral_link(code)
+            .await?
+            .is_some_and(|link| link.advocate_active && enabled),
+        None => false,
+    };
+    let base = crate::referral::public_base(dash.config.public_url.as_deref());
+    Ok(Some(context! {
+        enabled => enabled,
+        link => code.as_ref().map(|c| crate::referral::link_url(&base, c)),
+        code => code.map(|c| c.to_string()),
+        live => live,
+        referred_by => ser(&referrals.referred_by),
+        referred => ser(&referrals.referred),
+    }))
+}
+
 pub async fn customer(
     State(dash): State<Dash>,
     session: Session,
@@ -245,8 +302,10 @@ pub async fn customer(
             },
         )
         .await?;
+    let referral = referral_card(&dash, merchant, key).await?;
     let page = context! {
         customer => ser(&row),
+        referral => referral,
         recommendations => ser(&recommendations),
         feedback => ser(&feedback.items),
         profile => ser(&profile),

@@ -1,4 +1,5 @@
-//! Overview, cohorts and loyalty: pages drawn from the metric snapshots alone.
+//! Overview, cohorts and loyalty: pages drawn from the metric snapshots, and the loyalty
+//! page's referral section (the store's counts, top advocates and latest referrals).
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -6,8 +7,12 @@ use chrono::NaiveDate;
 use minijinja::context;
 use minijinja::value::Value;
 use serde::{Deserialize, Serialize};
+use setia_core::referral::ReferralStatus;
+use setia_core::MerchantId;
+use setia_store::{PageRequest, Store};
 
 use super::auth::Session;
+use super::customers::id_cursor;
 use super::format::{self, number, percent};
 use super::i18n::{texts, Lang};
 use super::render::{ser, PageError};
@@ -294,10 +299,109 @@ pub async fn cohorts(
     dash.page(&session, "cohorts", "cohorts.html", page).await
 }
 
-pub async fn loyalty(State(dash): State<Dash>, session: Session) -> Result<Response, PageError> {
+/// Advocates the referral section lists.
+const TOP_ADVOCATES: u32 = 10;
+/// Referrals per page in the section's list.
+const REFERRALS_PAGE: u32 = 20;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoyaltyQuery {
+    /// Older referrals: an id cursor.
+    referrals: String,
+    /// Only the referrals of this status.
+    referral_status: String,
+}
+
+/// The referral section: shown while the program is on, or once any referral exists (a
+/// program turned off keeps its history visible).
+async fn referral_section(
+    store: &dyn Store,
+    merchant: &MerchantId,
+    query: &LoyaltyQuery,
+) -> Result<Option<Value>, PageError> {
+    let status = match query.referral_status.trim() {
+        "" => None,
+        text => Some(
+            ReferralStatus::parse(text)
+                .ok_or_else(|| PageError::BadRequest("referral_status".into()))?,
+        ),
+    };
+    let before = id_cursor(&query.referrals)?;
+    let settings = store.engagement_program(merchant).await?.referral;
+    let summary = store.referral_summary(merchant, TOP_ADVOCATES).await?;
+    if !settings.enabled && summary.counts.is_empty() {
+        return Ok(None);
+    }
+    let by_status: Vec<Value> = ReferralStatus::ALL
+        .iter()
+        .map(|s| {
+            let count: u64 = summary
+                .counts
+                .iter()
+                .filter(|c| c.status == s.as_str())
+                .map(|c| c.count)
+                .sum();
+            context! { status => s.as_str(), count => count }
+        })
+        .collect();
+    let mut by_reason: Vec<_> = summary
+        .counts
+        .iter()
+        .filter_map(|c| c.reason.map(|reason| (reason, c.status, c.count)))
+        .collect();
+    by_reason.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(b.0)));
+    let by_reason: Vec<Value> = by_reason
+        .into_iter()
+        .map(|(reason, status, count)| context! { reason => reason, status => status, count => count })
+        .collect();
+    let latest = store
+        .referrals(
+            merchant,
+            status,
+            PageRequest {
+                before,
+                limit: REFERRALS_PAGE,
+            },
+        )
+        .await?;
+    let minimum_minor = i64::try_from(settings.min_first_order_rupiah)
+        .unwrap_or(i64::MAX / 100)
+        .saturating_mul(100);
+    Ok(Some(context! {
+        enabled => settings.enabled,
+        settings => context! {
+            advocate_points => settings.advocate_points,
+            friend_voucher_percent => settings.friend_voucher_percent,
+            min_first_order_minor => minimum_minor,
+            max_rewards_per_month => settings.max_rewards_per_month,
+            hold_days => settings.hold_days,
+        },
+        total => summary.counts.iter().map(|c| c.count).sum::<u64>(),
+        by_status => by_status,
+        by_reason => by_reason,
+        top_advocates => ser(&summary.top_advocates),
+        referred_customers => summary.referred_customers,
+        referred_revenue => ser(summary.referred_revenue),
+        referred_payments => summary.referred_payments,
+        statuses => ReferralStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        status_filter => status.map(ReferralStatus::as_str),
+        latest => context! {
+            items => ser(&latest.items),
+            next_cursor => latest.next_cursor.map(|c| c.to_string()),
+        },
+    }))
+}
+
+pub async fn loyalty(
+    State(dash): State<Dash>,
+    session: Session,
+    Query(query): Query<LoyaltyQuery>,
+) -> Result<Response, PageError> {
     let lang = session.lang;
     let store = &*dash.store;
     let merchant = &session.merchant.id;
+    let referral = referral_section(store, merchant, &query).await?;
     let program = store.loyalty_program(merchant).await?;
     let history = snapshot::history(store, merchant).await?;
     let page = match history.latest() {
@@ -366,7 +470,7 @@ pub async fn loyalty(State(dash): State<Dash>, session: Session) -> Result<Respo
         &session,
         "loyalty",
         "loyalty.html",
-        context! { ..page, ..context! { program => program, segments => SEGMENTS } },
+        context! { ..page, ..context! { program => program, segments => SEGMENTS, referral => referral } },
     )
     .await
 }
