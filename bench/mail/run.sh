@@ -9,7 +9,7 @@
 #   DATABASE_URL=postgres://… bench/mail/run.sh
 #   DELIVER=0 bench/mail/run.sh            # the enqueue phases only, no SMTP server
 #
-# Knobs (environment): CUSTOMERS (100000), CONNECTIONS (16), BATCH (200), DATABASE_URL,
+# Knobs (environment): CUSTOMERS (100000), CONNECTIONS (16), BATCH (500, setia's default), DATABASE_URL,
 # DELIVER (1; 0 leaves out delivery), FEEDBACK_STEPS (0; 1 also times the feedback pass's
 # steps one by one on fresh data), ANALYZE (0; 1 runs ANALYZE through psql after each bulk
 # load, for a PostgreSQL server with autovacuum off).
@@ -22,7 +22,7 @@ cd "$root"
 
 CUSTOMERS=${CUSTOMERS:-100000}
 CONNECTIONS=${CONNECTIONS:-16}
-BATCH=${BATCH:-200}
+BATCH=${BATCH:-500}
 DELIVER=${DELIVER:-1}
 FEEDBACK_STEPS=${FEEDBACK_STEPS:-0}
 ANALYZE=${ANALYZE:-0}

@@ -106,7 +106,9 @@ async fn the_engagement_program_comes_from_toml_with_defaults(setia: Setia) {
             "delay_days": 3, "resurvey_days": 90, "reminder": true, "alert_at_or_below": 6},
             "winback": {"enabled": false, "p_alive_below": 0.5, "overdue_factor": 2.0,
             "min_purchases": 2, "steps": [{"day": 0, "voucher": false}, {"day": 7, "voucher": true}],
-            "voucher_percent": 10, "voucher_days": 14, "cooldown_days": 90, "holdout_percent": 10}}),
+            "voucher_percent": 10, "voucher_days": 14, "cooldown_days": 90, "holdout_percent": 10},
+            "referral": {"enabled": false, "advocate_points": 200, "friend_voucher_percent": 10,
+            "min_first_order_rupiah": 100000, "max_rewards_per_month": 10, "hold_days": 7}}),
         "keys left out keep their defaults, the NPS alert level among them"
     );
     let defaults = program(other["api_token"].as_str().unwrap().into()).await;

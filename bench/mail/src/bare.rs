@@ -25,17 +25,33 @@ struct Args {
 
 /// A two-part message (text and HTML) of about 3.5 KB, as a birthday offer renders.
 fn message(n: usize) -> Message {
-    let text = format!("Selamat ulang tahun, Pelanggan {n}!\n\n{}", "Kode BDAY-ABCD1234. ".repeat(60));
-    let html = format!("<p>Selamat ulang tahun, Pelanggan {n}!</p>{}", "<p>Kode <b>BDAY-ABCD1234</b></p>".repeat(45));
+    let text = format!(
+        "Selamat ulang tahun, Pelanggan {n}!\n\n{}",
+        "Kode BDAY-ABCD1234. ".repeat(60)
+    );
+    let html = format!(
+        "<p>Selamat ulang tahun, Pelanggan {n}!</p>{}",
+        "<p>Kode <b>BDAY-ABCD1234</b></p>".repeat(45)
+    );
     Message::builder()
         .from("Toko Benchmark <noreply@toko.example>".parse().unwrap())
-        .to(format!("Pelanggan {n} <b{n}@example.co.id>").parse().unwrap())
+        .to(format!("Pelanggan {n} <b{n}@example.co.id>")
+            .parse()
+            .unwrap())
         .subject("Selamat ulang tahun dari Toko Benchmark")
         .message_id(Some(format!("<bare.{n}@toko.example>")))
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
         )
         .expect("a message")
 }

@@ -61,8 +61,8 @@ struct Args {
     /// SMTP connections in the pool (and messages in flight).
     #[arg(long, default_value_t = 16)]
     connections: u32,
-    /// Outbox rows claimed per delivery step.
-    #[arg(long, default_value_t = 200)]
+    /// Outbox rows claimed per delivery step (setia's default).
+    #[arg(long, default_value_t = 500)]
     batch: u32,
 }
 

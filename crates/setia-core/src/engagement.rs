@@ -506,7 +506,10 @@ mod tests {
                 "referral.max_rewards_per_month",
             ),
             ("[referral]\nhold_days = 400\n", "referral.hold_days"),
-            ("[referral]\nmin_first_order_rupiah = -5\n", "min_first_order_rupiah"),
+            (
+                "[referral]\nmin_first_order_rupiah = -5\n",
+                "min_first_order_rupiah",
+            ),
             ("[referral]\nreward = 5\n", "reward"),
         ] {
             let error = EngagementProgram::from_toml(text).unwrap_err().to_string();

@@ -14,10 +14,10 @@ use crate::customer::{
     VirtualAccount,
 };
 use crate::money::Money;
-use crate::referral::ReferralCode;
 use crate::product::{
     parse_price, Category, LineItem, ProductFieldError, ProductName, Quantity, Sku,
 };
+use crate::referral::ReferralCode;
 use crate::time::MerchantTimezone;
 
 /// One rejected row, as the import summary reports it.

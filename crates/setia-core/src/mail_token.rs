@@ -176,7 +176,6 @@ impl MailSecret {
     }
 }
 
-
 /// A customer's birthday offer code for one year, `BDAY-` and 8 characters: the same on
 /// every run (a retried email shows the same code), different for every customer and year,
 /// and not guessable without the merchant's secret.

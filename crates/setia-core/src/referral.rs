@@ -262,7 +262,9 @@ pub struct FirstPaymentFacts<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qualification {
     /// Qualified: rewarded at `reward_due_at` unless refunded before.
-    Qualified { reward_due_at: DateTime<Utc> },
+    Qualified {
+        reward_due_at: DateTime<Utc>,
+    },
     Refused(ReferralReason),
 }
 
@@ -306,7 +308,7 @@ pub fn reward_month(zone: MerchantTimezone, now: DateTime<Utc>) -> (DateTime<Utc
         .expect("a month after a real date");
     let start_of = |date: NaiveDate| {
         zone.instant_of(date.and_hms_opt(0, 0, 0).expect("midnight"))
-            .unwrap_or_else(|_| now)
+            .unwrap_or(now)
     };
     (start_of(first), start_of(next))
 }
@@ -418,10 +420,7 @@ mod tests {
             mailbox_identity("Ani.S+promo@GoogleMail.com"),
             "anis@gmail.com"
         );
-        assert_eq!(
-            mailbox_identity("ani.s@toko.example"),
-            "ani.s@toko.example"
-        );
+        assert_eq!(mailbox_identity("ani.s@toko.example"), "ani.s@toko.example");
         assert_ne!(
             mailbox_identity("ani.s@toko.example"),
             mailbox_identity("anis@toko.example")
@@ -535,13 +534,28 @@ mod tests {
         ] {
             assert_ne!(code, other);
         }
-        assert_eq!(ReferralCode::parse(&format!(" {} ", code.as_str().to_lowercase())), Ok(code));
+        assert_eq!(
+            ReferralCode::parse(&format!(" {} ", code.as_str().to_lowercase())),
+            Ok(code)
+        );
         assert_eq!(
             ReferralCode::parse("abcdoil2").unwrap().as_str(),
             "ABCD0112"
         );
-        for bad in ["", "ABC", "ABCDEFGHJ", "ABCD EFG", "ABCDEFGU", "<b>ABCD", "ÀBCDEFGH"] {
-            assert_eq!(ReferralCode::parse(bad), Err(ReferralCodeError::Malformed), "{bad:?}");
+        for bad in [
+            "",
+            "ABC",
+            "ABCDEFGHJ",
+            "ABCD EFG",
+            "ABCDEFGU",
+            "<b>ABCD",
+            "ÀBCDEFGH",
+        ] {
+            assert_eq!(
+                ReferralCode::parse(bad),
+                Err(ReferralCodeError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }

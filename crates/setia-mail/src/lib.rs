@@ -68,6 +68,8 @@ pub enum MailError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the task rendering a delivery batch stopped: {0}")]
+    RendererStopped(String),
 }
 
 /// Where mail goes and how delivery behaves. Built once from the settings; every field is
@@ -84,7 +86,9 @@ pub struct MailConfig {
     pub templates: Option<PathBuf>,
     /// How long a claimed outbox row is this worker's.
     pub lease: TimeDelta,
-    /// Rows claimed per step.
+    /// Rows claimed per step: enough that the connections stay busy while the other
+    /// delivery lane writes its outcomes and claims its next batch (a batch is cut off at a
+    /// third of the lease anyway, see [`MailConfig::send_timeout`]).
     pub batch: u32,
     /// SMTP connections kept open and messages in flight.
     pub connections: u32,
@@ -135,7 +139,7 @@ impl MailConfig {
             public_url: public_url.trim_end_matches('/').to_owned(),
             templates,
             lease: lease.max(TimeDelta::seconds(2)),
-            batch: 100,
+            batch: 500,
             connections: 16,
             schedule_every: Duration::from_secs(30),
             idle_wait: Duration::from_secs(1),
@@ -216,13 +220,24 @@ pub struct RunReport {
     pub delivered: Delivered,
 }
 
+/// Cheap to clone: the clones share the store, the SMTP pool, the templates and the scans.
+#[derive(Clone)]
 pub struct Mailer {
     store: Arc<dyn Store>,
     config: MailConfig,
     transport: Transport,
-    templates: TemplateLoader,
-    feedback_scans: feedback::FeedbackScans,
+    templates: Arc<TemplateLoader>,
+    feedback_scans: Arc<feedback::FeedbackScans>,
+    /// One permit per SMTP connection, shared by the delivery lanes.
+    send_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Delivery batches in flight at once: while one lane writes its batch's outcomes and claims
+/// the next, the other's messages keep the connections busy.
+const DELIVERY_LANES: usize = 2;
+
+/// Where rendered rows go, in the order they are ready.
+type PreparedSender = tokio::sync::mpsc::UnboundedSender<(ClaimedEmail, Prepared)>;
 
 /// What preparing one claimed row came to: a message to send, or its outcome already
 /// (suppressed, held on a template, failed).
@@ -260,12 +275,14 @@ impl Mailer {
             None => Transport::files(config.outbox_folder.clone())?,
         };
         let templates = TemplateLoader::new(config.templates.clone());
+        let send_slots = tokio::sync::Semaphore::new(config.connections.max(1) as usize);
         Ok(Mailer {
             store,
             config,
             transport,
-            templates,
-            feedback_scans: feedback::FeedbackScans::default(),
+            templates: Arc::new(templates),
+            feedback_scans: Arc::default(),
+            send_slots: Arc::new(send_slots),
         })
     }
 
@@ -277,14 +294,7 @@ impl Mailer {
     /// `setia mail run-due` does.
     pub async fn run_due(&self, now: DateTime<Utc>) -> Result<RunReport, MailError> {
         let enqueued = self.schedule(now).await?;
-        let mut delivered = Delivered::default();
-        loop {
-            let step = self.deliver_once(now).await?;
-            delivered += step;
-            if step.claimed == 0 {
-                break;
-            }
-        }
+        let delivered = self.deliver_until_idle(|| now, &|| true).await?;
         Ok(RunReport {
             enqueued,
             delivered,
@@ -410,6 +420,31 @@ impl Mailer {
         Ok(enqueued)
     }
 
+    /// Delivers batch after batch in [`DELIVERY_LANES`] lanes, until nothing is due at
+    /// `now()` or `keep_going` says stop (checked between batches).
+    async fn deliver_until_idle(
+        &self,
+        now: impl Fn() -> DateTime<Utc>,
+        keep_going: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Delivered, MailError> {
+        let lane = || async {
+            let mut delivered = Delivered::default();
+            loop {
+                let step = self.deliver_once(now()).await?;
+                delivered += step;
+                if step.claimed == 0 || !keep_going() {
+                    return Ok::<_, MailError>(delivered);
+                }
+            }
+        };
+        let lanes = futures_util::future::try_join_all((0..DELIVERY_LANES).map(|_| lane())).await?;
+        let mut total = Delivered::default();
+        for delivered in lanes {
+            total += delivered;
+        }
+        Ok(total)
+    }
+
     /// Claims one batch of due rows and delivers it: render, send, and write every outcome
     /// in one transaction.
     pub async fn deliver_once(&self, now: DateTime<Utc>) -> Result<Delivered, MailError> {
@@ -431,17 +466,30 @@ impl Mailer {
         let lease = self.config.lease.to_std().unwrap_or(send_timeout * 3);
         let deadline = tokio::time::Instant::now() + lease.saturating_sub(send_timeout * 2);
 
-        let mut finished = Vec::new();
-        let mut to_send = Vec::new();
-        for (row, prepared) in self.prepare_claimed(rows, now).await? {
-            match prepared {
-                Prepared::Done(outcome) => finished.push((row, outcome, None)),
-                Prepared::Send(message, follow_up) => to_send.push((row, message, follow_up)),
-            }
-        }
-
-        let sent = futures_util::stream::iter(to_send)
-            .map(|(row, message, follow_up)| async move {
+        // Rendering and sending overlap: a task of its own renders the rows (on another core
+        // when there is one) while the messages rendered so far are being sent.
+        let (prepared_tx, mut prepared_rx) = tokio::sync::mpsc::unbounded_channel();
+        let renderer = tokio::spawn({
+            let mailer = self.clone();
+            async move { mailer.prepare_into(rows, now, &prepared_tx).await }
+        });
+        let finished = futures_util::stream::poll_fn(|cx| prepared_rx.poll_recv(cx))
+            .map(|(row, prepared)| async move {
+                let (message, follow_up) = match prepared {
+                    Prepared::Done(outcome) => return (row, outcome, None),
+                    Prepared::Send(message, follow_up) => (message, follow_up),
+                };
+                // Closed only when the mailer is gone, and then nothing is sent.
+                let Ok(_slot) = self.send_slots.acquire().await else {
+                    return (
+                        row,
+                        DeliveryOutcome::Retry {
+                            at: now,
+                            error: "the mailer stopped".into(),
+                        },
+                        None,
+                    );
+                };
                 if tokio::time::Instant::now() >= deadline {
                     let outcome = DeliveryOutcome::Retry {
                         at: now,
@@ -469,7 +517,10 @@ impl Mailer {
             .buffer_unordered(self.config.connections.max(1) as usize)
             .collect::<Vec<_>>()
             .await;
-        finished.extend(sent);
+        // A rendering failure still lets the outcomes of what went out be written first.
+        let rendered = renderer
+            .await
+            .unwrap_or_else(|stopped| Err(MailError::RendererStopped(stopped.to_string())));
 
         let mut writes = Vec::with_capacity(finished.len());
         for (row, outcome, follow_up) in finished {
@@ -516,6 +567,7 @@ impl Mailer {
                 "claims ran out before their outcome was written; those emails will be tried again"
             );
         }
+        rendered?;
         Ok(delivered)
     }
 
@@ -526,6 +578,23 @@ impl Mailer {
         rows: Vec<ClaimedEmail>,
         now: DateTime<Utc>,
     ) -> Result<Vec<(ClaimedEmail, Prepared)>, MailError> {
+        let (prepared_tx, mut prepared_rx) = tokio::sync::mpsc::unbounded_channel();
+        self.prepare_into(rows, now, &prepared_tx).await?;
+        drop(prepared_tx);
+        let mut prepared = Vec::new();
+        while let Some(item) = prepared_rx.recv().await {
+            prepared.push(item);
+        }
+        Ok(prepared)
+    }
+
+    /// [`Mailer::prepare_claimed`], handing each row to `out` as soon as it is ready.
+    async fn prepare_into(
+        &self,
+        rows: Vec<ClaimedEmail>,
+        now: DateTime<Utc>,
+        out: &PreparedSender,
+    ) -> Result<(), MailError> {
         let mut by_merchant: BTreeMap<MerchantId, Vec<ClaimedEmail>> = BTreeMap::new();
         for row in rows {
             by_merchant
@@ -533,11 +602,10 @@ impl Mailer {
                 .or_default()
                 .push(row);
         }
-        let mut prepared = Vec::new();
         for (merchant, rows) in by_merchant {
-            prepared.extend(self.prepare(&merchant, rows, now).await?);
+            self.prepare(&merchant, rows, now, out).await?;
         }
-        Ok(prepared)
+        Ok(())
     }
 
     /// Renders one merchant's claimed rows into messages, or decides their outcome.
@@ -546,12 +614,14 @@ impl Mailer {
         merchant: &MerchantId,
         rows: Vec<ClaimedEmail>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(ClaimedEmail, Prepared)>, MailError> {
+        out: &PreparedSender,
+    ) -> Result<(), MailError> {
         let Some(mail) = self.store.mail_merchant(merchant).await? else {
-            return Ok(rows
-                .into_iter()
-                .map(|row| (row, failed("the merchant no longer exists")))
-                .collect());
+            for row in rows {
+                // A closed channel means nobody waits for the outcome any more.
+                let _ = out.send((row, failed("the merchant no longer exists")));
+            }
+            return Ok(());
         };
         let program = self.store.loyalty_program(merchant).await?;
         let engagement = self.store.engagement_program(merchant).await?;
@@ -589,12 +659,11 @@ impl Mailer {
             referral_codes,
             marketing,
         };
-        let mut prepared = Vec::with_capacity(rows.len());
         for row in rows {
             let outcome = self.prepare_row(&mut batch, &row, now).await?;
-            prepared.push((row, outcome));
+            let _ = out.send((row, outcome));
         }
-        Ok(prepared)
+        Ok(())
     }
 
     async fn prepare_row(
@@ -1084,7 +1153,10 @@ impl Mailer {
                 }
                 last_schedule = Some(tokio::time::Instant::now());
             }
-            let idle = match self.deliver_once(Utc::now()).await {
+            // Back to the scheduler when it is due again, or at once when asked to stop.
+            let reschedule = tokio::time::Instant::now() + self.config.schedule_every;
+            let keep_going = || !*stop.borrow() && tokio::time::Instant::now() < reschedule;
+            let idle = match self.deliver_until_idle(Utc::now, &keep_going).await {
                 Ok(step) => step.claimed == 0,
                 Err(error) => {
                     tracing::error!(%error, "email delivery failed");

@@ -20,11 +20,11 @@ pub mod analytics;
 pub mod catalog;
 pub mod dashboard;
 pub mod engagement;
-pub mod referral;
 pub mod ledger;
 pub mod mail;
 mod postgres;
 pub mod reconcile;
+pub mod referral;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -38,9 +38,9 @@ pub use ledger::Ledger;
 pub use mail::Mail;
 pub use postgres::PostgresStore;
 pub use reconcile::Reconcile;
+pub use referral::Referrals;
 pub use sqlite::{SqliteStore, WebhookQueue};
 pub use winback::Winback;
-pub use referral::Referrals;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

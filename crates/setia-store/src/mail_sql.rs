@@ -480,19 +480,47 @@ impl Mail for ThisStore {
         }
         let mut tx = self.begin_write().await?;
         let mut written = 0;
+        // Sent, the common outcome, is one statement per merchant, claim and chunk.
+        let mut sent: std::collections::BTreeMap<(&str, &str), Vec<&FinishedEmail>> =
+            std::collections::BTreeMap::new();
         for email in finished {
-            // Every statement releases the claim and checks it first: a worker whose lease ran
-            // out (and whose row another worker took) writes nothing.
-            let query = match &email.outcome {
-                DeliveryOutcome::Sent => sqlx::query(
-                    "UPDATE outbox SET status = 'sent', sent_at_us = $4, last_error = NULL, \
+            if email.outcome == DeliveryOutcome::Sent {
+                sent.entry((email.merchant.as_str(), email.claim_id.as_str()))
+                    .or_default()
+                    .push(email);
+            }
+        }
+        for ((merchant, claim_id), emails) in sent {
+            for chunk in emails.chunks(INSERT_CHUNK) {
+                // The claim is checked with the row: a worker whose lease ran out (and whose
+                // row another worker took) writes nothing.
+                let sql = format!(
+                    "UPDATE outbox SET status = 'sent', sent_at_us = $3, last_error = NULL, \
                      claim_id = NULL, lease_until_us = NULL \
-                     WHERE merchant_id = $1 AND id = $2 AND claim_id = $3 AND status = 'pending'",
-                )
-                .bind(email.merchant.as_str())
-                .bind(email.id)
-                .bind(email.claim_id.as_str())
-                .bind(micros(now)),
+                     WHERE merchant_id = $1 AND claim_id = $2 AND status = 'pending' \
+                     AND id IN ({}) RETURNING id",
+                    placeholders_from(4, chunk.len())
+                );
+                let mut query = sqlx::query_scalar::<_, i64>(&sql)
+                    .bind(merchant)
+                    .bind(claim_id)
+                    .bind(micros(now));
+                for email in chunk {
+                    query = query.bind(email.id);
+                }
+                let marked: HashSet<i64> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+                written += marked.len() as u64;
+                for email in chunk.iter().filter(|e| marked.contains(&e.id)) {
+                    if let Some(follow_up) = &email.follow_up {
+                        write_follow_up(&mut tx, email, follow_up, now).await?;
+                    }
+                }
+            }
+        }
+        for email in finished {
+            // Every statement releases the claim and checks it first, as above.
+            let query = match &email.outcome {
+                DeliveryOutcome::Sent => continue,
                 DeliveryOutcome::Retry { at, error } => sqlx::query(
                     "UPDATE outbox SET next_attempt_at_us = $4, last_error = $5, \
                      claim_id = NULL, lease_until_us = NULL \
@@ -544,27 +572,7 @@ impl Mail for ThisStore {
                 .bind(reason.as_str())
                 .bind(micros(*until)),
             };
-            let finished = query.execute(&mut *tx).await?.rows_affected();
-            written += finished;
-            if let (1, DeliveryOutcome::Sent, Some(follow_up)) =
-                (finished, &email.outcome, &email.follow_up)
-            {
-                sqlx::query(
-                    "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, \
-                     due_at_us, next_attempt_at_us, created_at_us) \
-                     SELECT merchant_id, $3, recipient, customer_id, $4, $5, $5, $6 \
-                     FROM outbox WHERE merchant_id = $1 AND id = $2 \
-                     ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING",
-                )
-                .bind(email.merchant.as_str())
-                .bind(email.id)
-                .bind(follow_up.kind.as_str())
-                .bind(follow_up.period_key.as_str())
-                .bind(micros(follow_up.due_at))
-                .bind(micros(now))
-                .execute(&mut *tx)
-                .await?;
-            }
+            written += query.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(written)
@@ -793,4 +801,29 @@ impl Mail for ThisStore {
         tx.commit().await?;
         Ok(subscription)
     }
+}
+
+/// The email a sent row schedules for its recipient (a feedback request's reminder).
+async fn write_follow_up(
+    tx: &mut DbTx<'_>,
+    email: &FinishedEmail,
+    follow_up: &FollowUp,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, \
+         due_at_us, next_attempt_at_us, created_at_us) \
+         SELECT merchant_id, $3, recipient, customer_id, $4, $5, $5, $6 \
+         FROM outbox WHERE merchant_id = $1 AND id = $2 \
+         ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING",
+    )
+    .bind(email.merchant.as_str())
+    .bind(email.id)
+    .bind(follow_up.kind.as_str())
+    .bind(follow_up.period_key.as_str())
+    .bind(micros(follow_up.due_at))
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

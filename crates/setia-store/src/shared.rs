@@ -15,8 +15,13 @@ use crate::*;
 
 /// `$2, $3, …`: the placeholders of `count` values bound after the merchant (`$1`).
 fn placeholders_after_merchant(count: usize) -> String {
+    placeholders_from(2, count)
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+fn placeholders_from(first: usize, count: usize) -> String {
     (0..count)
-        .map(|i| format!("${}", i + 2))
+        .map(|i| format!("${}", i + first))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -2449,7 +2449,10 @@ mod feedback {
             claim_id: "another-workers-claim".into(),
             ..finish(sent, DeliveryOutcome::Sent)
         };
-        assert_eq!(shop.store.finish_outbox(&[stale], at(5, 9)).await.unwrap(), 0);
+        assert_eq!(
+            shop.store.finish_outbox(&[stale], at(5, 9)).await.unwrap(),
+            0
+        );
         let outcomes = [
             finish(sent, DeliveryOutcome::Sent),
             finish(
@@ -2866,10 +2869,18 @@ mod referrals {
             .unwrap();
         let again = shop
             .store
-            .referral_codes(&shop.merchant, &secret, &[ani, CustomerId::from_key(999_999)], at(0, 1))
+            .referral_codes(
+                &shop.merchant,
+                &secret,
+                &[ani, CustomerId::from_key(999_999)],
+                at(0, 1),
+            )
             .await
             .unwrap();
-        assert_eq!(codes, again, "a code is made once; an unknown customer gets none");
+        assert_eq!(
+            codes, again,
+            "a code is made once; an unknown customer gets none"
+        );
         (codes[&ani].clone(), ani)
     }
 
@@ -2931,7 +2942,10 @@ mod referrals {
         shop.customer("BUDI", referred(&code)).await;
         let budi = referral_of(&shop, "BUDI").await;
         assert_eq!(status(&budi), ("pending", None));
-        assert_eq!((budi.advocate.external_id.as_str(), budi.via), ("ANI", ReferralVia::Customer));
+        assert_eq!(
+            (budi.advocate.external_id.as_str(), budi.via),
+            ("ANI", ReferralVia::Customer)
+        );
 
         // The advocate herself, by customer, by address and by virtual account.
         shop.customer("ANI", referred(&code)).await;
@@ -2982,7 +2996,15 @@ mod referrals {
             ("refused", Some("existing_customer"))
         );
         shop.customer("DEWI", CustomerPatch::default()).await;
-        referred_order(&shop, "O-DEWI", "DEWI", 150_000, &code, Utc::now() + TimeDelta::days(2)).await;
+        referred_order(
+            &shop,
+            "O-DEWI",
+            "DEWI",
+            150_000,
+            &code,
+            Utc::now() + TimeDelta::days(2),
+        )
+        .await;
         assert_eq!(
             status(&referral_of(&shop, "DEWI").await),
             ("refused", Some("existing_account"))
@@ -2990,8 +3012,20 @@ mod referrals {
 
         // Another advocate for a friend already referred: recorded, refused.
         shop.customer("EKO", CustomerPatch::default()).await;
-        let eko = shop.store.customer(&shop.merchant, &ext("EKO")).await.unwrap().unwrap().id;
-        let secret = shop.store.mail_merchant(&shop.merchant).await.unwrap().unwrap().secret;
+        let eko = shop
+            .store
+            .customer(&shop.merchant, &ext("EKO"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let secret = shop
+            .store
+            .mail_merchant(&shop.merchant)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret;
         let eko_code = shop
             .store
             .referral_codes(&shop.merchant, &secret, &[eko], at(0, 0))
@@ -3024,8 +3058,16 @@ mod referrals {
             .upsert_customer(&shop.merchant, &ext("FAJAR"), &referred(&forged))
             .await
             .unwrap_err();
-        assert!(matches!(&error, StoreError::BadReferral(m) if m.contains("ZZZZ2222")), "{error}");
-        assert!(shop.store.customer(&shop.merchant, &ext("FAJAR")).await.unwrap().is_none());
+        assert!(
+            matches!(&error, StoreError::BadReferral(m) if m.contains("ZZZZ2222")),
+            "{error}"
+        );
+        assert!(shop
+            .store
+            .customer(&shop.merchant, &ext("FAJAR"))
+            .await
+            .unwrap()
+            .is_none());
         let error = shop
             .store
             .create_order(
@@ -3039,8 +3081,18 @@ mod referrals {
             .await
             .unwrap_err();
         assert!(matches!(error, StoreError::BadReferral(_)));
-        assert!(shop.store.customer(&shop.merchant, &ext("FAJAR")).await.unwrap().is_none());
-        assert!(shop.store.order(&shop.merchant, &ext("O-FAJAR"), at(2, 0)).await.unwrap().is_none());
+        assert!(shop
+            .store
+            .customer(&shop.merchant, &ext("FAJAR"))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(shop
+            .store
+            .order(&shop.merchant, &ext("O-FAJAR"), at(2, 0))
+            .await
+            .unwrap()
+            .is_none());
 
         // With the program off, no code is taken.
         shop.store
@@ -3052,8 +3104,16 @@ mod referrals {
             .upsert_customer(&shop.merchant, &ext("GITA"), &referred(&code))
             .await
             .unwrap_err();
-        assert!(matches!(&error, StoreError::BadReferral(m) if m.contains("off")), "{error}");
-        assert!(shop.store.customer(&shop.merchant, &ext("GITA")).await.unwrap().is_none());
+        assert!(
+            matches!(&error, StoreError::BadReferral(m) if m.contains("off")),
+            "{error}"
+        );
+        assert!(shop
+            .store
+            .customer(&shop.merchant, &ext("GITA"))
+            .await
+            .unwrap()
+            .is_none());
     }
 
     /// The friend's first verified payment qualifies (or refuses) the referral; the reward
@@ -3061,7 +3121,14 @@ mod referrals {
     async fn the_first_payment_qualifies_and_the_hold_pays_once(shop: Shop) {
         let (code, ani) = program_and_advocate(&shop, 2).await;
         let transfer = referred_order(&shop, "O-BUDI", "BUDI", 150_000, &code, at(1, 0)).await;
-        let body = mutation("m-budi", at(1, 2), transfer, "555", "TRSF E-BANKING CR", "bca");
+        let body = mutation(
+            "m-budi",
+            at(1, 2),
+            transfer,
+            "555",
+            "TRSF E-BANKING CR",
+            "bca",
+        );
         shop.deliver(&body, at(1, 2)).await;
         let budi = referral_of(&shop, "BUDI").await;
         assert_eq!(status(&budi), ("qualified", None));
@@ -3074,14 +3141,25 @@ mod referrals {
 
         // Under the minimum, and paid with the advocate's own payer name.
         let small = referred_order(&shop, "O-CITRA", "CITRA", 99_000, &code, at(1, 0)).await;
-        shop.deliver(&mutation("m-citra", at(1, 4), small, "555", "TRSF", "bca"), at(1, 4)).await;
+        shop.deliver(
+            &mutation("m-citra", at(1, 4), small, "555", "TRSF", "bca"),
+            at(1, 4),
+        )
+        .await;
         assert_eq!(
             status(&referral_of(&shop, "CITRA").await),
             ("refused", Some("below_minimum"))
         );
         let own = referred_order(&shop, "O-DEWI", "DEWI", 200_000, &code, at(1, 0)).await;
         shop.deliver(
-            &mutation("m-dewi", at(1, 5), own, "555", "TRSF E-BANKING CR 0601/FTSCY/WS1 ANI SURYANI", "bca"),
+            &mutation(
+                "m-dewi",
+                at(1, 5),
+                own,
+                "555",
+                "TRSF E-BANKING CR 0601/FTSCY/WS1 ANI SURYANI",
+                "bca",
+            ),
             at(1, 5),
         )
         .await;
@@ -3092,11 +3170,19 @@ mod referrals {
 
         // A second qualifies; with Budi's that is the month's cap of 2, so a third is refused.
         let refunded = referred_order(&shop, "O-EKO", "EKO", 300_000, &code, at(1, 0)).await;
-        shop.deliver(&mutation("m-eko", at(1, 6), refunded, "555", "TRSF", "bca"), at(1, 6)).await;
+        shop.deliver(
+            &mutation("m-eko", at(1, 6), refunded, "555", "TRSF", "bca"),
+            at(1, 6),
+        )
+        .await;
         let eko = referral_of(&shop, "EKO").await;
         assert_eq!(status(&eko), ("qualified", None));
         let capped = referred_order(&shop, "O-FAJAR", "FAJAR", 120_000, &code, at(1, 0)).await;
-        shop.deliver(&mutation("m-fajar", at(1, 7), capped, "555", "TRSF", "bca"), at(1, 7)).await;
+        shop.deliver(
+            &mutation("m-fajar", at(1, 7), capped, "555", "TRSF", "bca"),
+            at(1, 7),
+        )
+        .await;
         assert_eq!(
             status(&referral_of(&shop, "FAJAR").await),
             ("refused", Some("monthly_cap"))
@@ -3114,13 +3200,29 @@ mod referrals {
 
         // The hold: nothing before it ends, one reward after, however often the pass runs.
         let before = shop.balance("ANI", at(8, 0)).await;
-        assert!(shop.store.reward_due_referrals(&shop.merchant, 200, at(8, 1)).await.unwrap().is_empty());
-        let paid = shop.store.reward_due_referrals(&shop.merchant, 200, at(8, 3)).await.unwrap();
+        assert!(shop
+            .store
+            .reward_due_referrals(&shop.merchant, 200, at(8, 1))
+            .await
+            .unwrap()
+            .is_empty());
+        let paid = shop
+            .store
+            .reward_due_referrals(&shop.merchant, 200, at(8, 3))
+            .await
+            .unwrap();
         assert_eq!(
-            paid.iter().map(|p| (p.referral, p.advocate, p.points)).collect::<Vec<_>>(),
+            paid.iter()
+                .map(|p| (p.referral, p.advocate, p.points))
+                .collect::<Vec<_>>(),
             [(budi.id, ani, 200)]
         );
-        assert!(shop.store.reward_due_referrals(&shop.merchant, 200, at(9, 0)).await.unwrap().is_empty());
+        assert!(shop
+            .store
+            .reward_due_referrals(&shop.merchant, 200, at(9, 0))
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(shop.balance("ANI", at(9, 0)).await, before + 200);
         let rewarded = referral_of(&shop, "BUDI").await;
         assert_eq!(
@@ -3150,14 +3252,25 @@ mod referrals {
         assert_eq!(emails, [(ani.to_string(), budi.id.to_string())]);
 
         // The summary and each side's view.
-        let summary = shop.store.referral_summary(&shop.merchant, 5).await.unwrap();
+        let summary = shop
+            .store
+            .referral_summary(&shop.merchant, 5)
+            .await
+            .unwrap();
         assert_eq!(
-            (summary.referred_customers, summary.referred_payments, summary.referred_revenue),
+            (
+                summary.referred_customers,
+                summary.referred_payments,
+                summary.referred_revenue
+            ),
             (1, 1, rupiah(transfer))
         );
         assert_eq!(summary.top_advocates.len(), 1);
         assert_eq!(
-            (summary.top_advocates[0].rewarded, summary.top_advocates[0].points),
+            (
+                summary.top_advocates[0].rewarded,
+                summary.top_advocates[0].points
+            ),
             (1, 200)
         );
         let count = |s: &str, r: Option<&str>| {
@@ -3175,7 +3288,11 @@ mod referrals {
             ),
             (1, 1, 1)
         );
-        let anis = shop.store.customer_referrals(&shop.merchant, ani).await.unwrap();
+        let anis = shop
+            .store
+            .customer_referrals(&shop.merchant, ani)
+            .await
+            .unwrap();
         assert_eq!(anis.code.as_deref(), Some(code.as_str()));
         assert_eq!(anis.referred.len(), 5);
         assert!(anis.referred_by.is_none());

@@ -13,12 +13,12 @@ use setia_core::customer::{
     Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,
 };
 use setia_core::product::{LineItem, ProductName, Quantity, Sku};
+use setia_core::referral::ReferralCode;
 use setia_core::{Money, PurchaseId};
 use setia_store::ledger::{
     CustomerProfile, ManualAttribution, NewOrder, Order, PurchaseRow, QuarantinedRow,
     RedemptionOutcome,
 };
-use setia_core::referral::ReferralCode;
 use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
