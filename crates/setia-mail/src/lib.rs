@@ -232,9 +232,10 @@ pub struct Mailer {
     send_slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// Delivery batches in flight at once: while one lane writes its batch's outcomes and claims
-/// the next, the other's messages keep the connections busy.
-const DELIVERY_LANES: usize = 2;
+/// Delivery batches in flight at once: while one lane writes its batch's outcomes, claims
+/// the next and starts rendering it, the others' messages keep the connections busy (two
+/// lanes delivered 100,000 emails in 17.9 s, four in 16.4 s; bench/mail).
+const DELIVERY_LANES: usize = 4;
 
 /// Where rendered rows go, in the order they are ready.
 type PreparedSender = tokio::sync::mpsc::UnboundedSender<(ClaimedEmail, Prepared)>;
