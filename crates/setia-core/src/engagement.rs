@@ -263,6 +263,12 @@ impl Default for ReferralSettings {
 }
 
 impl ReferralSettings {
+    /// `min_first_order_rupiah` as money.
+    pub fn min_first_order(&self) -> crate::Money {
+        let rupiah = i64::try_from(self.min_first_order_rupiah).unwrap_or(i64::MAX);
+        crate::Money::from_minor(rupiah.saturating_mul(100))
+    }
+
     fn check(&self) -> Result<(), String> {
         if !(1..=1_000_000).contains(&self.advocate_points) {
             return Err("referral.advocate_points must be 1 to 1000000".into());

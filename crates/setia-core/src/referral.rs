@@ -68,6 +68,12 @@ impl ReferralCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The code's public link, `{public_url}/r/{code}` (`public_url` without a trailing
+    /// slash).
+    pub fn link(&self, public_url: &str) -> String {
+        format!("{public_url}/r/{}", self.0)
+    }
 }
 
 impl fmt::Display for ReferralCode {
@@ -282,12 +288,7 @@ pub fn qualification(
             return Qualification::Refused(ReferralReason::SamePayerName);
         }
     }
-    let minimum = Money::from_minor(
-        i64::try_from(settings.min_first_order_rupiah)
-            .unwrap_or(i64::MAX / 100)
-            .saturating_mul(100),
-    );
-    if payment.amount < minimum {
+    if payment.amount < settings.min_first_order() {
         return Qualification::Refused(ReferralReason::BelowMinimum);
     }
     if payment.advocate_rewards_this_month >= settings.max_rewards_per_month {

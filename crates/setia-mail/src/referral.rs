@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use setia_core::engagement::{EngagementProgram, ReferralSettings};
 use setia_core::referral::{ReferralCode, ReferralStatus};
-use setia_core::{format_rupiah, CustomerId, Money};
+use setia_core::{format_rupiah, CustomerId};
 use setia_store::mail::{ClaimedEmail, MailCustomer, MailMerchant, OutboxKind};
 use setia_store::referral::{Referral, ReferralParty, ReferralVia};
 
@@ -33,14 +33,11 @@ pub struct ReferralOffer {
 
 impl ReferralOffer {
     pub fn of(settings: &ReferralSettings, public_url: &str, code: &ReferralCode) -> ReferralOffer {
-        let minimum = i64::try_from(settings.min_first_order_rupiah)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(100);
         ReferralOffer {
             code: code.to_string(),
-            url: format!("{public_url}/r/{code}"),
+            url: code.link(public_url),
             friend_percent: settings.friend_voucher_percent,
-            min_first_order: format_rupiah(Money::from_minor(minimum)),
+            min_first_order: format_rupiah(settings.min_first_order()),
             advocate_points: settings.advocate_points,
         }
     }
@@ -279,7 +276,7 @@ mod tests {
             birthday: None,
             tier: Tier::Bronze,
             points_balance: 215,
-            trailing_spend: Money::from_minor(15_000_000),
+            trailing_spend: setia_core::Money::from_minor(15_000_000),
         }
     }
 

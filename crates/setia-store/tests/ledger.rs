@@ -2848,9 +2848,14 @@ mod referrals {
             },
         )
         .await;
-        let ani = shop
+        code_of(shop, "ANI").await
+    }
+
+    /// A customer's code, made on first use and the same when asked again.
+    async fn code_of(shop: &Shop, external_id: &str) -> (ReferralCode, CustomerId) {
+        let customer = shop
             .store
-            .customer(&shop.merchant, &ext("ANI"))
+            .customer(&shop.merchant, &ext(external_id))
             .await
             .unwrap()
             .unwrap()
@@ -2864,7 +2869,7 @@ mod referrals {
             .secret;
         let codes = shop
             .store
-            .referral_codes(&shop.merchant, &secret, &[ani], at(0, 0))
+            .referral_codes(&shop.merchant, &secret, &[customer], at(0, 0))
             .await
             .unwrap();
         let again = shop
@@ -2872,7 +2877,7 @@ mod referrals {
             .referral_codes(
                 &shop.merchant,
                 &secret,
-                &[ani, CustomerId::from_key(999_999)],
+                &[customer, CustomerId::from_key(999_999)],
                 at(0, 1),
             )
             .await
@@ -2881,7 +2886,7 @@ mod referrals {
             codes, again,
             "a code is made once; an unknown customer gets none"
         );
-        (codes[&ani].clone(), ani)
+        (codes[&customer].clone(), customer)
     }
 
     /// An order of `amount` by `customer` carrying `code`, placed at `now`.
@@ -3012,26 +3017,7 @@ mod referrals {
 
         // Another advocate for a friend already referred: recorded, refused.
         shop.customer("EKO", CustomerPatch::default()).await;
-        let eko = shop
-            .store
-            .customer(&shop.merchant, &ext("EKO"))
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
-        let secret = shop
-            .store
-            .mail_merchant(&shop.merchant)
-            .await
-            .unwrap()
-            .unwrap()
-            .secret;
-        let eko_code = shop
-            .store
-            .referral_codes(&shop.merchant, &secret, &[eko], at(0, 0))
-            .await
-            .unwrap()[&eko]
-            .clone();
+        let (eko_code, _) = code_of(&shop, "EKO").await;
         shop.customer("BUDI", referred(&eko_code)).await;
         let budis: Vec<_> = shop
             .store

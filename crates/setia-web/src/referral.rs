@@ -44,11 +44,6 @@ pub(crate) fn public_base(configured: Option<&str>) -> String {
         .to_owned()
 }
 
-/// A customer's referral link: `{public_url}/r/{code}`.
-pub(crate) fn link_url(base: &str, code: &ReferralCode) -> String {
-    format!("{base}/r/{code}")
-}
-
 /// What the page shows.
 struct Offer {
     code: ReferralCode,
@@ -70,9 +65,6 @@ impl Offer {
         sandbox: bool,
         settings: &ReferralSettings,
     ) -> Offer {
-        let minimum = i64::try_from(settings.min_first_order_rupiah)
-            .unwrap_or(i64::MAX / 100)
-            .saturating_mul(100);
         Offer {
             code,
             shop,
@@ -82,7 +74,7 @@ impl Offer {
             language,
             sandbox,
             percent: settings.friend_voucher_percent,
-            minimum: Money::from_minor(minimum),
+            minimum: settings.min_first_order(),
         }
     }
 }
@@ -321,11 +313,11 @@ mod tests {
     fn public_links_have_one_slash() {
         let code = ReferralCode::parse("ABCD2345").unwrap();
         assert_eq!(
-            link_url(&public_base(Some(" https://setia.example/ ")), &code),
+            code.link(&public_base(Some(" https://setia.example/ "))),
             "https://setia.example/r/ABCD2345"
         );
         assert_eq!(
-            link_url(&public_base(None), &code),
+            code.link(&public_base(None)),
             format!("{}/r/ABCD2345", setia_mail::DEFAULT_PUBLIC_URL)
         );
     }

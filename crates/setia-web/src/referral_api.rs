@@ -14,7 +14,6 @@ use setia_store::referral::Referral;
 use setia_store::StoreError;
 
 use crate::api::{ApiMerchant, ListResponse, PageQuery};
-use crate::referral::link_url;
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -129,7 +128,7 @@ async fn customer_referral(
         .await?;
     Ok(Json(CustomerReferral {
         external_id: customer.external_id.as_str().to_owned(),
-        link: link_url(&state.public_url, &code),
+        link: code.link(&state.public_url),
         code: code.to_string(),
         referred_by: referrals.referred_by,
         referred: referrals.referred,

@@ -225,7 +225,7 @@ async fn referral_card(
     let base = crate::referral::public_base(dash.config.public_url.as_deref());
     Ok(Some(context! {
         enabled => enabled,
-        link => code.as_ref().map(|c| crate::referral::link_url(&base, c)),
+        link => code.as_ref().map(|c| c.link(&base)),
         code => code.map(|c| c.to_string()),
         live => live,
         referred_by => ser(&referrals.referred_by),

@@ -365,15 +365,12 @@ async fn referral_section(
             },
         )
         .await?;
-    let minimum_minor = i64::try_from(settings.min_first_order_rupiah)
-        .unwrap_or(i64::MAX / 100)
-        .saturating_mul(100);
     Ok(Some(context! {
         enabled => settings.enabled,
         settings => context! {
             advocate_points => settings.advocate_points,
             friend_voucher_percent => settings.friend_voucher_percent,
-            min_first_order_minor => minimum_minor,
+            min_first_order_minor => settings.min_first_order().minor(),
             max_rewards_per_month => settings.max_rewards_per_month,
             hold_days => settings.hold_days,
         },
