@@ -105,6 +105,21 @@ fn count(value: i64) -> StoreResult<u64> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("count {value}")))
 }
 
+/// The program in force (the stored one, or the defaults), read on `conn`: a transaction's
+/// own when a write depends on it (a referral, a reward).
+async fn engagement_in(conn: &mut DbConn, merchant: &MerchantId) -> StoreResult<EngagementProgram> {
+    let stored: Option<Option<String>> =
+        sqlx::query_scalar("SELECT engagement_program FROM merchants WHERE id = $1")
+            .bind(merchant.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    match stored.flatten() {
+        None => Ok(EngagementProgram::standard()),
+        Some(text) => EngagementProgram::from_toml(&text)
+            .map_err(|e| StoreError::Corrupt(format!("merchant {merchant}: {e}"))),
+    }
+}
+
 #[async_trait]
 impl Engagement for ThisStore {
     async fn set_engagement_program(
@@ -121,16 +136,8 @@ impl Engagement for ThisStore {
     }
 
     async fn engagement_program(&self, merchant: &MerchantId) -> StoreResult<EngagementProgram> {
-        let stored: Option<Option<String>> =
-            sqlx::query_scalar("SELECT engagement_program FROM merchants WHERE id = $1")
-                .bind(merchant.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        match stored.flatten() {
-            None => Ok(EngagementProgram::standard()),
-            Some(text) => EngagementProgram::from_toml(&text)
-                .map_err(|e| StoreError::Corrupt(format!("merchant {merchant}: {e}"))),
-        }
+        let mut conn = self.pool.acquire().await?;
+        engagement_in(&mut conn, merchant).await
     }
 
     async fn feedback_candidates(

@@ -65,23 +65,6 @@ fn referral_from_row(row: &DbRow) -> StoreResult<Referral> {
     })
 }
 
-/// The merchant's engagement program, read inside a transaction.
-async fn engagement_in(
-    conn: &mut DbConn,
-    merchant: &MerchantId,
-) -> StoreResult<setia_core::engagement::EngagementProgram> {
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT engagement_program FROM merchants WHERE id = $1")
-            .bind(merchant.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
-    match stored {
-        None => Ok(setia_core::engagement::EngagementProgram::standard()),
-        Some(text) => setia_core::engagement::EngagementProgram::from_toml(&text)
-            .map_err(|e| StoreError::Corrupt(format!("merchant {merchant}: {e}"))),
-    }
-}
-
 /// Records the referral a customer or order write carries, in that write's transaction:
 /// pending when it stands, refused with the rule's reason when not. The same friend and
 /// advocate again (a replayed write) changes nothing. A code that is not this merchant's,
