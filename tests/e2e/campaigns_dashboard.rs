@@ -13,6 +13,7 @@ use setia_store::winback::{NewEpisode, NewStep, NewVoucher};
 
 use crate::dashboard::Dash;
 use crate::mail::jakarta_wall_time;
+use crate::support::between;
 use crate::support::Setia;
 use crate::webhooks::{sign, SECRET};
 
@@ -27,16 +28,6 @@ const PAID: [(u32, u64); 4] = [(1, 150_000), (2, 200_000), (3, 250_000), (7, 100
 
 fn code(n: u32) -> String {
     format!("WB-DASH{n:04}")
-}
-
-/// The text of `html` after the first `start`, up to the next `end`.
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let from = html
-        .find(start)
-        .unwrap_or_else(|| panic!("{start:?} in the page"))
-        + start.len();
-    let rest = &html[from..];
-    &rest[..rest.find(end).unwrap_or(rest.len())]
 }
 
 async fn the_campaigns_page_shows_win_back_against_its_holdout(setia: Setia) {
@@ -73,10 +64,8 @@ async fn the_campaigns_page_shows_win_back_against_its_holdout(setia: Setia) {
             history.push_str(&format!("C{n},{day},100000,INV-{n}-{k}\n"));
         }
     }
-    let customers = setia.write("customers.csv", &customers);
-    setia.json(&["customers", "import", "--merchant", &m, &customers]);
-    let history = setia.write("history.csv", &history);
-    setia.json(&["transactions", "import", "--merchant", &m, &history]);
+    setia.import("customers", &m, &customers);
+    setia.import("transactions", &m, &history);
 
     // Win-back is off (the default): the page says how to turn it on, and has no episodes.
     // (No worker yet: its nightly run would enter these customers itself once win-back is

@@ -16,6 +16,7 @@ use setia_store::engagement::ComplaintStatus;
 use setia_store::Store;
 
 use crate::feedback_dashboard::a_complaint;
+use crate::support::between;
 use crate::support::{fixture, Process, Setia};
 use crate::webhooks::{merchant_with_secret, sign};
 
@@ -305,16 +306,6 @@ fn cdnow_merchant(setia: &Setia) -> (MerchantId, Value) {
 }
 
 /// The customer page links in a page, in order.
-/// The text of `html` after the first `start`, up to the next `end`.
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let from = html
-        .find(start)
-        .unwrap_or_else(|| panic!("{start:?} in the page"))
-        + start.len();
-    let rest = &html[from..];
-    &rest[..rest.find(end).unwrap_or(rest.len())]
-}
-
 fn customer_links(html: &str) -> Vec<String> {
     html.match_indices("href=\"/dashboard/customers/cus_")
         .map(|(at, _)| {

@@ -13,6 +13,7 @@ use setia_core::{ExternalId, MerchantId};
 use crate::dashboard::Dash;
 use crate::ledger::{payment, wait_for, Api};
 use crate::mail::jakarta_wall_time;
+use crate::support::between;
 use crate::support::{stderr, Process, Setia};
 use crate::webhooks::SECRET;
 
@@ -750,16 +751,6 @@ async fn referral_codes_through_the_api_and_the_dashboard(setia: Setia) {
         !page.contains("id=\"referral\""),
         "no card while off and uninvolved"
     );
-}
-
-/// The text of `html` after the first `start`, up to the next `end`.
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
-    let from = html
-        .find(start)
-        .unwrap_or_else(|| panic!("{start:?} in the page"))
-        + start.len();
-    let rest = &html[from..];
-    &rest[..rest.find(end).unwrap_or(rest.len())]
 }
 
 async fn the_customers_import_takes_a_referral_code_column(setia: Setia) {

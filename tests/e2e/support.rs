@@ -48,6 +48,12 @@ impl Setia {
         self.json(&["merchant", "create", "--name", name])
     }
 
+    /// Writes `csv` to a file and imports it (`setia {what} import`) for `merchant`.
+    pub fn import(&self, what: &str, merchant: &str, csv: &str) -> serde_json::Value {
+        let file = self.write(&format!("{what}.csv"), csv);
+        self.json(&[what, "import", "--merchant", merchant, &file])
+    }
+
     pub fn write(&self, name: &str, contents: &str) -> String {
         let path = self.folder.path().join(name);
         std::fs::write(&path, contents).unwrap();
@@ -68,6 +74,16 @@ pub fn bare_command(folder: &Path) -> Command {
         }
     }
     command
+}
+
+/// The text of `html` after the first `start`, up to the next `end`.
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let from = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} in the page"))
+        + start.len();
+    let rest = &html[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
 }
 
 pub fn stderr(output: &Output) -> String {

@@ -60,10 +60,8 @@ async fn overdue_customers_are_won_back_and_the_holdout_is_never_mailed(setia: S
             history.push_str(&format!("C{n},{day},100000,INV-{n}-{k}\n"));
         }
     }
-    let customers = setia.write("customers.csv", &customers);
-    setia.json(&["customers", "import", "--merchant", &m, &customers]);
-    let history = setia.write("history.csv", &history);
-    setia.json(&["transactions", "import", "--merchant", &m, &history]);
+    setia.import("customers", &m, &customers);
+    setia.import("transactions", &m, &history);
 
     // The metrics run enters them all; the holdout is drawn then.
     setia.json(&["metrics", "--merchant", &m]);

@@ -41,10 +41,8 @@ async fn winback_results_episodes_and_vouchers_over_the_api(setia: Setia) {
             history.push_str(&format!("C{n},{day},100000,INV-{n}-{k}\n"));
         }
     }
-    let customers = setia.write("customers.csv", &customers);
-    setia.json(&["customers", "import", "--merchant", &m, &customers]);
-    let history = setia.write("history.csv", &history);
-    setia.json(&["transactions", "import", "--merchant", &m, &history]);
+    setia.import("customers", &m, &customers);
+    setia.import("transactions", &m, &history);
 
     // The episodes, as the entry pass would write them: a voucher step for the treated.
     let store = setia.store().await;

@@ -2889,6 +2889,26 @@ mod referrals {
         (codes[&customer].clone(), customer)
     }
 
+    /// A customer write whose referral code cannot be used fails whole, saying `why`: no
+    /// customer is made.
+    async fn refused_write(shop: &Shop, external_id: &str, patch: &CustomerPatch, why: &str) {
+        let error = shop
+            .store
+            .upsert_customer(&shop.merchant, &ext(external_id), patch)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::BadReferral(m) if m.contains(why)),
+            "{error}"
+        );
+        assert!(shop
+            .store
+            .customer(&shop.merchant, &ext(external_id))
+            .await
+            .unwrap()
+            .is_none());
+    }
+
     /// An order of `amount` by `customer` carrying `code`, placed at `now`.
     async fn referred_order(
         shop: &Shop,
@@ -3039,21 +3059,7 @@ mod referrals {
 
         // A code of nobody's: the write fails whole, no customer is made.
         let forged = ReferralCode::parse("ZZZZ2222").unwrap();
-        let error = shop
-            .store
-            .upsert_customer(&shop.merchant, &ext("FAJAR"), &referred(&forged))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, StoreError::BadReferral(m) if m.contains("ZZZZ2222")),
-            "{error}"
-        );
-        assert!(shop
-            .store
-            .customer(&shop.merchant, &ext("FAJAR"))
-            .await
-            .unwrap()
-            .is_none());
+        refused_write(&shop, "FAJAR", &referred(&forged), "ZZZZ2222").await;
         let error = shop
             .store
             .create_order(
@@ -3085,21 +3091,7 @@ mod referrals {
             .set_engagement_program(&shop.merchant, &EngagementProgram::standard())
             .await
             .unwrap();
-        let error = shop
-            .store
-            .upsert_customer(&shop.merchant, &ext("GITA"), &referred(&code))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, StoreError::BadReferral(m) if m.contains("off")),
-            "{error}"
-        );
-        assert!(shop
-            .store
-            .customer(&shop.merchant, &ext("GITA"))
-            .await
-            .unwrap()
-            .is_none());
+        refused_write(&shop, "GITA", &referred(&code), "off").await;
     }
 
     /// The friend's first verified payment qualifies (or refuses) the referral; the reward
