@@ -123,13 +123,16 @@ pub async fn run(
             .context("storing the product signals")?;
     }
     let report = serde_json::to_string(&output.report).context("serialising the report")?;
+    let customers = scores.len();
+    // The benchmark starts its webhook load when it reads this line.
+    tracing::debug!(merchant = %merchant.id, customers, "storing the scores");
     store
         .save_snapshot(
             &merchant.id,
             &as_of.to_string(),
             period.as_str(),
             &report,
-            &scores,
+            scores,
             Utc::now(),
         )
         .await
@@ -140,7 +143,7 @@ pub async fn run(
     tracing::debug!(
         merchant = %merchant.id,
         purchase_rows,
-        customers = scores.len(),
+        customers,
         read_seconds,
         compute_seconds,
         recommend_seconds,

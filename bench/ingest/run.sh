@@ -56,24 +56,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a server, waits for its {"listening":"http://…"} line and prints its pid and URL.
-start_server() { # start_server NAME COMMAND…
-    local name=$1
-    shift
-    "$@" >"$work/$name.out" 2>"$work/$name.log" &
-    local pid=$!
-    for _ in $(seq 1 300); do
-        if [ -s "$work/$name.out" ]; then
-            echo "$pid $(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["listening"])' "$work/$name.out")"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { echo "$name died; see $work/$name.log" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "$name did not start within 30 s" >&2
-    return 1
-}
-
 declare -A url pid db merchant_id
 for target in $TARGETS; do
     case $target in

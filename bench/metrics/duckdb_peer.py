@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The DuckDB peer of `setia metrics`: the shared part of the metrics suite from the import CSV.
 
-    duckdb_peer.py HISTORY.csv AS_OF OUT.json
+    duckdb_peer.py HISTORY.csv AS_OF OUT.json [MODEL.parquet SCORES.duckdb]
 
 Computes, as DESIGN.md §4 defines them and from the same CSV that `setia transactions import`
 read: the totals (customers, purchases, revenue, repeat customers, repeat purchase rate, median
@@ -18,6 +18,13 @@ creates them, so ordering by the zero-padded external id is ordering by setia's 
 What is timed ("total"): reading and parsing the CSV into a DuckDB table, every query, and
 assembling the results in Python. Not timed: starting Python and importing duckdb, writing
 OUT.json. The phases are timed too (csv, totals, cohorts, rfm).
+
+With MODEL.parquet and SCORES.duckdb, the peer also stores the per-customer scores as setia's
+nightly run does ("store", and "end_to_end" = total + store): one row per customer in a table
+of the fresh file SCORES.duckdb with its recency, frequency and monetary value, its R, F and M
+scores and segment (computed here), and its P(alive), expected purchases in 90 days and
+12-month CLV. DuckDB has no BG/NBD or Gamma-Gamma model, so those three come from MODEL.parquet
+(setia's own values for each customer, exported by run.sh); reading that file is timed.
 """
 
 import json
@@ -65,9 +72,10 @@ def month_index(expr: str) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 6):
         sys.exit(__doc__)
-    path, as_of, out = sys.argv[1:]
+    path, as_of, out = sys.argv[1:4]
+    model, scores_file = sys.argv[4:6] if len(sys.argv) == 6 else (None, None)
     con = duckdb.connect()  # in memory, every core (the default)
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     phases = {}
@@ -212,11 +220,30 @@ def main() -> None:
     phases["rfm"] = time.perf_counter() - mark
     total = time.perf_counter() - started
 
+    seconds = {"total": total}
+    if model is not None:
+        mark = time.perf_counter()
+        con.execute("ATTACH '" + scores_file.replace("'", "''") + "' AS peer")
+        con.execute(
+            f"""
+            CREATE TABLE peer.customer_scores AS
+            SELECT c.customer, DATE '{as_of}' - c.last_day AS recency_days,
+                   c.active_days AS frequency_days, c.revenue // c.purchases AS monetary_minor,
+                   s.r, s.f, s.m, s.segment, m.p_alive, m.expected_purchases_90d, m.clv_12m_minor
+            FROM customers c JOIN rfm s USING (customer)
+            LEFT JOIN read_parquet(?) m ON m.external_id = c.customer
+            """,
+            [model],
+        )
+        con.execute("DETACH peer")  # written and closed, as setia's commit is
+        phases["store"] = time.perf_counter() - mark
+        seconds["end_to_end"] = total + phases["store"]
+
     result = {
         "peer": f"DuckDB {duckdb.__version__}",
         "threads": int(threads),
         "as_of": as_of,
-        "seconds": {"total": total, **phases},
+        "seconds": {**seconds, **phases},
         "totals": totals,
         "cohorts": cohort_rows,
         "rfm": {

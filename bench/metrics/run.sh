@@ -8,8 +8,13 @@
 #   1. setia sandbox generate --customers 1000000 --purchases 10000000 --seed 42 --out history.csv
 #   2. setia merchant create + setia transactions import of that CSV into a fresh SQLite file
 #   3. setia metrics --merchant … --as-of <the day after the last purchase>, end to end; then
-#      once more, as the nightly run repeats it (the customer scores then exist already)
-#   4. the DuckDB peer (duckdb_peer.py) on the same CSV: totals, monthly cohorts, RFM
+#      once more, as the nightly run repeats it (the customer scores then exist already), with
+#      `setia serve --no-worker` on the same database taking signed webhooks at WEBHOOK_RATE a
+#      second (ingest-load, open loop) while that run stores its scores
+#   4. the DuckDB peer (duckdb_peer.py) on the same CSV: totals, monthly cohorts, RFM, and the
+#      per-customer scores stored in a table of a DuckDB file of its own (P(alive), expected
+#      purchases and CLV taken from setia's scores: DuckDB has no BG/NBD model); then every
+#      customer's R, F, M and segment compared with setia's
 #   5. bgnbd-fit (src/main.rs here): setia's batch on the same CSV in memory, the (x, t_x, T)
 #      summary it fits exported, and the BG/NBD fit timed on it
 #   6. the lifetimes peer (lifetimes_peer.py) on that summary: grouped with weights, and one
@@ -21,7 +26,7 @@
 # LIFETIMES_PER_CUSTOMER (1; 0 skips lifetimes' one-row-per-customer fit, which takes minutes),
 # WAIT_IDLE (seconds to wait for a quiet machine, 0), SETIA_BIN (a setia binary to use instead
 # of building one; FIT_BIN likewise for bgnbd-fit), KEEP=1 keeps the work folder,
-# BENCH_RESULTS (a file to append the JSON results to).
+# BENCH_RESULTS (a file to append the JSON results to), WEBHOOK_RATE (1000 requests a second).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +39,8 @@ PURCHASES=${PURCHASES:-10000000}
 SEED=${SEED:-42}
 FIT_RUNS=${FIT_RUNS:-5}
 LIFETIMES_PER_CUSTOMER=${LIFETIMES_PER_CUSTOMER:-1}
+WEBHOOK_RATE=${WEBHOOK_RATE:-1000}
+SECRET=bench-webhook-secret-0123456789
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/setia-target}
 
 if [ ! -x /usr/bin/time ]; then
@@ -45,19 +52,22 @@ python3 -c 'import duckdb, lifetimes, pandas' || {
     exit 1
 }
 
-if [ -z "${SETIA_BIN:-}" ] || [ -z "${FIT_BIN:-}" ]; then
-    # One build for both, so every dependency keeps the feature set `setia` builds it with and
+if [ -z "${SETIA_BIN:-}" ] || [ -z "${FIT_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
+    # One build for all, so every dependency keeps the feature set `setia` builds it with and
     # the release build of Polars is shared rather than built a second time.
-    echo "building setia and bgnbd-fit (release)…" >&2
-    cargo build --release -p setia -p setia-bench-metrics >&2
+    echo "building setia, bgnbd-fit and ingest-load (release)…" >&2
+    cargo build --release -p setia -p setia-bench-metrics -p setia-bench-ingest >&2
 fi
 setia=${SETIA_BIN:-$CARGO_TARGET_DIR/release/setia}
 fit_bin=${FIT_BIN:-$CARGO_TARGET_DIR/release/bgnbd-fit}
+load_bin=${LOAD_BIN:-$CARGO_TARGET_DIR/release/ingest-load}
 
 report_busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-metrics.XXXXXX")
+server=
 cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept $work" >&2
     else
@@ -95,12 +105,53 @@ echo "3/6 setia metrics, end to end…" >&2
 RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics "$setia" --log-format json \
     metrics --merchant "$merchant" --as-of "$as_of" >"$work/report.json" 2>"$work/metrics.log"
 
-echo "   and again, as the nightly run would (scores now updated in place)…" >&2
+echo "   and again, as the nightly run would, with webhooks coming in while it stores…" >&2
+created=$("$setia" merchant create --name "Toko Webhooks" --webhook-secret "$SECRET")
+webhook_path=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["webhook_path"])' "$created")
+read -r server base < <(start_server serve "$setia" serve --listen 127.0.0.1:0 --no-worker --no-scheduler)
+# The load covers the store phase: as long as the first run stored, and at least 3 s.
+store_window=$(python3 "$here/summarise.py" --store-seconds "$work/metrics.log")
 RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics-again "$setia" --log-format json \
-    metrics --merchant "$merchant" --as-of "$as_of" >"$work/report-again.json" 2>"$work/metrics-again.log"
+    metrics --merchant "$merchant" --as-of "$as_of" >"$work/report-again.json" 2>"$work/metrics-again.log" &
+again=$!
+until grep -q '"storing the scores"' "$work/metrics-again.log"; do
+    kill -0 "$again" 2>/dev/null || { echo "setia metrics ended before storing" >&2; exit 1; }
+    sleep 0.05
+done
+"$load_bin" --label webhooks-during-store --url "$base$webhook_path" --secret "$SECRET" \
+    --mode open --rate "$WEBHOOK_RATE" --warmup 0 --duration "$store_window" \
+    --server-pid "$server" >"$work/webhooks.json"
+wait "$again"
+kill "$server" && wait "$server" 2>/dev/null || true
+server=
 
 echo "4/6 DuckDB peer…" >&2
-timed duckdb python3 "$here/duckdb_peer.py" "$work/history.csv" "$as_of" "$work/duckdb.json"
+# setia's scores of every customer, by external id: the model outputs the peer cannot
+# compute, and what its R, F, M and segments are compared with.
+python3 - "$work/setia.db" "$merchant" "$work/model.parquet" <<'PY'
+import sqlite3, sys, duckdb, pandas
+database, merchant, out = sys.argv[1:]
+connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+connection.execute("ATTACH DATABASE ? AS scores", (f"file:{database}-scores?mode=ro",))
+frame = pandas.read_sql_query(
+    "SELECT c.external_id, s.rfm_r, s.rfm_f, s.rfm_m, s.segment, s.p_alive, "
+    "s.expected_purchases_90d, s.clv_12m_minor FROM scores.customer_scores s "
+    "JOIN customers c ON c.id = s.customer_id WHERE s.merchant_id = ?", connection, params=(merchant,))
+duckdb.sql("COPY (SELECT * FROM frame) TO '" + out.replace("'", "''") + "' (FORMAT parquet)")
+PY
+timed duckdb python3 "$here/duckdb_peer.py" "$work/history.csv" "$as_of" "$work/duckdb.json" \
+    "$work/model.parquet" "$work/peer-scores.duckdb"
+python3 - "$work/model.parquet" "$work/peer-scores.duckdb" "$work/scores-check.json" <<'PY'
+import json, sys, duckdb
+model, peer, out = sys.argv[1:]
+connection = duckdb.connect(peer, read_only=True)
+setia_rows, peer_rows, same = connection.execute(
+    "SELECT (SELECT count(*) FROM read_parquet($1)), (SELECT count(*) FROM customer_scores), "
+    "(SELECT count(*) FROM customer_scores p JOIN read_parquet($1) s ON s.external_id = p.customer "
+    " WHERE p.r = s.rfm_r AND p.f = s.rfm_f AND p.m = s.rfm_m AND p.segment = s.segment)",
+    [model]).fetchone()
+json.dump({"setia_rows": setia_rows, "peer_rows": peer_rows, "same_rfm_and_segment": same}, open(out, "w"))
+PY
 
 echo "5/6 setia BG/NBD fit on its summary ($FIT_RUNS runs)…" >&2
 "$fit_bin" "$work/history.csv" "$as_of" "$work/summary.csv" "$FIT_RUNS" >"$work/fit.json"

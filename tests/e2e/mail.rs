@@ -757,7 +757,14 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
         recommended: Vec::new(),
     };
     store
-        .save_snapshot(&busy_id, "2027-03-07", "month", "{}", &[score], Utc::now())
+        .save_snapshot(
+            &busy_id,
+            "2027-03-07",
+            "month",
+            "{}",
+            vec![score],
+            Utc::now(),
+        )
         .await
         .unwrap();
 

@@ -73,15 +73,15 @@ pub trait Analytics: Send + Sync {
         merchant: &MerchantId,
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<PointsRow>>;
-    /// Stores a run: the report, and the scores that replace the previous run's, in one
-    /// transaction.
+    /// Stores a run: the scores that replace the previous run's (a reader sees the old ones
+    /// or the new ones, never a mix), then the report.
     async fn save_snapshot(
         &self,
         merchant: &MerchantId,
         as_of: &str,
         period: &str,
         report: &str,
-        scores: &[ScoreRow],
+        scores: Vec<ScoreRow>,
         computed_at: DateTime<Utc>,
     ) -> StoreResult<i64>;
     async fn latest_snapshot(

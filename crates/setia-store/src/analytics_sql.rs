@@ -2,9 +2,6 @@
 
 use crate::analytics::*;
 
-/// Scores per multi-row INSERT (15 columns each, under both databases' parameter limits).
-const SCORE_CHUNK: usize = 1_000;
-
 /// Purchases per chunk of `purchase_columns` where a backend reads in chunks (PostgreSQL):
 /// about 4 MB of text per chunk.
 const PURCHASE_CHUNK: usize = 200_000;
@@ -12,78 +9,26 @@ const PURCHASE_CHUNK: usize = 200_000;
 /// Concurrent readers of `purchase_columns`, each on a connection of its own.
 const MAX_PURCHASE_READERS: usize = 4;
 
-/// Scores per write transaction: about a quarter of a second of SQLite's writer.
-const SCORES_PER_TRANSACTION: usize = 10_000;
-
-/// SQLite's writer keeps 64 MiB of pages. Scores change five B-trees (the table, its key and
-/// three indexes) at random places, and for a million customers nearly every insert would
-/// evict and re-read pages. Raised while the scores are written, then put back.
-async fn raise_page_cache(tx: &mut DbTx<'_>) -> StoreResult<Option<i64>> {
-    if !IS_SQLITE {
-        return Ok(None);
-    }
-    let before: i64 = sqlx::query_scalar("PRAGMA cache_size")
-        .fetch_one(&mut **tx)
-        .await?;
-    sqlx::query("PRAGMA cache_size = -262144")
-        .execute(&mut **tx)
-        .await?;
-    Ok(Some(before))
-}
-
-async fn restore_page_cache(tx: &mut DbTx<'_>, before: Option<i64>) -> StoreResult<()> {
-    if let Some(before) = before {
-        sqlx::query(&format!("PRAGMA cache_size = {before}"))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Upserts scores: a re-run changes rows in place instead of deleting and re-inserting every
-/// index entry (half the time for a million customers on SQLite).
-async fn upsert_scores(
+/// Adds a run's report: the snapshot the dashboard and the API show.
+async fn insert_snapshot(
     tx: &mut DbTx<'_>,
     merchant: &MerchantId,
     as_of: &str,
-    scores: &[ScoreRow],
+    period: &str,
+    report: &str,
     computed_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    for chunk in scores.chunks(SCORE_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Db>::new(
-            "INSERT INTO customer_scores (merchant_id, customer_id, as_of, recency_days, frequency_days, \
-             monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, clv_12m_minor, \
-             computed_at_us, recommended) ",
-        );
-        insert.push_values(chunk, |mut row, score| {
-            row.push_bind(merchant.as_str())
-                .push_bind(score.customer)
-                .push_bind(as_of)
-                .push_bind(score.recency_days)
-                .push_bind(score.frequency_days)
-                .push_bind(score.monetary_minor)
-                .push_bind(score.r)
-                .push_bind(score.f)
-                .push_bind(score.m)
-                .push_bind(&score.segment)
-                .push_bind(score.p_alive)
-                .push_bind(score.expected_purchases_90d)
-                .push_bind(score.clv_12m_minor)
-                .push_bind(micros(computed_at))
-                .push_bind(product_list_json(&score.recommended));
-        });
-        insert.push(
-            " ON CONFLICT (merchant_id, customer_id) DO UPDATE SET as_of = excluded.as_of, \
-             recency_days = excluded.recency_days, frequency_days = excluded.frequency_days, \
-             monetary_minor = excluded.monetary_minor, rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, \
-             rfm_m = excluded.rfm_m, segment = excluded.segment, p_alive = excluded.p_alive, \
-             expected_purchases_90d = excluded.expected_purchases_90d, \
-             clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us, \
-             recommended = excluded.recommended",
-        );
-        insert.build().execute(&mut **tx).await?;
-    }
-    Ok(())
+) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO metric_snapshots (merchant_id, as_of, period, computed_at_us, report) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(merchant.as_str())
+    .bind(as_of)
+    .bind(period)
+    .bind(micros(computed_at))
+    .bind(report)
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 #[async_trait]
@@ -184,52 +129,11 @@ impl Analytics for ThisStore {
         as_of: &str,
         period: &str,
         report: &str,
-        scores: &[ScoreRow],
+        scores: Vec<ScoreRow>,
         computed_at: DateTime<Utc>,
     ) -> StoreResult<i64> {
-        // Scores are written in transactions of SCORES_PER_TRANSACTION, and the snapshot with
-        // the removal of stale scores in a last one. SQLite has one writer: a single
-        // transaction for a million scores held every webhook back for half a minute, far
-        // past Moota's 5 s. Between transactions a reader may see some customers' new scores
-        // beside others' old ones; the snapshot appears only when every score is written.
-        // The page cache stays raised from the first part to the last (lowering it between
-        // parts would drop the pages the next part needs); what runs on the writer in between
-        // only gains from it.
-        let mut cache_before = None;
-        let written: StoreResult<()> = async {
-            for part in scores.chunks(SCORES_PER_TRANSACTION) {
-                let mut tx = self.begin_write().await?;
-                if cache_before.is_none() {
-                    cache_before = raise_page_cache(&mut tx).await?;
-                }
-                upsert_scores(&mut tx, merchant, as_of, part, computed_at).await?;
-                tx.commit().await?;
-            }
-            Ok(())
-        }
-        .await;
-        let mut tx = self.begin_write().await?;
-        restore_page_cache(&mut tx, cache_before).await?;
-        written?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO metric_snapshots (merchant_id, as_of, period, computed_at_us, report) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(merchant.as_str())
-        .bind(as_of)
-        .bind(period)
-        .bind(micros(computed_at))
-        .bind(report)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Customers this run did not score lose their old scores.
-        sqlx::query("DELETE FROM customer_scores WHERE merchant_id = $1 AND computed_at_us <> $2")
-            .bind(merchant.as_str())
-            .bind(micros(computed_at))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(id)
+        self.save_run(merchant, as_of, period, report, scores, computed_at)
+            .await
     }
 
     async fn claim_nightly_run(

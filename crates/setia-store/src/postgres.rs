@@ -391,3 +391,77 @@ include!("engagement_sql.rs");
 include!("reconcile_sql.rs");
 include!("winback_sql.rs");
 include!("referral_sql.rs");
+
+/// Scores per multi-row INSERT (15 columns each, under PostgreSQL's parameter limit).
+const SCORE_CHUNK: usize = 1_000;
+
+impl PostgresStore {
+    /// The scores, the removal of those the run no longer produces and the snapshot, in one
+    /// transaction: PostgreSQL runs writers side by side, so nobody waits for it.
+    async fn save_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        period: &str,
+        report: &str,
+        scores: Vec<ScoreRow>,
+        computed_at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let mut tx = self.begin_write().await?;
+        for chunk in scores.chunks(SCORE_CHUNK) {
+            upsert_scores(&mut tx, merchant, as_of, chunk, computed_at).await?;
+        }
+        sqlx::query("DELETE FROM customer_scores WHERE merchant_id = $1 AND computed_at_us <> $2")
+            .bind(merchant.as_str())
+            .bind(micros(computed_at))
+            .execute(&mut *tx)
+            .await?;
+        let id = insert_snapshot(&mut tx, merchant, as_of, period, report, computed_at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+/// Upserts one multi-row statement of scores: a re-run changes rows in place instead of
+/// deleting and re-inserting every index entry.
+async fn upsert_scores(
+    tx: &mut DbTx<'_>,
+    merchant: &MerchantId,
+    as_of: &str,
+    chunk: &[ScoreRow],
+    computed_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut insert = sqlx::QueryBuilder::<Db>::new(
+        "INSERT INTO customer_scores (merchant_id, customer_id, as_of, recency_days, frequency_days, \
+         monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, clv_12m_minor, \
+         computed_at_us, recommended) ",
+    );
+    insert.push_values(chunk, |mut row, score| {
+        row.push_bind(merchant.as_str())
+            .push_bind(score.customer)
+            .push_bind(as_of)
+            .push_bind(score.recency_days)
+            .push_bind(score.frequency_days)
+            .push_bind(score.monetary_minor)
+            .push_bind(score.r)
+            .push_bind(score.f)
+            .push_bind(score.m)
+            .push_bind(&score.segment)
+            .push_bind(score.p_alive)
+            .push_bind(score.expected_purchases_90d)
+            .push_bind(score.clv_12m_minor)
+            .push_bind(micros(computed_at))
+            .push_bind(product_list_json(&score.recommended));
+    });
+    insert.push(
+        " ON CONFLICT (merchant_id, customer_id) DO UPDATE SET as_of = excluded.as_of, \
+         recency_days = excluded.recency_days, frequency_days = excluded.frequency_days, \
+         monetary_minor = excluded.monetary_minor, rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, \
+         rfm_m = excluded.rfm_m, segment = excluded.segment, p_alive = excluded.p_alive, \
+         expected_purchases_90d = excluded.expected_purchases_90d, \
+         clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us, \
+         recommended = excluded.recommended",
+    );
+    insert.build().execute(&mut **tx).await?;
+    Ok(())
+}

@@ -9,6 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::{CallOutcome, StoreError, StoreResult, WebhookCall};
 
+mod scores;
 mod webhooks;
 
 pub use webhooks::WebhookQueue;
@@ -33,6 +34,8 @@ pub struct SqliteStore {
     /// How every connection is opened, for the migrations' own.
     options: SqliteConnectOptions,
     checkpointer: Checkpointer,
+    /// The customer scores' file, attached to every sqlx connection as `scores`.
+    scores: scores::ScoresFile,
 }
 
 /// What every connection runs with, sqlx's and the webhook writer's alike.
@@ -74,8 +77,18 @@ impl SqliteStore {
                 })?;
             }
         }
+        let scores = scores::ScoresFile::beside(options.get_filename());
+        {
+            let scores = scores.clone();
+            tokio::task::spawn_blocking(move || scores.prepare())
+                .await
+                .map_err(|error| {
+                    sqlx::Error::Protocol(format!("preparing the scores file: {error}"))
+                })?
+                .map_err(StoreError::from)?;
+        }
         // Page caches: see the constants; 16 MiB for each reader (SQLite's default is 2 MiB).
-        let writer = SqlitePoolOptions::new()
+        let writer = attaching_scores(SqlitePoolOptions::new(), &scores)
             .max_connections(1)
             // A local file does not go stale; a ping would cost a hop to its thread.
             .test_before_acquire(false)
@@ -91,7 +104,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        let pool = SqlitePoolOptions::new()
+        let pool = attaching_scores(SqlitePoolOptions::new(), &scores)
             .max_connections(8)
             .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
@@ -102,8 +115,56 @@ impl SqliteStore {
             path,
             options,
             checkpointer: Checkpointer::start(checkpoints),
+            scores,
         })
     }
+
+    /// The scores first, in their own file and one transaction of its own writer, so that
+    /// neither webhooks nor readers wait for them; then the snapshot, which the dashboard
+    /// reads as "the latest run", once every score is in.
+    async fn save_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        period: &str,
+        report: &str,
+        mut scores: Vec<ScoreRow>,
+        computed_at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let file = self.scores.clone();
+        let (merchant_text, as_of_text) = (merchant.as_str().to_owned(), as_of.to_owned());
+        tokio::task::spawn_blocking(move || {
+            file.replace(
+                &merchant_text,
+                &as_of_text,
+                &mut scores,
+                micros(computed_at),
+            )
+        })
+        .await
+        .map_err(|error| sqlx::Error::Protocol(format!("the scores writer stopped: {error}")))?
+        .map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await?;
+        let id = insert_snapshot(&mut tx, merchant, as_of, period, report, computed_at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+/// Every sqlx connection but the checkpointer's sees the scores (`customer_scores` resolves
+/// to the attached file's table, the main file having none).
+fn attaching_scores(options: SqlitePoolOptions, scores: &scores::ScoresFile) -> SqlitePoolOptions {
+    let path = scores.path().to_string_lossy().into_owned();
+    options.after_connect(move |connection, _| {
+        let path = path.clone();
+        Box::pin(async move {
+            sqlx::query("ATTACH DATABASE $1 AS scores")
+                .bind(path)
+                .execute(connection)
+                .await?;
+            Ok(())
+        })
+    })
 }
 
 /// Copies the WAL back into the database file in the background, on a connection of its

@@ -1230,9 +1230,10 @@ mod imported_history {
         assert_eq!(shop.balance("C1", now).await, 374);
     }
 
-    /// Scores go in several write transactions (SQLite's one writer is never held for
-    /// long); the snapshot comes last, and a later run removes the scores it did not write.
-    async fn scores_are_saved_in_parts_and_stale_ones_removed(shop: Shop) {
+    /// A run's scores replace the merchant's previous ones, stale ones included, and leave
+    /// other merchants' alone: both when a large run rebuilds the scores (SQLite's scores
+    /// file) and when a small one changes them in place; the snapshot comes last.
+    async fn a_run_replaces_its_scores_and_no_one_elses(shop: Shop) {
         let customers = 25_001;
         let mut csv = String::from("customer_external_id,occurred_at,amount\n");
         for i in 0..customers {
@@ -1248,6 +1249,29 @@ mod imported_history {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), customers);
+        let other = shop
+            .store
+            .create_merchant(NewMerchant {
+                id: MerchantId::from_random_bytes([4; 20]),
+                name: MerchantName::parse("Kedai").unwrap(),
+                timezone: MerchantTimezone::default(),
+                webhook_secret: WebhookSecret::parse("AElSnSQk").unwrap(),
+                api_token_hash: ApiToken::from_random_bytes([4; 32]).hash(),
+                report_emails: vec![],
+                sandbox: false,
+            })
+            .await
+            .unwrap()
+            .id;
+        let mut other_keys = Vec::new();
+        for id in ["K1", "K2"] {
+            let customer = shop
+                .store
+                .upsert_customer(&other, &ext(id), &CustomerPatch::default())
+                .await
+                .unwrap();
+            other_keys.push(customer.key());
+        }
         let score = |customer: i64, segment: &str| ScoreRow {
             customer,
             recency_days: 0,
@@ -1262,9 +1286,9 @@ mod imported_history {
             clv_12m_minor: Some(1),
             recommended: Vec::new(),
         };
-        let segment_of = |id: &'static str| {
+        let segment_of = |merchant: &MerchantId, id: &'static str| {
             let store = shop.store.clone();
-            let merchant = shop.merchant.clone();
+            let merchant = merchant.clone();
             async move {
                 store
                     .customer_profile(&merchant, &ext(id), at(10, 0))
@@ -1274,17 +1298,57 @@ mod imported_history {
                     .segment
             }
         };
+        let save = |merchant: &MerchantId, rows: Vec<ScoreRow>, hour: u32| {
+            let store = shop.store.clone();
+            let merchant = merchant.clone();
+            async move {
+                store
+                    .save_snapshot(&merchant, "2026-01-10", "month", "{}", rows, at(10, hour))
+                    .await
+                    .unwrap()
+            }
+        };
 
-        let all: Vec<ScoreRow> = keys.iter().map(|&k| score(k, "new_customers")).collect();
-        let first = shop
-            .store
-            .save_snapshot(&shop.merchant, "2026-01-10", "month", "{}", &all, at(10, 0))
-            .await
-            .unwrap();
-        assert_eq!(segment_of("C0").await.as_deref(), Some("new_customers"));
-        assert_eq!(segment_of("C25000").await.as_deref(), Some("new_customers"));
+        save(
+            &other,
+            other_keys.iter().map(|&k| score(k, "loyal")).collect(),
+            1,
+        )
+        .await;
+        let first = save(
+            &shop.merchant,
+            keys.iter().map(|&k| score(k, "new_customers")).collect(),
+            2,
+        )
+        .await;
+        assert_eq!(
+            segment_of(&shop.merchant, "C0").await.as_deref(),
+            Some("new_customers")
+        );
+        assert_eq!(
+            segment_of(&shop.merchant, "C25000").await.as_deref(),
+            Some("new_customers")
+        );
+        assert_eq!(
+            segment_of(&other, "K2").await.as_deref(),
+            Some("loyal"),
+            "another merchant's scores stay"
+        );
 
-        // The next run scores everyone but C0.
+        // The small merchant's next run scores K1 only: changed in place, K2's removed.
+        save(&other, vec![score(other_keys[0], "champions")], 3).await;
+        assert_eq!(segment_of(&other, "K1").await.as_deref(), Some("champions"));
+        assert_eq!(
+            segment_of(&other, "K2").await,
+            None,
+            "a stale score is removed"
+        );
+        assert_eq!(
+            segment_of(&shop.merchant, "C0").await.as_deref(),
+            Some("new_customers")
+        );
+
+        // The large merchant's next run scores everyone but C0.
         let c0 = shop
             .store
             .customer(&shop.merchant, &ext("C0"))
@@ -1299,26 +1363,30 @@ mod imported_history {
             .map(|&k| score(k, "promising"))
             .collect();
         assert_eq!(later.len(), customers - 1);
-        let second = shop
-            .store
-            .save_snapshot(
-                &shop.merchant,
-                "2026-01-11",
-                "month",
-                "{}",
-                &later,
-                at(11, 0),
-            )
-            .await
-            .unwrap();
+        let second = save(&shop.merchant, later, 4).await;
         assert!(second > first);
-        assert_eq!(segment_of("C0").await, None, "a stale score is removed");
-        assert_eq!(segment_of("C25000").await.as_deref(), Some("promising"));
+        assert_eq!(
+            segment_of(&shop.merchant, "C0").await,
+            None,
+            "a stale score is removed"
+        );
+        assert_eq!(
+            segment_of(&shop.merchant, "C25000").await.as_deref(),
+            Some("promising")
+        );
+        assert_eq!(segment_of(&other, "K1").await.as_deref(), Some("champions"));
+        let latest = shop
+            .store
+            .latest_snapshot(&shop.merchant, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.id, second);
     }
 
     on_every_backend!(
         imported_purchases_earn_once_in_order: false,
-        scores_are_saved_in_parts_and_stale_ones_removed: false,
+        a_run_replaces_its_scores_and_no_one_elses: false,
     );
 }
 
@@ -2149,7 +2217,7 @@ mod catalog {
             "2026-01-10",
             "month",
             "{}",
-            &[
+            vec![
                 score(c1, vec![key["E"], key["A"], foreign, key["B"], key["C"]]),
                 score(c4, vec![]),
             ],
