@@ -77,6 +77,12 @@ pub async fn demo(
     );
     simulator.expect_orders(register_orders(&*store, &merchant).await?);
     refresh_metrics(&store, &merchant).await;
+    // The weekly report is due from Monday 08:00: a demo started before it still shows last
+    // week's at once (the running mail loop delivers it).
+    super::mail::mailer(store.clone(), settings)?
+        .enqueue_latest_report(&merchant.id, Utc::now())
+        .await
+        .map_err(|error| CliError::Failed(error.into()))?;
 
     let dashboard = format!("{base_url}/dashboard");
     println!(
@@ -118,7 +124,8 @@ pub async fn demo(
     running.stop().await
 }
 
-/// `--reset`: removes the embedded database (with its WAL files) and the .eml folder.
+/// `--reset`: removes the embedded database (with its WAL files and its scores file) and the
+/// .eml folder.
 pub fn reset(settings: &Settings) -> Result<(), CliError> {
     let Some(path) = settings.database_url.strip_prefix("sqlite://") else {
         return Err(CliError::BadInput(
@@ -130,6 +137,9 @@ pub fn reset(settings: &Settings) -> Result<(), CliError> {
         path.to_owned(),
         format!("{path}-wal"),
         format!("{path}-shm"),
+        format!("{path}-scores"),
+        format!("{path}-scores-wal"),
+        format!("{path}-scores-shm"),
     ] {
         match std::fs::remove_file(&file) {
             Ok(()) => {}

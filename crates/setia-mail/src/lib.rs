@@ -341,6 +341,64 @@ impl Mailer {
         Ok(enqueued)
     }
 
+    /// Enqueues the latest weekly report for `merchant` now: this week's if it is due, else
+    /// last week's (what `setia demo` shows at once, whatever the hour). Returns how many
+    /// report emails were enqueued; none for an address that already has that week's.
+    pub async fn enqueue_latest_report(
+        &self,
+        merchant: &MerchantId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, MailError> {
+        let Some(mail) = self.store.mail_merchant(merchant).await? else {
+            return Ok(0);
+        };
+        let Some(window) = report::preview_window(mail.merchant.timezone, now) else {
+            return Ok(0);
+        };
+        self.enqueue_reports(&mail, &window, now).await
+    }
+
+    /// The weekly report of `window` for each report address that does not have it yet.
+    async fn enqueue_reports(
+        &self,
+        mail: &MailMerchant,
+        window: &schedule::ReportWindow,
+        now: DateTime<Utc>,
+    ) -> Result<u64, MailError> {
+        let id = &mail.merchant.id;
+        let recipients = &mail.merchant.report_emails;
+        if recipients.is_empty() {
+            return Ok(0);
+        }
+        let missing = self
+            .store
+            .missing_reports(id, &window.period_key, recipients)
+            .await?;
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let payload = report::compute(&*self.store, id, mail.merchant.timezone, window).await?;
+        let payload = serde_json::to_string(&payload).expect("a report payload serialises");
+        let mut enqueued = 0;
+        for recipient in &missing {
+            if self
+                .store
+                .enqueue_report(
+                    id,
+                    recipient,
+                    &window.period_key,
+                    window.due_at,
+                    &payload,
+                    now,
+                )
+                .await?
+            {
+                enqueued += 1;
+            }
+        }
+        Ok(enqueued)
+    }
+
     async fn schedule_merchant(
         &self,
         id: &MerchantId,
@@ -413,32 +471,8 @@ impl Mailer {
             }
         }
 
-        let recipients = &mail.merchant.report_emails;
-        if let (false, Some(window)) = (recipients.is_empty(), schedule::report_window(zone, now)) {
-            let missing = self
-                .store
-                .missing_reports(id, &window.period_key, recipients)
-                .await?;
-            if !missing.is_empty() {
-                let payload = report::compute(&*self.store, id, zone, &window).await?;
-                let payload = serde_json::to_string(&payload).expect("a report payload serialises");
-                for recipient in &missing {
-                    if self
-                        .store
-                        .enqueue_report(
-                            id,
-                            recipient,
-                            &window.period_key,
-                            window.due_at,
-                            &payload,
-                            now,
-                        )
-                        .await?
-                    {
-                        enqueued.weekly_churn_report += 1;
-                    }
-                }
-            }
+        if let Some(window) = schedule::report_window(zone, now) {
+            enqueued.weekly_churn_report += self.enqueue_reports(&mail, &window, now).await?;
         }
         let engagement = self.store.engagement_program(id).await?;
         enqueued.feedback_request += self.schedule_feedback(&mail, &engagement, now).await?;

@@ -232,8 +232,9 @@ async fn feedback_weeks(
     Ok((program.feedback.enabled || !nothing).then_some(weeks))
 }
 
-/// The window a preview shows: this week's report if it is due, else last week's.
+/// The window a preview shows: this week's report if it is due, else last week's. A report
+/// is only not due on Monday before its hour, and a day earlier, Sunday, last week's was.
 pub fn preview_window(zone: MerchantTimezone, now: DateTime<Utc>) -> Option<ReportWindow> {
     crate::schedule::report_window(zone, now)
-        .or_else(|| crate::schedule::report_window(zone, now - chrono::TimeDelta::days(7)))
+        .or_else(|| crate::schedule::report_window(zone, now - chrono::TimeDelta::days(1)))
 }

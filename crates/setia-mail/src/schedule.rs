@@ -279,6 +279,27 @@ mod tests {
     }
 
     #[test]
+    fn a_preview_before_monday_eight_shows_last_weeks_report() {
+        let jakarta = zone("Asia/Jakarta");
+        // Monday 2027-03-08 from 00:00 to 07:59 in Jakarta: nothing due, last week's shown.
+        for before in ["2027-03-07T17:00:00Z", "2027-03-08T00:59:00Z"] {
+            assert_eq!(report_window(jakarta, at(before)), None);
+            assert_eq!(
+                crate::report::preview_window(jakarta, at(before))
+                    .unwrap()
+                    .period_key,
+                "2027-W09"
+            );
+        }
+        assert_eq!(
+            crate::report::preview_window(jakarta, at("2027-03-08T01:00:00Z"))
+                .unwrap()
+                .period_key,
+            "2027-W10"
+        );
+    }
+
+    #[test]
     fn iso_weeks_cross_years() {
         // Monday 2027-01-04 is in ISO week 2027-W01; Monday 2026-12-28 in 2026-W53.
         let utc = zone("UTC");
