@@ -319,7 +319,7 @@ struct QuarantineList {
 struct OutboxEntryDoc {
     id: i64,
     /// thank_you, birthday_offer, weekly_churn_report, feedback_request, feedback_alert,
-    /// winback or referral_reward
+    /// winback, referral_reward, tier_welcome or tier_nudge
     kind: String,
     /// `cus_N` for customer mail, the address for a report or an alert
     recipient: String,

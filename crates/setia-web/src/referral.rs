@@ -133,7 +133,7 @@ async fn show(
 }
 
 /// Nothing from anywhere (the pages' styles are inline), no framing, no referrer.
-fn respond(status: StatusCode, body: String) -> Response {
+pub(crate) fn respond(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
