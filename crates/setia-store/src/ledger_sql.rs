@@ -149,7 +149,8 @@ async fn insert_points(
 
 /// Earn points (and the every-n-th bonus) for an attributed purchase, as of the purchase's
 /// time: the tier is what the customer spent in the year before it. Idempotent.
-/// Crosses into the tiers the purchase reaches ([`cross_tiers`]) in the same go.
+/// Crosses into the tiers the purchase reaches ([`cross_tiers`]) in the same go; the
+/// entry points count in what it returns.
 #[allow(clippy::too_many_arguments)]
 async fn award_purchase_points(
     conn: &mut DbConn,
@@ -205,7 +206,7 @@ async fn award_purchase_points(
             awarded += bonus;
         }
     }
-    cross_tiers(
+    awarded += cross_tiers(
         conn, merchant, rules, customer, purchase, amount, at, trailing, now,
     )
     .await?;

@@ -32,7 +32,7 @@ async fn standing_tiers(
 /// crossing and its entry points for every tier entered, and one welcome for the highest
 /// when the purchase is recent and the customer may be mailed. `spent_before` is the
 /// customer's countable spend in the 365 days before the purchase, without it. Idempotent: a
-/// purchase seen again finds its tiers standing.
+/// purchase seen again finds its tiers standing. Returns the entry points awarded.
 #[allow(clippy::too_many_arguments)]
 async fn cross_tiers(
     conn: &mut DbConn,
@@ -44,7 +44,7 @@ async fn cross_tiers(
     at: DateTime<Utc>,
     spent_before: Money,
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<i64> {
     // A sandbox world shows points but never crosses: no entry award, no welcome. Most
     // purchases cross nothing, and that is known without reading anything.
     if rules.sandbox
@@ -52,11 +52,11 @@ async fn cross_tiers(
             .entered
             .is_empty()
     {
-        return Ok(());
+        return Ok(0);
     }
     let perks = engagement_in(conn, merchant).await?.perks;
     if !perks.enabled {
-        return Ok(());
+        return Ok(0);
     }
     let standing = standing_tiers(conn, merchant, customer).await?;
     let crossing = tier_crossing(&rules.program, spent_before, amount, &standing);
@@ -93,10 +93,10 @@ async fn cross_tiers(
         }
     }
     let Some(tier) = crossing.welcome.filter(|_| welcomed) else {
-        return Ok(());
+        return Ok(entry_points);
     };
     if at < now - TimeDelta::days(WELCOME_WITHIN_DAYS) || !contactable(conn, merchant, customer).await? {
-        return Ok(());
+        return Ok(entry_points);
     }
     let offer = perks.offer(tier);
     let payload = TierWelcomePayload {
@@ -118,7 +118,7 @@ async fn cross_tiers(
     .bind(serde_json::to_string(&payload).expect("a welcome payload serialises"))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(entry_points)
 }
 
 /// A refund of the purchase that made a crossing takes it back, with its entry points; a
