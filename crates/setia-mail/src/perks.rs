@@ -278,6 +278,77 @@ mod tests {
     }
 
     #[test]
+    fn both_emails_render_the_perks_escaped_and_link_the_member_page() {
+        use crate::templates::TemplateLoader;
+        use setia_core::MerchantId;
+        use setia_store::mail::OutboxKind;
+
+        let mut perks = EngagementProgram::standard().perks;
+        perks.gold.perks = vec!["Akses awal <b>koleksi</b> baru".into()];
+        let program = LoyaltyProgram::default();
+        let common = Common {
+            unsubscribe_url: Some("https://setia.example/u/t".into()),
+            member_url: Some("https://setia.example/m/t".into()),
+            ..common()
+        };
+        let templates = TemplateLoader::new(None).load(
+            &MerchantId::from_random_bytes([1; 20]),
+            EmailLanguage::Indonesian,
+        );
+        let near = customer(Tier::Silver, 9_100_000);
+        let nudge = nudge_context(
+            EmailLanguage::Indonesian,
+            &perks,
+            &program,
+            &near,
+            "gold-2027",
+            "Ani".into(),
+            common.clone(),
+        )
+        .unwrap();
+        let email = templates.render(OutboxKind::TierNudge, &nudge).unwrap();
+        assert!(email.subject.contains("Rp 900.000") && email.subject.contains("Gold"));
+        assert!(email.html.contains("Akses awal &lt;b&gt;koleksi"));
+        assert!(!email.html.contains("<b>koleksi"));
+        assert!(email.text.contains("- Akses awal <b>koleksi</b> baru"));
+        assert!(email.text.contains("Poin 1,5×"));
+        // HTML escapes the slashes of a link (minijinja writes `&#x2f;`).
+        assert!(email.text.contains("https://setia.example/m/t"));
+        assert!(email.html.contains("setia.example&#x2f;m&#x2f;t"));
+        let payload = TierWelcomePayload {
+            tier: "gold".into(),
+            title: "Gold".into(),
+            perks: perks.gold.perks.clone(),
+            entry_points: 600,
+            voucher_percent: Some(15),
+        };
+        let context = TierWelcomeContext {
+            common,
+            customer_name: "Ani".into(),
+            tier: TierView {
+                title: payload.title.clone(),
+                points_multiplier: Some("1,5".into()),
+                perks: payload.perks.clone(),
+            },
+            entry_points: payload.entry_points,
+            voucher: Some(TierVoucher {
+                code: "TIER-7K3MX9QA".into(),
+                percent: 15,
+            }),
+            loyalty: LoyaltyView::of(&near, &program),
+        };
+        let email = templates.render(OutboxKind::TierWelcome, &context).unwrap();
+        assert!(email.subject.contains("Gold"));
+        for part in [&email.html, &email.text] {
+            assert!(part.contains("600 poin") && part.contains("TIER-7K3MX9QA"), "{part}");
+            assert!(part.contains("15%"));
+        }
+        assert!(email.text.contains("https://setia.example/m/t"));
+        assert!(email.html.contains("setia.example&#x2f;m&#x2f;t"));
+        assert!(email.html.contains("&lt;b&gt;koleksi"));
+    }
+
+    #[test]
     fn multipliers_are_written_in_the_language() {
         assert_eq!(multiplier_text(EmailLanguage::Indonesian, 1.25).as_deref(), Some("1,25"));
         assert_eq!(multiplier_text(EmailLanguage::English, 1.5).as_deref(), Some("1.5"));
