@@ -156,7 +156,10 @@ async fn a_transfer_to_silver_is_welcomed_once_and_the_member_page_shows_it(seti
 
     // Every customer email links the member page: the thank-you too.
     let link = member_link(welcome);
-    assert!(link.starts_with(&format!("{public_url}/m/{merchant}.")), "{link}");
+    assert!(
+        link.starts_with(&format!("{public_url}/m/{merchant}.")),
+        "{link}"
+    );
     for message in receiver.messages() {
         assert_eq!(member_link(&message), link);
         assert!(html(&message).replace("&#x2f;", "/").contains(&link));
@@ -169,8 +172,18 @@ async fn a_transfer_to_silver_is_welcomed_once_and_the_member_page_shows_it(seti
     let expiry = (now - TimeDelta::minutes(2) + TimeDelta::days(365))
         .with_timezone(&chrono_tz::Asia::Jakarta);
     let months = [
-        "Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-        "September", "Oktober", "November", "Desember",
+        "Januari",
+        "Februari",
+        "Maret",
+        "April",
+        "Mei",
+        "Juni",
+        "Juli",
+        "Agustus",
+        "September",
+        "Oktober",
+        "November",
+        "Desember",
     ];
     let expiry = format!(
         "{} {} {}",
@@ -211,8 +224,14 @@ async fn a_transfer_to_silver_is_welcomed_once_and_the_member_page_shows_it(seti
     let other_customer = format!("{merchant}.{}.{mac}", parsed.customer().key() + 1);
     let (other, _) = perks_merchant(&setia, "Toko Lain");
     let other_secret = store.mail_merchant(&other).await.unwrap().unwrap().secret;
-    let other_merchants = MemberToken::sign(&other_secret, &merchant, parsed.customer()).to_string();
-    let genuine = store.mail_merchant(&merchant).await.unwrap().unwrap().secret;
+    let other_merchants =
+        MemberToken::sign(&other_secret, &merchant, parsed.customer()).to_string();
+    let genuine = store
+        .mail_merchant(&merchant)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
     let unsubscribe = UnsubscribeToken::sign(&genuine, &merchant, parsed.customer()).to_string();
     for bad in [
         flipped,
@@ -247,7 +266,10 @@ async fn a_transfer_to_silver_is_welcomed_once_and_the_member_page_shows_it(seti
     ]);
     assert!(output.status.success());
     let shown = String::from_utf8(output.stdout).unwrap();
-    assert!(shown.contains("Gratis ongkir") && shown.contains("TIER-"), "{shown}");
+    assert!(
+        shown.contains("Gratis ongkir") && shown.contains("TIER-"),
+        "{shown}"
+    );
 }
 
 async fn a_customer_near_gold_is_nudged_once_a_year(setia: Setia) {
@@ -262,8 +284,7 @@ async fn a_customer_near_gold_is_nudged_once_a_year(setia: Setia) {
     // Tomorrow, 10:00 in Jakarta: marketing hours. Budi spent Rp 9.100.000 in the past
     // year, Citra Rp 1.000.000.
     let tomorrow = Utc::now().date_naive() + TimeDelta::days(1);
-    let first = Utc
-        .from_utc_datetime(&tomorrow.and_hms_opt(3, 0, 0).unwrap());
+    let first = Utc.from_utc_datetime(&tomorrow.and_hms_opt(3, 0, 0).unwrap());
     let bought = (tomorrow - TimeDelta::days(30)).to_string();
     setia.import(
         "transactions",
@@ -298,7 +319,13 @@ async fn a_customer_near_gold_is_nudged_once_a_year(setia: Setia) {
     // Later the same year: no second nudge.
     let new_year = NaiveDate::from_ymd_opt(first.year() + 1, 1, 1).unwrap();
     let later = (first + TimeDelta::days(10))
-        .min(Utc.from_utc_datetime(&(new_year - TimeDelta::days(1)).and_hms_opt(3, 0, 0).unwrap()))
+        .min(
+            Utc.from_utc_datetime(
+                &(new_year - TimeDelta::days(1))
+                    .and_hms_opt(3, 0, 0)
+                    .unwrap(),
+            ),
+        )
         .max(first + TimeDelta::hours(1));
     let again = run_due(&setia, &later.to_rfc3339(), &env);
     assert_eq!(again["enqueued"]["tier_nudge"], 0, "{again}");
@@ -308,5 +335,8 @@ async fn a_customer_near_gold_is_nudged_once_a_year(setia: Setia) {
     let output = setia.run(&["mail", "preview", "--merchant", &id, "--kind", "tier_nudge"]);
     assert!(output.status.success());
     let shown = String::from_utf8(output.stdout).unwrap();
-    assert!(shown.contains("menuju Gold") && shown.contains("Hadiah ulang tahun ganda"), "{shown}");
+    assert!(
+        shown.contains("menuju Gold") && shown.contains("Hadiah ulang tahun ganda"),
+        "{shown}"
+    );
 }

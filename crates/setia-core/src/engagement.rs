@@ -449,13 +449,20 @@ impl PerksSettings {
                     "perks.{key}.entry_points must be 0 to {MAX_ENTRY_POINTS}"
                 ));
             }
-            if let Some(percent) = tier.entry_voucher_percent.filter(|p| !(1..=100).contains(p)) {
+            if let Some(percent) = tier
+                .entry_voucher_percent
+                .filter(|p| !(1..=100).contains(p))
+            {
                 return Err(format!(
                     "perks.{key}.entry_voucher_percent must be 1 to 100, not {percent}"
                 ));
             }
         }
-        for (key, tier) in [("member", Tier::Bronze), ("silver", Tier::Silver), ("gold", Tier::Gold)] {
+        for (key, tier) in [
+            ("member", Tier::Bronze),
+            ("silver", Tier::Silver),
+            ("gold", Tier::Gold),
+        ] {
             let offer = self.offer(tier);
             check_lines(key, &offer.title, &offer.perks)?;
         }
@@ -651,7 +658,10 @@ mod tests {
         );
         assert_eq!(program.perks.offer(Tier::Gold).title, "Gold");
         assert_eq!(program.perks.offer(Tier::Gold).entry_points, 500);
-        assert_eq!(program.perks.offer(Tier::Bronze).perks, vec!["Poin tiap belanja"]);
+        assert_eq!(
+            program.perks.offer(Tier::Bronze).perks,
+            vec!["Poin tiap belanja"]
+        );
         let written = program.to_toml();
         assert!(written.contains("title = \"Member\""), "{written}");
         assert_eq!(EngagementProgram::from_toml(&written).unwrap(), program);

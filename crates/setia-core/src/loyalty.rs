@@ -378,7 +378,10 @@ mod tests {
         assert_eq!(balance_at(&written, day(470), year).0, 0);
         // The first points to expire: the first award's unspent 30 on day 365, then the
         // second award once the first has expired, then nothing.
-        assert_eq!(next_expiry(&movements, day(300), year), Some((day(365), 30)));
+        assert_eq!(
+            next_expiry(&movements, day(300), year),
+            Some((day(365), 30))
+        );
         assert_eq!(next_expiry(&written, day(366), year), Some((day(465), 50)));
         assert_eq!(next_expiry(&written, day(470), year), None);
         assert_eq!(next_expiry(&movements[..1], day(-1), year), None);

@@ -99,7 +99,12 @@ struct CustomerLink {
 }
 
 impl CustomerLink {
-    fn sign(domain: &str, secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> Self {
+    fn sign(
+        domain: &str,
+        secret: &MailSecret,
+        merchant: &MerchantId,
+        customer: CustomerId,
+    ) -> Self {
         CustomerLink {
             merchant: merchant.clone(),
             customer,
@@ -278,7 +283,11 @@ pub fn tier_voucher_code(
 ) -> String {
     let code = secret.code(
         "setia-tier-voucher-v1",
-        &[merchant.as_str(), &customer.key().to_string(), tier.as_str()],
+        &[
+            merchant.as_str(),
+            &customer.key().to_string(),
+            tier.as_str(),
+        ],
     );
     format!("TIER-{code}")
 }
@@ -468,7 +477,10 @@ mod tests {
         let text = member.to_string();
         let parsed = MemberToken::parse(&text).unwrap();
         assert!(parsed.verify(&secret(1)) && !parsed.verify(&secret(2)));
-        assert_eq!((parsed.merchant(), parsed.customer()), (&merchant(1), customer));
+        assert_eq!(
+            (parsed.merchant(), parsed.customer()),
+            (&merchant(1), customer)
+        );
         // Same shape, other domain: an unsubscribe token is no member token, nor the reverse.
         let unsubscribe = UnsubscribeToken::sign(&secret(1), &merchant(1), customer).to_string();
         assert_ne!(unsubscribe, text);
@@ -476,7 +488,9 @@ mod tests {
         assert!(!UnsubscribeToken::parse(&text).unwrap().verify(&secret(1)));
         let mac = text.rsplit('.').next().unwrap();
         let other_customer = format!("{}.43.{mac}", merchant(1));
-        assert!(!MemberToken::parse(&other_customer).unwrap().verify(&secret(1)));
+        assert!(!MemberToken::parse(&other_customer)
+            .unwrap()
+            .verify(&secret(1)));
         assert_eq!(
             MemberToken::parse(&format!("{text}0")),
             Err(MailTokenError::BadMemberToken)
@@ -490,10 +504,15 @@ mod tests {
     #[test]
     fn tier_vouchers_are_stable_and_personal() {
         use crate::loyalty::Tier;
-        let code = |s, m, c, tier| tier_voucher_code(&secret(s), &merchant(m), CustomerId::from_key(c), tier);
+        let code = |s, m, c, tier| {
+            tier_voucher_code(&secret(s), &merchant(m), CustomerId::from_key(c), tier)
+        };
         let silver = code(1, 1, 5, Tier::Silver);
         assert_eq!(silver, code(1, 1, 5, Tier::Silver));
-        assert!(silver.starts_with("TIER-") && silver.len() == 13, "{silver}");
+        assert!(
+            silver.starts_with("TIER-") && silver.len() == 13,
+            "{silver}"
+        );
         for other in [
             code(1, 1, 5, Tier::Gold),
             code(1, 1, 6, Tier::Silver),

@@ -131,10 +131,7 @@ mod tests {
             entered: vec![],
             welcome: None,
         };
-        assert_eq!(
-            tier_crossing(&program(), rp(0), rp(1_999_999), &[]),
-            none
-        );
+        assert_eq!(tier_crossing(&program(), rp(0), rp(1_999_999), &[]), none);
         assert_eq!(
             tier_crossing(&program(), rp(3_000_000), rp(1_000_000), &[]),
             none,

@@ -149,7 +149,8 @@ pub(crate) fn nudge_context(
     customer_name: String,
     common: Common,
 ) -> Result<TierNudgeContext, String> {
-    let tier = parse_nudge_period(period).ok_or_else(|| format!("period {period:?} is not a tier nudge"))?;
+    let tier = parse_nudge_period(period)
+        .ok_or_else(|| format!("period {period:?} is not a tier nudge"))?;
     if customer.tier >= tier {
         return Err("the customer reached the tier".into());
     }
@@ -212,7 +213,10 @@ impl Mailer {
 
 /// A welcome for previews: to the sample customer's next tier up from member (or their
 /// own tier), with that tier's entry award and voucher as the program sets them.
-pub(crate) fn sample_welcome(perks: &PerksSettings, customer: &MailCustomer) -> (Tier, TierWelcomePayload) {
+pub(crate) fn sample_welcome(
+    perks: &PerksSettings,
+    customer: &MailCustomer,
+) -> (Tier, TierWelcomePayload) {
     let tier = customer.tier.max(Tier::Silver);
     let offer = perks.offer(tier);
     let payload = TierWelcomePayload {
@@ -340,7 +344,10 @@ mod tests {
         let email = templates.render(OutboxKind::TierWelcome, &context).unwrap();
         assert!(email.subject.contains("Gold"));
         for part in [&email.html, &email.text] {
-            assert!(part.contains("600 poin") && part.contains("TIER-7K3MX9QA"), "{part}");
+            assert!(
+                part.contains("600 poin") && part.contains("TIER-7K3MX9QA"),
+                "{part}"
+            );
             assert!(part.contains("15%"));
         }
         assert!(email.text.contains("https://setia.example/m/t"));
@@ -350,9 +357,18 @@ mod tests {
 
     #[test]
     fn multipliers_are_written_in_the_language() {
-        assert_eq!(multiplier_text(EmailLanguage::Indonesian, 1.25).as_deref(), Some("1,25"));
-        assert_eq!(multiplier_text(EmailLanguage::English, 1.5).as_deref(), Some("1.5"));
-        assert_eq!(multiplier_text(EmailLanguage::English, 2.0).as_deref(), Some("2"));
+        assert_eq!(
+            multiplier_text(EmailLanguage::Indonesian, 1.25).as_deref(),
+            Some("1,25")
+        );
+        assert_eq!(
+            multiplier_text(EmailLanguage::English, 1.5).as_deref(),
+            Some("1.5")
+        );
+        assert_eq!(
+            multiplier_text(EmailLanguage::English, 2.0).as_deref(),
+            Some("2")
+        );
         assert_eq!(multiplier_text(EmailLanguage::English, 1.0), None);
     }
 

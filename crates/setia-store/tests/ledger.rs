@@ -3334,7 +3334,10 @@ mod perks {
     }
 
     /// The welcome rows in the outbox: (recipient, tier, payload), by recipient.
-    async fn welcomes(shop: &Shop, now: DateTime<Utc>) -> Vec<(String, String, TierWelcomePayload)> {
+    async fn welcomes(
+        shop: &Shop,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, String, TierWelcomePayload)> {
         let mut rows: Vec<_> = shop
             .store
             .claim_outbox(now, TimeDelta::seconds(1), 100)
@@ -3381,14 +3384,24 @@ mod perks {
             .await
             .unwrap());
         let history = shop.store.points_history(&shop.merchant, c1).await.unwrap();
-        let entry = history.iter().find(|e| e.source.starts_with("tier:")).unwrap();
+        let entry = history
+            .iter()
+            .find(|e| e.source.starts_with("tier:"))
+            .unwrap();
         assert_eq!((entry.kind.as_str(), entry.points), ("bonus", 100));
         assert!(entry.reason.contains("Silver"), "{}", entry.reason);
 
         // The refund of the purchase that reached silver takes the entry back with the earn.
         let purchases = shop
             .store
-            .purchases(&shop.merchant, Some(true), PageRequest { before: None, limit: 1 })
+            .purchases(
+                &shop.merchant,
+                Some(true),
+                PageRequest {
+                    before: None,
+                    limit: 1,
+                },
+            )
             .await
             .unwrap();
         shop.store
@@ -3425,7 +3438,10 @@ mod perks {
         let sent = welcomes(&shop, at(4, 0)).await;
         let (c2, silver) = (id_of(&shop, "C2").await, "silver".to_owned());
         assert_eq!(sent.len(), 2, "{sent:?}");
-        assert_eq!((sent[0].0.clone(), sent[0].1.clone()), (c1.to_string(), silver));
+        assert_eq!(
+            (sent[0].0.clone(), sent[0].1.clone()),
+            (c1.to_string(), silver)
+        );
         assert_eq!(
             sent[0].2,
             TierWelcomePayload {
@@ -3436,8 +3452,14 @@ mod perks {
                 voucher_percent: Some(10),
             }
         );
-        assert_eq!((sent[1].0.clone(), sent[1].1.as_str()), (c2.to_string(), "gold"));
-        assert_eq!((sent[1].2.entry_points, sent[1].2.voucher_percent), (600, None));
+        assert_eq!(
+            (sent[1].0.clone(), sent[1].1.as_str()),
+            (c2.to_string(), "gold")
+        );
+        assert_eq!(
+            (sent[1].2.entry_points, sent[1].2.voucher_percent),
+            (600, None)
+        );
     }
 
     async fn a_sandbox_world_crosses_nothing(shop: Shop) {
@@ -3451,14 +3473,21 @@ mod perks {
         .await;
         assert_eq!(shop.balance("C1", at(0, 4)).await, 300, "points, no entry");
         let c1 = id_of(&shop, "C1").await;
-        assert!(shop.store.tier_crossings(&shop.merchant, c1).await.unwrap().is_empty());
+        assert!(shop
+            .store
+            .tier_crossings(&shop.merchant, c1)
+            .await
+            .unwrap()
+            .is_empty());
         assert!(welcomes(&shop, at(1, 0)).await.is_empty());
     }
 
     async fn an_import_awards_every_crossing_and_mails_the_last_week(shop: Shop) {
         perks_program(&shop).await;
-        shop.customer("OLD", reachable(None, "old@toko.example")).await;
-        shop.customer("NEW", reachable(None, "new@toko.example")).await;
+        shop.customer("OLD", reachable(None, "old@toko.example"))
+            .await;
+        shop.customer("NEW", reachable(None, "new@toko.example"))
+            .await;
         // OLD reached silver on 2 January, NEW on 8 February; the import runs on 10 February.
         shop.import_history(
             "customer_external_id,occurred_at,amount\n\
@@ -3476,14 +3505,21 @@ mod perks {
         assert_eq!(shop.balance("NEW", now).await, 350);
         // Run again: nothing.
         assert_eq!(
-            shop.store.award_missing_points(&shop.merchant, now).await.unwrap(),
+            shop.store
+                .award_missing_points(&shop.merchant, now)
+                .await
+                .unwrap(),
             (0, 0)
         );
         assert_eq!(shop.balance("NEW", now).await, 350);
         let (old, new) = (id_of(&shop, "OLD").await, id_of(&shop, "NEW").await);
         for customer in [old, new] {
             assert_eq!(
-                shop.store.tier_crossings(&shop.merchant, customer).await.unwrap().len(),
+                shop.store
+                    .tier_crossings(&shop.merchant, customer)
+                    .await
+                    .unwrap()
+                    .len(),
                 1
             );
         }
@@ -3565,8 +3601,14 @@ mod perks {
             .collect();
         nudged.sort();
         let mut expected = vec![
-            (id_of(&shop, "NEAR_SILVER").await.to_string(), "silver-2026".to_owned()),
-            (id_of(&shop, "NEAR_GOLD").await.to_string(), "gold-2026".to_owned()),
+            (
+                id_of(&shop, "NEAR_SILVER").await.to_string(),
+                "silver-2026".to_owned(),
+            ),
+            (
+                id_of(&shop, "NEAR_GOLD").await.to_string(),
+                "gold-2026".to_owned(),
+            ),
         ];
         expected.sort();
         assert_eq!(nudged, expected);

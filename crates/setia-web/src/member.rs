@@ -127,8 +127,12 @@ fn page(member: &Member, public_url: &str) -> String {
         .map(escape);
     let mut body = String::new();
     body.push_str(&match (&first_name, english) {
-        (Some(name), false) => format!("<p>Halo {name}, ini keanggotaan Anda di <strong>{shop}</strong>.</p>"),
-        (Some(name), true) => format!("<p>Hello {name}, this is your membership at <strong>{shop}</strong>.</p>"),
+        (Some(name), false) => {
+            format!("<p>Halo {name}, ini keanggotaan Anda di <strong>{shop}</strong>.</p>")
+        }
+        (Some(name), true) => {
+            format!("<p>Hello {name}, this is your membership at <strong>{shop}</strong>.</p>")
+        }
         (None, false) => format!("<p>Ini keanggotaan Anda di <strong>{shop}</strong>.</p>"),
         (None, true) => format!("<p>This is your membership at <strong>{shop}</strong>.</p>"),
     });
@@ -207,7 +211,11 @@ fn page(member: &Member, public_url: &str) -> String {
     }
     layout(
         language.as_str(),
-        if english { "Your membership" } else { "Keanggotaan Anda" },
+        if english {
+            "Your membership"
+        } else {
+            "Keanggotaan Anda"
+        },
         &body,
     )
 }
