@@ -171,25 +171,9 @@ async fn a_transfer_to_silver_is_welcomed_once_and_the_member_page_shows_it(seti
     // The oldest points, the first purchase's 150, expire first.
     let expiry = (now - TimeDelta::minutes(2) + TimeDelta::days(365))
         .with_timezone(&chrono_tz::Asia::Jakarta);
-    let months = [
-        "Januari",
-        "Februari",
-        "Maret",
-        "April",
-        "Mei",
-        "Juni",
-        "Juli",
-        "Agustus",
-        "September",
-        "Oktober",
-        "November",
-        "Desember",
-    ];
-    let expiry = format!(
-        "{} {} {}",
-        expiry.day(),
-        months[expiry.month0() as usize],
-        expiry.year()
+    let expiry = setia_mail::context::long_date(
+        setia_store::mail::EmailLanguage::Indonesian,
+        expiry.date_naive(),
     );
     for expected in [
         "Halo &lt;i&gt;Ani&lt;/i&gt;",

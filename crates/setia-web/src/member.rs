@@ -28,8 +28,8 @@ use setia_store::mail::EmailLanguage;
 use setia_store::perks::MemberPage;
 use setia_store::StoreError;
 
-use crate::referral::respond;
-use crate::unsubscribe::{escape, layout, try_again_page};
+use crate::referral::{link_response, link_text, respond};
+use crate::unsubscribe::{escape, layout};
 use crate::AppState;
 
 /// Longer than any genuine token (a merchant id, a customer key and 32 hex digits): anything
@@ -80,20 +80,11 @@ async fn show(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Ok(Path(text)) = path else {
+    let Some(text) = link_text(path, MAX_TOKEN_TEXT) else {
         return not_found();
     };
-    if text.len() > MAX_TOKEN_TEXT {
-        return not_found();
-    }
-    match member(&state, &text).await {
-        Ok(Some(member)) => respond(StatusCode::OK, page(&member, &state.public_url)),
-        Ok(None) => not_found(),
-        Err(error) => {
-            tracing::error!(%error, "the member page failed");
-            respond(StatusCode::SERVICE_UNAVAILABLE, try_again_page())
-        }
-    }
+    let found = member(&state, &text).await;
+    link_response(found, "member", |m| page(m, &state.public_url), not_found)
 }
 
 fn not_found() -> Response {
