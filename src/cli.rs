@@ -351,6 +351,8 @@ pub enum MailKind {
     FeedbackAlert,
     Winback,
     ReferralReward,
+    TierWelcome,
+    TierNudge,
 }
 
 #[derive(Debug, Args)]

@@ -98,6 +98,8 @@ async fn preview(
         MailKind::FeedbackAlert => OutboxKind::FeedbackAlert,
         MailKind::Winback => OutboxKind::Winback,
         MailKind::ReferralReward => OutboxKind::ReferralReward,
+        MailKind::TierWelcome => OutboxKind::TierWelcome,
+        MailKind::TierNudge => OutboxKind::TierNudge,
     };
     let rendered = mailer(store, settings)?
         .preview(&merchant.id, kind, customer.as_ref(), Utc::now())

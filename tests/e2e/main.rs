@@ -14,6 +14,7 @@ mod metrics;
 mod moota_dashboard;
 mod moota_sync;
 mod nightly;
+mod perks;
 mod products;
 mod readme;
 mod referral_links;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::loyalty::Tier;
+
 /// A merchant's engagement program, read from TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -16,6 +18,7 @@ pub struct EngagementProgram {
     pub feedback: FeedbackSettings,
     pub winback: WinbackSettings,
     pub referral: ReferralSettings,
+    pub perks: PerksSettings,
 }
 
 impl Default for EngagementProgram {
@@ -25,6 +28,7 @@ impl Default for EngagementProgram {
             feedback: FeedbackSettings::default(),
             winback: WinbackSettings::default(),
             referral: ReferralSettings::default(),
+            perks: PerksSettings::default(),
         }
     }
 }
@@ -292,6 +296,184 @@ impl ReferralSettings {
     }
 }
 
+/// `[perks]`: what each loyalty tier gives a customer besides its points multiplier, the
+/// welcome when a verified purchase first reaches a tier, and the nudge when the next one is
+/// near.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerksSettings {
+    /// Welcome emails, entry awards and nudges; the perks are shown either way.
+    pub enabled: bool,
+    /// A customer whose trailing spend is within this percent of the next tier's threshold
+    /// (and below it) is told how close it is; 0 switches the nudge off.
+    pub nudge_within_percent: u32,
+    /// The loyalty program's first tier (`bronze`), where every customer starts.
+    pub member: MemberPerks,
+    pub silver: TierPerks,
+    pub gold: TierPerks,
+}
+
+impl Default for PerksSettings {
+    fn default() -> Self {
+        PerksSettings {
+            enabled: true,
+            nudge_within_percent: 20,
+            member: MemberPerks::default(),
+            silver: TierPerks::default(),
+            gold: TierPerks::default(),
+        }
+    }
+}
+
+/// `[perks.member]`: a title and perks, and no entry award (nobody enters it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemberPerks {
+    /// Left out: "Member" (the program as read always holds the title in force).
+    pub title: Option<String>,
+    pub perks: Vec<String>,
+    /// Read only to refuse them with a reason: see [`PerksSettings::check`].
+    #[serde(skip_serializing)]
+    entry_points: Option<i64>,
+    #[serde(skip_serializing)]
+    entry_voucher_percent: Option<i64>,
+}
+
+/// `[perks.silver]` and `[perks.gold]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierPerks {
+    /// Left out: "Silver" or "Gold".
+    pub title: Option<String>,
+    /// Lines shown to the customer (free shipping, early access…).
+    pub perks: Vec<String>,
+    /// Points awarded once, when a verified purchase first reaches the tier.
+    pub entry_points: u32,
+    /// A personal voucher in the welcome email, in percent; none when left out.
+    pub entry_voucher_percent: Option<u32>,
+}
+
+/// What one tier gives, as the emails and the member page show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierOffer {
+    pub title: String,
+    pub perks: Vec<String>,
+    pub entry_points: u32,
+    pub entry_voucher_percent: Option<u32>,
+}
+
+/// Lines a tier may list, and the longest line and title: enough for a phone's screen.
+pub const MAX_PERK_LINES: usize = 10;
+pub const MAX_PERK_LINE_CHARS: usize = 200;
+pub const MAX_TIER_TITLE_CHARS: usize = 40;
+const MAX_ENTRY_POINTS: u32 = 1_000_000;
+
+fn check_lines(key: &str, title: &str, perks: &[String]) -> Result<(), String> {
+    let title_chars = title.trim().chars().count();
+    if title_chars == 0 || title.chars().count() > MAX_TIER_TITLE_CHARS {
+        return Err(format!(
+            "perks.{key}.title must be 1 to {MAX_TIER_TITLE_CHARS} characters"
+        ));
+    }
+    if perks.len() > MAX_PERK_LINES {
+        return Err(format!(
+            "perks.{key}.perks may list at most {MAX_PERK_LINES} lines, not {}",
+            perks.len()
+        ));
+    }
+    if let Some(line) = perks
+        .iter()
+        .position(|line| line.trim().is_empty() || line.chars().count() > MAX_PERK_LINE_CHARS)
+    {
+        return Err(format!(
+            "perks.{key}.perks line {} must be 1 to {MAX_PERK_LINE_CHARS} characters",
+            line + 1
+        ));
+    }
+    Ok(())
+}
+
+impl PerksSettings {
+    /// What `tier` gives (its title written in).
+    pub fn offer(&self, tier: Tier) -> TierOffer {
+        match tier {
+            Tier::Bronze => TierOffer {
+                title: self.member.title.clone().unwrap_or_else(|| "Member".into()),
+                perks: self.member.perks.clone(),
+                entry_points: 0,
+                entry_voucher_percent: None,
+            },
+            Tier::Silver | Tier::Gold => {
+                let (settings, default_title) = if tier == Tier::Silver {
+                    (&self.silver, "Silver")
+                } else {
+                    (&self.gold, "Gold")
+                };
+                TierOffer {
+                    title: settings
+                        .title
+                        .clone()
+                        .unwrap_or_else(|| default_title.into()),
+                    perks: settings.perks.clone(),
+                    entry_points: settings.entry_points,
+                    entry_voucher_percent: settings.entry_voucher_percent,
+                }
+            }
+        }
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        if self.nudge_within_percent > 100 {
+            return Err(format!(
+                "perks.nudge_within_percent must be 0 (off) to 100, not {}",
+                self.nudge_within_percent
+            ));
+        }
+        for (key, present) in [
+            ("entry_points", self.member.entry_points.is_some()),
+            (
+                "entry_voucher_percent",
+                self.member.entry_voucher_percent.is_some(),
+            ),
+        ] {
+            if present {
+                return Err(format!(
+                    "perks.member.{key}: every customer starts as a member, so the member tier \
+                     has no entry award; set it under [perks.silver] or [perks.gold]"
+                ));
+            }
+        }
+        for (key, tier) in [("silver", &self.silver), ("gold", &self.gold)] {
+            if tier.entry_points > MAX_ENTRY_POINTS {
+                return Err(format!(
+                    "perks.{key}.entry_points must be 0 to {MAX_ENTRY_POINTS}"
+                ));
+            }
+            if let Some(percent) = tier
+                .entry_voucher_percent
+                .filter(|p| !(1..=100).contains(p))
+            {
+                return Err(format!(
+                    "perks.{key}.entry_voucher_percent must be 1 to 100, not {percent}"
+                ));
+            }
+        }
+        for (key, tier) in [
+            ("member", Tier::Bronze),
+            ("silver", Tier::Silver),
+            ("gold", Tier::Gold),
+        ] {
+            let offer = self.offer(tier);
+            check_lines(key, &offer.title, &offer.perks)?;
+        }
+        // The titles in force are written in, so the program shown is the program in force.
+        self.member.title = Some(self.offer(Tier::Bronze).title);
+        self.silver.title = Some(self.offer(Tier::Silver).title);
+        self.gold.title = Some(self.offer(Tier::Gold).title);
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngagementError {
     #[error("engagement program: {0}")]
@@ -309,9 +491,9 @@ const MAX_RESURVEY_DAYS: u32 = 730;
 impl EngagementProgram {
     /// The defaults as they are in force: the program of a merchant who set none.
     pub fn standard() -> EngagementProgram {
-        let mut program = EngagementProgram::default();
-        program.feedback.alert_at_or_below = Some(program.feedback.alert_level());
-        program
+        EngagementProgram::default()
+            .validated()
+            .expect("the defaults are in range")
     }
 
     pub fn from_toml(text: &str) -> Result<EngagementProgram, EngagementError> {
@@ -357,6 +539,7 @@ impl EngagementProgram {
         feedback.alert_at_or_below = Some(alert);
         self.winback.check().map_err(EngagementError::Invalid)?;
         self.referral.check().map_err(EngagementError::Invalid)?;
+        self.perks.check().map_err(EngagementError::Invalid)?;
         Ok(self)
     }
 }
@@ -450,6 +633,56 @@ mod tests {
     }
 
     #[test]
+    fn perks_are_on_with_titles_written_in() {
+        let standard = EngagementProgram::standard();
+        assert!(standard.perks.enabled);
+        assert_eq!(standard.perks.nudge_within_percent, 20);
+        assert_eq!(standard.perks.silver.title.as_deref(), Some("Silver"));
+        assert_eq!(standard.perks.offer(Tier::Bronze).title, "Member");
+        assert_eq!(standard.perks.offer(Tier::Gold).entry_voucher_percent, None);
+        let program = EngagementProgram::from_toml(
+            "[perks]\nnudge_within_percent = 15\n[perks.member]\nperks = [\"Poin tiap belanja\"]\n\
+             [perks.silver]\ntitle = \"Perak\"\nperks = [\"Gratis ongkir\", \"Akses awal\"]\n\
+             entry_points = 100\nentry_voucher_percent = 10\n[perks.gold]\nentry_points = 500\n",
+        )
+        .unwrap();
+        let silver = program.perks.offer(Tier::Silver);
+        assert_eq!(
+            silver,
+            TierOffer {
+                title: "Perak".into(),
+                perks: vec!["Gratis ongkir".into(), "Akses awal".into()],
+                entry_points: 100,
+                entry_voucher_percent: Some(10),
+            }
+        );
+        assert_eq!(program.perks.offer(Tier::Gold).title, "Gold");
+        assert_eq!(program.perks.offer(Tier::Gold).entry_points, 500);
+        assert_eq!(
+            program.perks.offer(Tier::Bronze).perks,
+            vec!["Poin tiap belanja"]
+        );
+        let written = program.to_toml();
+        assert!(written.contains("title = \"Member\""), "{written}");
+        assert_eq!(EngagementProgram::from_toml(&written).unwrap(), program);
+    }
+
+    #[test]
+    fn the_member_tier_has_no_entry_award() {
+        for key in ["entry_points = 50", "entry_voucher_percent = 5"] {
+            let error = EngagementProgram::from_toml(&format!("[perks.member]\n{key}\n"))
+                .unwrap_err()
+                .to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(
+                error.contains(&format!("perks.member.{name}"))
+                    && error.contains("every customer starts as a member"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         for (text, key) in [
             ("marketing_cap = 3\n", "marketing_cap"),
@@ -517,6 +750,35 @@ mod tests {
                 "min_first_order_rupiah",
             ),
             ("[referral]\nreward = 5\n", "reward"),
+            (
+                "[perks]\nnudge_within_percent = 101\n",
+                "perks.nudge_within_percent",
+            ),
+            (
+                "[perks.silver]\nentry_voucher_percent = 0\n",
+                "perks.silver.entry_voucher_percent",
+            ),
+            (
+                "[perks.gold]\nentry_voucher_percent = 101\n",
+                "perks.gold.entry_voucher_percent",
+            ),
+            (
+                "[perks.gold]\nentry_points = 2000000\n",
+                "perks.gold.entry_points",
+            ),
+            ("[perks.silver]\nentry_points = -1\n", "entry_points"),
+            ("[perks.silver]\ntitle = \"  \"\n", "perks.silver.title"),
+            (
+                "[perks.gold]\ntitle = \"A very long title that no email could fit in\"\n",
+                "perks.gold.title",
+            ),
+            (
+                "[perks.member]\nperks = [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\"]\n",
+                "perks.member.perks",
+            ),
+            ("[perks.silver]\nperks = [\"ok\", \"\"]\n", "perks.silver.perks line 2"),
+            ("[perks.silver]\nperk = [\"x\"]\n", "perk"),
+            ("[perks.platinum]\n", "platinum"),
         ] {
             let error = EngagementProgram::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(key), "{text:?}: {error}");

@@ -17,6 +17,7 @@ pub mod merchant;
 pub mod money;
 pub mod moota;
 pub mod moota_api;
+pub mod perks;
 pub mod product;
 pub mod referral;
 pub mod rupiah;

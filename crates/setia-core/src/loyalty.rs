@@ -63,6 +63,12 @@ impl Tier {
             Tier::Gold => "gold",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Tier> {
+        [Tier::Bronze, Tier::Silver, Tier::Gold]
+            .into_iter()
+            .find(|tier| tier.as_str() == text)
+    }
 }
 
 impl LoyaltyProgram {
@@ -116,7 +122,8 @@ impl LoyaltyProgram {
         }
     }
 
-    fn multiplier(&self, tier: Tier) -> f64 {
+    /// The tier's points multiplier: its built-in perk.
+    pub fn multiplier(&self, tier: Tier) -> f64 {
         match tier {
             Tier::Bronze => 1.0,
             Tier::Silver => self.silver_multiplier,
@@ -190,31 +197,27 @@ pub struct DueExpiry {
     pub points: i64,
 }
 
-/// First in, first out: spending uses the oldest points that had not expired at the time;
-/// a reversal takes back the points of the awards it reverses (and, if some were already
-/// spent, the rest from the oldest lots). Returns the balance at `now`, due expiries
-/// applied, and the expiries still to be written.
-pub fn balance_at(
-    movements: &[PointsMovement],
-    now: DateTime<Utc>,
-    expiry: TimeDelta,
-) -> (i64, Vec<DueExpiry>) {
-    struct Lot<'a> {
-        award: i64,
-        source: &'a str,
-        earned_at: DateTime<Utc>,
-        left: i64,
-    }
-    fn spend_oldest(lots: &mut [Lot<'_>], mut points: i64, at: DateTime<Utc>, expiry: TimeDelta) {
-        for lot in lots.iter_mut().filter(|l| l.earned_at + expiry > at) {
-            let used = lot.left.min(points);
-            lot.left -= used;
-            points -= used;
-            if points == 0 {
-                return;
-            }
+/// An award as the balance rules track it: what is left of it.
+struct Lot<'a> {
+    award: i64,
+    source: &'a str,
+    earned_at: DateTime<Utc>,
+    left: i64,
+}
+
+fn spend_oldest(lots: &mut [Lot<'_>], mut points: i64, at: DateTime<Utc>, expiry: TimeDelta) {
+    for lot in lots.iter_mut().filter(|l| l.earned_at + expiry > at) {
+        let used = lot.left.min(points);
+        lot.left -= used;
+        points -= used;
+        if points == 0 {
+            return;
         }
     }
+}
+
+/// The awards up to `now`, oldest first, with what is left of each.
+fn lots_at(movements: &[PointsMovement], now: DateTime<Utc>, expiry: TimeDelta) -> Vec<Lot<'_>> {
     let mut sorted: Vec<&PointsMovement> = movements.iter().filter(|m| m.at <= now).collect();
     sorted.sort_by_key(|m| (m.at, m.id));
     let mut lots: Vec<Lot> = Vec::new();
@@ -243,6 +246,19 @@ pub fn balance_at(
             }
         }
     }
+    lots
+}
+
+/// First in, first out: spending uses the oldest points that had not expired at the time;
+/// a reversal takes back the points of the awards it reverses (and, if some were already
+/// spent, the rest from the oldest lots). Returns the balance at `now`, due expiries
+/// applied, and the expiries still to be written.
+pub fn balance_at(
+    movements: &[PointsMovement],
+    now: DateTime<Utc>,
+    expiry: TimeDelta,
+) -> (i64, Vec<DueExpiry>) {
+    let lots = lots_at(movements, now, expiry);
     let (expired, live): (Vec<&Lot>, Vec<&Lot>) =
         lots.iter().partition(|l| l.earned_at + expiry <= now);
     let due = expired
@@ -255,6 +271,19 @@ pub fn balance_at(
         })
         .collect();
     (live.iter().map(|l| l.left).sum(), due)
+}
+
+/// The points that expire first among those held at `now`: when, and how many (the oldest
+/// unexpired award's unspent rest). `None` when nothing is held.
+pub fn next_expiry(
+    movements: &[PointsMovement],
+    now: DateTime<Utc>,
+    expiry: TimeDelta,
+) -> Option<(DateTime<Utc>, i64)> {
+    lots_at(movements, now, expiry)
+        .iter()
+        .find(|l| l.left > 0 && l.earned_at + expiry > now)
+        .map(|l| (l.earned_at + expiry, l.left))
 }
 
 #[cfg(test)]
@@ -347,6 +376,15 @@ mod tests {
         let written = [&movements[..], &[expire]].concat();
         assert_eq!(balance_at(&written, day(366), year), (50, vec![]));
         assert_eq!(balance_at(&written, day(470), year).0, 0);
+        // The first points to expire: the first award's unspent 30 on day 365, then the
+        // second award once the first has expired, then nothing.
+        assert_eq!(
+            next_expiry(&movements, day(300), year),
+            Some((day(365), 30))
+        );
+        assert_eq!(next_expiry(&written, day(366), year), Some((day(465), 50)));
+        assert_eq!(next_expiry(&written, day(470), year), None);
+        assert_eq!(next_expiry(&movements[..1], day(-1), year), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum MailTokenError {
     BadToken,
     #[error("not a feedback token")]
     BadFeedbackToken,
+    #[error("not a member token")]
+    BadMemberToken,
 }
 
 impl MailSecret {
@@ -87,69 +89,61 @@ fn parse_mac(text: &str) -> Option<[u8; TOKEN_MAC_LEN]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
-/// `{merchant}.{customer key}.{32 hex digits}`: says who to unsubscribe from which
-/// merchant, signed so that nobody can unsubscribe someone else.
+/// `{merchant}.{customer key}.{32 hex digits}` signed under one domain: the shape of the
+/// links that name a customer and never expire (unsubscribe, member page).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnsubscribeToken {
+struct CustomerLink {
     merchant: MerchantId,
     customer: CustomerId,
     mac: [u8; TOKEN_MAC_LEN],
 }
 
-impl UnsubscribeToken {
-    pub fn sign(secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> Self {
-        UnsubscribeToken {
+impl CustomerLink {
+    fn sign(
+        domain: &str,
+        secret: &MailSecret,
+        merchant: &MerchantId,
+        customer: CustomerId,
+    ) -> Self {
+        CustomerLink {
             merchant: merchant.clone(),
             customer,
-            mac: truncated(Self::tag(secret, merchant, customer)),
+            mac: truncated(Self::tag(domain, secret, merchant, customer)),
         }
     }
 
-    fn tag(secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> HmacSha256 {
-        secret.mac(
-            "setia-unsubscribe-v1",
-            &[merchant.as_str(), &customer.key().to_string()],
-        )
+    fn tag(
+        domain: &str,
+        secret: &MailSecret,
+        merchant: &MerchantId,
+        customer: CustomerId,
+    ) -> HmacSha256 {
+        secret.mac(domain, &[merchant.as_str(), &customer.key().to_string()])
     }
 
-    /// Reads a token's shape; whether it is genuine needs the merchant's secret
-    /// ([`UnsubscribeToken::verify`]).
-    pub fn parse(text: &str) -> Result<Self, MailTokenError> {
+    fn parse(text: &str) -> Option<Self> {
         let mut parts = text.split('.');
         let (Some(merchant), Some(customer), Some(mac), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(MailTokenError::BadToken);
+            return None;
         };
-        let merchant = MerchantId::parse(merchant).map_err(|_| MailTokenError::BadToken)?;
-        let customer = canonical_number(customer)
-            .map(CustomerId::from_key)
-            .ok_or(MailTokenError::BadToken)?;
-        let mac = parse_mac(mac).ok_or(MailTokenError::BadToken)?;
-        Ok(UnsubscribeToken {
-            merchant,
-            customer,
-            mac,
+        Some(CustomerLink {
+            merchant: MerchantId::parse(merchant).ok()?,
+            customer: canonical_number(customer).map(CustomerId::from_key)?,
+            mac: parse_mac(mac)?,
         })
     }
 
-    /// True when the token was signed with `secret` (constant-time).
-    pub fn verify(&self, secret: &MailSecret) -> bool {
-        Self::tag(secret, &self.merchant, self.customer)
+    /// True when the token was signed with `secret` under `domain` (constant-time).
+    fn verify(&self, domain: &str, secret: &MailSecret) -> bool {
+        Self::tag(domain, secret, &self.merchant, self.customer)
             .verify_truncated_left(&self.mac)
             .is_ok()
     }
-
-    pub fn merchant(&self) -> &MerchantId {
-        &self.merchant
-    }
-
-    pub fn customer(&self) -> CustomerId {
-        self.customer
-    }
 }
 
-impl fmt::Display for UnsubscribeToken {
+impl fmt::Display for CustomerLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -160,6 +154,66 @@ impl fmt::Display for UnsubscribeToken {
         )
     }
 }
+
+/// A signed customer link type: its own HMAC domain, so a token of one kind is never
+/// valid as another.
+macro_rules! customer_link {
+    ($(#[$doc:meta])* $name:ident, $domain:literal, $error:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(CustomerLink);
+
+        impl $name {
+            const DOMAIN: &'static str = $domain;
+
+            pub fn sign(secret: &MailSecret, merchant: &MerchantId, customer: CustomerId) -> Self {
+                $name(CustomerLink::sign(Self::DOMAIN, secret, merchant, customer))
+            }
+
+            /// Reads a token's shape; whether it is genuine needs the merchant's secret
+            /// (`verify`).
+            pub fn parse(text: &str) -> Result<Self, MailTokenError> {
+                CustomerLink::parse(text).map($name).ok_or($error)
+            }
+
+            /// True when the token was signed with `secret` (constant-time).
+            pub fn verify(&self, secret: &MailSecret) -> bool {
+                self.0.verify(Self::DOMAIN, secret)
+            }
+
+            pub fn merchant(&self) -> &MerchantId {
+                &self.0.merchant
+            }
+
+            pub fn customer(&self) -> CustomerId {
+                self.0.customer
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+customer_link!(
+    /// `{merchant}.{customer key}.{32 hex digits}`: says who to unsubscribe from which
+    /// merchant, signed so that nobody can unsubscribe someone else.
+    UnsubscribeToken,
+    "setia-unsubscribe-v1",
+    MailTokenError::BadToken
+);
+
+customer_link!(
+    /// The member page's token (`/m/{token}`), same shape as [`UnsubscribeToken`] under its
+    /// own domain. It does not expire, like the unsubscribe link: the page it opens shows
+    /// no more than a first name, a tier and points, and changes nothing.
+    MemberToken,
+    "setia-member-v1",
+    MailTokenError::BadMemberToken
+);
 
 /// Crockford base32 without the letters that read as digits (no I, L, O, U).
 pub(crate) const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -216,6 +270,26 @@ pub fn winback_voucher_code(
         ],
     );
     format!("WB-{code}")
+}
+
+/// The personal voucher of a tier's welcome email, `TIER-` and 8 characters: one per
+/// customer and tier (the welcome is sent once per tier), the same if the email is retried,
+/// and not guessable without the merchant's secret.
+pub fn tier_voucher_code(
+    secret: &MailSecret,
+    merchant: &MerchantId,
+    customer: CustomerId,
+    tier: crate::loyalty::Tier,
+) -> String {
+    let code = secret.code(
+        "setia-tier-voucher-v1",
+        &[
+            merchant.as_str(),
+            &customer.key().to_string(),
+            tier.as_str(),
+        ],
+    );
+    format!("TIER-{code}")
 }
 
 /// How long a feedback link works: DESIGN §8.
@@ -393,6 +467,59 @@ mod tests {
                 Err(MailTokenError::BadToken),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_member_token_is_its_own_kind_of_token() {
+        let customer = CustomerId::from_key(42);
+        let member = MemberToken::sign(&secret(1), &merchant(1), customer);
+        let text = member.to_string();
+        let parsed = MemberToken::parse(&text).unwrap();
+        assert!(parsed.verify(&secret(1)) && !parsed.verify(&secret(2)));
+        assert_eq!(
+            (parsed.merchant(), parsed.customer()),
+            (&merchant(1), customer)
+        );
+        // Same shape, other domain: an unsubscribe token is no member token, nor the reverse.
+        let unsubscribe = UnsubscribeToken::sign(&secret(1), &merchant(1), customer).to_string();
+        assert_ne!(unsubscribe, text);
+        assert!(!MemberToken::parse(&unsubscribe).unwrap().verify(&secret(1)));
+        assert!(!UnsubscribeToken::parse(&text).unwrap().verify(&secret(1)));
+        let mac = text.rsplit('.').next().unwrap();
+        let other_customer = format!("{}.43.{mac}", merchant(1));
+        assert!(!MemberToken::parse(&other_customer)
+            .unwrap()
+            .verify(&secret(1)));
+        assert_eq!(
+            MemberToken::parse(&format!("{text}0")),
+            Err(MailTokenError::BadMemberToken)
+        );
+        assert_eq!(
+            MemberToken::parse(&"a".repeat(5000)),
+            Err(MailTokenError::BadMemberToken)
+        );
+    }
+
+    #[test]
+    fn tier_vouchers_are_stable_and_personal() {
+        use crate::loyalty::Tier;
+        let code = |s, m, c, tier| {
+            tier_voucher_code(&secret(s), &merchant(m), CustomerId::from_key(c), tier)
+        };
+        let silver = code(1, 1, 5, Tier::Silver);
+        assert_eq!(silver, code(1, 1, 5, Tier::Silver));
+        assert!(
+            silver.starts_with("TIER-") && silver.len() == 13,
+            "{silver}"
+        );
+        for other in [
+            code(1, 1, 5, Tier::Gold),
+            code(1, 1, 6, Tier::Silver),
+            code(1, 2, 5, Tier::Silver),
+            code(2, 1, 5, Tier::Silver),
+        ] {
+            assert_ne!(silver, other);
         }
     }
 

@@ -77,6 +77,9 @@ pub struct Common {
     pub language: &'static str,
     /// The one-click unsubscribe page (customer mail only).
     pub unsubscribe_url: Option<String>,
+    /// The customer's member page, `/m/{token}`: tier, points, their expiry, perks (customer
+    /// mail only).
+    pub member_url: Option<String>,
     /// The recommendations block of a customer email: empty for reports and for a merchant
     /// without products, and then the block is left out.
     pub recommendations: Vec<ProductCard>,
@@ -622,6 +625,7 @@ mod tests {
             tier,
             points_balance: 120,
             trailing_spend: Money::from_minor(spent_rupiah * 100),
+            next_expiry: None,
         }
     }
 
@@ -696,6 +700,7 @@ mod tests {
             merchant_name: "Toko".into(),
             language: "id",
             unsubscribe_url: None,
+            member_url: None,
             recommendations: Vec::new(),
         };
         let view = ReportContext::of(common, &payload, EmailLanguage::Indonesian);
@@ -743,6 +748,7 @@ mod tests {
             merchant_name: "Toko".into(),
             language,
             unsubscribe_url: None,
+            member_url: None,
             recommendations: Vec::new(),
         };
         let rendered = |payload: &ReportPayload, language| {

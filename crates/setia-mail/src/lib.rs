@@ -13,6 +13,7 @@ pub mod context;
 pub mod feedback;
 mod marketing;
 pub mod message;
+pub mod perks;
 pub mod referral;
 pub mod report;
 pub mod schedule;
@@ -174,6 +175,9 @@ pub struct Enqueued {
     pub feedback_request: u64,
     /// Referral rewards paid (points credited), each with its email.
     pub referral_reward: u64,
+    /// Customers told how close their next tier is. Welcomes are enqueued by the worker
+    /// with the purchase that reached the tier.
+    pub tier_nudge: u64,
 }
 
 impl std::ops::AddAssign for Enqueued {
@@ -183,6 +187,7 @@ impl std::ops::AddAssign for Enqueued {
         self.weekly_churn_report += other.weekly_churn_report;
         self.feedback_request += other.feedback_request;
         self.referral_reward += other.referral_reward;
+        self.tier_nudge += other.tier_nudge;
     }
 }
 
@@ -479,6 +484,7 @@ impl Mailer {
         enqueued.referral_reward += self
             .schedule_referral_rewards(&mail, &engagement, now)
             .await?;
+        enqueued.tier_nudge += self.schedule_tier_nudges(&mail, &engagement, now).await?;
         if enqueued != Enqueued::default() {
             tracing::info!(merchant = %id, ?enqueued, "emails enqueued");
         }
@@ -780,6 +786,7 @@ impl Mailer {
                 merchant_name: merchant.name.clone(),
                 language: mail.language.as_str(),
                 unsubscribe_url: Some(unsubscribe_url.clone()),
+                member_url: Some(self.member_url(mail, customer.id)),
                 recommendations: cards(
                     batch
                         .recommendations
@@ -897,6 +904,48 @@ impl Mailer {
                     );
                     templates.render(row.kind, &context)
                 }
+                OutboxKind::TierWelcome => {
+                    let (tier, payload) =
+                        match perks::parse_welcome(&row.period_key, row.payload.as_deref()) {
+                            Ok(welcome) => welcome,
+                            Err(error) => return Ok(failed(error)),
+                        };
+                    if !self
+                        .store
+                        .holds_tier_entry(&merchant.id, customer.id, tier)
+                        .await?
+                    {
+                        return Ok(suppressed("a refund took the tier's entry back"));
+                    }
+                    let context = perks::welcome_context(
+                        mail,
+                        batch.program,
+                        customer,
+                        &payload,
+                        tier,
+                        customer_name,
+                        common,
+                    );
+                    templates.render(row.kind, &context)
+                }
+                OutboxKind::TierNudge => {
+                    let context = match perks::nudge_context(
+                        mail.language,
+                        &batch.engagement.perks,
+                        batch.program,
+                        customer,
+                        &row.period_key,
+                        customer_name,
+                        common,
+                    ) {
+                        Ok(context) => context,
+                        Err(reason) => return Ok(suppressed(&reason)),
+                    };
+                    if let Some(outcome) = batch.marketing.hold(customer.id, now) {
+                        return Ok(Prepared::Done(outcome));
+                    }
+                    templates.render(row.kind, &context)
+                }
                 OutboxKind::WeeklyChurnReport | OutboxKind::FeedbackAlert => {
                     return Ok(failed(format!("{} is not a customer email", row.kind)))
                 }
@@ -916,6 +965,7 @@ impl Mailer {
                 merchant_name: merchant.name.clone(),
                 language: mail.language.as_str(),
                 unsubscribe_url: None,
+                member_url: None,
                 recommendations: Vec::new(),
             };
             let (rendered, image) = match row.kind {
@@ -958,7 +1008,9 @@ impl Mailer {
                 | OutboxKind::BirthdayOffer
                 | OutboxKind::FeedbackRequest
                 | OutboxKind::Winback
-                | OutboxKind::ReferralReward => {
+                | OutboxKind::ReferralReward
+                | OutboxKind::TierWelcome
+                | OutboxKind::TierNudge => {
                     return Ok(failed(format!(
                         "{} is not an email to the merchant",
                         row.kind
@@ -1075,6 +1127,7 @@ impl Mailer {
             tier: Tier::Silver,
             points_balance: 1_240,
             trailing_spend: Money::from_minor(350_000_000),
+            next_expiry: None,
         };
         let who = customer.as_ref().unwrap_or(&sample);
         // A real customer sees their own list; the sample customer the newest products.
@@ -1103,6 +1156,9 @@ impl Mailer {
             unsubscribe_url: kind
                 .is_customer_mail()
                 .then(|| self.unsubscribe_url(&mail, who.id)),
+            member_url: kind
+                .is_customer_mail()
+                .then(|| self.member_url(&mail, who.id)),
             recommendations: cards(&products, kind),
         };
         let today = zone.local_day(now);
@@ -1207,6 +1263,27 @@ impl Mailer {
                     name,
                     LoyaltyView::of(who, &program),
                     offer,
+                    common,
+                );
+                templates.render(kind, &context)?
+            }
+            OutboxKind::TierWelcome => {
+                let engagement = self.store.engagement_program(merchant).await?;
+                let (tier, payload) = perks::sample_welcome(&engagement.perks, who);
+                let name = greeting_name(mail.language, who.name.as_deref());
+                let context =
+                    perks::welcome_context(&mail, &program, who, &payload, tier, name, common);
+                templates.render(kind, &context)?
+            }
+            OutboxKind::TierNudge => {
+                let engagement = self.store.engagement_program(merchant).await?;
+                let name = greeting_name(mail.language, who.name.as_deref());
+                let context = perks::sample_nudge(
+                    mail.language,
+                    &engagement.perks,
+                    &program,
+                    who,
+                    name,
                     common,
                 );
                 templates.render(kind, &context)?

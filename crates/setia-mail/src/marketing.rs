@@ -125,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn feedback_and_win_back_are_marketing_and_the_rest_is_not() {
+    fn feedback_win_back_and_tier_nudges_are_marketing_and_the_rest_is_not() {
         use setia_store::mail::OutboxKind;
         let marketing: Vec<OutboxKind> = OutboxKind::ALL
             .into_iter()
@@ -133,8 +133,12 @@ mod tests {
             .collect();
         assert_eq!(
             marketing,
-            vec![OutboxKind::FeedbackRequest, OutboxKind::Winback],
-            "thank-you, birthday and merchant emails are exempt from the cap"
+            vec![
+                OutboxKind::FeedbackRequest,
+                OutboxKind::Winback,
+                OutboxKind::TierNudge
+            ],
+            "thank-you, birthday, reward, tier welcome and merchant emails are exempt from the cap"
         );
     }
 }

@@ -277,6 +277,7 @@ mod tests {
             tier: Tier::Bronze,
             points_balance: 215,
             trailing_spend: setia_core::Money::from_minor(15_000_000),
+            next_expiry: None,
         }
     }
 
@@ -296,6 +297,7 @@ mod tests {
             merchant_name: "Toko Kopi".into(),
             language,
             unsubscribe_url: Some("https://setia.example/u/t".into()),
+            member_url: Some("https://setia.example/m/t".into()),
             recommendations: Vec::new(),
         }
     }

@@ -149,10 +149,13 @@ async fn insert_points(
 
 /// Earn points (and the every-n-th bonus) for an attributed purchase, as of the purchase's
 /// time: the tier is what the customer spent in the year before it. Idempotent.
+/// Crosses into the tiers the purchase reaches ([`cross_tiers`]) in the same go; the
+/// entry points count in what it returns.
+#[allow(clippy::too_many_arguments)]
 async fn award_purchase_points(
     conn: &mut DbConn,
     merchant: &MerchantId,
-    program: &LoyaltyProgram,
+    rules: &MerchantRules,
     customer: i64,
     purchase: i64,
     amount: Money,
@@ -168,6 +171,7 @@ async fn award_purchase_points(
         purchase,
     )
     .await?;
+    let program = &rules.program;
     let tier = program.tier_for(trailing);
     let source = PurchaseId::from_key(purchase).to_string();
     let mut awarded = 0;
@@ -202,7 +206,23 @@ async fn award_purchase_points(
             awarded += bonus;
         }
     }
+    awarded += cross_tiers(
+        conn, merchant, rules, customer, purchase, amount, at, trailing, now,
+    )
+    .await?;
     Ok(awarded)
+}
+
+/// Whether a customer may be enqueued email at all: an address and consent.
+async fn contactable(conn: &mut DbConn, merchant: &MerchantId, customer: i64) -> StoreResult<bool> {
+    let consent: Option<bool> = sqlx::query_scalar(
+        "SELECT consent FROM customers WHERE merchant_id = $1 AND id = $2 AND email IS NOT NULL",
+    )
+    .bind(merchant.as_str())
+    .bind(customer)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(consent == Some(true))
 }
 
 /// The thank-you email for a customer's purchases of one local day: one row per day.
@@ -214,14 +234,7 @@ async fn enqueue_thank_you(
     occurred_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
-    let contactable: Option<bool> = sqlx::query_scalar(
-        "SELECT consent FROM customers WHERE merchant_id = $1 AND id = $2 AND email IS NOT NULL",
-    )
-    .bind(merchant.as_str())
-    .bind(customer)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if contactable != Some(true) {
+    if !contactable(conn, merchant, customer).await? {
         return Ok(false);
     }
     let day = zone.local_day(occurred_at).to_string();
@@ -427,7 +440,7 @@ async fn apply_mutation(
     applied.points_awarded += award_purchase_points(
         conn,
         merchant,
-        &rules.program,
+        rules,
         customer,
         purchase,
         mutation.amount,
@@ -1101,7 +1114,7 @@ impl Ledger for ThisStore {
             award_purchase_points(
                 &mut tx,
                 merchant,
-                &rules.program,
+                &rules,
                 customer_id,
                 purchase.key(),
                 row.amount,
@@ -1176,6 +1189,7 @@ impl Ledger for ThisStore {
                 .await?;
             }
             cancel_referral_of_refund(&mut tx, merchant, purchase.key(), now).await?;
+            reverse_tier_crossings_of_refund(&mut tx, merchant, purchase.key(), now).await?;
         }
         let refunded = purchase_by_id(&mut tx, merchant, purchase.key()).await?;
         tx.commit().await?;
@@ -1279,7 +1293,7 @@ impl Ledger for ThisStore {
             let awarded = award_purchase_points(
                 &mut tx,
                 merchant,
-                &rules.program,
+                &rules,
                 row.try_get("customer_id")?,
                 row.try_get("id")?,
                 Money::from_minor(row.try_get("amount_minor")?),

@@ -22,6 +22,7 @@ pub mod dashboard;
 pub mod engagement;
 pub mod ledger;
 pub mod mail;
+pub mod perks;
 mod postgres;
 pub mod reconcile;
 pub mod referral;
@@ -36,6 +37,7 @@ pub use dashboard::Dashboard;
 pub use engagement::Engagement;
 pub use ledger::Ledger;
 pub use mail::Mail;
+pub use perks::Perks;
 pub use postgres::PostgresStore;
 pub use reconcile::Reconcile;
 pub use referral::Referrals;
@@ -301,6 +303,7 @@ pub trait Store:
     + Reconcile
     + Winback
     + Referrals
+    + Perks
     + Send
     + Sync
     + 'static

@@ -31,10 +31,16 @@ pub enum OutboxKind {
     /// Tells an advocate that a friend's first payment earned them points; its period is the
     /// referral. Not marketing: it reports points already credited.
     ReferralReward,
+    /// Welcomes a customer to the tier a verified purchase first reached; its period is the
+    /// tier (`silver`). Not marketing: it reports a standing the customer earned.
+    TierWelcome,
+    /// Tells a customer how little is left to the next tier; its period is the tier and the
+    /// merchant-local year (`gold-2027`). Marketing.
+    TierNudge,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 7] = [
+    pub const ALL: [OutboxKind; 9] = [
         OutboxKind::ThankYou,
         OutboxKind::BirthdayOffer,
         OutboxKind::WeeklyChurnReport,
@@ -42,11 +48,17 @@ impl OutboxKind {
         OutboxKind::FeedbackAlert,
         OutboxKind::Winback,
         OutboxKind::ReferralReward,
+        OutboxKind::TierWelcome,
+        OutboxKind::TierNudge,
     ];
 
     /// The kinds the marketing cap counts and holds back (DESIGN §8); thank-you and birthday
     /// emails are exempt.
-    pub const MARKETING: [OutboxKind; 2] = [OutboxKind::FeedbackRequest, OutboxKind::Winback];
+    pub const MARKETING: [OutboxKind; 3] = [
+        OutboxKind::FeedbackRequest,
+        OutboxKind::Winback,
+        OutboxKind::TierNudge,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +69,8 @@ impl OutboxKind {
             OutboxKind::FeedbackAlert => "feedback_alert",
             OutboxKind::Winback => "winback",
             OutboxKind::ReferralReward => "referral_reward",
+            OutboxKind::TierWelcome => "tier_welcome",
+            OutboxKind::TierNudge => "tier_nudge",
         }
     }
 
@@ -243,6 +257,14 @@ pub struct MailCustomer {
     pub points_balance: i64,
     /// What counts for the tier: spent in the 365 days before now.
     pub trailing_spend: Money,
+    /// The points held that expire first: when, and how many.
+    pub next_expiry: Option<PointsExpiry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointsExpiry {
+    pub at: DateTime<Utc>,
+    pub points: i64,
 }
 
 /// A purchase of the day a thank-you email is for, with the points it earned.

@@ -657,11 +657,14 @@ impl Mail for ThisStore {
             .map(|row| {
                 let id: i64 = row.try_get("id")?;
                 let trailing = Money::from_minor(spent.get(&id).copied().unwrap_or(0));
-                let (balance, _) = balance_at(
-                    movements.get(&id).map(Vec::as_slice).unwrap_or_default(),
+                let movements = movements.get(&id).map(Vec::as_slice).unwrap_or_default();
+                let (balance, _) = balance_at(movements, now, rules.program.expiry());
+                let next_expiry = setia_core::loyalty::next_expiry(
+                    movements,
                     now,
                     rules.program.expiry(),
-                );
+                )
+                .map(|(at, points)| PointsExpiry { at, points });
                 let tier: Tier = rules.program.tier_for(trailing);
                 Ok(MailCustomer {
                     id: CustomerId::from_key(id),
@@ -676,6 +679,7 @@ impl Mail for ThisStore {
                     tier,
                     points_balance: balance,
                     trailing_spend: trailing,
+                    next_expiry,
                 })
             })
             .collect()

@@ -391,6 +391,7 @@ include!("engagement_sql.rs");
 include!("reconcile_sql.rs");
 include!("winback_sql.rs");
 include!("referral_sql.rs");
+include!("perks_sql.rs");
 
 /// Scores per multi-row INSERT (15 columns each, under PostgreSQL's parameter limit).
 const SCORE_CHUNK: usize = 1_000;

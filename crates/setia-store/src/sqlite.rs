@@ -453,3 +453,4 @@ include!("engagement_sql.rs");
 include!("reconcile_sql.rs");
 include!("winback_sql.rs");
 include!("referral_sql.rs");
+include!("perks_sql.rs");

@@ -3360,3 +3360,332 @@ mod referrals {
         the_first_payment_qualifies_and_the_hold_pays_once: false,
     );
 }
+
+mod perks {
+    use super::*;
+    use setia_core::customer::CustomerEmail;
+    use setia_core::engagement::EngagementProgram;
+    use setia_core::perks::nudge_windows;
+    use setia_core::CustomerId;
+    use setia_store::mail::OutboxKind;
+    use setia_store::perks::TierWelcomePayload;
+
+    /// Silver's entry is 100 points and a 10% voucher, gold's 500 points.
+    async fn perks_program(shop: &Shop) {
+        let mut program = EngagementProgram::standard();
+        program.perks.silver.entry_points = 100;
+        program.perks.silver.entry_voucher_percent = Some(10);
+        program.perks.silver.perks = vec!["Gratis ongkir".into()];
+        program.perks.gold.entry_points = 500;
+        shop.store
+            .set_engagement_program(&shop.merchant, &program)
+            .await
+            .unwrap();
+    }
+
+    fn reachable(va: Option<&str>, email: &str) -> CustomerPatch {
+        CustomerPatch {
+            email: Some(CustomerEmail::parse(email).unwrap()),
+            virtual_account: va.map(|va| VirtualAccount::parse(va).unwrap()),
+            consent: Some(true),
+            ..CustomerPatch::default()
+        }
+    }
+
+    async fn id_of(shop: &Shop, external_id: &str) -> CustomerId {
+        shop.store
+            .customer(&shop.merchant, &ext(external_id))
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
+    /// The welcome rows in the outbox: (recipient, tier, payload), by recipient.
+    async fn welcomes(
+        shop: &Shop,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, String, TierWelcomePayload)> {
+        let mut rows: Vec<_> = shop
+            .store
+            .claim_outbox(now, TimeDelta::seconds(1), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.kind == OutboxKind::TierWelcome)
+            .map(|row| {
+                let payload = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
+                (row.recipient, row.period_key, payload)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    async fn a_crossing_by_purchase_awards_and_welcomes_once(shop: Shop) {
+        perks_program(&shop).await;
+        shop.customer("C1", reachable(Some("8808001"), "c1@toko.example"))
+            .await;
+        shop.deliver(
+            &mutation("m1", at(0, 3), 1_500_000, "8808001", "VA", "bca"),
+            at(0, 3),
+        )
+        .await;
+        assert_eq!(shop.balance("C1", at(0, 4)).await, 150);
+        // Rp 1.500.000 before, Rp 2.100.000 with it: silver. 60 points at bronze, and the
+        // entry's 100.
+        let second = mutation("m2", at(1, 3), 600_000, "8808001", "VA", "bca");
+        let crossed = shop.deliver(&second, at(1, 3)).await;
+        assert_eq!(crossed.points_awarded, 60 + 100);
+        assert_eq!(shop.balance("C1", at(1, 4)).await, 150 + 60 + 100);
+        // Moota sends it again: nothing more.
+        let resent = second.replace("\"type\":\"CR\"", "\"type\":\"CR\",\"balance\":5");
+        assert_eq!(shop.deliver(&resent, at(1, 5)).await.repeated, 1);
+        assert_eq!(shop.balance("C1", at(1, 6)).await, 310);
+        let c1 = id_of(&shop, "C1").await;
+        let crossings = shop.store.tier_crossings(&shop.merchant, c1).await.unwrap();
+        assert_eq!(crossings.len(), 1);
+        assert_eq!((crossings[0].tier, crossings[0].points), ("silver", 100));
+        assert!(shop
+            .store
+            .holds_tier_entry(&shop.merchant, c1, setia_core::loyalty::Tier::Silver)
+            .await
+            .unwrap());
+        let history = shop.store.points_history(&shop.merchant, c1).await.unwrap();
+        let entry = history
+            .iter()
+            .find(|e| e.source.starts_with("tier:"))
+            .unwrap();
+        assert_eq!((entry.kind.as_str(), entry.points), ("bonus", 100));
+        assert!(entry.reason.contains("Silver"), "{}", entry.reason);
+
+        // The refund of the purchase that reached silver takes the entry back with the earn.
+        let purchases = shop
+            .store
+            .purchases(
+                &shop.merchant,
+                Some(true),
+                PageRequest {
+                    before: None,
+                    limit: 1,
+                },
+            )
+            .await
+            .unwrap();
+        shop.store
+            .refund_purchase(&shop.merchant, purchases.items[0].id, at(2, 0))
+            .await
+            .unwrap();
+        assert_eq!(shop.balance("C1", at(2, 1)).await, 150);
+        assert!(!shop
+            .store
+            .holds_tier_entry(&shop.merchant, c1, setia_core::loyalty::Tier::Silver)
+            .await
+            .unwrap());
+        // A later genuine crossing earns the entry again; the welcome was sent for silver
+        // already, so there is still one.
+        shop.deliver(
+            &mutation("m3", at(3, 3), 700_000, "8808001", "VA", "bca"),
+            at(3, 3),
+        )
+        .await;
+        assert_eq!(shop.balance("C1", at(3, 4)).await, 150 + 70 + 100);
+        let crossings = shop.store.tier_crossings(&shop.merchant, c1).await.unwrap();
+        assert_eq!(crossings.len(), 2);
+        assert!(crossings[0].reversed_at.is_some() && crossings[1].reversed_at.is_none());
+
+        // Member to gold in one purchase: both entries, one welcome, for gold.
+        shop.customer("C2", reachable(Some("8808002"), "c2@toko.example"))
+            .await;
+        shop.deliver(
+            &mutation("m4", at(3, 5), 10_000_000, "8808002", "VA", "bca"),
+            at(3, 5),
+        )
+        .await;
+        assert_eq!(shop.balance("C2", at(3, 6)).await, 1_000 + 100 + 500);
+        let sent = welcomes(&shop, at(4, 0)).await;
+        let (c2, silver) = (id_of(&shop, "C2").await, "silver".to_owned());
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(
+            (sent[0].0.clone(), sent[0].1.clone()),
+            (c1.to_string(), silver)
+        );
+        assert_eq!(
+            sent[0].2,
+            TierWelcomePayload {
+                tier: "silver".into(),
+                title: "Silver".into(),
+                perks: vec!["Gratis ongkir".into()],
+                entry_points: 100,
+                voucher_percent: Some(10),
+            }
+        );
+        assert_eq!(
+            (sent[1].0.clone(), sent[1].1.as_str()),
+            (c2.to_string(), "gold")
+        );
+        assert_eq!(
+            (sent[1].2.entry_points, sent[1].2.voucher_percent),
+            (600, None)
+        );
+    }
+
+    async fn a_sandbox_world_crosses_nothing(shop: Shop) {
+        perks_program(&shop).await;
+        shop.customer("C1", reachable(Some("8808001"), "c1@toko.example"))
+            .await;
+        shop.deliver(
+            &mutation("m1", at(0, 3), 3_000_000, "8808001", "VA", "bca"),
+            at(0, 3),
+        )
+        .await;
+        assert_eq!(shop.balance("C1", at(0, 4)).await, 300, "points, no entry");
+        let c1 = id_of(&shop, "C1").await;
+        assert!(shop
+            .store
+            .tier_crossings(&shop.merchant, c1)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(welcomes(&shop, at(1, 0)).await.is_empty());
+    }
+
+    async fn an_import_awards_every_crossing_and_mails_the_last_week(shop: Shop) {
+        perks_program(&shop).await;
+        shop.customer("OLD", reachable(None, "old@toko.example"))
+            .await;
+        shop.customer("NEW", reachable(None, "new@toko.example"))
+            .await;
+        // OLD reached silver on 2 January, NEW on 8 February; the import runs on 10 February.
+        shop.import_history(
+            "customer_external_id,occurred_at,amount\n\
+             OLD,2026-01-02,2500000\nNEW,2026-01-20,1000000\nNEW,2026-02-08,1500000\n",
+        )
+        .await;
+        let now = at(40, 0);
+        let (_, points) = shop
+            .store
+            .award_missing_points(&shop.merchant, now)
+            .await
+            .unwrap();
+        assert_eq!(points, (250 + 100) + (100 + 150 + 100));
+        assert_eq!(shop.balance("OLD", now).await, 350);
+        assert_eq!(shop.balance("NEW", now).await, 350);
+        // Run again: nothing.
+        assert_eq!(
+            shop.store
+                .award_missing_points(&shop.merchant, now)
+                .await
+                .unwrap(),
+            (0, 0)
+        );
+        assert_eq!(shop.balance("NEW", now).await, 350);
+        let (old, new) = (id_of(&shop, "OLD").await, id_of(&shop, "NEW").await);
+        for customer in [old, new] {
+            assert_eq!(
+                shop.store
+                    .tier_crossings(&shop.merchant, customer)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        let sent = welcomes(&shop, now).await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, new.to_string());
+    }
+
+    async fn nudges_go_to_customers_near_the_next_tier_once_a_year(shop: Shop) {
+        for (id, email) in [
+            ("NEAR_SILVER", "a@toko.example"),
+            ("FAR", "b@toko.example"),
+            ("NEAR_GOLD", "c@toko.example"),
+            ("GONE", "d@toko.example"),
+        ] {
+            shop.customer(id, reachable(None, email)).await;
+        }
+        shop.customer(
+            "NO_CONSENT",
+            CustomerPatch {
+                email: Some(CustomerEmail::parse("e@toko.example").unwrap()),
+                consent: Some(false),
+                ..CustomerPatch::default()
+            },
+        )
+        .await;
+        shop.import_history(
+            "customer_external_id,occurred_at,amount\n\
+             NEAR_SILVER,2026-01-05,1000000\nNEAR_SILVER,2026-01-06,700000\n\
+             FAR,2026-01-05,1000000\nNEAR_GOLD,2026-01-05,9000000\n\
+             GONE,2026-01-05,1700000\nNO_CONSENT,2026-01-05,1900000\n\
+             NEAR_SILVER,2025-01-01,900000\n",
+        )
+        .await;
+        let gone = id_of(&shop, "GONE").await;
+        shop.store
+            .unsubscribe(&shop.merchant, gone, at(10, 0))
+            .await
+            .unwrap();
+        let now = at(20, 0);
+        let program = setia_core::loyalty::LoyaltyProgram::default();
+        let enqueue = |round: &'static str| {
+            let shop = &shop;
+            let program = &program;
+            async move {
+                let mut added = Vec::new();
+                for window in nudge_windows(program, 20) {
+                    let period = format!("{}-{round}", window.tier.as_str());
+                    added.push(
+                        shop.store
+                            .enqueue_tier_nudges(
+                                &shop.merchant,
+                                &window,
+                                &period,
+                                now - TimeDelta::days(365),
+                                now + TimeDelta::microseconds(1),
+                                now,
+                                now,
+                            )
+                            .await
+                            .unwrap(),
+                    );
+                }
+                added
+            }
+        };
+        // The purchase of 2025 is out of the trailing year: NEAR_SILVER has Rp 1.700.000.
+        assert_eq!(enqueue("2026").await, vec![1, 1]);
+        assert_eq!(enqueue("2026").await, vec![0, 0], "once per tier and year");
+        let rows = shop
+            .store
+            .claim_outbox(now, TimeDelta::seconds(1), 100)
+            .await
+            .unwrap();
+        let mut nudged: Vec<(String, String)> = rows
+            .iter()
+            .filter(|row| row.kind == OutboxKind::TierNudge)
+            .map(|row| (row.recipient.clone(), row.period_key.clone()))
+            .collect();
+        nudged.sort();
+        let mut expected = vec![
+            (
+                id_of(&shop, "NEAR_SILVER").await.to_string(),
+                "silver-2026".to_owned(),
+            ),
+            (
+                id_of(&shop, "NEAR_GOLD").await.to_string(),
+                "gold-2026".to_owned(),
+            ),
+        ];
+        expected.sort();
+        assert_eq!(nudged, expected);
+    }
+
+    on_every_backend!(
+        a_crossing_by_purchase_awards_and_welcomes_once: false,
+        a_sandbox_world_crosses_nothing: true,
+        an_import_awards_every_crossing_and_mails_the_last_week: false,
+        nudges_go_to_customers_near_the_next_tier_once_a_year: false,
+    );
+}

@@ -14,6 +14,7 @@ mod feedback;
 mod feedback_api;
 mod health;
 mod ledger_api;
+mod member;
 mod openapi;
 mod outbox_api;
 mod referral;
@@ -60,6 +61,7 @@ pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -
         .merge(unsubscribe::router(state.clone()))
         .merge(feedback::router(state.clone()))
         .merge(referral::router(state.clone()))
+        .merge(member::router(state.clone()))
         .nest("/api/v1", api::router(state))
         .layer(axum::middleware::from_fn(telemetry::record_latency))
 }

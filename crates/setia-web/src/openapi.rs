@@ -101,7 +101,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         Complaint, ComplaintStatus, ComplaintList, ComplaintUpdate, WinbackResultsDoc,
         WinbackCohortDoc, WinbackGroupsDoc, WinbackWindowDoc, WinbackGroupWindowDoc,
         WinbackPerCustomerDoc, WinbackIncrementalDoc, DifferenceDoc, MoneyDifferenceDoc, Episode,
-        Voucher, EpisodeList, VoucherRedemptionBody, ReferralSettingsDoc, Referral, ReferralParty,
+        Voucher, EpisodeList, VoucherRedemptionBody, ReferralSettingsDoc, PerksSettingsDoc, MemberPerksDoc, TierPerksDoc, Referral, ReferralParty,
         ReferralList, CustomerReferral,
     )),
     modifiers(&BearerAuth),
@@ -112,7 +112,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         (name = "products", description = "The catalogue, recommendations and products bought together"),
         (name = "purchases", description = "The ledger: payments and their attribution"),
         (name = "metrics", description = "The latest metric snapshot (schema 1)"),
-        (name = "engagement", description = "The engagement program: marketing cap, feedback, win-back and referrals"),
+        (name = "engagement", description = "The engagement program: marketing cap, feedback, win-back, referrals and membership perks"),
         (name = "feedback", description = "Customers' feedback answers and the complaints queue"),
         (name = "winback", description = "The win-back flow: its result against the holdout, its episodes, and redeeming its vouchers"),
         (name = "referrals", description = "The referral program: customers' personal codes and links, and the referrals stores report with referral_code"),
@@ -319,7 +319,7 @@ struct QuarantineList {
 struct OutboxEntryDoc {
     id: i64,
     /// thank_you, birthday_offer, weekly_churn_report, feedback_request, feedback_alert,
-    /// winback or referral_reward
+    /// winback, referral_reward, tier_welcome or tier_nudge
     kind: String,
     /// `cus_N` for customer mail, the address for a report or an alert
     recipient: String,
@@ -374,6 +374,50 @@ struct EngagementDoc {
     feedback: FeedbackDoc,
     winback: WinbackSettingsDoc,
     referral: ReferralSettingsDoc,
+    perks: PerksSettingsDoc,
+}
+
+/// `[perks]`: what each loyalty tier gives besides its points multiplier, the welcome when a
+/// verified purchase first reaches a tier, and the nudge when the next one is near.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PerksSettings)]
+struct PerksSettingsDoc {
+    /// Welcome emails, entry awards and nudges (the perks are shown either way)
+    enabled: bool,
+    /// Nudge a customer whose trailing spend is within this percent below the next threshold; 0: off
+    #[schema(example = 20)]
+    nudge_within_percent: u32,
+    member: MemberPerksDoc,
+    silver: TierPerksDoc,
+    gold: TierPerksDoc,
+}
+
+/// `[perks.member]`: the first tier (the loyalty program's bronze), where every customer
+/// starts; it has no entry award.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MemberPerks)]
+struct MemberPerksDoc {
+    #[schema(example = "Member")]
+    title: String,
+    /// Lines shown to the customer (at most 10, each at most 200 characters)
+    perks: Vec<String>,
+}
+
+/// `[perks.silver]` and `[perks.gold]`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TierPerks)]
+struct TierPerksDoc {
+    #[schema(example = "Silver")]
+    title: String,
+    /// Lines shown to the customer (at most 10, each at most 200 characters)
+    #[schema(example = json!(["Gratis ongkir", "Akses awal koleksi baru"]))]
+    perks: Vec<String>,
+    /// Points awarded once when a verified purchase first reaches the tier
+    #[schema(example = 100)]
+    entry_points: u32,
+    /// A personal voucher in the welcome email, 1 to 100 percent; null: none
+    #[schema(example = 10)]
+    entry_voucher_percent: Option<u32>,
 }
 
 /// `[referral]`: customers bring friends with a personal code, and are rewarded once the
@@ -1044,6 +1088,9 @@ mod tests {
         assert_eq!(keys("WinbackSettings"), real(&program["winback"]));
         assert_eq!(keys("WinbackStep"), real(&program["winback"]["steps"][0]));
         assert_eq!(keys("ReferralSettings"), real(&program["referral"]));
+        assert_eq!(keys("PerksSettings"), real(&program["perks"]));
+        assert_eq!(keys("MemberPerks"), real(&program["perks"]["member"]));
+        assert_eq!(keys("TierPerks"), real(&program["perks"]["silver"]));
         let list: BTreeSet<String> =
             serde_json::to_value(crate::api::ListResponse::from(setia_store::Page::<i64> {
                 items: vec![],

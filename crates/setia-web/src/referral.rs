@@ -111,29 +111,44 @@ async fn show(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    // A path that does not decode (bad percent-encoding, not UTF-8) is a link like any other
-    // that leads nowhere.
+    let Some(code) = link_text(path, MAX_CODE_TEXT).and_then(|t| ReferralCode::parse(&t).ok())
+    else {
+        return not_found();
+    };
+    let found = offer(&state, code).await;
+    link_response(found, "referral", page, not_found)
+}
+
+/// A public link's text, unless it is longer than `max` (then it is not read at all) or the
+/// path does not decode (bad percent-encoding, not UTF-8): a link like any other that leads
+/// nowhere.
+pub(crate) fn link_text(path: Result<Path<String>, PathRejection>, max: usize) -> Option<String> {
     let Ok(Path(text)) = path else {
-        return not_found();
+        return None;
     };
-    if text.len() > MAX_CODE_TEXT {
-        return not_found();
-    }
-    let Ok(code) = ReferralCode::parse(&text) else {
-        return not_found();
-    };
-    match offer(&state, code).await {
-        Ok(Some(offer)) => respond(StatusCode::OK, page(&offer)),
-        Ok(None) => not_found(),
+    (text.len() <= max).then_some(text)
+}
+
+/// What a public link page answers: the page of what the link names, `missing` when it names
+/// nothing, a try-again page when the store failed.
+pub(crate) fn link_response<T>(
+    found: Result<Option<T>, StoreError>,
+    what: &str,
+    page: impl FnOnce(&T) -> String,
+    missing: fn() -> Response,
+) -> Response {
+    match found {
+        Ok(Some(found)) => respond(StatusCode::OK, page(&found)),
+        Ok(None) => missing(),
         Err(error) => {
-            tracing::error!(%error, "the referral page failed");
+            tracing::error!(%error, "the {what} page failed");
             respond(StatusCode::SERVICE_UNAVAILABLE, try_again_page())
         }
     }
 }
 
 /// Nothing from anywhere (the pages' styles are inline), no framing, no referrer.
-fn respond(status: StatusCode, body: String) -> Response {
+pub(crate) fn respond(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

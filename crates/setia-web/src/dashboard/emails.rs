@@ -30,13 +30,15 @@ const STATUSES: [&str; 6] = [
     "held",
     "suppressed",
 ];
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 8] = [
     "thank_you",
     "birthday_offer",
     "weekly_churn_report",
     "feedback_request",
     "feedback_alert",
     "referral_reward",
+    "tier_welcome",
+    "tier_nudge",
 ];
 
 pub async fn emails(
