@@ -1,6 +1,6 @@
 """How fast SQLite stores a million customer scores, written several ways (Python's sqlite3,
 the schema of sql/sqlite/0004 and 0006). The experiments behind bench/metrics/README.md's
-"What is left"; none of them is what setia does except the first.
+"Tried and dropped"; setia now writes them in a file of its own (crates/setia-store/src/sqlite/scores.rs).
 
     python3 bench/metrics/scores_sqlite.py [CUSTOMERS]      # 1000000 by default; a few minutes
 
