@@ -6,10 +6,12 @@
 //! validate").
 
 pub mod attribution;
+pub mod campaign;
 pub mod customer;
 pub mod engagement;
 pub mod feedback;
 pub mod ids;
+pub mod holdout;
 pub mod import;
 pub mod loyalty;
 pub mod mail_token;
@@ -20,6 +22,7 @@ pub mod moota_api;
 pub mod product;
 pub mod referral;
 pub mod rupiah;
+pub mod segment;
 pub mod stats;
 pub mod time;
 pub mod winback;
@@ -27,7 +30,7 @@ pub mod winback;
 pub use customer::{
     Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,
 };
-pub use ids::{CustomerId, MerchantId, PurchaseId};
+pub use ids::{CampaignId, CustomerId, MerchantId, PurchaseId};
 pub use merchant::{ApiToken, MerchantName, TokenHash, WebhookSecret};
 pub use money::Money;
 pub use product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};
