@@ -308,7 +308,9 @@ impl CampaignSubject {
             return Err(CampaignError::LongSubject);
         }
         pieces(text)?;
-        Ok(CampaignSubject(text.chars().filter(|c| !c.is_control()).collect()))
+        Ok(CampaignSubject(
+            text.chars().filter(|c| !c.is_control()).collect(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -434,7 +436,9 @@ impl Wave {
     }
 
     pub fn from_index(index: i64) -> Option<Wave> {
-        Wave::ALL.into_iter().find(|w| i64::from(w.index()) == index)
+        Wave::ALL
+            .into_iter()
+            .find(|w| i64::from(w.index()) == index)
     }
 
     /// When this wave is due: with early access of `days`, gold at `send_at`, silver
@@ -509,7 +513,11 @@ mod tests {
                 CampaignError::UnknownTier("platinum".into()),
                 "platinum",
             ),
-            ("tier:bronze", CampaignError::UnknownTier("bronze".into()), "bronze"),
+            (
+                "tier:bronze",
+                CampaignError::UnknownTier("bronze".into()),
+                "bronze",
+            ),
             (
                 "segment:whales",
                 CampaignError::UnknownSegment("whales".into()),
@@ -538,7 +546,11 @@ mod tests {
         assert_eq!(due(Tier::Bronze), send_at + TimeDelta::days(6));
         assert!(due(Tier::Gold) < due(Tier::Silver) && due(Tier::Silver) < due(Tier::Bronze));
         for tier in [Tier::Gold, Tier::Silver, Tier::Bronze] {
-            assert_eq!(Wave::of(tier).due_at(send_at, None), send_at, "no early access");
+            assert_eq!(
+                Wave::of(tier).due_at(send_at, None),
+                send_at,
+                "no early access"
+            );
         }
         assert_eq!(early_access(Some(0)), Ok(None));
         assert_eq!(early_access(Some(7)), Ok(Some(7)));
@@ -609,7 +621,12 @@ mod tests {
         };
         let draft = CampaignDraft::parse(&input, &settings, now).unwrap();
         assert_eq!(
-            (draft.send_at, draft.early_access_days, draft.holdout_percent, draft.result_days),
+            (
+                draft.send_at,
+                draft.early_access_days,
+                draft.holdout_percent,
+                draft.result_days
+            ),
             (now, Some(2), 20, 7)
         );
         for (bad, error) in [
@@ -648,7 +665,10 @@ mod tests {
 
     #[test]
     fn subjects_and_bodies_are_bounded() {
-        assert_eq!(CampaignSubject::parse("  "), Err(CampaignError::EmptySubject));
+        assert_eq!(
+            CampaignSubject::parse("  "),
+            Err(CampaignError::EmptySubject)
+        );
         assert_eq!(
             CampaignSubject::parse("one\ntwo"),
             Err(CampaignError::MultilineSubject)
@@ -683,7 +703,10 @@ mod tests {
             tier: "Gold".into(),
             points: "1.240".into(),
         };
-        let body = CampaignBody::parse("Hi {{name}}, {{ tier }} member with {{points}} points. {{ not closed").unwrap();
+        let body = CampaignBody::parse(
+            "Hi {{name}}, {{ tier }} member with {{points}} points. {{ not closed",
+        )
+        .unwrap();
         assert_eq!(
             fill(body.as_str(), &personal),
             "Hi Siti, Gold member with 1.240 points. {{ not closed"
@@ -692,10 +715,15 @@ mod tests {
         assert_eq!(subject.fill(&personal), "Siti: early access");
         for text in ["Hi {{ nama }}", "{{}} x", "{{first_name}}"] {
             let error = CampaignBody::parse(text).unwrap_err();
-            assert!(matches!(error, CampaignError::UnknownPlaceholder(_)), "{text}");
+            assert!(
+                matches!(error, CampaignError::UnknownPlaceholder(_)),
+                "{text}"
+            );
         }
         assert_eq!(
-            CampaignSubject::parse("Hi {{nama}}").unwrap_err().to_string(),
+            CampaignSubject::parse("Hi {{nama}}")
+                .unwrap_err()
+                .to_string(),
             "unknown placeholder {{nama}}; use {{name}}, {{tier}} or {{points}}"
         );
     }

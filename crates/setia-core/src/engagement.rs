@@ -505,7 +505,10 @@ mod tests {
             EngagementProgram::from_toml("[campaigns]\nholdout_percent = 0\nresult_days = 30\n")
                 .unwrap();
         assert_eq!(
-            (program.campaigns.holdout_percent, program.campaigns.result_days),
+            (
+                program.campaigns.holdout_percent,
+                program.campaigns.result_days
+            ),
             (0, 30)
         );
         assert_eq!(

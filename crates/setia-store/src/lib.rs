@@ -17,6 +17,7 @@ use setia_core::{
 };
 
 pub mod analytics;
+pub mod campaign;
 pub mod catalog;
 pub mod dashboard;
 pub mod engagement;
@@ -31,6 +32,7 @@ pub mod testing;
 pub mod winback;
 
 pub use analytics::Analytics;
+pub use campaign::Campaigns;
 pub use catalog::Catalog;
 pub use dashboard::Dashboard;
 pub use engagement::Engagement;
@@ -301,6 +303,7 @@ pub trait Store:
     + Reconcile
     + Winback
     + Referrals
+    + Campaigns
     + Send
     + Sync
     + 'static

@@ -31,10 +31,12 @@ pub enum OutboxKind {
     /// Tells an advocate that a friend's first payment earned them points; its period is the
     /// referral. Not marketing: it reports points already credited.
     ReferralReward,
+    /// A campaign's email to one recipient; its period is the campaign (`cmp_3`).
+    Campaign,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 7] = [
+    pub const ALL: [OutboxKind; 8] = [
         OutboxKind::ThankYou,
         OutboxKind::BirthdayOffer,
         OutboxKind::WeeklyChurnReport,
@@ -42,11 +44,16 @@ impl OutboxKind {
         OutboxKind::FeedbackAlert,
         OutboxKind::Winback,
         OutboxKind::ReferralReward,
+        OutboxKind::Campaign,
     ];
 
     /// The kinds the marketing cap counts and holds back (DESIGN §8); thank-you and birthday
     /// emails are exempt.
-    pub const MARKETING: [OutboxKind; 2] = [OutboxKind::FeedbackRequest, OutboxKind::Winback];
+    pub const MARKETING: [OutboxKind; 3] = [
+        OutboxKind::FeedbackRequest,
+        OutboxKind::Winback,
+        OutboxKind::Campaign,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +64,7 @@ impl OutboxKind {
             OutboxKind::FeedbackAlert => "feedback_alert",
             OutboxKind::Winback => "winback",
             OutboxKind::ReferralReward => "referral_reward",
+            OutboxKind::Campaign => "campaign",
         }
     }
 

@@ -391,3 +391,4 @@ include!("engagement_sql.rs");
 include!("reconcile_sql.rs");
 include!("winback_sql.rs");
 include!("referral_sql.rs");
+include!("campaign_sql.rs");
