@@ -125,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn feedback_and_win_back_are_marketing_and_the_rest_is_not() {
+    fn feedback_win_back_and_campaigns_are_marketing_and_the_rest_is_not() {
         use setia_store::mail::OutboxKind;
         let marketing: Vec<OutboxKind> = OutboxKind::ALL
             .into_iter()
@@ -133,7 +133,11 @@ mod tests {
             .collect();
         assert_eq!(
             marketing,
-            vec![OutboxKind::FeedbackRequest, OutboxKind::Winback],
+            vec![
+                OutboxKind::FeedbackRequest,
+                OutboxKind::Winback,
+                OutboxKind::Campaign
+            ],
             "thank-you, birthday and merchant emails are exempt from the cap"
         );
     }

@@ -59,6 +59,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
         "winback.subject.jinja", "winback.txt.jinja", "winback.html.jinja",
         "referral_reward.subject.jinja", "referral_reward.txt.jinja", "referral_reward.html.jinja",
+        "campaign.subject.jinja", "campaign.txt.jinja", "campaign.html.jinja",
     ],
     "en" => [
         "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
@@ -69,6 +70,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "feedback_alert.subject.jinja", "feedback_alert.txt.jinja", "feedback_alert.html.jinja",
         "winback.subject.jinja", "winback.txt.jinja", "winback.html.jinja",
         "referral_reward.subject.jinja", "referral_reward.txt.jinja", "referral_reward.html.jinja",
+        "campaign.subject.jinja", "campaign.txt.jinja", "campaign.html.jinja",
     ],
 };
 
@@ -307,7 +309,7 @@ mod tests {
         for language in [EmailLanguage::Indonesian, EmailLanguage::English] {
             let templates = TemplateLoader::new(None).load(&merchant(), language);
             assert!(templates.broken.is_empty(), "{:?}", templates.broken);
-            assert_eq!(templates.origins.len(), 24);
+            assert_eq!(templates.origins.len(), 27);
         }
     }
 
