@@ -98,6 +98,7 @@ async fn preview(
         MailKind::FeedbackAlert => OutboxKind::FeedbackAlert,
         MailKind::Winback => OutboxKind::Winback,
         MailKind::ReferralReward => OutboxKind::ReferralReward,
+        MailKind::Campaign => OutboxKind::Campaign,
     };
     let rendered = mailer(store, settings)?
         .preview(&merchant.id, kind, customer.as_ref(), Utc::now())
