@@ -122,6 +122,9 @@ pub struct AudienceCount {
     pub by_wave: [u64; 3],
     /// Whether `holdout` is the exact draw (a written campaign) or an estimate.
     pub holdout_exact: bool,
+    /// The audience's first customer, a sample recipient for previews.
+    #[serde(skip)]
+    pub first: Option<CustomerId>,
 }
 
 pub async fn count_audience(
@@ -142,6 +145,7 @@ pub async fn count_audience(
             .audience_chunk(merchant, audience, after, AUDIENCE_CHUNK, now)
             .await?;
         for member in &chunk.members {
+            count.first = count.first.or(Some(member.customer));
             count.recipients += 1;
             count.by_wave[Wave::of(member.tier).index() as usize] += 1;
             if let Some(id) = campaign {

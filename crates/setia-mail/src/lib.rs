@@ -1225,13 +1225,13 @@ impl Mailer {
     }
 
     /// Renders a campaign not yet written (the dashboard's preview) for a customer of the
-    /// merchant, or for the sample customer.
+    /// merchant, or for the sample customer when there is none.
     pub async fn preview_campaign(
         &self,
         merchant: &MerchantId,
         subject: &CampaignSubject,
         body: &CampaignBody,
-        customer: Option<&ExternalId>,
+        customer: Option<CustomerId>,
         now: DateTime<Utc>,
     ) -> Result<RenderedEmail, MailError> {
         let mail = self
@@ -1243,18 +1243,12 @@ impl Mailer {
         let templates = self.templates.load(merchant, mail.language);
         let found = match customer {
             None => None,
-            Some(external) => {
-                let found = self
-                    .store
-                    .customer(merchant, external)
-                    .await?
-                    .ok_or_else(|| MailError::NotFound(format!("no customer {external}")))?;
-                self.store
-                    .mail_customers(merchant, &[found.id], now)
-                    .await?
-                    .into_iter()
-                    .next()
-            }
+            Some(id) => self
+                .store
+                .mail_customers(merchant, &[id], now)
+                .await?
+                .into_iter()
+                .next(),
         };
         let who = found.unwrap_or_else(sample_customer);
         let products = self
