@@ -3638,6 +3638,55 @@ mod campaigns {
         assert_eq!(outcomes.iter().filter(|o| o.holdout).count(), 1);
         // Imports are not verified payments: nobody bought in the window.
         assert!(outcomes.iter().all(|o| o.purchases == 0));
+        // Gita's email goes out; she pays by transfer a day later and again three weeks
+        // later (outside the 14-day window), then unsubscribes.
+        let claimed = shop
+            .store
+            .claim_outbox(send_at + TimeDelta::days(4), TimeDelta::seconds(60), 100)
+            .await
+            .unwrap();
+        let gita_row = claimed
+            .iter()
+            .find(|row| row.customer == Some(key("GITA")))
+            .unwrap();
+        let finished = [setia_store::mail::FinishedEmail {
+            id: gita_row.id,
+            merchant: shop.merchant.clone(),
+            claim_id: gita_row.claim_id.clone(),
+            outcome: setia_store::mail::DeliveryOutcome::Sent,
+            follow_up: None,
+        }];
+        shop.store
+            .finish_outbox(&finished, send_at + TimeDelta::days(4))
+            .await
+            .unwrap();
+        shop.customer("GITA", with_va("8809001")).await;
+        for (id, day) in [("g1", 1), ("g2", 21)] {
+            let when = send_at + TimeDelta::days(day);
+            shop.deliver(&mutation(id, when, 250_000, "8809001", "VA", "bca"), when)
+                .await;
+        }
+        shop.store
+            .unsubscribe(&shop.merchant, key("GITA"), send_at + TimeDelta::days(22))
+            .await
+            .unwrap();
+        let delivery = shop
+            .store
+            .campaign_delivery(&shop.merchant, campaign.id)
+            .await
+            .unwrap();
+        assert_eq!((delivery.sent, delivery.unsubscribed), (1, 1));
+        let outcomes = shop
+            .store
+            .campaign_outcomes(&shop.merchant, campaign.id)
+            .await
+            .unwrap();
+        let bought: Vec<_> = outcomes.iter().filter(|o| o.purchases > 0).collect();
+        assert_eq!(bought.len(), 1);
+        assert_eq!(
+            (bought[0].purchases, bought[0].revenue, bought[0].due_at),
+            (1, rupiah(250_000), send_at)
+        );
         // The draw itself is the core's, stable per campaign.
         assert_eq!(
             in_holdout(&shop.merchant, campaign.id, key("GITA"), 10),
