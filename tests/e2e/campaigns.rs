@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::dashboard::{input_value, Dash};
+use crate::mail::api_get;
 use crate::smtp::Receiver;
 use crate::support::Setia;
 
@@ -288,15 +289,8 @@ async fn bad_input_creates_nothing_on_the_cli_or_the_api(setia: Setia) {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(reason), "{reason}: {message}");
     }
-    let list: Value = client
-        .get(server.url("/api/v1/campaigns"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let base_url = server.url("");
+    let (_, list) = api_get(&base_url, token, "/campaigns").await;
     assert_eq!(list["items"], serde_json::json!([]), "nothing was written");
 
     let created_campaign = post(with("early_access_days", 3.into())).await.unwrap();
@@ -304,33 +298,21 @@ async fn bad_input_creates_nothing_on_the_cli_or_the_api(setia: Setia) {
     let created_campaign: Value = created_campaign.json().await.unwrap();
     assert_eq!(created_campaign["recipients"]["recipients"], 3);
     let id = created_campaign["id"].as_str().unwrap();
-    let shown = client
-        .get(server.url(&format!("/api/v1/campaigns/{id}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(shown.status(), 200);
-    let shown: Value = shown.json().await.unwrap();
+    let (status, shown) = api_get(&base_url, token, &format!("/campaigns/{id}")).await;
+    assert_eq!(status, 200);
     assert_eq!(shown["early_access_days"], 3);
     assert!(shown["results"]["difference"]["revenue_per_customer"].is_object());
     // Another merchant's token, a made-up id and a malformed one are the same 404.
     let other = setia.create_merchant("Toko Lain");
     for (path, token) in [
         (
-            format!("/api/v1/campaigns/{id}"),
+            format!("/campaigns/{id}"),
             other["api_token"].as_str().unwrap(),
         ),
-        ("/api/v1/campaigns/cmp_999".to_owned(), token),
-        ("/api/v1/campaigns/%3Cscript%3E".to_owned(), token),
+        ("/campaigns/cmp_999".to_owned(), token),
+        ("/campaigns/%3Cscript%3E".to_owned(), token),
     ] {
-        let response = client
-            .get(server.url(&path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(api_get(&base_url, token, &path).await.0, 404, "{path}");
     }
     let unauthorised = client
         .post(server.url("/api/v1/campaigns"))

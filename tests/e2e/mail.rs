@@ -110,7 +110,7 @@ fn id(merchant: &Value) -> String {
     merchant["id"].as_str().unwrap().to_owned()
 }
 
-async fn api_get(base: &str, token: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn api_get(base: &str, token: &str, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .get(format!("{base}/api/v1{path}"))
         .bearer_auth(token)

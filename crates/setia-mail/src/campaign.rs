@@ -265,11 +265,7 @@ pub fn body_text(markdown: &str, personal: &Personal) -> String {
                 }
                 _ => text.push_str("- "),
             },
-            Event::End(TagEnd::Item) => {
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-            }
+            Event::End(TagEnd::Item) if !text.ends_with('\n') => text.push('\n'),
             Event::Start(Tag::Link {
                 link_type,
                 dest_url,

@@ -878,9 +878,10 @@ impl Mailer {
                             row.period_key
                         )));
                     };
-                    if !batch.campaigns.contains_key(&id) {
-                        let found = self.store.campaign(&merchant.id, id).await?;
-                        batch.campaigns.insert(id, found);
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        batch.campaigns.entry(id)
+                    {
+                        slot.insert(self.store.campaign(&merchant.id, id).await?);
                     }
                     let Some(Some(found)) = batch.campaigns.get(&id) else {
                         return Ok(suppressed("the campaign no longer exists"));
@@ -1029,6 +1030,21 @@ impl Mailer {
         }))
     }
 
+    /// What a preview renders with: the merchant, its loyalty program and its templates.
+    async fn preview_setting(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<(MailMerchant, LoyaltyProgram, Arc<Templates>), MailError> {
+        let mail = self
+            .store
+            .mail_merchant(merchant)
+            .await?
+            .ok_or_else(|| MailError::NotFound(format!("no merchant {merchant}")))?;
+        let program = self.store.loyalty_program(merchant).await?;
+        let templates = self.templates.load(merchant, mail.language);
+        Ok((mail, program, templates))
+    }
+
     /// Renders an email for `setia mail preview`: with a customer's real data, or with a
     /// sample customer when none is named.
     pub async fn preview(
@@ -1038,13 +1054,7 @@ impl Mailer {
         customer: Option<&ExternalId>,
         now: DateTime<Utc>,
     ) -> Result<RenderedEmail, MailError> {
-        let mail = self
-            .store
-            .mail_merchant(merchant)
-            .await?
-            .ok_or_else(|| MailError::NotFound(format!("no merchant {merchant}")))?;
-        let program = self.store.loyalty_program(merchant).await?;
-        let templates = self.templates.load(merchant, mail.language);
+        let (mail, program, templates) = self.preview_setting(merchant).await?;
         let zone = mail.merchant.timezone;
         let customer = match customer {
             None => None,
@@ -1234,13 +1244,7 @@ impl Mailer {
         customer: Option<CustomerId>,
         now: DateTime<Utc>,
     ) -> Result<RenderedEmail, MailError> {
-        let mail = self
-            .store
-            .mail_merchant(merchant)
-            .await?
-            .ok_or_else(|| MailError::NotFound(format!("no merchant {merchant}")))?;
-        let program = self.store.loyalty_program(merchant).await?;
-        let templates = self.templates.load(merchant, mail.language);
+        let (mail, program, templates) = self.preview_setting(merchant).await?;
         let found = match customer {
             None => None,
             Some(id) => self

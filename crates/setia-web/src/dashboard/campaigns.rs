@@ -391,15 +391,17 @@ async fn preview_page(
     Ok(response)
 }
 
-/// The typed form read into core values, or the reason it cannot be.
-fn read_form(
-    form: &CampaignForm,
-    zone: MerchantTimezone,
-) -> Result<(Option<DateTime<Utc>>, Option<u32>), String> {
-    Ok((
-        send_at(&form.send_at, zone)?,
-        early_access_days(&form.early_access_days)?,
-    ))
+/// The typed form as the campaign's input, or the reason its send time or early access
+/// cannot be read.
+fn read_form(form: &CampaignForm, zone: MerchantTimezone) -> Result<CampaignInput<'_>, String> {
+    Ok(CampaignInput {
+        name: &form.name,
+        audience: &form.audience,
+        subject: &form.subject,
+        body: &form.body,
+        send_at: send_at(&form.send_at, zone)?,
+        early_access_days: early_access_days(&form.early_access_days)?,
+    })
 }
 
 /// `POST /dashboard/campaigns/preview`: the email for a sample recipient (the one named,
@@ -412,19 +414,11 @@ pub async fn preview(
     let merchant = &session.merchant.id;
     let store = &*dash.store;
     let now = Utc::now();
-    let (send_at, early_access_days) = match read_form(&form, session.merchant.timezone) {
-        Ok(values) => values,
+    let input = match read_form(&form, session.merchant.timezone) {
+        Ok(input) => input,
         Err(error) => return preview_page(&dash, &session, &form, Some(error), None).await,
     };
     let program = store.engagement_program(merchant).await?;
-    let input = CampaignInput {
-        name: &form.name,
-        audience: &form.audience,
-        subject: &form.subject,
-        body: &form.body,
-        send_at,
-        early_access_days,
-    };
     let draft = match CampaignDraft::parse(&input, &program.campaigns, now) {
         Ok(draft) => draft,
         Err(error) => {
@@ -488,17 +482,9 @@ pub async fn create(
     posted: CsrfForm<CampaignForm>,
 ) -> Result<Response, PageError> {
     let CsrfForm { session, form } = posted;
-    let (send_at, early_access_days) = match read_form(&form, session.merchant.timezone) {
-        Ok(values) => values,
+    let input = match read_form(&form, session.merchant.timezone) {
+        Ok(input) => input,
         Err(error) => return preview_page(&dash, &session, &form, Some(error), None).await,
-    };
-    let input = CampaignInput {
-        name: &form.name,
-        audience: &form.audience,
-        subject: &form.subject,
-        body: &form.body,
-        send_at,
-        early_access_days,
     };
     match create_campaign(&*dash.store, &session.merchant.id, &input, Utc::now()).await {
         Ok(created) => {
