@@ -108,7 +108,8 @@ async fn the_engagement_program_comes_from_toml_with_defaults(setia: Setia) {
             "min_purchases": 2, "steps": [{"day": 0, "voucher": false}, {"day": 7, "voucher": true}],
             "voucher_percent": 10, "voucher_days": 14, "cooldown_days": 90, "holdout_percent": 10},
             "referral": {"enabled": false, "advocate_points": 200, "friend_voucher_percent": 10,
-            "min_first_order_rupiah": 100000, "max_rewards_per_month": 10, "hold_days": 7}}),
+            "min_first_order_rupiah": 100000, "max_rewards_per_month": 10, "hold_days": 7},
+            "campaigns": {"holdout_percent": 10, "result_days": 14}}),
         "keys left out keep their defaults, the NPS alert level among them"
     );
     let defaults = program(other["api_token"].as_str().unwrap().into()).await;
