@@ -77,6 +77,61 @@ pub enum Command {
     /// Reconciliation through Moota's API V2: find the payments a webhook never brought
     #[command(subcommand)]
     Moota(MootaCommand),
+    /// Campaigns: a one-off email to an audience, with early access for the higher tiers
+    /// and a holdout that shows what it earned
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Write and schedule a campaign; prints it as JSON with the recipients it reaches now
+    Create(CampaignCreateArgs),
+    /// The merchant's campaigns, newest first, as JSON
+    List(CampaignListArgs),
+    /// One campaign with its delivery and its result against the holdout, as JSON
+    Show(CampaignShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignCreateArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// What the merchant calls it (the dashboard's lists)
+    #[arg(long)]
+    pub name: String,
+    /// tier:member|silver|gold, segment:NAME (an RFM segment), at_risk or all, joined with +
+    #[arg(long)]
+    pub audience: String,
+    /// The subject: one line; may use {{name}}, {{tier}} and {{points}}
+    #[arg(long)]
+    pub subject: String,
+    /// A Markdown file, at most 100 KB; may use {{name}}, {{tier}} and {{points}}
+    #[arg(long, value_name = "FILE.md")]
+    pub body: PathBuf,
+    /// When the first (gold) wave goes, RFC 3339 [default: now]; not in the past
+    #[arg(long, value_name = "RFC3339")]
+    pub send_at: Option<String>,
+    /// Gold members first, silver this many days later, everyone else as many days after
+    #[arg(long, value_name = "D")]
+    pub early_access_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignListArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignShowArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// The campaign's id (cmp_…)
+    pub id: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +408,7 @@ pub enum MailKind {
     ReferralReward,
     TierWelcome,
     TierNudge,
+    Campaign,
 }
 
 #[derive(Debug, Args)]

@@ -100,6 +100,7 @@ async fn preview(
         MailKind::ReferralReward => OutboxKind::ReferralReward,
         MailKind::TierWelcome => OutboxKind::TierWelcome,
         MailKind::TierNudge => OutboxKind::TierNudge,
+        MailKind::Campaign => OutboxKind::Campaign,
     };
     let rendered = mailer(store, settings)?
         .preview(&merchant.id, kind, customer.as_ref(), Utc::now())

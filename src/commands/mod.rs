@@ -1,5 +1,6 @@
 //! One module per command family; each takes parsed arguments and the settings.
 
+mod campaign;
 mod demo;
 mod import;
 mod mail;
@@ -16,7 +17,7 @@ use setia_core::MerchantId;
 use setia_store::{Merchant, Store};
 
 use crate::cli::{
-    Cli, Command, CustomersCommand, ItemsCommand, MerchantCommand, MootaCommand,
+    CampaignCommand, Cli, Command, CustomersCommand, ItemsCommand, MerchantCommand, MootaCommand,
     TransactionsCommand,
 };
 use crate::config::Settings;
@@ -64,6 +65,9 @@ async fn run_command(
         Command::Merchant(MerchantCommand::Moota(args)) => moota::settings(&*store, args).await,
         Command::Moota(MootaCommand::Sync(args)) => moota::sync(&*store, settings, args).await,
         Command::Worker => serve::work(store, settings).await,
+        Command::Campaign(CampaignCommand::Create(args)) => campaign::create(&*store, args).await,
+        Command::Campaign(CampaignCommand::List(args)) => campaign::list(&*store, args).await,
+        Command::Campaign(CampaignCommand::Show(args)) => campaign::show(&*store, args).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
         Command::Items(ItemsCommand::Import(args)) => import::items(store, args).await,
         Command::Transactions(TransactionsCommand::Import(args)) => {

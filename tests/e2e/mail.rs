@@ -110,7 +110,7 @@ fn id(merchant: &Value) -> String {
     merchant["id"].as_str().unwrap().to_owned()
 }
 
-async fn api_get(base: &str, token: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn api_get(base: &str, token: &str, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .get(format!("{base}/api/v1{path}"))
         .bearer_auth(token)
@@ -482,13 +482,13 @@ async fn run_due_twice_at_one_instant_sends_once(setia: Setia) {
     let first = run_due(&setia, "2027-03-14T03:00:00Z", &env);
     assert_eq!(
         first["enqueued"],
-        json!({"thank_you": 0, "birthday_offer": 2, "weekly_churn_report": 1, "feedback_request": 0, "referral_reward": 0, "tier_nudge": 0})
+        json!({"thank_you": 0, "birthday_offer": 2, "weekly_churn_report": 1, "feedback_request": 0, "referral_reward": 0, "tier_nudge": 0, "campaign": 0})
     );
     assert_eq!(first["sent"], 3);
     let second = run_due(&setia, "2027-03-14T03:00:00Z", &env);
     assert_eq!(
         second["enqueued"],
-        json!({"thank_you": 0, "birthday_offer": 0, "weekly_churn_report": 0, "feedback_request": 0, "referral_reward": 0, "tier_nudge": 0})
+        json!({"thank_you": 0, "birthday_offer": 0, "weekly_churn_report": 0, "feedback_request": 0, "referral_reward": 0, "tier_nudge": 0, "campaign": 0})
     );
     assert_eq!(second["sent"], 0);
     let later = run_due(&setia, "2027-03-14T15:00:00Z", &env);

@@ -112,7 +112,8 @@ async fn the_engagement_program_comes_from_toml_with_defaults(setia: Setia) {
             "perks": {"enabled": true, "nudge_within_percent": 20,
             "member": {"title": "Member", "perks": []},
             "silver": {"title": "Silver", "perks": [], "entry_points": 0, "entry_voucher_percent": null},
-            "gold": {"title": "Gold", "perks": [], "entry_points": 0, "entry_voucher_percent": null}}}),
+            "gold": {"title": "Gold", "perks": [], "entry_points": 0, "entry_voucher_percent": null}},
+            "campaigns": {"holdout_percent": 10, "result_days": 14}}),
         "keys left out keep their defaults, the NPS alert level among them"
     );
     let defaults = program(other["api_token"].as_str().unwrap().into()).await;

@@ -49,4 +49,4 @@ pub use report::{
     TierCounts, Totals, FORECAST_DAYS, P_ALIVE_THRESHOLD, SCHEMA_VERSION,
 };
 pub use rfm::Segment;
-pub use winback::{winback_results, WinbackOutcome, WinbackResults};
+pub use winback::{holdout_window, winback_results, WinbackOutcome, WinbackResults, WindowOutcome};

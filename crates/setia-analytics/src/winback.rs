@@ -229,13 +229,7 @@ impl Tally {
                 continue;
             }
             let (purchases, revenue, expected) = outcome.window(days);
-            tally.buyers += u64::from(purchases > 0);
-            tally.bought.push(if purchases > 0 { 1.0 } else { 0.0 });
-            tally.purchases.push(f64::from(purchases));
-            tally.revenue.push(revenue as f64);
-            if let Some(expected) = expected.filter(|e| e.is_finite()) {
-                tally.expected.push(expected);
-            }
+            tally.add(purchases, revenue, expected);
         }
     }
 
@@ -248,6 +242,18 @@ impl Tally {
             vouchers_redeemed: self.vouchers_redeemed,
             days_30,
             days_60,
+        }
+    }
+}
+
+impl GroupTally {
+    fn add(&mut self, purchases: u32, revenue_minor: i64, expected: Option<f64>) {
+        self.buyers += u64::from(purchases > 0);
+        self.bought.push(if purchases > 0 { 1.0 } else { 0.0 });
+        self.purchases.push(f64::from(purchases));
+        self.revenue.push(revenue_minor as f64);
+        if let Some(expected) = expected.filter(|e| e.is_finite()) {
+            self.expected.push(expected);
         }
     }
 }
@@ -312,10 +318,66 @@ fn window_comparison(days: u32, groups: &[GroupTally; 2]) -> WindowComparison {
     }
 }
 
+/// One unit of a holdout comparison over a single window (a campaign's recipient): when
+/// its window began, its group, and its verified purchases in the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowOutcome {
+    pub started_at: DateTime<Utc>,
+    pub holdout: bool,
+    pub purchases: u32,
+    pub revenue_minor: i64,
+}
+
+/// Treated against holdout over one window of `days`, by the same rules as win-back's
+/// windows: a unit whose window has not ended by `as_of` is pending, not counted.
+pub fn holdout_window(
+    days: u32,
+    outcomes: impl IntoIterator<Item = WindowOutcome>,
+    as_of: DateTime<Utc>,
+) -> WindowComparison {
+    let mut groups: [GroupTally; 2] = Default::default();
+    for outcome in outcomes {
+        let tally = &mut groups[usize::from(outcome.holdout)];
+        if outcome.started_at + TimeDelta::days(i64::from(days)) > as_of {
+            tally.pending += 1;
+            continue;
+        }
+        tally.add(outcome.purchases, outcome.revenue_minor, None);
+    }
+    window_comparison(days, &groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn one_window_compares_like_win_back_and_waits_for_its_end() {
+        let start = at(1, 3);
+        let units = |holdout: bool, bought: &[u32]| -> Vec<WindowOutcome> {
+            bought
+                .iter()
+                .map(|&purchases| WindowOutcome {
+                    started_at: start,
+                    holdout,
+                    purchases,
+                    revenue_minor: i64::from(purchases) * 10_000_000,
+                })
+                .collect()
+        };
+        let mut all = units(false, &[1, 0, 1, 1, 0, 1, 2, 0]);
+        all.extend(units(true, &[0, 1, 0, 0]));
+        let early = holdout_window(14, all.clone(), start + TimeDelta::days(13));
+        assert_eq!((early.treated.n, early.treated.pending), (0, 8));
+        let done = holdout_window(14, all, start + TimeDelta::days(14));
+        assert_eq!((done.treated.n, done.holdout.n), (8, 4));
+        assert_eq!(done.treated.bought, 5);
+        let share = done.difference.share_bought;
+        assert!((share.estimate.unwrap() - (5.0 / 8.0 - 0.25)).abs() < 1e-9);
+        assert!(share.low.unwrap() < share.estimate.unwrap());
+        assert!(share.high.unwrap() > share.estimate.unwrap());
+    }
 
     fn at(day: u32, month: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, month, day, 3, 0, 0).unwrap()

@@ -19,6 +19,7 @@ pub struct EngagementProgram {
     pub winback: WinbackSettings,
     pub referral: ReferralSettings,
     pub perks: PerksSettings,
+    pub campaigns: CampaignSettings,
 }
 
 impl Default for EngagementProgram {
@@ -29,6 +30,7 @@ impl Default for EngagementProgram {
             winback: WinbackSettings::default(),
             referral: ReferralSettings::default(),
             perks: PerksSettings::default(),
+            campaigns: CampaignSettings::default(),
         }
     }
 }
@@ -325,6 +327,26 @@ impl Default for PerksSettings {
     }
 }
 
+/// `[campaigns]`: one-off emails a merchant writes to an audience, each with its holdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignSettings {
+    /// Share of a campaign's audience held out (mailed nothing, recorded), to measure it.
+    pub holdout_percent: u32,
+    /// Days after a recipient's send (or, for the holdout, their wave's due time) in which
+    /// verified purchases count in the campaign's result.
+    pub result_days: u32,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        CampaignSettings {
+            holdout_percent: 10,
+            result_days: 14,
+        }
+    }
+}
+
 /// `[perks.member]`: a title and perks, and no entry award (nobody enters it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -474,6 +496,24 @@ impl PerksSettings {
     }
 }
 
+impl CampaignSettings {
+    fn check(&self) -> Result<(), String> {
+        if self.holdout_percent > 100 {
+            return Err(format!(
+                "campaigns.holdout_percent must be 0 to 100, not {}",
+                self.holdout_percent
+            ));
+        }
+        if !(1..=365).contains(&self.result_days) {
+            return Err(format!(
+                "campaigns.result_days must be 1 to 365, not {}",
+                self.result_days
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngagementError {
     #[error("engagement program: {0}")]
@@ -540,6 +580,7 @@ impl EngagementProgram {
         self.winback.check().map_err(EngagementError::Invalid)?;
         self.referral.check().map_err(EngagementError::Invalid)?;
         self.perks.check().map_err(EngagementError::Invalid)?;
+        self.campaigns.check().map_err(EngagementError::Invalid)?;
         Ok(self)
     }
 }
@@ -683,6 +724,33 @@ mod tests {
     }
 
     #[test]
+    fn campaigns_keep_a_holdout_and_a_result_window() {
+        let standard = EngagementProgram::standard();
+        assert_eq!(standard.campaigns, CampaignSettings::default());
+        assert_eq!(
+            (
+                standard.campaigns.holdout_percent,
+                standard.campaigns.result_days
+            ),
+            (10, 14)
+        );
+        let program =
+            EngagementProgram::from_toml("[campaigns]\nholdout_percent = 0\nresult_days = 30\n")
+                .unwrap();
+        assert_eq!(
+            (
+                program.campaigns.holdout_percent,
+                program.campaigns.result_days
+            ),
+            (0, 30)
+        );
+        assert_eq!(
+            EngagementProgram::from_toml(&program.to_toml()).unwrap(),
+            program
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         for (text, key) in [
             ("marketing_cap = 3\n", "marketing_cap"),
@@ -779,6 +847,13 @@ mod tests {
             ("[perks.silver]\nperks = [\"ok\", \"\"]\n", "perks.silver.perks line 2"),
             ("[perks.silver]\nperk = [\"x\"]\n", "perk"),
             ("[perks.platinum]\n", "platinum"),
+            (
+                "[campaigns]\nholdout_percent = 101\n",
+                "campaigns.holdout_percent",
+            ),
+            ("[campaigns]\nresult_days = 0\n", "campaigns.result_days"),
+            ("[campaigns]\nresult_days = 366\n", "campaigns.result_days"),
+            ("[campaigns]\nholdout = 5\n", "holdout"),
         ] {
             let error = EngagementProgram::from_toml(text).unwrap_err().to_string();
             assert!(error.contains(key), "{text:?}: {error}");

@@ -152,6 +152,7 @@ macro_rules! integer_id {
 
 integer_id!(CustomerId, "cus_", "customer");
 integer_id!(PurchaseId, "pur_", "purchase");
+integer_id!(CampaignId, "cmp_", "campaign");
 
 #[cfg(test)]
 mod tests {

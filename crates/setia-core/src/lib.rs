@@ -6,9 +6,11 @@
 //! validate").
 
 pub mod attribution;
+pub mod campaign;
 pub mod customer;
 pub mod engagement;
 pub mod feedback;
+pub mod holdout;
 pub mod ids;
 pub mod import;
 pub mod loyalty;
@@ -21,6 +23,7 @@ pub mod perks;
 pub mod product;
 pub mod referral;
 pub mod rupiah;
+pub mod segment;
 pub mod stats;
 pub mod time;
 pub mod winback;
@@ -28,7 +31,7 @@ pub mod winback;
 pub use customer::{
     Birthday, Consent, CustomerEmail, CustomerName, ExternalId, PayerName, VirtualAccount,
 };
-pub use ids::{CustomerId, MerchantId, PurchaseId};
+pub use ids::{CampaignId, CustomerId, MerchantId, PurchaseId};
 pub use merchant::{ApiToken, MerchantName, TokenHash, WebhookSecret};
 pub use money::Money;
 pub use product::{Category, LineItem, ProductName, Quantity, Sku, WebLink};

@@ -3,7 +3,6 @@
 //! feeds them the latest scores, the store keeps the episodes, setia-mail sends the steps.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::engagement::{WinbackSettings, WinbackStep};
 use crate::{CustomerId, MerchantId};
@@ -119,16 +118,13 @@ pub fn in_holdout(
     number: u32,
     holdout_percent: u32,
 ) -> bool {
-    let digest = Sha256::new()
-        .chain_update(b"setia-winback-holdout-v1\0")
-        .chain_update(merchant.as_str())
-        .chain_update(b"\0")
-        .chain_update(customer.key().to_le_bytes())
-        .chain_update(number.to_le_bytes())
-        .finalize();
-    let draw = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
-    // Ten thousand buckets, so a percentage splits them evenly.
-    draw % 10_000 < u64::from(holdout_percent) * 100
+    crate::holdout::held_out(
+        "setia-winback-holdout-v1",
+        merchant,
+        customer,
+        &number.to_le_bytes(),
+        holdout_percent,
+    )
 }
 
 /// When a step of an episode entered at `entered_at` is due (before marketing hours and the

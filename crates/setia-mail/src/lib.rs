@@ -8,6 +8,7 @@
 //! Message-ID. No SQL here (setia-store), no calendar rule outside [`schedule`], no
 //! business rule in a template. `Mailer::run_due` is the single step tests drive.
 
+pub mod campaign;
 pub mod chart;
 pub mod context;
 pub mod feedback;
@@ -31,11 +32,13 @@ use futures_util::StreamExt;
 use lettre::message::Mailbox;
 use lettre::{Address, Message};
 use serde::Serialize;
+use setia_core::campaign::{CampaignBody, CampaignSubject, Personal};
 use setia_core::engagement::EngagementProgram;
 use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::mail_token::{birthday_offer_code, UnsubscribeToken};
 use setia_core::referral::ReferralCode;
-use setia_core::{format_rupiah, CustomerId, ExternalId, MerchantId, Money};
+use setia_core::{format_rupiah, CampaignId, CustomerId, ExternalId, MerchantId, Money};
+use setia_store::campaign::Campaign;
 use setia_store::catalog::Product;
 use setia_store::mail::{
     ClaimedEmail, DeliveryOutcome, EmailLanguage, FinishedEmail, FollowUp, MailCustomer,
@@ -178,6 +181,8 @@ pub struct Enqueued {
     /// Customers told how close their next tier is. Welcomes are enqueued by the worker
     /// with the purchase that reached the tier.
     pub tier_nudge: u64,
+    /// Campaign emails of the waves that came due (the holdout gets none).
+    pub campaign: u64,
 }
 
 impl std::ops::AddAssign for Enqueued {
@@ -188,6 +193,7 @@ impl std::ops::AddAssign for Enqueued {
         self.feedback_request += other.feedback_request;
         self.referral_reward += other.referral_reward;
         self.tier_nudge += other.tier_nudge;
+        self.campaign += other.campaign;
     }
 }
 
@@ -485,6 +491,7 @@ impl Mailer {
             .schedule_referral_rewards(&mail, &engagement, now)
             .await?;
         enqueued.tier_nudge += self.schedule_tier_nudges(&mail, &engagement, now).await?;
+        enqueued.campaign += campaign::schedule(&*self.store, id, now).await?;
         if enqueued != Enqueued::default() {
             tracing::info!(merchant = %id, ?enqueued, "emails enqueued");
         }
@@ -737,6 +744,7 @@ impl Mailer {
             recommendations,
             referral_codes,
             marketing,
+            campaigns: HashMap::new(),
         };
         for row in rows {
             let outcome = self.prepare_row(&mut batch, &row, now).await?;
@@ -946,6 +954,29 @@ impl Mailer {
                     }
                     templates.render(row.kind, &context)
                 }
+                OutboxKind::Campaign => {
+                    let Some(id) = campaign::parse_period(&row.period_key) else {
+                        return Ok(failed(format!(
+                            "period {:?} is not a campaign",
+                            row.period_key
+                        )));
+                    };
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        batch.campaigns.entry(id)
+                    {
+                        slot.insert(self.store.campaign(&merchant.id, id).await?);
+                    }
+                    let Some(Some(found)) = batch.campaigns.get(&id) else {
+                        return Ok(suppressed("the campaign no longer exists"));
+                    };
+                    if let Some(outcome) = batch.marketing.hold(customer.id, now) {
+                        return Ok(Prepared::Done(outcome));
+                    }
+                    let personal =
+                        personal(customer_name, &LoyaltyView::of(customer, batch.program));
+                    let context = campaign::context(&found.subject, &found.body, &personal, common);
+                    templates.render(row.kind, &context)
+                }
                 OutboxKind::WeeklyChurnReport | OutboxKind::FeedbackAlert => {
                     return Ok(failed(format!("{} is not a customer email", row.kind)))
                 }
@@ -1010,7 +1041,8 @@ impl Mailer {
                 | OutboxKind::Winback
                 | OutboxKind::ReferralReward
                 | OutboxKind::TierWelcome
-                | OutboxKind::TierNudge => {
+                | OutboxKind::TierNudge
+                | OutboxKind::Campaign => {
                     return Ok(failed(format!(
                         "{} is not an email to the merchant",
                         row.kind
@@ -1084,6 +1116,21 @@ impl Mailer {
         }))
     }
 
+    /// What a preview renders with: the merchant, its loyalty program and its templates.
+    async fn preview_setting(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<(MailMerchant, LoyaltyProgram, Arc<Templates>), MailError> {
+        let mail = self
+            .store
+            .mail_merchant(merchant)
+            .await?
+            .ok_or_else(|| MailError::NotFound(format!("no merchant {merchant}")))?;
+        let program = self.store.loyalty_program(merchant).await?;
+        let templates = self.templates.load(merchant, mail.language);
+        Ok((mail, program, templates))
+    }
+
     /// Renders an email for `setia mail preview`: with a customer's real data, or with a
     /// sample customer when none is named.
     pub async fn preview(
@@ -1093,13 +1140,7 @@ impl Mailer {
         customer: Option<&ExternalId>,
         now: DateTime<Utc>,
     ) -> Result<RenderedEmail, MailError> {
-        let mail = self
-            .store
-            .mail_merchant(merchant)
-            .await?
-            .ok_or_else(|| MailError::NotFound(format!("no merchant {merchant}")))?;
-        let program = self.store.loyalty_program(merchant).await?;
-        let templates = self.templates.load(merchant, mail.language);
+        let (mail, program, templates) = self.preview_setting(merchant).await?;
         let zone = mail.merchant.timezone;
         let customer = match customer {
             None => None,
@@ -1116,19 +1157,7 @@ impl Mailer {
                     .next()
             }
         };
-        let sample = MailCustomer {
-            id: CustomerId::from_key(1),
-            external_id: "CONTOH-1".into(),
-            name: Some("Siti Rahayu".into()),
-            email: Some("siti@example.co.id".into()),
-            consent: true,
-            unsubscribed: false,
-            birthday: Some("1990-03-14".into()),
-            tier: Tier::Silver,
-            points_balance: 1_240,
-            trailing_spend: Money::from_minor(350_000_000),
-            next_expiry: None,
-        };
+        let sample = sample_customer();
         let who = customer.as_ref().unwrap_or(&sample);
         // A real customer sees their own list; the sample customer the newest products.
         let products = match (&customer, kind.is_customer_mail()) {
@@ -1288,8 +1317,73 @@ impl Mailer {
                 );
                 templates.render(kind, &context)?
             }
+            OutboxKind::Campaign => {
+                // The merchant's latest campaign, or a sample one.
+                let latest = self
+                    .store
+                    .campaigns(
+                        merchant,
+                        PageRequest {
+                            before: None,
+                            limit: 1,
+                        },
+                    )
+                    .await?
+                    .items
+                    .into_iter()
+                    .next();
+                let (subject, body) = match &latest {
+                    Some(found) => (found.subject.as_str(), found.body.as_str()),
+                    None => campaign_sample(mail.language),
+                };
+                let name = greeting_name(mail.language, who.name.as_deref());
+                let personal = personal(name, &LoyaltyView::of(who, &program));
+                templates.render(kind, &campaign::context(subject, body, &personal, common))?
+            }
         };
         Ok(rendered)
+    }
+
+    /// Renders a campaign not yet written (the dashboard's preview) for a customer of the
+    /// merchant, or for the sample customer when there is none.
+    pub async fn preview_campaign(
+        &self,
+        merchant: &MerchantId,
+        subject: &CampaignSubject,
+        body: &CampaignBody,
+        customer: Option<CustomerId>,
+        now: DateTime<Utc>,
+    ) -> Result<RenderedEmail, MailError> {
+        let (mail, program, templates) = self.preview_setting(merchant).await?;
+        let found = match customer {
+            None => None,
+            Some(id) => self
+                .store
+                .mail_customers(merchant, &[id], now)
+                .await?
+                .into_iter()
+                .next(),
+        };
+        let who = found.unwrap_or_else(sample_customer);
+        let products = self
+            .store
+            .recommendations_for(merchant, &[who.id], EMAIL_RECOMMENDATIONS)
+            .await?
+            .remove(&who.id)
+            .unwrap_or_default();
+        let common = Common {
+            merchant_name: mail.merchant.name.clone(),
+            language: mail.language.as_str(),
+            unsubscribe_url: Some(self.unsubscribe_url(&mail, who.id)),
+            member_url: Some(self.member_url(&mail, who.id)),
+            recommendations: cards(&products, OutboxKind::Campaign),
+        };
+        let name = greeting_name(mail.language, who.name.as_deref());
+        let personal = personal(name, &LoyaltyView::of(&who, &program));
+        Ok(templates.render(
+            OutboxKind::Campaign,
+            &campaign::context(subject.as_str(), body.as_str(), &personal, common),
+        )?)
     }
 
     /// Schedules and delivers until `stop` turns true: the loop inside `setia serve` and
@@ -1338,6 +1432,48 @@ struct Batch<'a> {
     /// Personal codes of the batch's thank-you and reward recipients, while `[referral]` is on.
     referral_codes: HashMap<CustomerId, ReferralCode>,
     marketing: marketing::MarketingGate,
+    /// The campaigns of the batch's campaign rows, read once each.
+    campaigns: HashMap<CampaignId, Option<Campaign>>,
+}
+
+/// The customer previews show when none is named.
+fn sample_customer() -> MailCustomer {
+    MailCustomer {
+        id: CustomerId::from_key(1),
+        external_id: "CONTOH-1".into(),
+        name: Some("Siti Rahayu".into()),
+        email: Some("siti@example.co.id".into()),
+        consent: true,
+        unsubscribed: false,
+        birthday: Some("1990-03-14".into()),
+        tier: Tier::Silver,
+        points_balance: 1_240,
+        trailing_spend: Money::from_minor(350_000_000),
+        next_expiry: None,
+    }
+}
+
+/// A campaign's placeholders for one customer.
+fn personal(name: String, loyalty: &LoyaltyView) -> Personal {
+    Personal {
+        name,
+        tier: loyalty.tier.to_owned(),
+        points: templates::thousands(loyalty.points_balance),
+    }
+}
+
+/// The campaign `mail preview --kind campaign` shows before the merchant wrote one.
+fn campaign_sample(language: EmailLanguage) -> (&'static str, &'static str) {
+    match language {
+        EmailLanguage::Indonesian => (
+            "{{name}}, akses lebih awal untuk member {{tier}}",
+            "Halo **{{name}}**,\n\nSebagai member {{tier}} dengan {{points}} poin, Anda belanja koleksi baru lebih dulu.\n",
+        ),
+        EmailLanguage::English => (
+            "{{name}}, early access for {{tier}} members",
+            "Hello **{{name}}**,\n\nAs a {{tier}} member with {{points}} points, you shop the new collection first.\n",
+        ),
+    }
 }
 
 fn birthday_context(

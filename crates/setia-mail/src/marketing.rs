@@ -125,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn feedback_win_back_and_tier_nudges_are_marketing_and_the_rest_is_not() {
+    fn feedback_win_back_tier_nudges_and_campaigns_are_marketing_and_the_rest_is_not() {
         use setia_store::mail::OutboxKind;
         let marketing: Vec<OutboxKind> = OutboxKind::ALL
             .into_iter()
@@ -136,7 +136,8 @@ mod tests {
             vec![
                 OutboxKind::FeedbackRequest,
                 OutboxKind::Winback,
-                OutboxKind::TierNudge
+                OutboxKind::TierNudge,
+                OutboxKind::Campaign
             ],
             "thank-you, birthday, reward, tier welcome and merchant emails are exempt from the cap"
         );

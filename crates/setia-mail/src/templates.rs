@@ -61,6 +61,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "referral_reward.subject.jinja", "referral_reward.txt.jinja", "referral_reward.html.jinja",
         "tier_welcome.subject.jinja", "tier_welcome.txt.jinja", "tier_welcome.html.jinja",
         "tier_nudge.subject.jinja", "tier_nudge.txt.jinja", "tier_nudge.html.jinja",
+        "campaign.subject.jinja", "campaign.txt.jinja", "campaign.html.jinja",
     ],
     "en" => [
         "layout.html.jinja", "recommendations.html.jinja", "recommendations.txt.jinja",
@@ -73,6 +74,7 @@ const BUILT_IN: &[(&str, &str, &str)] = embedded! {
         "referral_reward.subject.jinja", "referral_reward.txt.jinja", "referral_reward.html.jinja",
         "tier_welcome.subject.jinja", "tier_welcome.txt.jinja", "tier_welcome.html.jinja",
         "tier_nudge.subject.jinja", "tier_nudge.txt.jinja", "tier_nudge.html.jinja",
+        "campaign.subject.jinja", "campaign.txt.jinja", "campaign.html.jinja",
     ],
 };
 
@@ -311,7 +313,7 @@ mod tests {
         for language in [EmailLanguage::Indonesian, EmailLanguage::English] {
             let templates = TemplateLoader::new(None).load(&merchant(), language);
             assert!(templates.broken.is_empty(), "{:?}", templates.broken);
-            assert_eq!(templates.origins.len(), 30);
+            assert_eq!(templates.origins.len(), 33);
         }
     }
 

@@ -17,6 +17,7 @@ use setia_core::{
 };
 
 pub mod analytics;
+pub mod campaign;
 pub mod catalog;
 pub mod dashboard;
 pub mod engagement;
@@ -32,6 +33,7 @@ pub mod testing;
 pub mod winback;
 
 pub use analytics::Analytics;
+pub use campaign::Campaigns;
 pub use catalog::Catalog;
 pub use dashboard::Dashboard;
 pub use engagement::Engagement;
@@ -304,6 +306,7 @@ pub trait Store:
     + Winback
     + Referrals
     + Perks
+    + Campaigns
     + Send
     + Sync
     + 'static

@@ -37,10 +37,12 @@ pub enum OutboxKind {
     /// Tells a customer how little is left to the next tier; its period is the tier and the
     /// merchant-local year (`gold-2027`). Marketing.
     TierNudge,
+    /// A campaign's email to one recipient; its period is the campaign (`cmp_3`).
+    Campaign,
 }
 
 impl OutboxKind {
-    pub const ALL: [OutboxKind; 9] = [
+    pub const ALL: [OutboxKind; 10] = [
         OutboxKind::ThankYou,
         OutboxKind::BirthdayOffer,
         OutboxKind::WeeklyChurnReport,
@@ -50,14 +52,16 @@ impl OutboxKind {
         OutboxKind::ReferralReward,
         OutboxKind::TierWelcome,
         OutboxKind::TierNudge,
+        OutboxKind::Campaign,
     ];
 
     /// The kinds the marketing cap counts and holds back (DESIGN §8); thank-you and birthday
     /// emails are exempt.
-    pub const MARKETING: [OutboxKind; 3] = [
+    pub const MARKETING: [OutboxKind; 4] = [
         OutboxKind::FeedbackRequest,
         OutboxKind::Winback,
         OutboxKind::TierNudge,
+        OutboxKind::Campaign,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +75,7 @@ impl OutboxKind {
             OutboxKind::ReferralReward => "referral_reward",
             OutboxKind::TierWelcome => "tier_welcome",
             OutboxKind::TierNudge => "tier_nudge",
+            OutboxKind::Campaign => "campaign",
         }
     }
 

@@ -466,3 +466,4 @@ async fn upsert_scores(
     insert.build().execute(&mut **tx).await?;
     Ok(())
 }
+include!("campaign_sql.rs");

@@ -454,3 +454,4 @@ include!("reconcile_sql.rs");
 include!("winback_sql.rs");
 include!("referral_sql.rs");
 include!("perks_sql.rs");
+include!("campaign_sql.rs");

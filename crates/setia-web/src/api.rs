@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::outbox_api::router())
         .merge(crate::winback_api::router())
         .merge(crate::referral_api::router())
+        .merge(crate::campaign_api::router())
         .with_state(state)
 }
 

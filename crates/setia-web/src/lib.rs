@@ -7,6 +7,7 @@
 //! Polars, no business rule is decided in a handler.
 
 mod api;
+pub mod campaign_api;
 mod catalog_api;
 mod dashboard;
 mod error;

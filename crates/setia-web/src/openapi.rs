@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
+use setia_store::campaign::{Campaign, CampaignDelivery, CampaignStatus, WaveCount};
 use setia_store::catalog::{OrderLine, Product};
 use setia_store::engagement::{Complaint, ComplaintStatus, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
@@ -21,6 +22,7 @@ use setia_store::AuditEntry;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use crate::campaign_api::CampaignBody;
 use crate::catalog_api::{
     ProductBody, Recommendations, RelatedProduct, RelatedProducts, UpsertedProducts,
 };
@@ -90,6 +92,9 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         redeem_voucher,
         list_referrals,
         customer_referral,
+        create_campaign,
+        list_campaigns,
+        show_campaign,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, RedemptionBody, Redemption,
@@ -103,6 +108,9 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         WinbackPerCustomerDoc, WinbackIncrementalDoc, DifferenceDoc, MoneyDifferenceDoc, Episode,
         Voucher, EpisodeList, VoucherRedemptionBody, ReferralSettingsDoc, PerksSettingsDoc, MemberPerksDoc, TierPerksDoc, Referral, ReferralParty,
         ReferralList, CustomerReferral,
+        CampaignSettingsDoc, CampaignBody, Campaign,
+        CampaignStatus, CampaignList, AudienceCountDoc, CreatedCampaignDoc, CampaignDelivery,
+        WaveCount, CampaignReportDoc, CampaignResultsDoc,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -116,6 +124,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         (name = "feedback", description = "Customers' feedback answers and the complaints queue"),
         (name = "winback", description = "The win-back flow: its result against the holdout, its episodes, and redeeming its vouchers"),
         (name = "referrals", description = "The referral program: customers' personal codes and links, and the referrals stores report with referral_code"),
+        (name = "campaigns", description = "Campaigns: one-off emails to an audience with early access by tier, their delivery and their result against the holdout"),
         (name = "webhooks", description = "The Moota webhook audit log and quarantine"),
         (name = "email", description = "The lifecycle email outbox"),
         (name = "meta", description = "This document"),
@@ -319,7 +328,7 @@ struct QuarantineList {
 struct OutboxEntryDoc {
     id: i64,
     /// thank_you, birthday_offer, weekly_churn_report, feedback_request, feedback_alert,
-    /// winback, referral_reward, tier_welcome or tier_nudge
+    /// winback, referral_reward, tier_welcome, tier_nudge or campaign
     kind: String,
     /// `cus_N` for customer mail, the address for a report or an alert
     recipient: String,
@@ -375,6 +384,7 @@ struct EngagementDoc {
     winback: WinbackSettingsDoc,
     referral: ReferralSettingsDoc,
     perks: PerksSettingsDoc,
+    campaigns: CampaignSettingsDoc,
 }
 
 /// `[perks]`: what each loyalty tier gives besides its points multiplier, the welcome when a
@@ -418,6 +428,71 @@ struct TierPerksDoc {
     /// A personal voucher in the welcome email, 1 to 100 percent; null: none
     #[schema(example = 10)]
     entry_voucher_percent: Option<u32>,
+}
+
+/// `[campaigns]`: each campaign's holdout and the window its result counts over.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CampaignSettings)]
+struct CampaignSettingsDoc {
+    /// Share of a campaign's audience held out (mailed nothing, recorded)
+    #[schema(example = 10)]
+    holdout_percent: u32,
+    /// Days after a recipient's wave in which verified purchases count in the result
+    #[schema(example = 14)]
+    result_days: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CampaignList {
+    items: Vec<Campaign>,
+    next_cursor: Option<String>,
+}
+
+/// Whom a campaign reaches now: customers of the audience who may be mailed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AudienceCount)]
+struct AudienceCountDoc {
+    recipients: u64,
+    /// Held out by the campaign's seeded draw (exact once the campaign is written)
+    holdout: u64,
+    /// Gold, silver, everyone else
+    by_wave: [u64; 3],
+    holdout_exact: bool,
+}
+
+/// A written campaign and whom it reaches now.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreatedCampaign)]
+struct CreatedCampaignDoc {
+    #[serde(flatten)]
+    campaign: Campaign,
+    recipients: AudienceCountDoc,
+}
+
+/// A campaign with its delivery and its result.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CampaignReport)]
+struct CampaignReportDoc {
+    #[serde(flatten)]
+    campaign: Campaign,
+    delivery: CampaignDelivery,
+    results: CampaignResultsDoc,
+}
+
+/// Verified purchases in the result window after each recipient's wave, treated against
+/// holdout, with 95% intervals and group sizes (none without enough data).
+#[derive(Serialize, ToSchema)]
+#[schema(as = CampaignResults)]
+struct CampaignResultsDoc {
+    as_of: chrono::DateTime<chrono::Utc>,
+    #[schema(example = 0.95)]
+    confidence: f64,
+    /// The result window (`result_days`)
+    days: u32,
+    treated: WinbackGroupWindowDoc,
+    holdout: WinbackGroupWindowDoc,
+    difference: WinbackPerCustomerDoc,
+    incremental: WinbackIncrementalDoc,
 }
 
 /// `[referral]`: customers bring friends with a personal code, and are rewarded once the
@@ -860,6 +935,37 @@ fn winback_episodes() {}
 #[allow(dead_code)]
 fn redeem_voucher() {}
 
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns",
+    request_body = CampaignBody,
+    responses(
+        (status = 201, description = "Written and scheduled; with the recipients it reaches now and its holdout", body = CreatedCampaignDoc),
+        (status = 400, description = "An unknown audience, tier, segment or placeholder, a send_at in the past, an empty or multi-line subject, a body over 100 KB; nothing is written", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 413, description = "A request over 512 KB", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn create_campaign() {}
+
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
+    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses(
+        (status = 200, description = "Campaigns, newest first, with their status", body = CampaignList),
+        (status = 400, description = "A bad cursor or limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_campaigns() {}
+
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    params(("id" = String, Path, example = "cmp_1")),
+    responses(
+        (status = 200, description = "The campaign, its delivery (sent, failed, deferred, suppressed, unsubscribes, recipients by wave) and its result against the holdout", body = CampaignReportDoc),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such campaign for this merchant", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn show_campaign() {}
+
 #[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals",
     params(
         ("status" = Option<String>, Query, description = "pending, qualified, rewarded, refused or cancelled"),
@@ -1091,6 +1197,7 @@ mod tests {
         assert_eq!(keys("PerksSettings"), real(&program["perks"]));
         assert_eq!(keys("MemberPerks"), real(&program["perks"]["member"]));
         assert_eq!(keys("TierPerks"), real(&program["perks"]["silver"]));
+        assert_eq!(keys("CampaignSettings"), real(&program["campaigns"]));
         let list: BTreeSet<String> =
             serde_json::to_value(crate::api::ListResponse::from(setia_store::Page::<i64> {
                 items: vec![],
@@ -1112,6 +1219,7 @@ mod tests {
             "ComplaintList",
             "EpisodeList",
             "ReferralList",
+            "CampaignList",
         ] {
             assert_eq!(keys(name), list, "{name}");
         }
@@ -1133,6 +1241,15 @@ mod tests {
             assert_eq!(keys(name), real(real_value), "{name}");
         }
         assert!(window["treated"]["revenue_per_customer"].is_string());
+        // A campaign's result, from a real computation.
+        let now = chrono::Utc::now();
+        let campaign_results = serde_json::to_value(crate::campaign_api::CampaignResults {
+            as_of: now,
+            confidence: 0.95,
+            window: setia_analytics::holdout_window(14, [], now),
+        })
+        .unwrap();
+        assert_eq!(keys("CampaignResults"), real(&campaign_results));
         // A customer's referral answer, with a referral on each side.
         let party = |key: i64, external: &str| ReferralParty {
             id: setia_core::CustomerId::from_key(key),

@@ -4,29 +4,44 @@
 //! window and per month of entry), a chart of the revenue difference per cohort with its
 //! interval, the episodes in progress and the ones that ended lately.
 //!
+//! Above it, the merchant's campaigns (issue 25): the list with status, delivery and the
+//! revenue result; a form that is previewed first (the email for a sample recipient, the
+//! recipients it reaches now by wave, and about how many the holdout keeps out) and created
+//! from the preview; and each campaign's own page with its delivery and its result over
+//! `result_days`, from the same `campaign_api::report` as the API and the CLI.
+//!
 //! The rule of the page: no difference is shown without its 95% interval and the groups'
 //! sizes; when a group is too small for an interval, the cell says so instead of a number.
 //! The figures are setia-analytics' [`winback_results`], from the same outcomes the JSON
 //! API reads (`winback_api::outcome` maps them).
 
+use axum::extract::Path;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{TimeDelta, Utc};
+use axum::response::{IntoResponse, Redirect};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use minijinja::context;
 use minijinja::value::Value;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use setia_analytics::winback::{Difference, GroupComparison, GroupWindow, WindowComparison};
 use setia_analytics::{winback_results, MinorAmount, WinbackOutcome};
+use setia_core::campaign::{Audience, CampaignDraft, CampaignInput};
 use setia_core::{format_rupiah, Money};
+use setia_core::{CampaignId, ExternalId, MerchantTimezone};
+use setia_mail::campaign::{count_audience, AudienceCount};
+use setia_mail::templates::RenderedEmail;
+use setia_store::campaign::CampaignStatus;
 use setia_store::winback::Episode;
 use setia_store::PageRequest;
 
-use super::auth::Session;
+use super::auth::{CsrfForm, Session};
 use super::customers::id_cursor;
 use super::format::{self, number};
 use super::i18n::{texts, Lang};
 use super::render::{ser, PageError};
 use super::{charts, Dash};
+use crate::campaign_api::{create_campaign, report, CampaignReport, CreateError};
 use crate::winback_api::{outcome, DEFAULT_RESULTS_DAYS};
 
 /// Episodes in progress per page.
@@ -40,6 +55,50 @@ const RECENT_SHOWN: usize = 20;
 pub struct CampaignsQuery {
     /// Older episodes in progress.
     cursor: String,
+    /// Older campaigns.
+    campaigns: String,
+}
+
+/// A form with a body of 100 KB of Markdown, URL-encoded, with room to spare.
+pub const CAMPAIGN_FORM_LIMIT: usize = 512 * 1024;
+
+/// Campaigns per page of the list (each reads its delivery and its result).
+const CAMPAIGNS_PAGE: u32 = 10;
+
+/// The campaign form as typed; every field a string, so that what was typed comes back.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CampaignForm {
+    name: String,
+    audience: String,
+    subject: String,
+    body: String,
+    send_at: String,
+    early_access_days: String,
+    sample: String,
+}
+
+/// A campaign's line in the list: its delivery and its revenue difference.
+fn campaign_line(report: &CampaignReport, lang: Lang) -> Value {
+    let c = &report.campaign;
+    let d = &report.delivery;
+    let x = window(&report.results.window, lang);
+    context! {
+        id => c.id.to_string(),
+        name => &c.name,
+        audience => &c.audience,
+        send_at => ser(c.send_at),
+        early_access_days => c.early_access_days,
+        status => c.status.as_str(),
+        treated => d.treated,
+        holdout => d.holdout,
+        sent => d.sent,
+        failed => d.failed,
+        deferred => d.deferred,
+        revenue => x.get_attr("revenue").unwrap_or_default(),
+        n_treated => report.results.window.treated.n,
+        n_holdout => report.results.window.holdout.n,
+    }
 }
 
 /// The sign of a difference: `+`, `−` (a true minus) or nothing for zero as shown.
@@ -229,7 +288,27 @@ pub async fn campaigns(
     ended.sort_by_key(|e| std::cmp::Reverse(e.ended_at));
     ended.truncate(RECENT_SHOWN);
 
+    let campaign_page = store
+        .campaigns(
+            merchant,
+            PageRequest {
+                before: id_cursor(&query.campaigns)?,
+                limit: CAMPAIGNS_PAGE,
+            },
+        )
+        .await?;
+    let mut campaign_lines = Vec::with_capacity(campaign_page.items.len());
+    for campaign in campaign_page.items {
+        let report = report(store, merchant, campaign, now).await?;
+        campaign_lines.push(campaign_line(&report, lang));
+    }
+
     let page = context! {
+        campaigns => context! {
+            items => campaign_lines,
+            next_cursor => campaign_page.next_cursor,
+        },
+        form => ser(CampaignForm::default()),
         winback => context! {
             enabled => settings.enabled,
             holdout_percent => settings.holdout_percent,
@@ -256,6 +335,213 @@ pub async fn campaigns(
         base => "/dashboard/campaigns",
     };
     dash.page(&session, "campaigns", "campaigns.html", page)
+        .await
+}
+
+/// A send time as the form takes it: `YYYY-MM-DD HH:MM` (or the `T` of a datetime input) in
+/// the merchant's zone, or RFC 3339; empty is now.
+fn send_at(text: &str, zone: MerchantTimezone) -> Result<Option<DateTime<Utc>>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(at.to_utc()));
+    }
+    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .and_then(|local| zone.instant_of(local).ok())
+        .map(Some)
+        .ok_or_else(|| format!("send_at {text:?} is not YYYY-MM-DD HH:MM"))
+}
+
+fn early_access_days(text: &str) -> Result<Option<u32>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<u32>()
+        .map(Some)
+        .map_err(|_| format!("early_access_days {text:?} is not a whole number of days"))
+}
+
+/// Renders the preview page: the error (status 400), or the email and the counts.
+async fn preview_page(
+    dash: &Dash,
+    session: &Session,
+    form: &CampaignForm,
+    error: Option<String>,
+    preview: Option<(AudienceCount, u32, Option<RenderedEmail>)>,
+) -> Result<Response, PageError> {
+    let failed = error.is_some();
+    let page = context! {
+        error => error,
+        form => ser(form),
+        count => preview.as_ref().map(|p| ser(p.0)),
+        holdout_percent => preview.as_ref().map(|p| p.1),
+        email => preview.as_ref().and_then(|p| p.2.as_ref()).map(ser),
+    };
+    let mut response = dash
+        .page(session, "campaigns", "campaign_new.html", page)
+        .await?;
+    if failed {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+/// The typed form as the campaign's input, or the reason its send time or early access
+/// cannot be read.
+fn read_form(form: &CampaignForm, zone: MerchantTimezone) -> Result<CampaignInput<'_>, String> {
+    Ok(CampaignInput {
+        name: &form.name,
+        audience: &form.audience,
+        subject: &form.subject,
+        body: &form.body,
+        send_at: send_at(&form.send_at, zone)?,
+        early_access_days: early_access_days(&form.early_access_days)?,
+    })
+}
+
+/// `POST /dashboard/campaigns/preview`: the email for a sample recipient (the one named,
+/// or the audience's first) and the counts, with the form to create it. Writes nothing.
+pub async fn preview(
+    State(dash): State<Dash>,
+    posted: CsrfForm<CampaignForm>,
+) -> Result<Response, PageError> {
+    let CsrfForm { session, form } = posted;
+    let merchant = &session.merchant.id;
+    let store = &*dash.store;
+    let now = Utc::now();
+    let input = match read_form(&form, session.merchant.timezone) {
+        Ok(input) => input,
+        Err(error) => return preview_page(&dash, &session, &form, Some(error), None).await,
+    };
+    let program = store.engagement_program(merchant).await?;
+    let draft = match CampaignDraft::parse(&input, &program.campaigns, now) {
+        Ok(draft) => draft,
+        Err(error) => {
+            return preview_page(&dash, &session, &form, Some(error.to_string()), None).await
+        }
+    };
+    let sample = match form.sample.trim() {
+        "" => None,
+        text => match ExternalId::parse(text) {
+            Ok(id) => Some(id),
+            Err(error) => {
+                let error = format!("sample: {error}");
+                return preview_page(&dash, &session, &form, Some(error), None).await;
+            }
+        },
+    };
+    let count = count_audience(
+        store,
+        merchant,
+        &draft.audience,
+        None,
+        draft.holdout_percent,
+        now,
+    )
+    .await
+    .map_err(|e| PageError::Internal(e.to_string()))?;
+    let sample = match &sample {
+        Some(external) => match store.customer(merchant, external).await? {
+            Some(found) => Some(found.id),
+            None => {
+                let error = format!("sample: no customer {external}");
+                return preview_page(&dash, &session, &form, Some(error), None).await;
+            }
+        },
+        None => count.first,
+    };
+    // Without a mailer (a server started without email settings) the counts still show.
+    let email = match &dash.config.mailer {
+        Some(mailer) => Some(
+            mailer
+                .preview_campaign(merchant, &draft.subject, &draft.body, sample, now)
+                .await
+                .map_err(|e| PageError::Internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    preview_page(
+        &dash,
+        &session,
+        &form,
+        None,
+        Some((count, draft.holdout_percent, email)),
+    )
+    .await
+}
+
+/// `POST /dashboard/campaigns`: creates the campaign the preview showed and opens its page;
+/// bad input shows the form again with the reason (400) and creates nothing.
+pub async fn create(
+    State(dash): State<Dash>,
+    posted: CsrfForm<CampaignForm>,
+) -> Result<Response, PageError> {
+    let CsrfForm { session, form } = posted;
+    let input = match read_form(&form, session.merchant.timezone) {
+        Ok(input) => input,
+        Err(error) => return preview_page(&dash, &session, &form, Some(error), None).await,
+    };
+    match create_campaign(&*dash.store, &session.merchant.id, &input, Utc::now()).await {
+        Ok(created) => {
+            tracing::info!(merchant = %session.merchant.id, campaign = %created.campaign.id, "campaign created in the dashboard");
+            Ok(
+                Redirect::to(&format!("/dashboard/campaigns/{}", created.campaign.id))
+                    .into_response(),
+            )
+        }
+        Err(CreateError::Invalid(error)) => {
+            preview_page(&dash, &session, &form, Some(error.to_string()), None).await
+        }
+        Err(CreateError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// `GET /dashboard/campaigns/{id}`: a campaign's delivery and its result.
+pub async fn campaign(
+    State(dash): State<Dash>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let merchant = &session.merchant.id;
+    let store = &*dash.store;
+    let id = CampaignId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let found = store
+        .campaign(merchant, id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let now = Utc::now();
+    // Before its first wave nobody is chosen: the audience as it stands, with the exact draw.
+    let audience_now = if found.status == CampaignStatus::Scheduled {
+        let audience =
+            Audience::parse(&found.audience).map_err(|e| PageError::Internal(e.to_string()))?;
+        Some(
+            count_audience(
+                store,
+                merchant,
+                &audience,
+                Some(id),
+                found.holdout_percent,
+                now,
+            )
+            .await
+            .map_err(|e| PageError::Internal(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let report = report(store, merchant, found, now).await?;
+    let page = context! {
+        campaign => ser(&report.campaign),
+        delivery => ser(&report.delivery),
+        audience_now => audience_now.map(ser),
+        result => window(&report.results.window, session.lang),
+    };
+    dash.page(&session, "campaigns", "campaign.html", page)
         .await
 }
 

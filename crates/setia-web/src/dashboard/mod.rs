@@ -93,7 +93,17 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
             "/dashboard/feedback/complaints/{id}",
             post(feedback::update_complaint),
         )
-        .route("/dashboard/campaigns", get(campaigns::campaigns))
+        .route(
+            "/dashboard/campaigns",
+            get(campaigns::campaigns)
+                .post(campaigns::create)
+                .layer(DefaultBodyLimit::max(campaigns::CAMPAIGN_FORM_LIMIT)),
+        )
+        .route(
+            "/dashboard/campaigns/preview",
+            post(campaigns::preview).layer(DefaultBodyLimit::max(campaigns::CAMPAIGN_FORM_LIMIT)),
+        )
+        .route("/dashboard/campaigns/{id}", get(campaigns::campaign))
         .route("/dashboard/payments", get(payments::payments))
         .route(
             "/dashboard/payments/{id}/attribute",
