@@ -790,19 +790,17 @@ impl Mailer {
             };
             let to = Mailbox::new(customer.name.clone(), address);
             let unsubscribe_url = self.unsubscribe_url(mail, customer.id);
-            let common = Common {
-                merchant_name: merchant.name.clone(),
-                language: mail.language.as_str(),
-                unsubscribe_url: Some(unsubscribe_url.clone()),
-                member_url: Some(self.member_url(mail, customer.id)),
-                recommendations: cards(
+            let common = self.customer_common(
+                mail,
+                customer.id,
+                cards(
                     batch
                         .recommendations
                         .get(&customer.id)
                         .map_or(&[], Vec::as_slice),
                     row.kind,
                 ),
-            };
+            );
             let customer_name = greeting_name(mail.language, customer.name.as_deref());
             let rendered = match row.kind {
                 OutboxKind::ThankYou => {
@@ -1070,6 +1068,23 @@ impl Mailer {
         }) {
             Ok(message) => Ok(Prepared::Send(Box::new(message), follow_up)),
             Err(error) => Ok(failed(error)),
+        }
+    }
+
+    /// What every email to `customer` carries: the merchant, the language, the customer's
+    /// unsubscribe and member links, and the recommendations block.
+    fn customer_common(
+        &self,
+        mail: &MailMerchant,
+        customer: CustomerId,
+        recommendations: Vec<ProductCard>,
+    ) -> Common {
+        Common {
+            merchant_name: mail.merchant.name.clone(),
+            language: mail.language.as_str(),
+            unsubscribe_url: Some(self.unsubscribe_url(mail, customer)),
+            member_url: Some(self.member_url(mail, customer)),
+            recommendations,
         }
     }
 
@@ -1371,13 +1386,7 @@ impl Mailer {
             .await?
             .remove(&who.id)
             .unwrap_or_default();
-        let common = Common {
-            merchant_name: mail.merchant.name.clone(),
-            language: mail.language.as_str(),
-            unsubscribe_url: Some(self.unsubscribe_url(&mail, who.id)),
-            member_url: Some(self.member_url(&mail, who.id)),
-            recommendations: cards(&products, OutboxKind::Campaign),
-        };
+        let common = self.customer_common(&mail, who.id, cards(&products, OutboxKind::Campaign));
         let name = greeting_name(mail.language, who.name.as_deref());
         let personal = personal(name, &LoyaltyView::of(&who, &program));
         Ok(templates.render(

@@ -30,23 +30,28 @@ fn rupiah(amount: i64) -> Money {
     Money::from_minor(amount * 100)
 }
 
+/// A merchant of its own in `store`: the shop's, or another one beside it.
+async fn new_merchant(store: &dyn Store, seed: u8, name: &str, sandbox: bool) -> MerchantId {
+    store
+        .create_merchant(NewMerchant {
+            id: MerchantId::from_random_bytes([seed; 20]),
+            name: MerchantName::parse(name).unwrap(),
+            timezone: MerchantTimezone::default(),
+            webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
+            api_token_hash: ApiToken::from_random_bytes([seed; 32]).hash(),
+            report_emails: vec![],
+            sandbox,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
 impl Shop {
     async fn open(database: TestDatabase, sandbox: bool) -> Shop {
         let store = setia_store::connect(&database.url).await.unwrap();
         store.migrate().await.unwrap();
-        let merchant = store
-            .create_merchant(NewMerchant {
-                id: MerchantId::from_random_bytes([3; 20]),
-                name: MerchantName::parse("Toko").unwrap(),
-                timezone: MerchantTimezone::default(),
-                webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
-                api_token_hash: ApiToken::from_random_bytes([3; 32]).hash(),
-                report_emails: vec![],
-                sandbox,
-            })
-            .await
-            .unwrap()
-            .id;
+        let merchant = new_merchant(&*store, 3, "Toko", sandbox).await;
         Shop {
             store,
             merchant,
@@ -1249,20 +1254,7 @@ mod imported_history {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), customers);
-        let other = shop
-            .store
-            .create_merchant(NewMerchant {
-                id: MerchantId::from_random_bytes([4; 20]),
-                name: MerchantName::parse("Kedai").unwrap(),
-                timezone: MerchantTimezone::default(),
-                webhook_secret: WebhookSecret::parse("AElSnSQk").unwrap(),
-                api_token_hash: ApiToken::from_random_bytes([4; 32]).hash(),
-                report_emails: vec![],
-                sandbox: false,
-            })
-            .await
-            .unwrap()
-            .id;
+        let other = new_merchant(&*shop.store, 4, "Kedai", false).await;
         let mut other_keys = Vec::new();
         for id in ["K1", "K2"] {
             let customer = shop
@@ -2167,19 +2159,7 @@ mod catalog {
         shop.customer("C2", CustomerPatch::default()).await;
 
         // Another merchant, with a customer and a product of its own.
-        let other = s
-            .create_merchant(NewMerchant {
-                id: MerchantId::from_random_bytes([4; 20]),
-                name: MerchantName::parse("Toko Lain").unwrap(),
-                timezone: MerchantTimezone::default(),
-                webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
-                api_token_hash: ApiToken::from_random_bytes([4; 32]).hash(),
-                report_emails: vec![],
-                sandbox: false,
-            })
-            .await
-            .unwrap()
-            .id;
+        let other = new_merchant(&**s, 4, "Toko Lain", false).await;
         let stranger = s
             .upsert_customer(&other, &ext("C1"), &CustomerPatch::default())
             .await
