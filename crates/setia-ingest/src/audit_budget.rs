@@ -15,6 +15,9 @@ pub const UNKNOWN_MERCHANT: &str = "(unknown)";
 pub struct AuditBudget {
     per_minute: u32,
     state: Arc<Mutex<State>>,
+    /// Held from taking the counts until they are written, so that a flush waits for a
+    /// periodic write already under way instead of finding nothing left to write.
+    pub(crate) writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -32,6 +35,7 @@ impl AuditBudget {
         AuditBudget {
             per_minute,
             state: Arc::default(),
+            writing: Arc::default(),
         }
     }
 

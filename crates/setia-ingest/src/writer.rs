@@ -287,6 +287,7 @@ fn answer(reply: Reply, outcome: Result<CallOutcome, NotStored>) {
 }
 
 async fn write_suppressed(store: &dyn Store, budget: &AuditBudget) {
+    let _writing = budget.writing.lock().await;
     let counts = budget.take_suppressed();
     if counts.is_empty() {
         return;
