@@ -50,7 +50,7 @@ impl Default for Settings {
             worker_lease_seconds: 60,
             nightly_metrics_hour: 2,
             nightly_check_seconds: 300,
-            nightly_lease_seconds: 1800,
+            nightly_lease_seconds: 120,
             email_templates: None,
             smtp_connections: 16,
             moota_api_url: setia_ingest::reconcile::DEFAULT_API_URL.into(),

@@ -182,6 +182,15 @@ impl Process {
         self.child.wait().unwrap();
     }
 
+    /// SIGSTOP: frozen where it is, until killed.
+    pub fn stop(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.signal("-TERM")

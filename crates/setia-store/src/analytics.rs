@@ -100,6 +100,16 @@ pub trait Analytics: Send + Sync {
         now: DateTime<Utc>,
         lease: TimeDelta,
     ) -> StoreResult<bool>;
+    /// Extends a claimed run's lease to `now + lease` while it runs: false when the claim
+    /// was lost (its lease ran out and another worker took it over).
+    async fn renew_nightly_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> StoreResult<bool>;
     /// Marks a claimed run done; false when the claim was lost (its lease ran out and
     /// another worker took it over).
     async fn finish_nightly_run(

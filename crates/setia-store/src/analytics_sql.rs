@@ -164,6 +164,32 @@ impl Analytics for ThisStore {
         Ok(claimed.as_deref() == Some(claim))
     }
 
+    async fn renew_nightly_run(
+        &self,
+        merchant: &MerchantId,
+        as_of: &str,
+        claim: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        // A takeover writes its own claim id, so a claim still ours was not taken over, even
+        // when its lease ran out.
+        let renewed = sqlx::query(
+            "UPDATE nightly_runs SET lease_until_us = $1 \
+             WHERE merchant_id = $2 AND as_of = $3 AND claim_id = $4 AND finished_at_us IS NULL",
+        )
+        .bind(micros(now + lease))
+        .bind(merchant.as_str())
+        .bind(as_of)
+        .bind(claim)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(renewed == 1)
+    }
+
     async fn finish_nightly_run(
         &self,
         merchant: &MerchantId,

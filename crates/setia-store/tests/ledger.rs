@@ -1376,9 +1376,85 @@ mod imported_history {
         assert_eq!(latest.id, second);
     }
 
+    /// A nightly run's claim: one holder at a time, kept by renewal past its first lease,
+    /// taken over only once it runs out, and a holder that lost it can neither renew nor
+    /// finish.
+    async fn a_nightly_claim_is_held_renewed_and_taken_over(shop: Shop) {
+        let store = &shop.store;
+        let merchant = &shop.merchant;
+        let day = "2026-01-09";
+        let lease = TimeDelta::seconds(60);
+        let t = |seconds: i64| at(10, 2) + TimeDelta::seconds(seconds);
+        assert!(store
+            .claim_nightly_run(merchant, day, "a", t(0), lease)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .claim_nightly_run(merchant, day, "b", t(30), lease)
+                .await
+                .unwrap(),
+            "held"
+        );
+        // Renewed at 40 s, the claim lasts until 100 s, past its first lease.
+        assert!(store
+            .renew_nightly_run(merchant, day, "a", t(40), lease)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .claim_nightly_run(merchant, day, "b", t(90), lease)
+                .await
+                .unwrap(),
+            "held by renewal"
+        );
+        assert!(
+            !store
+                .renew_nightly_run(merchant, day, "b", t(90), lease)
+                .await
+                .unwrap(),
+            "only the holder renews"
+        );
+        // Its worker died: the lease runs out at 100 s, and b takes the run over.
+        assert!(store
+            .claim_nightly_run(merchant, day, "b", t(101), lease)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .renew_nightly_run(merchant, day, "a", t(102), lease)
+                .await
+                .unwrap(),
+            "a lost its claim"
+        );
+        assert!(!store
+            .finish_nightly_run(merchant, day, "a", t(103))
+            .await
+            .unwrap());
+        assert!(store
+            .finish_nightly_run(merchant, day, "b", t(104))
+            .await
+            .unwrap());
+        // Finished: nobody claims or renews it again, even long after.
+        assert!(!store
+            .claim_nightly_run(merchant, day, "c", t(1000), lease)
+            .await
+            .unwrap());
+        assert!(!store
+            .renew_nightly_run(merchant, day, "b", t(1000), lease)
+            .await
+            .unwrap());
+        // Another day is a run of its own.
+        assert!(store
+            .claim_nightly_run(merchant, "2026-01-10", "c", t(1000), lease)
+            .await
+            .unwrap());
+    }
+
     on_every_backend!(
         imported_purchases_earn_once_in_order: false,
         a_run_replaces_its_scores_and_no_one_elses: false,
+        a_nightly_claim_is_held_renewed_and_taken_over: false,
     );
 }
 

@@ -135,6 +135,7 @@ impl ScoresFile {
     ) -> rusqlite::Result<()> {
         let mut connection = self.open()?;
         connection.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        let mut phases = Phases::start();
         // Key order: rows then land at the end of the B-tree, page after page.
         scores.sort_unstable_by_key(|score| score.customer);
         let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -152,6 +153,7 @@ impl ScoresFile {
                 )
             };
             tx.execute(&copy("<"), [merchant])?;
+            phases.mark("copy_before");
             insert(
                 &tx,
                 "customer_scores_next",
@@ -161,13 +163,17 @@ impl ScoresFile {
                 computed_at_us,
                 false,
             )?;
+            phases.mark("insert");
             tx.execute(&copy(">"), [merchant])?;
+            phases.mark("copy_after");
             tx.execute_batch(
                 "DROP TABLE customer_scores; \
                  ALTER TABLE customer_scores_next RENAME TO customer_scores;",
             )?;
+            phases.mark("swap");
             for index in INDEXES {
                 tx.execute(index, [])?;
+                phases.mark("index");
             }
         } else {
             insert(
@@ -183,12 +189,46 @@ impl ScoresFile {
                 "DELETE FROM customer_scores WHERE merchant_id = ?1 AND computed_at_us <> ?2",
                 params![merchant, computed_at_us],
             )?;
+            phases.mark("upsert");
         }
         tx.commit()?;
+        phases.mark("commit");
         // A rebuild leaves the whole table in the WAL: copy it back and cut the WAL short now,
         // rather than leave it to whichever reader next passes the checkpoint threshold.
         // Readers still on the old scores can hold this back; the next run tries again.
         connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        phases.mark("checkpoint");
+        tracing::debug!(merchant, rows = scores.len(), phases = %phases, "scores stored");
+        Ok(())
+    }
+}
+
+/// Seconds per step of a store, for the debug log the benchmark reads.
+struct Phases {
+    last: std::time::Instant,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.done.push((phase, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, (phase, seconds)) in self.done.iter().enumerate() {
+            write!(f, "{}{phase}={seconds:.3}", if n == 0 { "" } else { " " })?;
+        }
         Ok(())
     }
 }
