@@ -12,9 +12,34 @@ use crate::ledger::{PointsEntry, PurchaseRow};
 use crate::mail::OutboxEntry;
 use crate::{Merchant, Page, PageRequest, StoreResult};
 
-/// P(alive) under which a repeat customer is at risk (DESIGN §4). The at-risk index is
-/// built on this value, so it is a constant rather than a parameter.
+/// P(alive) under which a repeat customer is at risk (DESIGN §4). The at-risk list is
+/// stored (SQLite) or indexed (PostgreSQL) on this value, so it is a constant rather than a
+/// parameter.
 pub const AT_RISK_P_ALIVE: f64 = 0.5;
+
+/// A list of customers the dashboard pages through by value (CLV, then customer id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueList<'a> {
+    /// Repeat customers with P(alive) under [`AT_RISK_P_ALIVE`].
+    AtRisk,
+    /// The customers of one RFM segment.
+    Segment(&'a str),
+}
+
+impl ValueList<'_> {
+    /// Whether a customer with these scores is on the at-risk list.
+    pub fn at_risk(frequency_days: i64, p_alive: Option<f64>) -> bool {
+        frequency_days >= 2 && p_alive.is_some_and(|p| p < AT_RISK_P_ALIVE)
+    }
+
+    /// The list's name where it is stored (SQLite's `customer_value_lists.list`).
+    pub fn key(&self) -> String {
+        match self {
+            ValueList::AtRisk => "at_risk".to_owned(),
+            ValueList::Segment(segment) => format!("segment:{segment}"),
+        }
+    }
+}
 
 /// Search text needs this many characters to match inside names, emails and ids (a trigram
 /// index serves it).

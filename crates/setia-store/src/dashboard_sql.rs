@@ -50,28 +50,20 @@ fn dash_like_pattern(text: &str) -> String {
     pattern
 }
 
-/// Customers from the scores table in value order (`where` narrows it, binding from $4).
+/// A page of a value list, highest CLV first (the SQL is the backend's:
+/// `value_list_page_sql`).
 async fn dash_value_page(
     pool: &sqlx::Pool<Db>,
     merchant: &MerchantId,
-    where_clause: &str,
-    extra: Option<&str>,
+    list: ValueList<'_>,
     after: Option<ValueCursor>,
     limit: u32,
 ) -> StoreResult<ValuePage> {
-    // The sort key is the index's expression, so the page is a range scan of the index.
     let after = after.unwrap_or(ValueCursor {
         clv_minor: i64::MAX,
         customer: 0,
     });
-    let extra_index = if extra.is_some() { 5 } else { 4 };
-    let sql = format!(
-        "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS} \
-         FROM customer_scores s JOIN customers c ON c.merchant_id = s.merchant_id AND c.id = s.customer_id \
-         WHERE s.merchant_id = $1 AND {where_clause} \
-         AND (COALESCE(s.clv_12m_minor, -1) < $2 OR (COALESCE(s.clv_12m_minor, -1) = $2 AND s.customer_id > $3)) \
-         ORDER BY COALESCE(s.clv_12m_minor, -1) DESC, s.customer_id LIMIT ${extra_index}"
-    );
+    let (sql, extra) = value_list_page_sql(list);
     let mut query = sqlx::query(&sql)
         .bind(merchant.as_str())
         .bind(after.clv_minor)
@@ -298,16 +290,7 @@ impl Dashboard for ThisStore {
         after: Option<ValueCursor>,
         limit: u32,
     ) -> StoreResult<ValuePage> {
-        // The literal condition matches the partial index customer_scores_at_risk_by_clv.
-        dash_value_page(
-            &self.pool,
-            merchant,
-            "s.p_alive < 0.5 AND s.frequency_days >= 2",
-            None,
-            after,
-            limit,
-        )
-        .await
+        dash_value_page(&self.pool, merchant, ValueList::AtRisk, after, limit).await
     }
 
     async fn segment_by_value(
@@ -320,8 +303,7 @@ impl Dashboard for ThisStore {
         dash_value_page(
             &self.pool,
             merchant,
-            "s.segment = $4",
-            Some(segment),
+            ValueList::Segment(segment),
             after,
             limit,
         )

@@ -50,6 +50,24 @@ const CLAIM_OUTBOX_SQL: &str = "UPDATE outbox SET claim_id = $1, lease_until_us 
      ORDER BY due_at_us, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING id, merchant_id, kind, recipient, customer_id, period_key, due_at_us, attempts, payload";
 
+/// A page of a value list: a range scan of the partial index customer_scores_at_risk_by_clv
+/// (whose condition is this literal one) or of customer_scores_by_segment; `$4` is the
+/// segment, when there is one. The extra parameter, if any, comes back for binding.
+fn value_list_page_sql(list: ValueList<'_>) -> (String, Option<String>) {
+    let (condition, extra, limit) = match list {
+        ValueList::AtRisk => ("s.p_alive < 0.5 AND s.frequency_days >= 2", None, 4),
+        ValueList::Segment(segment) => ("s.segment = $4", Some(segment.to_owned()), 5),
+    };
+    let sql = format!(
+        "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS} \
+         FROM customer_scores s JOIN customers c ON c.merchant_id = s.merchant_id AND c.id = s.customer_id \
+         WHERE s.merchant_id = $1 AND {condition} \
+         AND (COALESCE(s.clv_12m_minor, -1) < $2 OR (COALESCE(s.clv_12m_minor, -1) = $2 AND s.customer_id > $3)) \
+         ORDER BY COALESCE(s.clv_12m_minor, -1) DESC, s.customer_id LIMIT ${limit}"
+    );
+    (sql, extra)
+}
+
 impl PostgresStore {
     async fn run_migrations(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.writer).await?;

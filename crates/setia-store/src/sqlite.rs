@@ -151,6 +151,22 @@ impl SqliteStore {
     }
 }
 
+/// A page of a value list: a range scan of the list's rows in `customer_value_lists` (the
+/// scores file's; `value_key` is minus the CLV, so the most valuable come first), joined to
+/// the scores and the customer by key. CROSS JOIN keeps that order of the loops.
+fn value_list_page_sql(list: ValueList<'_>) -> (String, Option<String>) {
+    let sql = format!(
+        "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS} \
+         FROM customer_value_lists v CROSS JOIN customer_scores s CROSS JOIN customers c \
+         WHERE v.merchant_id = $1 AND v.list = $4 \
+         AND (v.value_key > -$2 OR (v.value_key = -$2 AND v.customer_id > $3)) \
+         AND s.merchant_id = v.merchant_id AND s.customer_id = v.customer_id \
+         AND c.merchant_id = v.merchant_id AND c.id = v.customer_id \
+         ORDER BY v.value_key, v.customer_id LIMIT $5"
+    );
+    (sql, Some(list.key()))
+}
+
 /// Every sqlx connection but the checkpointer's sees the scores (`customer_scores` resolves
 /// to the attached file's table, the main file having none).
 fn attaching_scores(options: SqlitePoolOptions, scores: &scores::ScoresFile) -> SqlitePoolOptions {

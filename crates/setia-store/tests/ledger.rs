@@ -1290,6 +1290,39 @@ mod imported_history {
                     .segment
             }
         };
+        // Every customer of a value list, page after page, as (CLV or -1, customer key).
+        let listed = |merchant: &MerchantId, list: Option<&'static str>| {
+            let store = shop.store.clone();
+            let merchant = merchant.clone();
+            async move {
+                let mut all = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = match list {
+                        Some(segment) => {
+                            store
+                                .segment_by_value(&merchant, segment, after, 7_000)
+                                .await
+                        }
+                        None => store.at_risk_by_value(&merchant, after, 7_000).await,
+                    }
+                    .unwrap();
+                    all.extend(page.items.iter().map(|row| {
+                        let clv = row
+                            .scores
+                            .as_ref()
+                            .unwrap()
+                            .clv_12m
+                            .map_or(-1, |m| m.minor());
+                        (clv, row.id.key())
+                    }));
+                    match page.next_cursor {
+                        Some(cursor) => after = Some(cursor),
+                        None => break all,
+                    }
+                }
+            }
+        };
         let save = |merchant: &MerchantId, rows: Vec<ScoreRow>, hour: u32| {
             let store = shop.store.clone();
             let merchant = merchant.clone();
@@ -1326,6 +1359,15 @@ mod imported_history {
             Some("loyal"),
             "another merchant's scores stay"
         );
+        assert_eq!(
+            listed(&shop.merchant, Some("new_customers")).await.len(),
+            customers
+        );
+        assert_eq!(listed(&other, Some("loyal")).await.len(), 2);
+        assert!(
+            listed(&shop.merchant, None).await.is_empty(),
+            "nobody at risk yet"
+        );
 
         // The small merchant's next run scores K1 only: changed in place, K2's removed.
         save(&other, vec![score(other_keys[0], "champions")], 3).await;
@@ -1334,6 +1376,14 @@ mod imported_history {
             segment_of(&other, "K2").await,
             None,
             "a stale score is removed"
+        );
+        assert!(
+            listed(&other, Some("loyal")).await.is_empty(),
+            "stale list rows go"
+        );
+        assert_eq!(
+            listed(&other, Some("champions")).await,
+            [(1, other_keys[0])]
         );
         assert_eq!(
             segment_of(&shop.merchant, "C0").await.as_deref(),
@@ -1349,13 +1399,19 @@ mod imported_history {
             .unwrap()
             .id
             .key();
+        // Every third customer at risk, with CLVs that tie and a few without one.
         let later: Vec<ScoreRow> = keys
             .iter()
             .filter(|&&k| k != c0)
-            .map(|&k| score(k, "promising"))
+            .map(|&k| ScoreRow {
+                frequency_days: 2,
+                p_alive: Some(if k % 3 == 0 { 0.2 } else { 0.7 }),
+                clv_12m_minor: (k % 11 != 0).then_some(k % 97),
+                ..score(k, "promising")
+            })
             .collect();
         assert_eq!(later.len(), customers - 1);
-        let second = save(&shop.merchant, later, 4).await;
+        let second = save(&shop.merchant, later.clone(), 4).await;
         assert!(second > first);
         assert_eq!(
             segment_of(&shop.merchant, "C0").await,
@@ -1367,6 +1423,29 @@ mod imported_history {
             Some("promising")
         );
         assert_eq!(segment_of(&other, "K1").await.as_deref(), Some("champions"));
+        // The lists in page order: highest CLV first, ties by customer key, none last.
+        let in_page_order =
+            |rows: &mut Vec<(i64, i64)>| rows.sort_by_key(|&(clv, key)| (-clv, key));
+        let mut at_risk: Vec<(i64, i64)> = later
+            .iter()
+            .filter(|s| s.p_alive == Some(0.2))
+            .map(|s| (s.clv_12m_minor.unwrap_or(-1), s.customer))
+            .collect();
+        in_page_order(&mut at_risk);
+        assert_eq!(listed(&shop.merchant, None).await, at_risk);
+        let mut promising: Vec<(i64, i64)> = later
+            .iter()
+            .map(|s| (s.clv_12m_minor.unwrap_or(-1), s.customer))
+            .collect();
+        in_page_order(&mut promising);
+        assert_eq!(listed(&shop.merchant, Some("promising")).await, promising);
+        assert!(listed(&shop.merchant, Some("new_customers"))
+            .await
+            .is_empty());
+        assert_eq!(
+            listed(&other, Some("champions")).await,
+            [(1, other_keys[0])]
+        );
         let latest = shop
             .store
             .latest_snapshot(&shop.merchant, None)
