@@ -327,7 +327,7 @@ async fn nightly_step(
         {
             continue;
         }
-        // The benchmark and the takeover test read which worker holds which run from this.
+        // Which worker holds which run, for the operator (and the takeover test).
         tracing::info!(merchant = %merchant.id, as_of = %day, "nightly run claimed");
         match run_holding_claim(store, schedule, &merchant, as_of, &claim).await {
             Some(Ok(_)) => {}
