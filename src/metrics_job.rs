@@ -167,12 +167,8 @@ async fn enter_winback(
         return Ok(());
     }
     // Each customer's expected purchases cost about 0.4 s a million: not for nothing.
-    if !store
-        .engagement_program(&merchant.id)
-        .await?
-        .winback
-        .enabled
-    {
+    let program = store.engagement_program(&merchant.id).await?;
+    if !program.winback.enabled {
         return Ok(());
     }
     let params = output
@@ -208,7 +204,7 @@ async fn enter_winback(
             }
         })
         .collect();
-    let entered = setia_mail::winback::enter(&**store, &merchant.id, &scored, now)
+    let entered = setia_mail::winback::enter(&**store, &merchant.id, &program, &scored, now)
         .await
         .context("starting win-back episodes")?;
     if entered.treated + entered.held_out > 0 {

@@ -42,10 +42,10 @@ pub struct Entered {
 pub async fn enter(
     store: &dyn Store,
     merchant: &MerchantId,
+    program: &EngagementProgram,
     scored: &[ScoredCustomer],
     now: DateTime<Utc>,
 ) -> Result<Entered, MailError> {
-    let program: EngagementProgram = store.engagement_program(merchant).await?;
     let settings = &program.winback;
     if !settings.enabled {
         return Ok(Entered::default());

@@ -1464,65 +1464,38 @@ mod imported_history {
         let day = "2026-01-09";
         let lease = TimeDelta::seconds(60);
         let t = |seconds: i64| at(10, 2) + TimeDelta::seconds(seconds);
-        assert!(store
-            .claim_nightly_run(merchant, day, "a", t(0), lease)
-            .await
-            .unwrap());
-        assert!(
-            !store
-                .claim_nightly_run(merchant, day, "b", t(30), lease)
+        let claim = |who: &'static str, seconds: i64| async move {
+            store
+                .claim_nightly_run(merchant, day, who, t(seconds), lease)
                 .await
-                .unwrap(),
-            "held"
-        );
+                .unwrap()
+        };
+        let renew = |who: &'static str, seconds: i64| async move {
+            store
+                .renew_nightly_run(merchant, day, who, t(seconds), lease)
+                .await
+                .unwrap()
+        };
+        let finish = |who: &'static str, seconds: i64| async move {
+            store
+                .finish_nightly_run(merchant, day, who, t(seconds))
+                .await
+                .unwrap()
+        };
+        assert!(claim("a", 0).await);
+        assert!(!claim("b", 30).await, "held");
         // Renewed at 40 s, the claim lasts until 100 s, past its first lease.
-        assert!(store
-            .renew_nightly_run(merchant, day, "a", t(40), lease)
-            .await
-            .unwrap());
-        assert!(
-            !store
-                .claim_nightly_run(merchant, day, "b", t(90), lease)
-                .await
-                .unwrap(),
-            "held by renewal"
-        );
-        assert!(
-            !store
-                .renew_nightly_run(merchant, day, "b", t(90), lease)
-                .await
-                .unwrap(),
-            "only the holder renews"
-        );
+        assert!(renew("a", 40).await);
+        assert!(!claim("b", 90).await, "held by renewal");
+        assert!(!renew("b", 90).await, "only the holder renews");
         // Its worker died: the lease runs out at 100 s, and b takes the run over.
-        assert!(store
-            .claim_nightly_run(merchant, day, "b", t(101), lease)
-            .await
-            .unwrap());
-        assert!(
-            !store
-                .renew_nightly_run(merchant, day, "a", t(102), lease)
-                .await
-                .unwrap(),
-            "a lost its claim"
-        );
-        assert!(!store
-            .finish_nightly_run(merchant, day, "a", t(103))
-            .await
-            .unwrap());
-        assert!(store
-            .finish_nightly_run(merchant, day, "b", t(104))
-            .await
-            .unwrap());
+        assert!(claim("b", 101).await);
+        assert!(!renew("a", 102).await, "a lost its claim");
+        assert!(!finish("a", 103).await);
+        assert!(finish("b", 104).await);
         // Finished: nobody claims or renews it again, even long after.
-        assert!(!store
-            .claim_nightly_run(merchant, day, "c", t(1000), lease)
-            .await
-            .unwrap());
-        assert!(!store
-            .renew_nightly_run(merchant, day, "b", t(1000), lease)
-            .await
-            .unwrap());
+        assert!(!claim("c", 1000).await);
+        assert!(!renew("b", 1000).await);
         // Another day is a run of its own.
         assert!(store
             .claim_nightly_run(merchant, "2026-01-10", "c", t(1000), lease)

@@ -11,7 +11,6 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -28,7 +27,7 @@ use setia_store::mail::EmailLanguage;
 use setia_store::perks::MemberPage;
 use setia_store::StoreError;
 
-use crate::referral::{link_response, link_text, respond};
+use crate::referral::{link_not_found, link_response, link_text};
 use crate::unsubscribe::{escape, layout};
 use crate::AppState;
 
@@ -88,14 +87,9 @@ async fn show(
 }
 
 fn not_found() -> Response {
-    respond(
-        StatusCode::NOT_FOUND,
-        layout(
-            "id",
-            "Tautan tidak berlaku / Link not valid",
-            "<p>Tautan halaman member ini tidak berlaku.</p>\
-             <p>This member page link is not valid.</p>",
-        ),
+    link_not_found(
+        "<p>Tautan halaman member ini tidak berlaku.</p>\
+         <p>This member page link is not valid.</p>",
     )
 }
 

@@ -171,14 +171,18 @@ pub(crate) fn respond(status: StatusCode, body: String) -> Response {
 }
 
 fn not_found() -> Response {
+    link_not_found(
+        "<p>Tautan undangan ini tidak berlaku.</p>\
+         <p>This invitation link is not valid.</p>",
+    )
+}
+
+/// The 404 page of a public link that names nothing: `body` says, in both languages, which
+/// kind of link it was.
+pub(crate) fn link_not_found(body: &str) -> Response {
     respond(
         StatusCode::NOT_FOUND,
-        layout(
-            "id",
-            "Tautan tidak berlaku / Link not valid",
-            "<p>Tautan undangan ini tidak berlaku.</p>\
-             <p>This invitation link is not valid.</p>",
-        ),
+        layout("id", "Tautan tidak berlaku / Link not valid", body),
     )
 }
 

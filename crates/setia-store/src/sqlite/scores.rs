@@ -97,10 +97,8 @@ pub(super) struct ScoresFile {
 impl ScoresFile {
     /// The scores file of the database at `database`.
     pub(super) fn beside(database: &Path) -> ScoresFile {
-        let mut name = database.as_os_str().to_owned();
-        name.push("-scores");
         ScoresFile {
-            path: Arc::new(PathBuf::from(name)),
+            path: Arc::new(suffixed(database, "-scores")),
         }
     }
 
@@ -180,15 +178,23 @@ impl ScoresFile {
             tx.execute_batch(&lists_sql("customer_value_lists_next"))?;
             // The other merchants' rows before and after this one's, each copied in key order.
             let copy = |side: &str| {
-                format!(
-                    "INSERT INTO customer_scores_next ({COLUMNS}) SELECT {COLUMNS} \
-                     FROM customer_scores WHERE merchant_id {side} ?1 ORDER BY merchant_id, customer_id; \
-                     INSERT INTO customer_value_lists_next ({LIST_COLUMNS}) SELECT {LIST_COLUMNS} \
-                     FROM customer_value_lists WHERE merchant_id {side} ?1 \
-                     ORDER BY merchant_id, list, value_key, customer_id"
+                tx.execute(
+                    &format!(
+                        "INSERT INTO customer_scores_next ({COLUMNS}) SELECT {COLUMNS} \
+                         FROM customer_scores WHERE merchant_id {side} ?1 ORDER BY merchant_id, customer_id"
+                    ),
+                    [merchant],
+                )?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO customer_value_lists_next ({LIST_COLUMNS}) SELECT {LIST_COLUMNS} \
+                         FROM customer_value_lists WHERE merchant_id {side} ?1 \
+                         ORDER BY merchant_id, list, value_key, customer_id"
+                    ),
+                    [merchant],
                 )
             };
-            execute_each(&tx, &copy("<"), merchant)?;
+            copy("<")?;
             phases.mark("copy_before");
             insert(
                 &tx,
@@ -202,7 +208,7 @@ impl ScoresFile {
             phases.mark("insert");
             insert_lists(&tx, "customer_value_lists_next", merchant, &lists)?;
             phases.mark("insert_lists");
-            execute_each(&tx, &copy(">"), merchant)?;
+            copy(">")?;
             phases.mark("copy_after");
             tx.execute_batch(
                 "DROP TABLE customer_scores; \
@@ -257,12 +263,7 @@ impl ScoresFile {
     /// WAL while its frames are the only durable copy of the run. Readers still on the old
     /// scores can hold part of the checkpoint back; the next run copies the rest.
     fn checkpoint_paced(&self, connection: &Connection) -> rusqlite::Result<()> {
-        let wal_path = {
-            let mut name = self.path.as_os_str().to_owned();
-            name.push("-wal");
-            PathBuf::from(name)
-        };
-        flush_paced(&wal_path)?;
+        flush_paced(&suffixed(&self.path, "-wal"))?;
         let guard = self.open()?;
         guard.execute_batch("BEGIN IMMEDIATE")?;
         connection.pragma_update(None, "synchronous", "OFF")?;
@@ -272,6 +273,13 @@ impl ScoresFile {
         flush_paced(self.path.as_path())?;
         guard.execute_batch("ROLLBACK")
     }
+}
+
+/// `path` with `suffix` added to its file name, as SQLite names the files beside a database.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Bytes written back per waited-for step of [`flush_paced`].
@@ -311,14 +319,6 @@ fn flush_paced(path: &Path) -> rusqlite::Result<()> {
     file.sync_data().map_err(io_error)
 }
 
-/// Runs each `;`-separated statement of `sql` with `merchant` as `?1`.
-fn execute_each(tx: &rusqlite::Transaction<'_>, sql: &str, merchant: &str) -> rusqlite::Result<()> {
-    for statement in sql.split(';') {
-        tx.execute(statement, [merchant])?;
-    }
-    Ok(())
-}
-
 /// The merchant's rows of `customer_value_lists`, in key order.
 struct ListRows {
     /// The lists' names, sorted: a row's list is its index here, so ordering rows by index
@@ -329,11 +329,10 @@ struct ListRows {
 }
 
 fn list_rows(scores: &[ScoreRow]) -> ListRows {
-    let mut names: Vec<String> = scores
+    let segments: std::collections::BTreeSet<&str> =
+        scores.iter().map(|score| score.segment.as_str()).collect();
+    let mut names: Vec<String> = segments
         .iter()
-        .map(|score| score.segment.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
         .map(|segment| ValueList::Segment(segment).key())
         .chain([ValueList::AtRisk.key()])
         .collect();
@@ -343,10 +342,7 @@ fn list_rows(scores: &[ScoreRow]) -> ListRows {
             .binary_search_by(|n| n.as_str().cmp(name))
             .unwrap_or_default() as u32
     };
-    let segments: std::collections::HashMap<&str, u32> = scores
-        .iter()
-        .map(|score| score.segment.as_str())
-        .collect::<std::collections::HashSet<_>>()
+    let segments: std::collections::HashMap<&str, u32> = segments
         .into_iter()
         .map(|segment| (segment, rank(&ValueList::Segment(segment).key())))
         .collect();
