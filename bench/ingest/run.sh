@@ -4,10 +4,12 @@
 #
 #   bench/ingest/run.sh            # from the repository root (or anywhere)
 #
-# Three targets (four with bare-fsync), each a server of its own, loaded one at a time with the same scenarios:
+# Five targets, each a server of its own, loaded one at a time with the same scenarios:
 #   bare          bare-axum: reads the body, answers 200 received (the peer)
-#   bare-fsync    (only when named in TARGETS) bare-axum --fsync-log: the same, but each 200
-#                 waits for a group fdatasync of the body to a file: the durable floor
+#   bare-fsync    bare-axum --fsync-log: the same, but each 200 waits for a group fdatasync
+#                 of the body to a file: the durable floor
+#   bare-sqlite   bare-axum --sqlite-inbox: the same, but each 200 waits for a group commit of
+#                 the body into a one-table SQLite WAL file: the SQLite floor
 #   setia-ingest  `setia serve --no-worker`: the webhook path alone (verify, group commit)
 #   setia         `setia serve`: the default, with the in-process worker turning the inbox
 #                 into the ledger while the webhooks arrive
@@ -18,7 +20,7 @@
 # Knobs (environment): DURATION (measured seconds per scenario, 15), WARMUP (2),
 # CONNECTIONS (closed loop, 64), RATE (open loop req/s, 1000), OPEN_CONNECTIONS (64),
 # LOAD_THREADS (generator worker threads, 1), MAX_REQUESTS (bodies prepared for a closed
-# loop, 1600000), TARGETS ("bare setia-ingest setia", or with bare-fsync), WAIT_IDLE (seconds to wait for a quiet
+# loop, 1600000), TARGETS ("bare bare-fsync bare-sqlite setia-ingest setia"), WAIT_IDLE (seconds to wait for a quiet
 # machine, 0), RETRIES (reruns of a scenario that other processes disturbed, 0), SETIA_BIN (a
 # setia binary to use instead of building one), DRAIN_TIMEOUT (seconds `setia serve` may take
 # to work off the closed loop's backlog before the open loops, 900), KEEP=1 keeps the
@@ -37,7 +39,7 @@ RATE=${RATE:-1000}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-64}
 LOAD_THREADS=${LOAD_THREADS:-1}
 MAX_REQUESTS=${MAX_REQUESTS:-1600000}
-TARGETS=${TARGETS:-bare bare-fsync setia-ingest setia}
+TARGETS=${TARGETS:-bare bare-fsync bare-sqlite setia-ingest setia}
 SECRET=bench-webhook-secret-0123456789
 
 echo "building (release)…" >&2
@@ -65,6 +67,10 @@ for target in $TARGETS; do
         ;;
     bare-fsync)
         read -r pid[$target] base < <(start_server "$target" "$bin/bare-axum" --listen 127.0.0.1:0 --fsync-log "$work/fsync.log")
+        url[$target]=$base/webhooks/moota/mer_bare
+        ;;
+    bare-sqlite)
+        read -r pid[$target] base < <(start_server "$target" "$bin/bare-axum" --listen 127.0.0.1:0 --sqlite-inbox "$work/bare-sqlite.db")
         url[$target]=$base/webhooks/moota/mer_bare
         ;;
     setia | setia-ingest)
@@ -188,6 +194,7 @@ def not_received(x):
     return x["non_200"] + x["errors"] + x["duplicate"] + x["other_200"]
 
 names = {"bare": "bare axum", "bare-fsync": "bare axum + fsync log (durable floor)",
+         "bare-sqlite": "bare axum + SQLite inbox (SQLite floor)",
          "setia-ingest": "setia serve --no-worker", "setia": "setia serve"}
 print()
 print("| scenario | target | req/s | p50 ms | p99 ms | max ms | not 200 received "
@@ -247,6 +254,9 @@ for target in targets:
         clean = exact and all(not_received(r[s, target]) == 0 for s in ("closed", "open"))
         print(f"  goal throughput >= 80% of the durable floor (bare axum + fsync log), every 200 "
               f"committed: {'met' if floor >= 0.8 and clean else 'NOT met'} ({floor:.1%})")
+    if "bare-sqlite" in targets:
+        sqlite = r["closed", target]["requests_per_s"] / r["closed", "bare-sqlite"]["requests_per_s"]
+        print(f"  of the SQLite floor (bare axum + SQLite inbox): {sqlite:.1%} (reported)")
     p99 = r["open", target]["latency_ms"]["p99"]
     print(f"  goal p99 < 10 ms at {rate} req/s: {'met' if p99 < 10 else 'NOT met'} ({p99:.2f} ms)")
     # With BENCH_RESULTS set (bench/run.sh), one JSON line per measure, the peer being bare axum.
@@ -267,6 +277,15 @@ for target in targets:
                     "peer_value": floor_throughput,
                     "goal": ">= 80% of the durable floor, every 200 committed",
                     "met": throughput >= 0.8 * floor_throughput and clean}) + "\n")
+            if "bare-sqlite" in targets:
+                out.write(json.dumps({
+                    "benchmark": "ingest", "peer": names["bare-sqlite"],
+                    "measure": f"signed webhooks committed per second against the SQLite floor, "
+                               f"closed loop of {connections} connections, {names[target]}",
+                    "unit": "req/s", "setia": throughput, "better": "higher",
+                    "peer_value": r["closed", "bare-sqlite"]["requests_per_s"],
+                    "goal": "reported (what SQLite alone leaves of the durable floor)",
+                    "met": None}) + "\n")
             for line in (
                 {"measure": f"signed webhooks committed per second, closed loop of {connections} "
                             f"connections, {names[target]}",

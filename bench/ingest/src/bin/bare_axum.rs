@@ -42,6 +42,9 @@ struct Args {
     /// wraps around at the end.
     #[arg(long, default_value_t = 1024)]
     fsync_log_mib: u64,
+    /// Answer each 200 only once its body is committed to this SQLite file (the SQLite floor).
+    #[arg(long, conflicts_with = "fsync_log")]
+    sqlite_inbox: Option<std::path::PathBuf>,
 }
 
 /// The 200 both handlers answer.
@@ -118,6 +121,68 @@ fn write_log(file: &File, size: u64, queued: &mpsc::Receiver<Durable>) {
     }
 }
 
+/// Opens the SQLite floor's database and starts its writer and checkpointer threads.
+fn start_sqlite_inbox(
+    path: &std::path::Path,
+) -> Result<mpsc::Sender<Durable>, Box<dyn std::error::Error>> {
+    let open = || -> rusqlite::Result<rusqlite::Connection> {
+        let connection = rusqlite::Connection::open(path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA wal_autocheckpoint = 16000;",
+        )?;
+        Ok(connection)
+    };
+    let writer = open()?;
+    writer.execute_batch(
+        "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+    )?;
+    let checkpointer = open()?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if let Err(error) =
+                checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                eprintln!("the SQLite checkpoint failed: {error}");
+            }
+        })?;
+    let (bodies, queued) = mpsc::channel::<Durable>();
+    std::thread::Builder::new()
+        .name("sqlite-inbox".into())
+        .spawn(move || {
+            if let Err(error) = write_sqlite_inbox(&writer, &queued) {
+                eprintln!("the SQLite inbox failed: {error}");
+            }
+        })?;
+    Ok(bodies)
+}
+
+/// Commits whatever has queued in one transaction, then answers it.
+fn write_sqlite_inbox(
+    connection: &rusqlite::Connection,
+    queued: &mpsc::Receiver<Durable>,
+) -> rusqlite::Result<()> {
+    let mut waiting = Vec::new();
+    while let Ok(first) = queued.recv() {
+        connection.execute_batch("BEGIN IMMEDIATE")?;
+        {
+            let mut insert = connection.prepare_cached("INSERT INTO inbox (body) VALUES (?1)")?;
+            for (body, written) in std::iter::once(first).chain(queued.try_iter()) {
+                insert.execute([body.as_ref()])?;
+                waiting.push(written);
+            }
+        }
+        connection.execute_batch("COMMIT")?;
+        for written in waiting.drain(..) {
+            let _ = written.send(());
+        }
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -134,9 +199,18 @@ fn main() -> std::process::ExitCode {
         };
         let bound = listener.local_addr().expect("the listening address");
         let route = "/webhooks/moota/{merchant_id}";
-        let app = match &args.fsync_log {
-            None => Router::new().route(route, post(receive)),
-            Some(path) => match start_log(path, args.fsync_log_mib) {
+        let app = match (&args.fsync_log, &args.sqlite_inbox) {
+            (None, None) => Router::new().route(route, post(receive)),
+            (_, Some(path)) => match start_sqlite_inbox(path) {
+                Ok(inbox) => Router::new()
+                    .route(route, post(receive_durably))
+                    .with_state(inbox),
+                Err(error) => {
+                    eprintln!("cannot open {}: {error}", path.display());
+                    return std::process::ExitCode::from(2);
+                }
+            },
+            (Some(path), None) => match start_log(path, args.fsync_log_mib) {
                 Ok(log) => Router::new()
                     .route(route, post(receive_durably))
                     .with_state(log),
