@@ -197,6 +197,12 @@ pub enum ImportMessage<T> {
 
 pub type ImportBatches<T> = tokio::sync::mpsc::Receiver<ImportMessage<T>>;
 
+/// From this many purchases on, an import that at least doubles the `purchases` table drops
+/// its ordinary indexes and builds them again before it commits, on SQLite: row by row they
+/// outgrow the page cache (ARCHITECTURE.md, "Large imports build the time indexes once").
+/// Below it they are kept up as rows come.
+pub const BULK_IMPORT_ROWS: u64 = 200_000;
+
 /// One call to the webhook endpoint, to be written to the audit log and, when its signature
 /// was good, its body to the inbox. Written in groups: one transaction for many calls.
 #[derive(Debug, Clone)]
