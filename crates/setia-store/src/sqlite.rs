@@ -504,6 +504,15 @@ include!("campaign_sql.rs");
 mod tests {
     use super::*;
 
+    /// A migrated store in a folder of its own, which lives as long as the returned guard.
+    async fn migrated_store() -> (tempfile::TempDir, SqliteStore) {
+        let folder = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", folder.path().join("setia.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        (folder, store)
+    }
+
     async fn purchase_indexes(store: &SqliteStore) -> Vec<(String, String)> {
         sqlx::query_as(
             "SELECT name, COALESCE(sql, '') FROM sqlite_master \
@@ -519,10 +528,7 @@ mod tests {
     /// that fails leaves it untouched too.
     #[tokio::test]
     async fn indexes_set_aside_come_back_as_they_were() {
-        let folder = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", folder.path().join("setia.db").display());
-        let store = SqliteStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
+        let (_folder, store) = migrated_store().await;
         let migrated = purchase_indexes(&store).await;
         let names: Vec<&str> = migrated.iter().map(|(name, _)| name.as_str()).collect();
         assert!(names.contains(&"purchases_by_time"), "{names:?}");
@@ -560,10 +566,7 @@ mod tests {
         use chrono::TimeZone;
         use setia_core::import::TransactionsCsv;
 
-        let folder = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", folder.path().join("setia.db").display());
-        let store = SqliteStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
+        let (_folder, store) = migrated_store().await;
         let migrated = purchase_indexes(&store).await;
         let merchant = store
             .create_merchant(NewMerchant {

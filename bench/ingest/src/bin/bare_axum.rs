@@ -199,26 +199,27 @@ fn main() -> std::process::ExitCode {
         };
         let bound = listener.local_addr().expect("the listening address");
         let route = "/webhooks/moota/{merchant_id}";
-        let app = match (&args.fsync_log, &args.sqlite_inbox) {
-            (None, None) => Router::new().route(route, post(receive)),
-            (_, Some(path)) => match start_sqlite_inbox(path) {
-                Ok(inbox) => Router::new()
-                    .route(route, post(receive_durably))
-                    .with_state(inbox),
-                Err(error) => {
-                    eprintln!("cannot open {}: {error}", path.display());
-                    return std::process::ExitCode::from(2);
-                }
-            },
-            (Some(path), None) => match start_log(path, args.fsync_log_mib) {
-                Ok(log) => Router::new()
-                    .route(route, post(receive_durably))
-                    .with_state(log),
-                Err(error) => {
-                    eprintln!("cannot prepare {}: {error}", path.display());
-                    return std::process::ExitCode::from(2);
-                }
-            },
+        // Where a durable 200 waits, if anywhere: the fsync log or the SQLite inbox.
+        let durable = match (&args.fsync_log, &args.sqlite_inbox) {
+            (None, None) => None,
+            (_, Some(path)) => Some(
+                start_sqlite_inbox(path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display())),
+            ),
+            (Some(path), None) => Some(
+                start_log(path, args.fsync_log_mib)
+                    .map_err(|e| format!("cannot prepare {}: {e}", path.display())),
+            ),
+        };
+        let app = match durable {
+            None => Router::new().route(route, post(receive)),
+            Some(Ok(queue)) => Router::new()
+                .route(route, post(receive_durably))
+                .with_state(queue),
+            Some(Err(message)) => {
+                eprintln!("{message}");
+                return std::process::ExitCode::from(2);
+            }
         };
         println!(
             "{}",
