@@ -484,15 +484,19 @@ impl Store for ThisStore {
         // An import that at least doubles the table builds the ordinary indexes once at the
         // end instead of row by row (SQLite only; `set_purchase_indexes_aside`). The highest
         // id stands for the table's size: a count would read the whole table.
-        let purchases_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM purchases")
-            .fetch_one(&mut *tx)
-            .await?;
+        let purchases_before: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM purchases")
+                .fetch_one(&mut *tx)
+                .await?;
         let mut set_aside: Option<Vec<String>> = None;
         let now_us = micros(Utc::now());
         let mut counts = TransactionImportCounts::default();
         while let Some(records) = next_batch(&mut batches).await? {
             let imported = counts.inserted + records.len() as u64;
-            if set_aside.is_none() && imported >= crate::BULK_IMPORT_ROWS && imported as i64 >= purchases_before {
+            if set_aside.is_none()
+                && imported >= crate::BULK_IMPORT_ROWS
+                && imported as i64 >= purchases_before
+            {
                 set_aside = Some(set_purchase_indexes_aside(&mut tx).await?);
             }
             let mut unknown: Vec<&ExternalId> = records
