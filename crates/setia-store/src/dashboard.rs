@@ -27,6 +27,11 @@ pub enum ValueList<'a> {
 }
 
 impl ValueList<'_> {
+    /// The name of the at-risk list where it is stored.
+    pub const AT_RISK_KEY: &'static str = "at_risk";
+    /// What a segment's list name begins with; the segment follows.
+    pub const SEGMENT_KEY_PREFIX: &'static str = "segment:";
+
     /// Whether a customer with these scores is on the at-risk list.
     pub fn at_risk(frequency_days: i64, p_alive: Option<f64>) -> bool {
         frequency_days >= 2 && p_alive.is_some_and(|p| p < AT_RISK_P_ALIVE)
@@ -35,8 +40,8 @@ impl ValueList<'_> {
     /// The list's name where it is stored (SQLite's `customer_value_lists.list`).
     pub fn key(&self) -> String {
         match self {
-            ValueList::AtRisk => "at_risk".to_owned(),
-            ValueList::Segment(segment) => format!("segment:{segment}"),
+            ValueList::AtRisk => Self::AT_RISK_KEY.to_owned(),
+            ValueList::Segment(segment) => format!("{}{segment}", Self::SEGMENT_KEY_PREFIX),
         }
     }
 }

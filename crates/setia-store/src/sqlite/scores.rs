@@ -86,7 +86,7 @@ const REBUILD_MIN_ROWS: usize = 10_000;
 /// WAL and to balance).
 const PAGE_SIZE: i64 = 65_536;
 
-/// The writer's page cache while it writes: the indexes of a million scores fit.
+/// The writer's page cache while it writes: a million scores and their list rows fit.
 const WRITER_CACHE_KIB: i64 = 262_144;
 
 #[derive(Debug, Clone)]
@@ -329,24 +329,26 @@ struct ListRows {
 }
 
 fn list_rows(scores: &[ScoreRow]) -> ListRows {
+    // Each list's name beside its segment (none for the at-risk list), in name order.
     let segments: std::collections::BTreeSet<&str> =
         scores.iter().map(|score| score.segment.as_str()).collect();
-    let mut names: Vec<String> = segments
-        .iter()
-        .map(|segment| ValueList::Segment(segment).key())
-        .chain([ValueList::AtRisk.key()])
-        .collect();
-    names.sort_unstable();
-    let rank = |name: &str| {
-        names
-            .binary_search_by(|n| n.as_str().cmp(name))
-            .unwrap_or_default() as u32
-    };
-    let segments: std::collections::HashMap<&str, u32> = segments
+    let mut lists: Vec<(String, Option<&str>)> = segments
         .into_iter()
-        .map(|segment| (segment, rank(&ValueList::Segment(segment).key())))
+        .map(|segment| (ValueList::Segment(segment).key(), Some(segment)))
+        .chain([(ValueList::AtRisk.key(), None)])
         .collect();
-    let at_risk = rank(&ValueList::AtRisk.key());
+    lists.sort_unstable();
+    let mut segments = std::collections::HashMap::new();
+    let mut at_risk = 0;
+    for (rank, (_, segment)) in lists.iter().enumerate() {
+        match segment {
+            Some(segment) => {
+                segments.insert(*segment, rank as u32);
+            }
+            None => at_risk = rank as u32,
+        }
+    }
+    let names = lists.into_iter().map(|(name, _)| name).collect();
     let mut rows = Vec::with_capacity(scores.len() * 3 / 2);
     for score in scores {
         let value_key = -score.clv_12m_minor.unwrap_or(-1);
@@ -409,17 +411,28 @@ fn repage(connection: &Connection) -> rusqlite::Result<()> {
 /// Version 1 kept the lists as indexes on the scores: their rows go into the lists table.
 fn upgrade_from_1(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(&lists_sql("customer_value_lists"))?;
-    tx.execute_batch(&format!(
-        "INSERT INTO customer_value_lists ({LIST_COLUMNS}) \
-         SELECT merchant_id, 'segment:' || segment, -COALESCE(clv_12m_minor, -1), customer_id \
-         FROM customer_scores; \
-         INSERT INTO customer_value_lists ({LIST_COLUMNS}) \
-         SELECT merchant_id, 'at_risk', -COALESCE(clv_12m_minor, -1), customer_id \
-         FROM customer_scores WHERE frequency_days >= 2 AND p_alive < {AT_RISK_P_ALIVE}; \
-         DROP INDEX IF EXISTS customer_scores_at_risk; \
+    tx.execute(
+        &format!(
+            "INSERT INTO customer_value_lists ({LIST_COLUMNS}) \
+             SELECT merchant_id, ?1 || segment, -COALESCE(clv_12m_minor, -1), customer_id \
+             FROM customer_scores"
+        ),
+        [ValueList::SEGMENT_KEY_PREFIX],
+    )?;
+    // ValueList::at_risk, in SQL.
+    tx.execute(
+        &format!(
+            "INSERT INTO customer_value_lists ({LIST_COLUMNS}) \
+             SELECT merchant_id, ?1, -COALESCE(clv_12m_minor, -1), customer_id \
+             FROM customer_scores WHERE frequency_days >= 2 AND p_alive < {AT_RISK_P_ALIVE}"
+        ),
+        [ValueList::AT_RISK_KEY],
+    )?;
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS customer_scores_at_risk; \
          DROP INDEX IF EXISTS customer_scores_at_risk_by_clv; \
-         DROP INDEX IF EXISTS customer_scores_by_segment;"
-    ))
+         DROP INDEX IF EXISTS customer_scores_by_segment;",
+    )
 }
 
 /// Seconds per step of a store, for the debug log the benchmark reads.
@@ -658,7 +671,7 @@ mod tests {
         // A million bytes of rows are in the file itself, not only in the WAL.
         let size = std::fs::metadata(file.path()).unwrap().len();
         assert!(size > 1_000_000, "checkpointed into the file: {size} bytes");
-        let wal = std::fs::metadata(format!("{}-wal", file.path().display())).unwrap();
+        let wal = std::fs::metadata(suffixed(file.path(), "-wal")).unwrap();
         assert!(wal.len() > 0, "the WAL keeps its blocks");
         assert_eq!(
             count(&connection, "SELECT count(*) FROM customer_scores"),
