@@ -22,33 +22,32 @@
 //! most buyers), so ordering by code *is* the tie-break and the popular list is the
 //! in-stock codes in order.
 //!
-//! Polars does the column work: the distinct pairs (a sort and a group-by on one packed
-//! (customer, product) key), buyer counts and the product table (group-bys, a join, a
-//! sort), the co-occurrence counts (a self-join of the histories on the customer, then a
-//! group-by on the packed product pair), the similarities (joins, an expression, a sort)
-//! and the scoring (histories joined to neighbour lists, one group-by on the packed
-//! (customer, candidate) key that also drops bought products, a sort). The self-join and
-//! the scoring join grow like k² and 30 k rows for a customer with k products, so both run
-//! over consecutive chunks of customers with a bounded number of rows, which bounds memory
-//! whatever the size of the input. Plain Rust only cuts sorted columns into per-customer
-//! runs, unpacks keys and fills the output.
+//! Polars does the column work on the lines: the distinct pairs (a sort and a group-by on
+//! one packed (customer, product) key), buyer counts and the product table (group-bys, a
+//! join, a sort). What follows works on arrays indexed by product code, in plain loops: the
+//! co-occurrence counts (every pair of every history into one tally), the similarities
+//! (one pass over the tally, each product keeping its best partners in a bounded heap) and
+//! the scoring (one score row per customer, in parallel over customers). Joins and
+//! group-bys there materialise k² pairs and 30 k candidates for a customer with k
+//! products, and every pair of products twice; the loops keep the tally and the score row
+//! of a catalogue of a few thousand products in cache and hold nothing per customer beyond
+//! its list. Measured on the 2-core machine at 1 M customers and 10 M lines, the step went
+//! from 22.5 s to 2.0–2.5 s with the sandbox's 344 products (bench/recommend); with random
+//! baskets over larger catalogues it takes 3.8 s at 3,000 products and 5.2 s at 6,000.
 //!
-//! Measured on the 2-core machine (release, synthetic data of 1 M customers and 10 M lines):
-//! 18–21 s with 600 products (15 s of it scoring) and a peak of about 450 MiB above the
-//! input's; 21–24 s and 750 MiB with 3,000 products; 28 s and 1 GiB with 6,000.
-//!
-//! **Determinism.** Scores are summed in fixed point (cos × 2^40 rounded, as i64), so the
-//! result does not depend on the order in which a parallel group-by adds them; every sort
-//! has a total order. The same input always gives the same output, on any machine.
+//! **Determinism.** Scores are summed in fixed point (cos × 2^40 rounded, as i64), so they
+//! are exact whatever the order of their terms; every ranking has a total order. The same
+//! input always gives the same output, on any machine and any number of threads.
 
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
 use std::ops::Range;
 
 use polars::prelude::{
-    col, concat, len, lit, Column, DataFrame, DataType, Expr, Float64Type, Int64Type, IntoLazy,
-    JoinArgs, JoinType, LazyFrame, PolarsNumericType, SortMultipleOptions, UInt32Type, UInt64Type,
-    UnionArgs,
+    col, concat, len, lit, Column, DataFrame, DataType, Int64Type, IntoLazy, JoinArgs, JoinType,
+    PolarsNumericType, SortMultipleOptions, UInt32Type, UInt64Type, UnionArgs,
 };
+use rayon::prelude::*;
 
 use crate::error::AnalyticsError;
 
@@ -59,25 +58,9 @@ const POPULAR_LIMIT: usize = 100;
 /// decimal digits; with at most [`MAX_HISTORY`] terms a score stays below 2^60.
 const WEIGHT_SCALE: f64 = (1_u64 << 40) as f64;
 
-/// How much work each chunk of customers may carry. The chunks bound memory whatever the
-/// input's size; their sizes were measured on 1 M customers and 10 M lines (2 cores).
-#[derive(Debug, Clone, Copy)]
-struct ChunkBudgets {
-    /// Self-joined rows per chunk in the co-occurrence count (2^22: ~100 MiB at most).
-    pair_rows: u64,
-    /// Rows entering the scoring group-by per chunk. Small chunks keep its hash table in
-    /// cache: 2^18 rows run twice as fast as 2^22.
-    scoring_rows: u64,
-}
-
-const CHUNK_BUDGETS: ChunkBudgets = ChunkBudgets {
-    pair_rows: 1 << 22,
-    scoring_rows: 1 << 18,
-};
-
-/// The weight of a bought (customer, product) pair in the scoring group-by: far below
-/// minus any real score (at most `MAX_HISTORY` × 2^40 < 2^60), so a bought candidate's sum
-/// stays negative and the filter `score > 0` drops it.
+/// The mark of a bought product in a customer's score row: far below minus any real score
+/// (at most `MAX_HISTORY` × 2^40 < 2^60), so a bought product's score stays negative
+/// whatever is added to it, and only positive scores are candidates.
 const BOUGHT_WEIGHT: i64 = i64::MIN / 4;
 
 /// A ceiling on `max_history` that keeps every score below 2^60 (a customer with more
@@ -150,15 +133,6 @@ pub fn recommend(
     catalogue: &CatalogueColumns,
     config: &RecommendConfig,
 ) -> Result<Recommendations, AnalyticsError> {
-    recommend_in_chunks(basket, catalogue, config, CHUNK_BUDGETS)
-}
-
-fn recommend_in_chunks(
-    basket: &BasketColumns,
-    catalogue: &CatalogueColumns,
-    config: &RecommendConfig,
-    budgets: ChunkBudgets,
-) -> Result<Recommendations, AnalyticsError> {
     if basket.customer.len() != basket.product.len() {
         return Err(AnalyticsError::BasketLengthMismatch {
             customer: basket.customer.len(),
@@ -174,23 +148,15 @@ fn recommend_in_chunks(
 
     let (pairs, products) = distinct_pairs_and_products(basket, catalogue)?;
     let popular: Vec<u32> = products.popular().collect();
-    let purchases = CustomerPurchases::build(pairs, config.max_history.min(MAX_HISTORY))?;
+    let purchases = CustomerPurchases::build(pairs, config.max_history.min(MAX_HISTORY));
 
-    let product_count = products.id.len() as u64;
-    let pair_counts = co_occurrence(&purchases.history, product_count, budgets)?;
+    let pair_counts = co_occurrence(&purchases.history, products.id.len() as u64);
     let similar = SimilarProducts::build(
-        pair_counts,
+        &pair_counts,
         &products,
         config.neighbours.max(config.related_per_product),
-    )?;
-    let mut lists = score_customers(&purchases, &similar, &products, config, budgets)?;
-    fill_from_popular(
-        &mut lists,
-        &purchases,
-        &popular,
-        config.per_customer,
-        products.id.len(),
     );
+    let lists = rank_for_customers(&purchases, &similar, &popular, config);
 
     Ok(Recommendations {
         customers: purchases.customers,
@@ -221,20 +187,6 @@ impl ProductTable {
         (0..self.id.len() as u32)
             .filter(|&code| self.in_stock[code as usize])
             .take(POPULAR_LIMIT)
-    }
-
-    /// (code, buyers, in_stock) as a lazy frame, to join on codes.
-    fn frame(&self) -> Result<LazyFrame, AnalyticsError> {
-        let codes: Vec<u32> = (0..self.id.len() as u32).collect();
-        Ok(DataFrame::new(
-            codes.len(),
-            vec![
-                Column::new("code".into(), codes),
-                Column::new("buyers".into(), self.buyers.clone()),
-                Column::new("in_stock".into(), self.in_stock.clone()),
-            ],
-        )?
-        .lazy())
     }
 }
 
@@ -393,38 +345,19 @@ fn fits_packed(first: i64, last: i64, product_count: u64) -> bool {
     span < (1_u128 << 62) && (span + 1) * u128::from(product_count) < (1_u128 << 63)
 }
 
-/// Rows of (customer index, product code) grouped by customer: customer c's rows are
-/// `starts[c]..starts[c + 1]`.
+/// Product codes grouped by customer: customer c's codes are `codes[starts[c]..starts[c + 1]]`.
 struct CustomerRows {
-    frame: DataFrame,
+    codes: Vec<u32>,
     starts: Vec<usize>,
 }
 
 impl CustomerRows {
-    fn new(customer: Vec<u32>, code: Vec<u32>, starts: Vec<usize>) -> Result<Self, AnalyticsError> {
-        let frame = DataFrame::new(
-            customer.len(),
-            vec![
-                Column::new("customer".into(), customer),
-                Column::new("code".into(), code),
-            ],
-        )?;
-        Ok(CustomerRows { frame, starts })
-    }
-
     fn customer_count(&self) -> usize {
         self.starts.len() - 1
     }
 
-    fn rows_of(&self, customer: usize) -> Range<usize> {
-        self.starts[customer]..self.starts[customer + 1]
-    }
-
-    /// The rows of a run of customers (no copy).
-    fn slice(&self, customers: &Range<usize>) -> DataFrame {
-        let first = self.starts[customers.start];
-        let end = self.starts[customers.end];
-        self.frame.slice(first as i64, end - first)
+    fn codes_of(&self, customer: usize) -> &[u32] {
+        &self.codes[self.starts[customer]..self.starts[customer + 1]]
     }
 }
 
@@ -433,8 +366,6 @@ struct CustomerPurchases {
     /// Customer ids, ascending; a customer's index is its position here.
     customers: Vec<i64>,
     bought: CustomerRows,
-    /// Codes of the bought products, in `bought`'s row order.
-    bought_codes: Vec<u32>,
     history: CustomerRows,
 }
 
@@ -442,17 +373,15 @@ impl CustomerPurchases {
     /// Cuts the pairs (sorted by customer, then product id) into per-customer runs. The
     /// history is the run itself, or its `max_history` pairs with most lines when longer
     /// (a stable sort keeps lower product ids first among equal lines).
-    fn build(pairs: PairColumns, max_history: usize) -> Result<Self, AnalyticsError> {
+    fn build(pairs: PairColumns, max_history: usize) -> Self {
         let PairColumns {
             customer: customer_ids,
             code: codes,
             lines,
         } = pairs;
         let mut customers = Vec::new();
-        let mut customer_index = Vec::with_capacity(codes.len());
         let mut bought_starts = Vec::new();
-        let mut history_customer = Vec::new();
-        let mut history_code = Vec::new();
+        let mut history_codes = Vec::new();
         let mut history_starts = Vec::new();
         let mut run = Vec::new();
         let mut start = 0;
@@ -463,114 +392,54 @@ impl CustomerPurchases {
                     .iter()
                     .take_while(|&&id| id == customer)
                     .count();
-            let index = customers.len() as u32;
             customers.push(customer);
             bought_starts.push(start);
-            history_starts.push(history_code.len());
-            customer_index.extend(std::iter::repeat_n(index, end - start));
-            run.clear();
-            run.extend(start..end);
-            if run.len() > max_history {
-                run.sort_by_key(|&row| std::cmp::Reverse(lines[row]));
+            history_starts.push(history_codes.len());
+            if end - start <= max_history {
+                history_codes.extend_from_slice(&codes[start..end]);
+            } else {
+                run.clear();
+                run.extend(start..end);
+                run.sort_by_key(|&row| Reverse(lines[row]));
                 run.truncate(max_history);
+                history_codes.extend(run.iter().map(|&row| codes[row]));
             }
-            history_customer.extend(std::iter::repeat_n(index, run.len()));
-            history_code.extend(run.iter().map(|&row| codes[row]));
             start = end;
         }
         bought_starts.push(codes.len());
-        history_starts.push(history_code.len());
-        drop(customer_ids);
+        history_starts.push(history_codes.len());
 
-        Ok(CustomerPurchases {
+        CustomerPurchases {
             customers,
-            bought: CustomerRows::new(customer_index, codes.clone(), bought_starts)?,
-            bought_codes: codes,
-            history: CustomerRows::new(history_customer, history_code, history_starts)?,
-        })
-    }
-
-    /// Every product the customer bought, as codes.
-    fn bought_codes(&self, customer: usize) -> &[u32] {
-        &self.bought_codes[self.bought.rows_of(customer)]
-    }
-}
-
-/// Consecutive runs of customers whose summed cost stays within `budget` (a customer
-/// costlier than the budget gets a run of its own).
-fn customer_chunks(costs: impl Iterator<Item = u64>, budget: u64) -> Vec<Range<usize>> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut total = 0_u64;
-    let mut end = 0;
-    for cost in costs {
-        if total + cost > budget && end > start {
-            chunks.push(start..end);
-            start = end;
-            total = 0;
+            bought: CustomerRows {
+                codes,
+                starts: bought_starts,
+            },
+            history: CustomerRows {
+                codes: history_codes,
+                starts: history_starts,
+            },
         }
-        total += cost;
-        end += 1;
     }
-    if end > start {
-        chunks.push(start..end);
-    }
-    chunks
 }
 
-/// `code_a * product_count + code_b` as a u64 column expression: one integer key for a
-/// pair, which hashes faster than two key columns.
-fn packed_key(high: &str, low: &str, product_count: u64) -> Expr {
-    col(high).cast(DataType::UInt64) * lit(product_count) + col(low).cast(DataType::UInt64)
-}
-
-/// c_ij for every pair i < j with a common customer, as (i, j, common).
-///
-/// Per chunk of customers, Polars self-joins the histories on the customer and counts each
-/// pair (group-by on the pair packed as i × P + j); the chunks' counts are added up in a
-/// [`PairTally`], since re-aggregating a growing frame after every chunk costs more than
-/// the counting itself once the catalogue has thousands of products.
-fn co_occurrence(
-    history: &CustomerRows,
-    product_count: u64,
-    budgets: ChunkBudgets,
-) -> Result<DataFrame, AnalyticsError> {
-    let joined_rows = (0..history.customer_count()).map(|customer| {
-        let products = history.rows_of(customer).len() as u64;
-        products * products
-    });
+/// c_ij for every pair i < j with a common customer: every pair of every (capped) history,
+/// counted in a [`PairTally`].
+fn co_occurrence(history: &CustomerRows, product_count: u64) -> PairTally {
     let mut tally = PairTally::new(product_count);
-    for customers in customer_chunks(joined_rows, budgets.pair_rows) {
-        let part = history.slice(&customers);
-        let left = part
-            .clone()
-            .lazy()
-            .select([col("customer"), col("code").alias("i")]);
-        let right = part
-            .lazy()
-            .select([col("customer"), col("code").alias("j")]);
-        let chunk = left
-            .join(
-                right,
-                [col("customer")],
-                [col("customer")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .filter(col("i").lt(col("j")))
-            .group_by([packed_key("i", "j", product_count).alias("pair")])
-            .agg([len().alias("common")])
-            .collect()?;
-        tally.add(
-            &values::<UInt64Type>(&chunk, "pair")?,
-            &values::<UInt32Type>(&chunk, "common")?,
-        );
+    for customer in 0..history.customer_count() {
+        let codes = history.codes_of(customer);
+        for (k, &first) in codes.iter().enumerate() {
+            for &second in &codes[k + 1..] {
+                tally.add(first.min(second), first.max(second));
+            }
+        }
     }
-    tally.into_frame()
+    tally
 }
 
-/// Running c_ij over the chunks of customers: a dense upper triangle (one u32 per pair
-/// i < j) while it stays within 128 MiB, i.e. up to about 8,000 products; a hash map on
-/// the packed pair beyond.
+/// Running c_ij: a dense upper triangle (one u32 per pair i < j) while it stays within
+/// 128 MiB, i.e. up to about 8,000 products; a hash map on the packed pair i × P + j beyond.
 struct PairTally {
     product_count: u64,
     counts: PairCounts,
@@ -597,59 +466,39 @@ impl PairTally {
         }
     }
 
-    /// Adds a chunk's counts, by packed pair i × P + j (i < j).
-    fn add(&mut self, pairs: &[u64], common: &[u32]) {
+    /// Counts one customer having both `first` and `second` (`first` < `second`).
+    fn add(&mut self, first: u32, second: u32) {
+        let (i, j) = (u64::from(first), u64::from(second));
         let p = self.product_count;
         match &mut self.counts {
+            // Row-major position of (i, j) in the upper triangle.
             PairCounts::Dense(cells) => {
-                for (&pair, &count) in pairs.iter().zip(common) {
-                    let (i, j) = (pair / p, pair % p);
-                    // Row-major position of (i, j) in the upper triangle.
-                    cells[(i * (2 * p - i - 1) / 2 + (j - i - 1)) as usize] += count;
-                }
+                cells[(i * (2 * p - i - 1) / 2 + (j - i - 1)) as usize] += 1
             }
-            PairCounts::Sparse(map) => {
-                for (&pair, &count) in pairs.iter().zip(common) {
-                    *map.entry(pair).or_default() += count;
-                }
-            }
+            PairCounts::Sparse(map) => *map.entry(i * p + j).or_default() += 1,
         }
     }
 
-    /// The counted pairs as (i, j, common).
-    fn into_frame(self) -> Result<DataFrame, AnalyticsError> {
+    /// Calls `visit(i, j, common)` for every counted pair i < j, in no particular order.
+    fn for_each(&self, mut visit: impl FnMut(u32, u32, u32)) {
         let p = self.product_count;
-        let (mut i, mut j, mut common) = (Vec::new(), Vec::new(), Vec::new());
-        let mut push = |first: u64, second: u64, count: u32| {
-            i.push(first as u32);
-            j.push(second as u32);
-            common.push(count);
-        };
-        match self.counts {
+        match &self.counts {
             PairCounts::Dense(cells) => {
-                let mut cells = cells.into_iter();
+                let mut cells = cells.iter();
                 for first in 0..p {
-                    for (second, count) in (first + 1..p).zip(cells.by_ref()) {
+                    for (second, &count) in (first + 1..p).zip(cells.by_ref()) {
                         if count > 0 {
-                            push(first, second, count);
+                            visit(first as u32, second as u32, count);
                         }
                     }
                 }
             }
             PairCounts::Sparse(map) => {
-                for (pair, count) in map {
-                    push(pair / p, pair % p, count);
+                for (&pair, &count) in map {
+                    visit((pair / p) as u32, (pair % p) as u32, count);
                 }
             }
         }
-        Ok(DataFrame::new(
-            i.len(),
-            vec![
-                Column::new("i".into(), i),
-                Column::new("j".into(), j),
-                Column::new("common".into(), common),
-            ],
-        )?)
     }
 }
 
@@ -661,117 +510,90 @@ struct SimilarProducts {
     cosine: Vec<f64>,
 }
 
+/// A similar product, ordered from worse to better: higher cosine, then lower code (more
+/// buyers, then lower id).
+#[derive(Debug, Clone, Copy)]
+struct Partner {
+    cosine: f64,
+    code: u32,
+}
+
+impl Ord for Partner {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.cosine
+            .total_cmp(&other.cosine)
+            .then(other.code.cmp(&self.code))
+    }
+}
+
+impl PartialOrd for Partner {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Partner {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Partner {}
+
 impl SimilarProducts {
     /// Turns the pair counts into cosine similarities in both directions and keeps the
-    /// best `keep` in-stock partners of every product.
-    fn build(
-        pair_counts: DataFrame,
-        products: &ProductTable,
-        keep: usize,
-    ) -> Result<Self, AnalyticsError> {
+    /// best `keep` in-stock partners of every product: one pass over the tally, each
+    /// product keeping its best so far in a bounded heap.
+    fn build(tally: &PairTally, products: &ProductTable, keep: usize) -> Self {
         let product_count = products.id.len();
-        let mut starts = vec![0; product_count + 1];
-        if pair_counts.height() == 0 || keep == 0 {
-            return Ok(SimilarProducts {
-                starts,
-                similar: Vec::new(),
-                cosine: Vec::new(),
+        let mut best: Vec<BinaryHeap<Reverse<Partner>>> =
+            (0..product_count).map(|_| BinaryHeap::new()).collect();
+        let mut offer = |product: u32, partner: Partner| {
+            let heap = &mut best[product as usize];
+            if heap.len() < keep {
+                heap.push(Reverse(partner));
+            } else if let Some(mut worst) = heap.peek_mut() {
+                if partner > worst.0 {
+                    *worst = Reverse(partner);
+                }
+            }
+        };
+        if keep > 0 {
+            tally.for_each(|i, j, common| {
+                let (buyers_i, buyers_j) =
+                    (products.buyers[i as usize], products.buyers[j as usize]);
+                let cosine = f64::from(common) / (f64::from(buyers_i) * f64::from(buyers_j)).sqrt();
+                if products.in_stock[j as usize] {
+                    offer(i, Partner { cosine, code: j });
+                }
+                if products.in_stock[i as usize] {
+                    offer(j, Partner { cosine, code: i });
+                }
             });
         }
-        let one_way = pair_counts.lazy();
-        let other_way =
-            one_way
-                .clone()
-                .select([col("j").alias("i"), col("i").alias("j"), col("common")]);
-        let info = products.frame()?;
-        let ranked = concat([one_way, other_way], UnionArgs::default())?
-            .join(
-                info.clone()
-                    .select([col("code").alias("i"), col("buyers").alias("buyers_i")]),
-                [col("i")],
-                [col("i")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .join(
-                info.select([
-                    col("code").alias("j"),
-                    col("buyers").alias("buyers_j"),
-                    col("in_stock"),
-                ]),
-                [col("j")],
-                [col("j")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .filter(col("in_stock"))
-            .select([
-                col("i"),
-                col("j"),
-                (col("common").cast(DataType::Float64)
-                    / (col("buyers_i").cast(DataType::Float64)
-                        * col("buyers_j").cast(DataType::Float64))
-                    .sqrt())
-                .alias("cosine"),
-            ])
-            // j ascending is "more buyers, then lower id" since codes are numbered so.
-            .sort_by_exprs(
-                [col("i"), col("cosine"), col("j")],
-                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-            )
-            .collect()?;
-
-        let product = values::<UInt32Type>(&ranked, "i")?;
-        let partner = values::<UInt32Type>(&ranked, "j")?;
-        let cosine = values::<Float64Type>(&ranked, "cosine")?;
-        drop(ranked);
-        let mut kept_similar = Vec::new();
-        let mut kept_cosine = Vec::new();
-        let mut run_start = 0;
-        for row in 0..product.len() {
-            if row > 0 && product[row] != product[row - 1] {
-                run_start = row;
+        let mut starts = Vec::with_capacity(product_count + 1);
+        let mut similar = Vec::new();
+        let mut cosine = Vec::new();
+        starts.push(0);
+        for heap in best {
+            // Ascending order of Reverse(partner) is best first.
+            for Reverse(partner) in heap.into_sorted_vec() {
+                similar.push(partner.code);
+                cosine.push(partner.cosine);
             }
-            if row - run_start < keep {
-                kept_similar.push(partner[row]);
-                kept_cosine.push(cosine[row]);
-                starts[product[row] as usize + 1] += 1;
-            }
+            starts.push(similar.len());
         }
-        for code in 0..product_count {
-            starts[code + 1] += starts[code];
-        }
-        Ok(SimilarProducts {
+        SimilarProducts {
             starts,
-            similar: kept_similar,
-            cosine: kept_cosine,
-        })
+            similar,
+            cosine,
+        }
     }
 
     /// The first `limit` of product `code`'s run.
     fn best(&self, code: usize, limit: usize) -> Range<usize> {
         let run = self.starts[code]..self.starts[code + 1];
         run.start..run.end.min(run.start + limit)
-    }
-
-    /// Neighbour lists for scoring as a frame (i, j, weight), weight = cos in fixed point.
-    fn neighbour_frame(&self, neighbours: usize) -> Result<DataFrame, AnalyticsError> {
-        let mut product = Vec::new();
-        let mut partner = Vec::new();
-        let mut weight = Vec::new();
-        for code in 0..self.starts.len() - 1 {
-            for row in self.best(code, neighbours) {
-                product.push(code as u32);
-                partner.push(self.similar[row]);
-                weight.push((self.cosine[row] * WEIGHT_SCALE).round() as i64);
-            }
-        }
-        Ok(DataFrame::new(
-            product.len(),
-            vec![
-                Column::new("i".into(), product),
-                Column::new("j".into(), partner),
-                Column::new("weight".into(), weight),
-            ],
-        )?)
     }
 
     /// `related`: every product with buyers, by ascending id, with its best partners.
@@ -791,108 +613,107 @@ impl SimilarProducts {
     }
 }
 
-/// Each customer's best `per_customer` never-bought neighbours by score, as codes.
+/// Each customer's list, as codes: their best `per_customer` never-bought products by
+/// score (ties: lower code), topped up from `popular` when fewer have a positive score.
 ///
-/// Per chunk of customers, one Polars query: history ⋈ neighbours on the product gives
-/// (candidate, weight) rows, candidate = customer × P + j; the customers' bought pairs are
-/// appended with [`BOUGHT_WEIGHT`], so one group-by both sums the scores and marks bought
-/// candidates (their sum stays negative) without an anti-join; then a sort by score
-/// descending, candidate ascending. Within one customer, candidate order is code order,
-/// the tie-break, so a single pass over the sorted rows takes each customer's best.
-fn score_customers(
+/// One pass per customer over a score row indexed by code, in parallel over customers:
+/// bought products are marked with [`BOUGHT_WEIGHT`], each history product adds its
+/// neighbours' fixed-point weights, and only the touched entries are ranked and cleared.
+fn rank_for_customers(
     purchases: &CustomerPurchases,
     similar: &SimilarProducts,
-    products: &ProductTable,
+    popular: &[u32],
     config: &RecommendConfig,
-    budgets: ChunkBudgets,
-) -> Result<Vec<Vec<u32>>, AnalyticsError> {
-    let customer_count = purchases.customers.len();
-    let mut lists = vec![Vec::new(); customer_count];
-    let neighbours = similar.neighbour_frame(config.neighbours)?;
-    if neighbours.height() == 0 || config.per_customer == 0 {
-        return Ok(lists);
-    }
-    let neighbour_count: Vec<u64> = (0..products.id.len())
-        .map(|code| similar.best(code, config.neighbours).len() as u64)
+) -> Vec<Vec<u32>> {
+    let product_count = similar.starts.len() - 1;
+    let neighbours: Vec<Range<usize>> = (0..product_count)
+        .map(|code| similar.best(code, config.neighbours))
         .collect();
-    let history = &purchases.history;
-    let history_codes = values::<UInt32Type>(&history.frame, "code")?;
-    // Rows a customer brings to the group-by: contributions plus bought pairs.
-    let grouped_rows = (0..customer_count).map(|customer| {
-        let contributions: u64 = history
-            .rows_of(customer)
-            .map(|row| neighbour_count[history_codes[row] as usize])
-            .sum();
-        contributions + purchases.bought.rows_of(customer).len() as u64
-    });
-    let p = products.id.len() as u64;
-    for customers in customer_chunks(grouped_rows, budgets.scoring_rows) {
-        let contributions = history
-            .slice(&customers)
-            .lazy()
-            .select([col("customer"), col("code").alias("i")])
-            .join(
-                neighbours.clone().lazy(),
-                [col("i")],
-                [col("i")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .select([
-                packed_key("customer", "j", p).alias("candidate"),
-                col("weight"),
-            ]);
-        let bought = purchases.bought.slice(&customers).lazy().select([
-            packed_key("customer", "code", p).alias("candidate"),
-            lit(BOUGHT_WEIGHT).alias("weight"),
-        ]);
-        let ranked = concat([contributions, bought], UnionArgs::default())?
-            .group_by([col("candidate")])
-            .agg([col("weight").sum().alias("score")])
-            .filter(col("score").gt(lit(0_i64)))
-            .sort_by_exprs(
-                [col("score"), col("candidate")],
-                SortMultipleOptions::default().with_order_descending_multi([true, false]),
-            )
-            .collect()?;
-        for candidate in values::<UInt64Type>(&ranked, "candidate")? {
-            let list = &mut lists[(candidate / p) as usize];
-            if list.len() < config.per_customer {
-                list.push((candidate % p) as u32);
+    let weights: Vec<i64> = similar
+        .cosine
+        .iter()
+        .map(|cosine| (cosine * WEIGHT_SCALE).round() as i64)
+        .collect();
+    let mut lists = vec![Vec::new(); purchases.customers.len()];
+    lists.par_iter_mut().enumerate().for_each_init(
+        || ScoreRow::new(product_count),
+        |row, (customer, list)| {
+            for &code in purchases.bought.codes_of(customer) {
+                row.add(code, BOUGHT_WEIGHT);
             }
-        }
-    }
-    Ok(lists)
+            for &product in purchases.history.codes_of(customer) {
+                for at in neighbours[product as usize].clone() {
+                    row.add(similar.similar[at], weights[at]);
+                }
+            }
+            row.best_into(list, config.per_customer);
+            // A short list took every positive score, so what scores zero is neither bought
+            // nor listed.
+            for &code in popular {
+                if list.len() >= config.per_customer {
+                    break;
+                }
+                if row.score[code as usize] == 0 {
+                    list.push(code);
+                }
+            }
+            row.clear();
+        },
+    );
+    lists
 }
 
-/// Tops up short lists with popular products the customer neither bought nor was given.
-fn fill_from_popular(
-    lists: &mut [Vec<u32>],
-    purchases: &CustomerPurchases,
-    popular: &[u32],
-    per_customer: usize,
-    product_count: usize,
-) {
-    // Marks of the current customer's bought and listed codes, cleared after each customer.
-    let mut taken = vec![false; product_count];
-    for (customer, list) in lists.iter_mut().enumerate() {
-        if list.len() >= per_customer {
-            continue;
+/// One customer's scores by product code, with the codes touched so far.
+struct ScoreRow {
+    score: Vec<i64>,
+    touched: Vec<u32>,
+    ranked: Vec<(Reverse<i64>, u32)>,
+}
+
+impl ScoreRow {
+    fn new(product_count: usize) -> Self {
+        ScoreRow {
+            score: vec![0; product_count],
+            touched: Vec::new(),
+            ranked: Vec::new(),
         }
-        let bought = purchases.bought_codes(customer);
-        for &code in bought.iter().chain(list.iter()) {
-            taken[code as usize] = true;
+    }
+
+    /// Adds a non-zero weight (a weight is at least 1: cos ≥ 1 / buyers ≫ 2^-40).
+    fn add(&mut self, code: u32, weight: i64) {
+        let score = &mut self.score[code as usize];
+        if *score == 0 {
+            self.touched.push(code);
         }
-        for &code in popular {
-            if list.len() >= per_customer {
-                break;
-            }
-            if !taken[code as usize] {
-                list.push(code);
-            }
+        *score += weight;
+    }
+
+    /// The best `limit` positive scores into `list`, by score descending, then code.
+    fn best_into(&mut self, list: &mut Vec<u32>, limit: usize) {
+        self.ranked.clear();
+        if limit == 0 {
+            return;
         }
-        for &code in bought.iter().chain(list.iter()) {
-            taken[code as usize] = false;
+        self.ranked.extend(
+            self.touched
+                .iter()
+                .filter(|&&code| self.score[code as usize] > 0)
+                .map(|&code| (Reverse(self.score[code as usize]), code)),
+        );
+        if self.ranked.len() > limit {
+            self.ranked.select_nth_unstable(limit - 1);
+            self.ranked.truncate(limit);
         }
+        self.ranked.sort_unstable();
+        list.extend(self.ranked.iter().map(|&(_, code)| code));
+    }
+
+    /// Back to all zeros, touching only what was touched.
+    fn clear(&mut self) {
+        for &code in &self.touched {
+            self.score[code as usize] = 0;
+        }
+        self.touched.clear();
     }
 }
 
@@ -1226,22 +1047,6 @@ mod tests {
         assert!(!fits_packed(i64::MIN, i64::MAX, 6) && fits_packed(-5, 1 << 40, 1 << 20));
     }
 
-    #[test]
-    fn chunking_does_not_change_the_result() {
-        // One customer per chunk.
-        let tiny = ChunkBudgets {
-            pair_rows: 1,
-            scoring_rows: 1,
-        };
-        let lines = six_customers();
-        let stock = everything_in_stock();
-        let expected = recommend(&lines, &stock, &config(3)).unwrap();
-        assert_eq!(
-            recommend_in_chunks(&lines, &stock, &config(3), tiny).unwrap(),
-            expected
-        );
-    }
-
     /// The method written out plainly (maps and loops), for random cross-checks.
     fn reference(
         basket: &BasketColumns,
@@ -1358,7 +1163,7 @@ mod tests {
     fn agrees_with_a_plain_implementation_on_random_baskets() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2003);
-        for round in 0..4 {
+        for round in 0..12 {
             let products = rng.random_range(3..15_i64);
             let mut lines = BasketColumns::default();
             for _ in 0..rng.random_range(0..300) {
@@ -1382,22 +1187,14 @@ mod tests {
                 neighbours: rng.random_range(0..6),
             };
             let expected = reference(&lines, &stock, &config);
-            let tiny = ChunkBudgets {
-                pair_rows: 7,
-                scoring_rows: 7,
-            };
-            for result in [
-                recommend(&lines, &stock, &config).unwrap(),
-                recommend_in_chunks(&lines, &stock, &config, tiny).unwrap(),
-            ] {
-                assert_eq!(result.customers, expected.customers, "round {round}");
-                assert_eq!(
-                    result.products, expected.products,
-                    "round {round} {config:?}"
-                );
-                assert_eq!(result.popular, expected.popular, "round {round}");
-                assert_eq!(result.related, expected.related, "round {round}");
-            }
+            let result = recommend(&lines, &stock, &config).unwrap();
+            assert_eq!(result.customers, expected.customers, "round {round}");
+            assert_eq!(
+                result.products, expected.products,
+                "round {round} {config:?}"
+            );
+            assert_eq!(result.popular, expected.popular, "round {round}");
+            assert_eq!(result.related, expected.related, "round {round}");
         }
     }
 
@@ -1452,37 +1249,25 @@ mod tests {
     #[test]
     fn pair_tally_dense_and_sparse_agree() {
         let product_count = 5;
-        // Packed pairs i × 5 + j: 1 = (0, 1), 3 = (0, 3), 7 = (1, 2), 19 = (3, 4).
-        let chunks: [(&[u64], &[u32]); 2] = [(&[1, 7, 19], &[2, 1, 1]), (&[7, 3], &[4, 1])];
+        let pairs = [(0, 1), (1, 2), (3, 4), (0, 1), (1, 2), (0, 3), (1, 2)];
         let mut dense = PairTally::new(product_count);
         let mut sparse = PairTally {
             product_count,
             counts: PairCounts::Sparse(HashMap::new()),
         };
         assert!(matches!(dense.counts, PairCounts::Dense(_)));
-        for (pairs, common) in chunks {
-            dense.add(pairs, common);
-            sparse.add(pairs, common);
+        for (first, second) in pairs {
+            dense.add(first, second);
+            sparse.add(first, second);
         }
         let rows = |tally: PairTally| {
-            let frame = tally.into_frame().unwrap();
-            let i = values::<UInt32Type>(&frame, "i").unwrap();
-            let j = values::<UInt32Type>(&frame, "j").unwrap();
-            let common = values::<UInt32Type>(&frame, "common").unwrap();
-            let mut rows: Vec<(u32, u32, u32)> =
-                (0..i.len()).map(|k| (i[k], j[k], common[k])).collect();
+            let mut rows = Vec::new();
+            tally.for_each(|i, j, common| rows.push((i, j, common)));
             rows.sort_unstable();
             rows
         };
-        let expected = vec![(0, 1, 2), (0, 3, 1), (1, 2, 5), (3, 4, 1)];
+        let expected = vec![(0, 1, 2), (0, 3, 1), (1, 2, 3), (3, 4, 1)];
         assert_eq!(rows(dense), expected);
         assert_eq!(rows(sparse), expected);
-    }
-
-    #[test]
-    fn chunks_respect_the_budget() {
-        let chunks = customer_chunks([3, 3, 3, 10, 1, 1].into_iter(), 6);
-        assert_eq!(chunks, vec![0..2, 2..3, 3..4, 4..6]);
-        assert!(customer_chunks(std::iter::empty(), 6).is_empty());
     }
 }
