@@ -647,16 +647,7 @@ fn rank_for_customers(
                 }
             }
             row.best_into(list, config.per_customer);
-            // A short list took every positive score, so what scores zero is neither bought
-            // nor listed.
-            for &code in popular {
-                if list.len() >= config.per_customer {
-                    break;
-                }
-                if row.score[code as usize] == 0 {
-                    list.push(code);
-                }
-            }
+            row.top_up(list, popular, config.per_customer);
             row.clear();
         },
     );
@@ -706,6 +697,16 @@ impl ScoreRow {
         }
         self.ranked.sort_unstable();
         list.extend(self.ranked.iter().map(|&(_, code)| code));
+    }
+
+    /// Fills `list` up to `limit` from `popular`, after [`ScoreRow::best_into`]: a short
+    /// list took every positive score, so a code that scores zero is neither bought nor
+    /// listed.
+    fn top_up(&self, list: &mut Vec<u32>, popular: &[u32], limit: usize) {
+        let free = popular
+            .iter()
+            .filter(|&&code| self.score[code as usize] == 0);
+        list.extend(free.take(limit.saturating_sub(list.len())));
     }
 
     /// Back to all zeros, touching only what was touched.
