@@ -18,7 +18,7 @@ use setia_analytics::{
 use setia_core::CustomerId;
 use setia_mail::winback::ScoredCustomer;
 use setia_store::analytics::ScoreRow;
-use setia_store::catalog::ProductSignals;
+use setia_store::catalog::{BasketInput, ProductSignals, PurchaseOwners};
 use setia_store::{Merchant, Store};
 
 /// The last instant of the local day `as_of` in the merchant's zone.
@@ -82,20 +82,44 @@ pub async fn run(
             gold_minor: program.gold_threshold_rupiah * 100,
         },
     };
+    // Whose each purchase is, which turns its order lines into the recommender's pairs.
+    let (owner_purchase, owner_customer) = (columns.purchase, columns.customer.clone());
     let purchases = PurchaseColumns {
         customer: columns.customer,
         occurred_at_micros: columns.occurred_at_us,
         amount_minor: columns.amount_minor,
     };
     let purchase_rows = purchases.len();
-    // Polars and the model fits are CPU work: keep them off the async runtime.
+    // Polars and the model fits are CPU work: keep them off the async runtime. The order
+    // lines are read meanwhile: the batch leaves a core idle much of the time, and the read
+    // is SQLite's work on threads of its own.
     let started = Instant::now();
-    let output = tokio::task::spawn_blocking(move || compute_metrics(&request, purchases, &points))
-        .await
-        .context("the metrics batch stopped")??;
+    let batch = async {
+        anyhow::Ok(
+            tokio::task::spawn_blocking(move || compute_metrics(&request, purchases, &points))
+                .await
+                .context("the metrics batch stopped")??,
+        )
+    };
+    let lines = async {
+        let owners = tokio::task::spawn_blocking(move || {
+            PurchaseOwners::new(&owner_purchase, &owner_customer)
+        });
+        let input = store
+            .basket_input(&merchant.id)
+            .await
+            .context("reading order lines")?;
+        let owners = owners
+            .await
+            .context("sorting the purchases by key stopped")?;
+        anyhow::Ok((input, owners, started.elapsed().as_secs_f64()))
+    };
+    let (output, lines) = tokio::join!(batch, lines);
+    let (output, (basket, owners, lines_read_seconds)) = (output?, lines?);
     let compute_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let (mut recommended, signals) = recommendations(store, merchant, until).await?;
+    let (mut recommended, signals) =
+        recommendations(merchant, basket, owners, lines_read_seconds).await?;
     let recommend_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let scores: Vec<ScoreRow> = output
@@ -215,33 +239,37 @@ async fn enter_winback(
 }
 
 /// Each customer's recommended products and the merchant's popular and "bought together"
-/// lists, from the order lines of countable purchases; nothing for a merchant without
-/// products.
+/// lists, from the order lines of countable purchases (those `owners` lists); nothing for a
+/// merchant without products.
 async fn recommendations(
-    store: &Arc<dyn Store>,
     merchant: &Merchant,
-    until: DateTime<Utc>,
+    input: BasketInput,
+    owners: PurchaseOwners,
+    lines_read_seconds: f64,
 ) -> anyhow::Result<(HashMap<i64, Vec<i64>>, Option<ProductSignals>)> {
-    let input = store
-        .basket_input(&merchant.id, until)
-        .await
-        .context("reading order lines")?;
     if input.product.is_empty() {
         return Ok((HashMap::new(), None));
     }
-    let basket = BasketColumns {
-        customer: input.line_customer,
-        product: input.line_product,
-    };
+    let started = Instant::now();
     let catalogue = CatalogueColumns {
         product: input.product,
         in_stock: input.in_stock,
     };
-    let found = tokio::task::spawn_blocking(move || {
-        recommend(&basket, &catalogue, &RecommendConfig::default())
+    let (found, lines) = tokio::task::spawn_blocking(move || {
+        let (customer, product) = owners.customers_of(input.line_purchase, input.line_product);
+        let basket = BasketColumns { customer, product };
+        let found = recommend(&basket, &catalogue, &RecommendConfig::default())?;
+        anyhow::Ok((found, basket.customer.len()))
     })
     .await
     .context("the recommender stopped")??;
+    tracing::debug!(
+        merchant = %merchant.id,
+        lines,
+        lines_read_seconds,
+        recommend_seconds = started.elapsed().as_secs_f64(),
+        "recommendations"
+    );
     let lists = found.customers.into_iter().zip(found.products).collect();
     Ok((
         lists,

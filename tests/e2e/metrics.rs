@@ -142,13 +142,24 @@ async fn purchase_columns_page_through_every_purchase(setia: Setia) {
             .unwrap()
             .with_timezone(&chrono::Utc)
     };
+    // Each purchase once, with its key: the nightly run finds the order lines' customers by it.
     let sorted = |columns: &setia_store::analytics::PurchaseColumns| {
-        let mut rows: Vec<(i64, i64, i64)> = (0..columns.customer.len())
+        assert_eq!(columns.purchase.len(), columns.customer.len());
+        let mut keys = columns.purchase.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            columns.purchase.len(),
+            "every purchase key once"
+        );
+        let mut rows: Vec<(i64, i64, i64, i64)> = (0..columns.customer.len())
             .map(|i| {
                 (
                     columns.customer[i],
                     columns.occurred_at_us[i],
                     columns.amount_minor[i],
+                    columns.purchase[i],
                 )
             })
             .collect();

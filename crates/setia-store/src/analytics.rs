@@ -9,8 +9,10 @@ use crate::StoreResult;
 
 /// One merchant's countable purchases as parallel columns: attributed, not sandbox, not
 /// refunded, at or before a cut-off. Columns, not rows, because a merchant may have millions.
+/// `purchase` is each purchase's key, which order lines name (see `catalog::PurchaseOwners`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurchaseColumns {
+    pub purchase: Vec<i64>,
     pub customer: Vec<i64>,
     pub occurred_at_us: Vec<i64>,
     pub amount_minor: Vec<i64>,

@@ -89,6 +89,7 @@ impl Analytics for ThisStore {
             if columns.customer.is_empty() {
                 columns = part;
             } else {
+                columns.purchase.extend_from_slice(&part.purchase);
                 columns.customer.extend_from_slice(&part.customer);
                 columns
                     .occurred_at_us

@@ -664,12 +664,8 @@ impl Catalog for ThisStore {
         lines_of(&mut conn, merchant, "purchase_id", purchase).await
     }
 
-    async fn basket_input(
-        &self,
-        merchant: &MerchantId,
-        until: DateTime<Utc>,
-    ) -> StoreResult<BasketInput> {
-        let (line_customer, line_product) = self.read_basket_lines(merchant, micros(until)).await?;
+    async fn basket_input(&self, merchant: &MerchantId) -> StoreResult<BasketInput> {
+        let (line_purchase, line_product) = self.read_basket_lines(merchant).await?;
         let catalogue: Vec<(i64, bool)> =
             sqlx::query_as("SELECT id, in_stock FROM products WHERE merchant_id = $1 ORDER BY id")
                 .bind(merchant.as_str())
@@ -677,7 +673,7 @@ impl Catalog for ThisStore {
                 .await?;
         let (product, in_stock) = catalogue.into_iter().unzip();
         Ok(BasketInput {
-            line_customer,
+            line_purchase,
             line_product,
             product,
             in_stock,

@@ -212,12 +212,6 @@ async fn record_webhook_group(
     Ok(outcomes)
 }
 
-fn packed_integers(text: Option<&str>, rows: i64, column: &str) -> StoreResult<Vec<i64>> {
-    let mut values = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
-    append_integers(&mut values, text, rows, column)?;
-    Ok(values)
-}
-
 /// Appends the `rows` comma-separated decimal integers of `text` to `values`.
 fn append_integers(
     values: &mut Vec<i64>,
@@ -300,7 +294,7 @@ impl PurchaseReader {
                 break;
             }
             let start = columns.customer.len();
-            let ids = packed_integers(ids.as_deref(), rows, "purchases.id")?;
+            append_integers(&mut columns.purchase, ids.as_deref(), rows, "purchases.id")?;
             append_integers(
                 &mut columns.customer,
                 customers.as_deref(),
@@ -319,11 +313,11 @@ impl PurchaseReader {
                 rows,
                 "purchases.amount_minor",
             )?;
-            for (i, id) in ids.into_iter().enumerate() {
+            for i in start..columns.purchase.len() {
                 let key = (
-                    columns.customer[start + i],
-                    columns.occurred_at_us[start + i],
-                    id,
+                    columns.customer[i],
+                    columns.occurred_at_us[i],
+                    columns.purchase[i],
                 );
                 after = after.max(key);
             }
@@ -339,19 +333,15 @@ impl PurchaseReader {
 const BASKET_CHUNK: i64 = 200_000;
 
 impl PostgresStore {
-    /// The line of every countable purchase for the recommender, as (customer, product), in
-    /// chunks of whole columns, as `PurchaseReader` reads purchases: the driver's per-row
+    /// Every line of the merchant's purchases as (purchase, product), in purchase-key order,
+    /// in chunks of whole columns, as `PurchaseReader` reads purchases: the driver's per-row
     /// cost is paid once per chunk. A chunk is a range of purchase keys holding about
-    /// `BASKET_CHUNK` lines, found first from the lines' index alone. Both tables are then
-    /// bounded by plain key ranges, so no plan (even one made before the tables have
-    /// statistics, as right after an import) reads more than the chunk. The two aggregates
-    /// of one row are fed the same rows in the same order, so their entries line up.
-    async fn read_basket_lines(
-        &self,
-        merchant: &MerchantId,
-        until_us: i64,
-    ) -> StoreResult<(Vec<i64>, Vec<i64>)> {
-        let (mut customers, mut products) = (Vec::new(), Vec::new());
+    /// `BASKET_CHUNK` lines, found first from the lines' index alone, then read as a plain
+    /// key range of that index, so no plan (even one made before the table has statistics,
+    /// as right after an import) reads more than the chunk. Both aggregates are ordered
+    /// alike, so their entries line up.
+    async fn read_basket_lines(&self, merchant: &MerchantId) -> StoreResult<(Vec<i64>, Vec<i64>)> {
+        let (mut purchases, mut products) = (Vec::new(), Vec::new());
         let mut after = 0_i64;
         loop {
             // The purchase of the chunk's last line; None when fewer lines remain.
@@ -365,29 +355,25 @@ impl PostgresStore {
             .fetch_optional(&self.pool)
             .await?;
             let upto = boundary.unwrap_or(i64::MAX);
-            let (rows, chunk_customers, chunk_products) =
+            let (rows, chunk_purchases, chunk_products) =
                 sqlx::query_as::<_, (i64, Option<String>, Option<String>)>(
-                    "SELECT count(*), string_agg(CAST(p.customer_id AS TEXT), ','), \
-                     string_agg(CAST(l.product_id AS TEXT), ',') \
-                     FROM order_lines l JOIN purchases p ON p.id = l.purchase_id \
-                     WHERE l.merchant_id = $1 AND l.purchase_id > $2 AND l.purchase_id <= $3 \
-                     AND p.id > $2 AND p.id <= $3 \
-                     AND p.merchant_id = $1 AND p.customer_id IS NOT NULL \
-                     AND p.sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = $1) \
-                     AND p.refunded_at_us IS NULL AND p.occurred_at_us <= $4",
+                    "SELECT count(*), \
+                     string_agg(CAST(purchase_id AS TEXT), ',' ORDER BY purchase_id, id), \
+                     string_agg(CAST(product_id AS TEXT), ',' ORDER BY purchase_id, id) \
+                     FROM order_lines \
+                     WHERE merchant_id = $1 AND purchase_id > $2 AND purchase_id <= $3",
                 )
                 .bind(merchant.as_str())
                 .bind(after)
                 .bind(upto)
-                .bind(until_us)
                 .fetch_one(&self.pool)
                 .await?;
             if rows > 0 {
                 append_integers(
-                    &mut customers,
-                    chunk_customers.as_deref(),
+                    &mut purchases,
+                    chunk_purchases.as_deref(),
                     rows,
-                    "purchases.customer_id",
+                    "order_lines.purchase_id",
                 )?;
                 append_integers(
                     &mut products,
@@ -401,7 +387,7 @@ impl PostgresStore {
                 None => break,
             }
         }
-        Ok((customers, products))
+        Ok((purchases, products))
     }
 }
 

@@ -411,14 +411,9 @@ impl PurchaseReader {
         after_customer: i64,
         upto_customer: i64,
     ) -> rusqlite::Result<crate::analytics::PurchaseColumns> {
-        use rusqlite::OpenFlags;
-        let connection = rusqlite::Connection::open_with_flags(
-            self.path.as_path(),
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(Duration::from_secs(10))?;
+        let connection = read_only(self.path.as_path())?;
         let mut statement = connection.prepare(
-            "SELECT customer_id, occurred_at_us, amount_minor FROM purchases \
+            "SELECT id, customer_id, occurred_at_us, amount_minor FROM purchases \
              WHERE merchant_id = ?1 AND customer_id > ?3 AND customer_id <= ?4 \
              AND sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = ?1) \
              AND refunded_at_us IS NULL AND occurred_at_us <= ?2 \
@@ -432,55 +427,53 @@ impl PurchaseReader {
         ])?;
         let mut columns = crate::analytics::PurchaseColumns::default();
         while let Some(row) = rows.next()? {
-            columns.customer.push(row.get(0)?);
-            columns.occurred_at_us.push(row.get(1)?);
-            columns.amount_minor.push(row.get(2)?);
+            columns.purchase.push(row.get(0)?);
+            columns.customer.push(row.get(1)?);
+            columns.occurred_at_us.push(row.get(2)?);
+            columns.amount_minor.push(row.get(3)?);
         }
         Ok(columns)
     }
 }
 
-/// The line of every countable purchase for the recommender, as (customer, product), read
-/// with rusqlite for the reason `PurchaseReader` is: ten million lines are all per-row cost.
-/// The lines drive the join (CROSS JOIN keeps them outside), read from their purchase index
-/// alone in purchase order, so each purchase is a lookup near the one before.
-fn read_basket_blocking(
-    path: &std::path::Path,
-    merchant: &str,
-    until_us: i64,
-) -> rusqlite::Result<(Vec<i64>, Vec<i64>)> {
+fn read_only(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let connection = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(Duration::from_secs(10))?;
+    Ok(connection)
+}
+
+/// Every line of the merchant's purchases as (purchase, product), in purchase-key order, for
+/// the recommender: read with rusqlite for the reason `PurchaseReader` is (ten million lines
+/// are all per-row cost), from the lines' purchase index alone. Which purchases count is
+/// known from `purchase_columns`; joining the purchases here looked each line's purchase up
+/// by key, one B-tree descent per line, and took twice as long as this read at 10 M lines.
+fn read_basket_blocking(
+    path: &std::path::Path,
+    merchant: &str,
+) -> rusqlite::Result<(Vec<i64>, Vec<i64>)> {
+    let connection = read_only(path)?;
     let mut statement = connection.prepare(
-        "SELECT p.customer_id, l.product_id FROM order_lines l CROSS JOIN purchases p \
-         ON p.id = l.purchase_id \
-         WHERE l.merchant_id = ?1 AND l.purchase_id IS NOT NULL \
-         AND p.merchant_id = ?1 AND p.customer_id IS NOT NULL \
-         AND p.sandbox = (SELECT m.sandbox FROM merchants m WHERE m.id = ?1) \
-         AND p.refunded_at_us IS NULL AND p.occurred_at_us <= ?2",
+        "SELECT purchase_id, product_id FROM order_lines \
+         WHERE merchant_id = ?1 AND purchase_id IS NOT NULL ORDER BY purchase_id",
     )?;
-    let mut rows = statement.query(rusqlite::params![merchant, until_us])?;
-    let (mut customers, mut products) = (Vec::new(), Vec::new());
+    let mut rows = statement.query([merchant])?;
+    let (mut purchases, mut products) = (Vec::new(), Vec::new());
     while let Some(row) = rows.next()? {
-        customers.push(row.get(0)?);
+        purchases.push(row.get(0)?);
         products.push(row.get(1)?);
     }
-    Ok((customers, products))
+    Ok((purchases, products))
 }
 
 impl SqliteStore {
-    async fn read_basket_lines(
-        &self,
-        merchant: &MerchantId,
-        until_us: i64,
-    ) -> StoreResult<(Vec<i64>, Vec<i64>)> {
+    async fn read_basket_lines(&self, merchant: &MerchantId) -> StoreResult<(Vec<i64>, Vec<i64>)> {
         let path = Arc::clone(&self.path);
         let merchant = merchant.as_str().to_owned();
-        tokio::task::spawn_blocking(move || read_basket_blocking(&path, &merchant, until_us))
+        tokio::task::spawn_blocking(move || read_basket_blocking(&path, &merchant))
             .await
             .map_err(|error| sqlx::Error::Protocol(format!("the basket reader stopped: {error}")))?
             .map_err(StoreError::from)
