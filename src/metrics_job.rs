@@ -91,8 +91,8 @@ pub async fn run(
     };
     let purchase_rows = purchases.len();
     // Polars and the model fits are CPU work: keep them off the async runtime. The order
-    // lines are read meanwhile: the batch leaves a core idle much of the time, and the read
-    // is SQLite's work on threads of its own.
+    // lines are read meanwhile, on a thread of their own: the batch leaves a core idle much
+    // of the time.
     let started = Instant::now();
     let batch = async {
         anyhow::Ok(
@@ -102,16 +102,20 @@ pub async fn run(
         )
     };
     let lines = async {
-        let owners = tokio::task::spawn_blocking(move || {
-            PurchaseOwners::new(&owner_purchase, &owner_customer)
-        });
         let input = store
             .basket_input(&merchant.id)
             .await
             .context("reading order lines")?;
-        let owners = owners
+        // A merchant without products has no lines to place: no purchases to sort.
+        let owners = if input.product.is_empty() {
+            PurchaseOwners::default()
+        } else {
+            tokio::task::spawn_blocking(move || {
+                PurchaseOwners::new(&owner_purchase, &owner_customer)
+            })
             .await
-            .context("sorting the purchases by key stopped")?;
+            .context("sorting the purchases by key stopped")?
+        };
         anyhow::Ok((input, owners, started.elapsed().as_secs_f64()))
     };
     let (output, lines) = tokio::join!(batch, lines);
