@@ -43,10 +43,6 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::ops::Range;
 
-use polars::prelude::{
-    col, concat, len, lit, Column, DataFrame, DataType, Int64Type, IntoLazy, JoinArgs, JoinType,
-    PolarsNumericType, SortMultipleOptions, UInt32Type, UInt64Type, UnionArgs,
-};
 use rayon::prelude::*;
 
 use crate::error::AnalyticsError;
@@ -146,7 +142,7 @@ pub fn recommend(
         });
     }
 
-    let (pairs, products) = distinct_pairs_and_products(basket, catalogue)?;
+    let (pairs, products) = distinct_pairs_and_products(basket, catalogue);
     let popular: Vec<u32> = products.popular().collect();
     let purchases = CustomerPurchases::build(pairs, config.max_history.min(MAX_HISTORY));
 
@@ -199,143 +195,189 @@ struct PairColumns {
     lines: Vec<u32>,
 }
 
-/// Collapses the lines to distinct (customer, product) pairs and builds the product table.
+/// Collapses the lines to distinct (customer, product) pairs and builds the product table:
+/// each line becomes a key (one packed u64, or a (customer, index) pair when the customers
+/// are too far apart to pack), the keys are sorted in parallel, and each run of equal keys
+/// is one pair with its number of lines.
 fn distinct_pairs_and_products(
     basket: &BasketColumns,
     catalogue: &CatalogueColumns,
-) -> Result<(PairColumns, ProductTable), AnalyticsError> {
-    let lines = DataFrame::new(
-        basket.customer.len(),
-        vec![
-            Column::new("customer".into(), basket.customer.as_slice()),
-            Column::new("product".into(), basket.product.as_slice()),
-        ],
-    )?
-    .lazy();
-    let listed = DataFrame::new(
-        catalogue.product.len(),
-        vec![
-            Column::new("product".into(), catalogue.product.as_slice()),
-            Column::new("in_stock".into(), catalogue.in_stock.as_slice()),
-        ],
-    )?
-    .lazy();
-    // Every known product, numbered by id ("index"). A bought product missing from the
-    // catalogue is known, but not in stock.
-    let bought = lines
-        .clone()
-        .select([col("product"), lit(false).alias("in_stock")]);
-    let known = concat([listed, bought], UnionArgs::default())?
-        .group_by([col("product")])
-        .agg([col("in_stock").max()])
-        .sort(["product"], SortMultipleOptions::default())
-        .with_row_index("index", None)
-        .collect()?;
-    let product_count = known.height() as u64;
-    let indexed = lines.join(
-        known.clone().lazy().select([col("product"), col("index")]),
-        [col("product")],
-        [col("product")],
-        JoinArgs::new(JoinType::Inner),
-    );
-
+) -> (PairColumns, ProductTable) {
+    let known = KnownProducts::new(basket, catalogue);
+    let product_count = known.id.len() as u64;
+    let lines = basket
+        .customer
+        .iter()
+        .copied()
+        .zip(basket.product.iter().copied());
     let customer_range = basket
         .customer
         .iter()
         .min()
         .zip(basket.customer.iter().max());
-    let (pairs, index) = match customer_range {
+    let mut pairs = PairColumns {
+        customer: Vec::new(),
+        code: Vec::new(),
+        lines: Vec::new(),
+    };
+    let mut push_run = |customer: i64, index: u32, run: usize| {
+        pairs.customer.push(customer);
+        pairs.code.push(index);
+        pairs.lines.push(u32::try_from(run).unwrap_or(u32::MAX));
+    };
+    match customer_range {
         Some((&first, &last)) if fits_packed(first, last, product_count) => {
-            // One u64 key, (customer offset) × P + index, sorts and groups much faster than
-            // two key columns, and a group-by on a sorted key needs no hash table.
-            let pairs = indexed
-                .select([((col("customer") - lit(first)).cast(DataType::UInt64)
-                    * lit(product_count)
-                    + col("index").cast(DataType::UInt64))
-                .alias("key")])
-                .sort(["key"], SortMultipleOptions::default())
-                .group_by_stable([col("key")])
-                .agg([len().alias("lines")])
-                .collect()?;
-            let keys = values::<UInt64Type>(&pairs, "key")?;
-            let pair_columns = PairColumns {
-                customer: keys
-                    .iter()
-                    .map(|key| first + (key / product_count) as i64)
-                    .collect(),
-                code: keys
-                    .iter()
-                    .map(|key| (key % product_count) as u32)
-                    .collect(),
-                lines: values::<UInt32Type>(&pairs, "lines")?,
-            };
-            (
-                pair_columns,
-                pairs
-                    .lazy()
-                    .select([(col("key") % lit(product_count)).alias("index")]),
-            )
+            // One u64 key, (customer offset) × P + index, sorts much faster than two.
+            let mut keys: Vec<u64> = lines
+                .map(|(customer, product)| {
+                    (customer - first) as u64 * product_count + u64::from(known.index(product))
+                })
+                .collect();
+            keys.par_sort_unstable();
+            for_each_run(&keys, |key, run| {
+                let customer = first + (key / product_count) as i64;
+                push_run(customer, (key % product_count) as u32, run);
+            });
         }
         _ => {
-            let pairs = indexed
-                .group_by([col("customer"), col("index")])
-                .agg([len().alias("lines")])
-                .sort_by_exprs(
-                    [col("customer"), col("index")],
-                    SortMultipleOptions::default(),
-                )
-                .collect()?;
-            let pair_columns = PairColumns {
-                customer: values::<Int64Type>(&pairs, "customer")?,
-                code: values::<UInt32Type>(&pairs, "index")?,
-                lines: values::<UInt32Type>(&pairs, "lines")?,
-            };
-            (pair_columns, pairs.lazy().select([col("index")]))
+            let mut keys: Vec<(i64, u32)> = lines
+                .map(|(customer, product)| (customer, known.index(product)))
+                .collect();
+            keys.par_sort_unstable();
+            for_each_run(&keys, |(customer, index), run| {
+                push_run(customer, index, run)
+            });
         }
-    };
-    let buyers = index
-        .group_by([col("index")])
-        .agg([len().alias("buyers")])
-        .with_column(col("index").cast(DataType::UInt32));
-
-    let table = known
-        .lazy()
-        .join(
-            buyers,
-            [col("index")],
-            [col("index")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(
-            col("buyers")
-                .fill_null(lit(0))
-                .cast(DataType::UInt32)
-                .alias("buyers"),
-        )
-        .sort_by_exprs(
-            [col("buyers"), col("product")],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
-        .with_row_index("code", None)
-        .collect()?;
-    // The pairs carry the product's index (id order) so far; renumber them by code.
-    let mut code_of_index = vec![0_u32; table.height()];
-    for (code, index) in values::<UInt32Type>(&table, "index")?
-        .into_iter()
-        .enumerate()
-    {
+    }
+    let mut buyers = vec![0_u32; known.id.len()];
+    for &index in &pairs.code {
+        buyers[index as usize] += 1;
+    }
+    // Codes: most buyers first, then lower id (indexes are in id order).
+    let mut by_code: Vec<u32> = (0..known.id.len() as u32).collect();
+    by_code.sort_unstable_by_key(|&index| (Reverse(buyers[index as usize]), index));
+    let mut code_of_index = vec![0_u32; by_code.len()];
+    for (code, &index) in by_code.iter().enumerate() {
         code_of_index[index as usize] = code as u32;
     }
-    let mut pairs = pairs;
     for code in &mut pairs.code {
         *code = code_of_index[*code as usize];
     }
     let products = ProductTable {
-        id: values::<Int64Type>(&table, "product")?,
-        in_stock: bool_values(&table, "in_stock")?,
-        buyers: values::<UInt32Type>(&table, "buyers")?,
+        id: by_code
+            .iter()
+            .map(|&index| known.id[index as usize])
+            .collect(),
+        in_stock: by_code
+            .iter()
+            .map(|&index| known.in_stock[index as usize])
+            .collect(),
+        buyers: by_code
+            .iter()
+            .map(|&index| buyers[index as usize])
+            .collect(),
     };
-    Ok((pairs, products))
+    (pairs, products)
+}
+
+/// Calls `visit(key, run length)` for each run of equal keys of a sorted slice.
+fn for_each_run<K: Copy + PartialEq>(keys: &[K], mut visit: impl FnMut(K, usize)) {
+    let mut start = 0;
+    while start < keys.len() {
+        let key = keys[start];
+        let end = start
+            + keys[start..]
+                .iter()
+                .take_while(|&&other| other == key)
+                .count();
+        visit(key, end - start);
+        start = end;
+    }
+}
+
+/// Product ids spanning at most this many values are indexed by a table (4 bytes each).
+const DENSE_PRODUCT_SPAN: i128 = 1 << 24;
+
+/// Every product the catalogue lists or a line names, in id order ("index"), with whether
+/// it is in stock: listed as in stock at least once. A bought product missing from the
+/// catalogue is known, but not in stock.
+struct KnownProducts {
+    id: Vec<i64>,
+    in_stock: Vec<bool>,
+    index: ProductIndex,
+}
+
+enum ProductIndex {
+    /// Ids within a small span (the store's keys, as a rule): `index[id - first]`.
+    Dense {
+        first: i64,
+        index: Vec<u32>,
+    },
+    Sparse(HashMap<i64, u32>),
+}
+
+impl KnownProducts {
+    fn new(basket: &BasketColumns, catalogue: &CatalogueColumns) -> KnownProducts {
+        const KNOWN: u32 = 1;
+        const IN_STOCK: u32 = 2;
+        let listed = catalogue.product.iter().copied().zip(
+            catalogue
+                .in_stock
+                .iter()
+                .map(|&in_stock| KNOWN | if in_stock { IN_STOCK } else { 0 }),
+        );
+        let entries = listed.chain(basket.product.iter().map(|&product| (product, KNOWN)));
+        let ids = catalogue.product.iter().chain(&basket.product);
+        let (mut id, mut in_stock) = (Vec::new(), Vec::new());
+        let index = match ids.clone().min().zip(ids.max()) {
+            Some((&first, &last)) if i128::from(last) - i128::from(first) < DENSE_PRODUCT_SPAN => {
+                // The flags first, then each known slot's index in their place.
+                let mut slots = vec![0_u32; (last - first) as usize + 1];
+                for (product, flags) in entries {
+                    slots[(product - first) as usize] |= flags;
+                }
+                for (offset, slot) in slots.iter_mut().enumerate() {
+                    if *slot != 0 {
+                        id.push(first + offset as i64);
+                        in_stock.push(*slot & IN_STOCK != 0);
+                        *slot = (id.len() - 1) as u32;
+                    }
+                }
+                ProductIndex::Dense {
+                    first,
+                    index: slots,
+                }
+            }
+            _ => {
+                let mut flags: HashMap<i64, u32> = HashMap::new();
+                for (product, flag) in entries {
+                    *flags.entry(product).or_insert(0) |= flag;
+                }
+                let mut sorted: Vec<(i64, u32)> = flags.into_iter().collect();
+                sorted.sort_unstable();
+                let mut index = HashMap::with_capacity(sorted.len());
+                for (position, (product, flag)) in sorted.into_iter().enumerate() {
+                    id.push(product);
+                    in_stock.push(flag & IN_STOCK != 0);
+                    index.insert(product, position as u32);
+                }
+                ProductIndex::Sparse(index)
+            }
+        };
+        KnownProducts {
+            id,
+            in_stock,
+            index,
+        }
+    }
+
+    /// The index of a product of the basket or the catalogue.
+    fn index(&self, product: i64) -> u32 {
+        match &self.index {
+            ProductIndex::Dense { first, index } => index[(product - first) as usize],
+            ProductIndex::Sparse(index) => index[&product],
+        }
+    }
 }
 
 /// Whether (customer − first) × products + index fits a u64 key for every customer in
@@ -718,34 +760,6 @@ impl ScoreRow {
     }
 }
 
-fn column_values<'a>(frame: &'a DataFrame, name: &str) -> Result<&'a Column, AnalyticsError> {
-    let column = frame.column(name)?;
-    if column.null_count() > 0 {
-        return Err(AnalyticsError::Internal(format!("column {name} has nulls")));
-    }
-    Ok(column)
-}
-
-/// A column's values cast to `T`; the column must hold no nulls.
-fn values<T: PolarsNumericType>(
-    frame: &DataFrame,
-    name: &str,
-) -> Result<Vec<T::Native>, AnalyticsError> {
-    let column = column_values(frame, name)?.cast(&T::get_static_dtype())?;
-    Ok(column
-        .as_materialized_series()
-        .unpack::<T>()?
-        .into_no_null_iter()
-        .collect())
-}
-
-fn bool_values(frame: &DataFrame, name: &str) -> Result<Vec<bool>, AnalyticsError> {
-    Ok(values::<UInt32Type>(frame, name)?
-        .into_iter()
-        .map(|value| value != 0)
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1046,6 +1060,50 @@ mod tests {
         assert_eq!(result.popular, expected.popular);
         assert_eq!(result.related, expected.related);
         assert!(!fits_packed(i64::MIN, i64::MAX, 6) && fits_packed(-5, 1 << 40, 1 << 20));
+    }
+
+    #[test]
+    fn product_ids_too_far_apart_for_a_table_give_the_same_result() {
+        // Increasing, so the ids keep their order and every tie-break its outcome.
+        let far = |product: i64| match product {
+            A => i64::MIN,
+            F => i64::MAX,
+            other => other * 1_000_000_007,
+        };
+        let mut spread = six_customers();
+        for product in &mut spread.product {
+            *product = far(*product);
+        }
+        let mut stock = everything_in_stock();
+        for product in &mut stock.product {
+            *product = far(*product);
+        }
+        let expected = recommend(&six_customers(), &everything_in_stock(), &config(3)).unwrap();
+        let result = recommend(&spread, &stock, &config(3)).unwrap();
+        assert!(matches!(
+            KnownProducts::new(&spread, &stock).index,
+            ProductIndex::Sparse(_)
+        ));
+        let far_all = |ids: &[i64]| ids.iter().map(|&id| far(id)).collect::<Vec<_>>();
+        assert_eq!(result.customers, expected.customers);
+        assert_eq!(
+            result.products,
+            expected
+                .products
+                .iter()
+                .map(|list| far_all(list))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(result.popular, far_all(&expected.popular));
+        let far_related: Vec<(i64, Vec<(i64, f64)>)> = expected
+            .related
+            .iter()
+            .map(|(product, list)| {
+                let list = list.iter().map(|&(other, cos)| (far(other), cos)).collect();
+                (far(*product), list)
+            })
+            .collect();
+        assert_eq!(result.related, far_related);
     }
 
     /// The method written out plainly (maps and loops), for random cross-checks.
