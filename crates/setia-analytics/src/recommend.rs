@@ -234,9 +234,9 @@ fn distinct_pairs_and_products(
                 })
                 .collect();
             keys.par_sort_unstable();
-            for_each_run(&keys, |key, run| {
+            for_each_run(&keys, |key, rows| {
                 let customer = first + (key / product_count) as i64;
-                push_run(customer, (key % product_count) as u32, run);
+                push_run(customer, (key % product_count) as u32, rows.len());
             });
         }
         _ => {
@@ -244,8 +244,8 @@ fn distinct_pairs_and_products(
                 .map(|(customer, product)| (customer, known.index(product)))
                 .collect();
             keys.par_sort_unstable();
-            for_each_run(&keys, |(customer, index), run| {
-                push_run(customer, index, run)
+            for_each_run(&keys, |(customer, index), rows| {
+                push_run(customer, index, rows.len())
             });
         }
     }
@@ -280,8 +280,8 @@ fn distinct_pairs_and_products(
     (pairs, products)
 }
 
-/// Calls `visit(key, run length)` for each run of equal keys of a sorted slice.
-fn for_each_run<K: Copy + PartialEq>(keys: &[K], mut visit: impl FnMut(K, usize)) {
+/// Calls `visit(key, rows)` for each run of equal keys of a sorted slice.
+fn for_each_run<K: Copy + PartialEq>(keys: &[K], mut visit: impl FnMut(K, Range<usize>)) {
     let mut start = 0;
     while start < keys.len() {
         let key = keys[start];
@@ -290,7 +290,7 @@ fn for_each_run<K: Copy + PartialEq>(keys: &[K], mut visit: impl FnMut(K, usize)
                 .iter()
                 .take_while(|&&other| other == key)
                 .count();
-        visit(key, end - start);
+        visit(key, start..end);
         start = end;
     }
 }
@@ -426,28 +426,20 @@ impl CustomerPurchases {
         let mut history_codes = Vec::new();
         let mut history_starts = Vec::new();
         let mut run = Vec::new();
-        let mut start = 0;
-        while start < customer_ids.len() {
-            let customer = customer_ids[start];
-            let end = start
-                + customer_ids[start..]
-                    .iter()
-                    .take_while(|&&id| id == customer)
-                    .count();
+        for_each_run(&customer_ids, |customer, rows| {
             customers.push(customer);
-            bought_starts.push(start);
+            bought_starts.push(rows.start);
             history_starts.push(history_codes.len());
-            if end - start <= max_history {
-                history_codes.extend_from_slice(&codes[start..end]);
+            if rows.len() <= max_history {
+                history_codes.extend_from_slice(&codes[rows]);
             } else {
                 run.clear();
-                run.extend(start..end);
+                run.extend(rows);
                 run.sort_by_key(|&row| Reverse(lines[row]));
                 run.truncate(max_history);
                 history_codes.extend(run.iter().map(|&row| codes[row]));
             }
-            start = end;
-        }
+        });
         bought_starts.push(codes.len());
         history_starts.push(history_codes.len());
 
