@@ -122,8 +122,7 @@ pub async fn run(
     let (output, (basket, owners, lines_read_seconds)) = (output?, lines?);
     let compute_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let (mut recommended, signals) =
-        recommendations(merchant, basket, owners, lines_read_seconds).await?;
+    let (mut recommended, signals) = recommendations(merchant, basket, owners).await?;
     let recommend_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let scores: Vec<ScoreRow> = output
@@ -174,6 +173,7 @@ pub async fn run(
         customers,
         read_seconds,
         compute_seconds,
+        lines_read_seconds,
         recommend_seconds,
         save_seconds,
         "metrics run"
@@ -249,7 +249,6 @@ async fn recommendations(
     merchant: &Merchant,
     input: BasketInput,
     owners: PurchaseOwners,
-    lines_read_seconds: f64,
 ) -> anyhow::Result<(HashMap<i64, Vec<i64>>, Option<ProductSignals>)> {
     if input.product.is_empty() {
         return Ok((HashMap::new(), None));
@@ -270,7 +269,6 @@ async fn recommendations(
     tracing::debug!(
         merchant = %merchant.id,
         lines,
-        lines_read_seconds,
         recommend_seconds = started.elapsed().as_secs_f64(),
         "recommendations"
     );

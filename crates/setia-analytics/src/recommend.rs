@@ -40,7 +40,7 @@
 //! input always gives the same output, on any machine and any number of threads.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -234,19 +234,19 @@ fn distinct_pairs_and_products(
                 })
                 .collect();
             keys.par_sort_unstable();
-            for_each_run(&keys, |key, rows| {
-                let customer = first + (key / product_count) as i64;
-                push_run(customer, (key % product_count) as u32, rows.len());
-            });
+            for run in keys.chunk_by(|a, b| a == b) {
+                let customer = first + (run[0] / product_count) as i64;
+                push_run(customer, (run[0] % product_count) as u32, run.len());
+            }
         }
         _ => {
             let mut keys: Vec<(i64, u32)> = lines
                 .map(|(customer, product)| (customer, known.index(product)))
                 .collect();
             keys.par_sort_unstable();
-            for_each_run(&keys, |(customer, index), rows| {
-                push_run(customer, index, rows.len())
-            });
+            for run in keys.chunk_by(|a, b| a == b) {
+                push_run(run[0].0, run[0].1, run.len());
+            }
         }
     }
     let mut buyers = vec![0_u32; known.id.len()];
@@ -278,21 +278,6 @@ fn distinct_pairs_and_products(
             .collect(),
     };
     (pairs, products)
-}
-
-/// Calls `visit(key, rows)` for each run of equal keys of a sorted slice.
-fn for_each_run<K: Copy + PartialEq>(keys: &[K], mut visit: impl FnMut(K, Range<usize>)) {
-    let mut start = 0;
-    while start < keys.len() {
-        let key = keys[start];
-        let end = start
-            + keys[start..]
-                .iter()
-                .take_while(|&&other| other == key)
-                .count();
-        visit(key, start..end);
-        start = end;
-    }
 }
 
 /// Product ids spanning at most this many values are indexed by a table (4 bytes each).
@@ -349,14 +334,12 @@ impl KnownProducts {
                 }
             }
             _ => {
-                let mut flags: HashMap<i64, u32> = HashMap::new();
+                let mut flags: BTreeMap<i64, u32> = BTreeMap::new();
                 for (product, flag) in entries {
                     *flags.entry(product).or_insert(0) |= flag;
                 }
-                let mut sorted: Vec<(i64, u32)> = flags.into_iter().collect();
-                sorted.sort_unstable();
-                let mut index = HashMap::with_capacity(sorted.len());
-                for (position, (product, flag)) in sorted.into_iter().enumerate() {
+                let mut index = HashMap::with_capacity(flags.len());
+                for (position, (product, flag)) in flags.into_iter().enumerate() {
                     id.push(product);
                     in_stock.push(flag & IN_STOCK != 0);
                     index.insert(product, position as u32);
@@ -426,8 +409,11 @@ impl CustomerPurchases {
         let mut history_codes = Vec::new();
         let mut history_starts = Vec::new();
         let mut run = Vec::new();
-        for_each_run(&customer_ids, |customer, rows| {
-            customers.push(customer);
+        let mut end = 0;
+        for same_customer in customer_ids.chunk_by(|a, b| a == b) {
+            let rows = end..end + same_customer.len();
+            end = rows.end;
+            customers.push(same_customer[0]);
             bought_starts.push(rows.start);
             history_starts.push(history_codes.len());
             if rows.len() <= max_history {
@@ -439,7 +425,7 @@ impl CustomerPurchases {
                 run.truncate(max_history);
                 history_codes.extend(run.iter().map(|&row| codes[row]));
             }
-        });
+        }
         bought_starts.push(codes.len());
         history_starts.push(history_codes.len());
 

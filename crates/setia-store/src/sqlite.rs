@@ -436,6 +436,7 @@ impl PurchaseReader {
     }
 }
 
+/// A read-only rusqlite connection of its own, for the bulk reads that bypass sqlx.
 fn read_only(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let connection = rusqlite::Connection::open_with_flags(
