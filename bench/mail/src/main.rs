@@ -31,6 +31,10 @@ use setia_mail::{schedule, Enqueued, MailConfig, Mailer, Prepared};
 use setia_store::engagement::NewFeedbackRequest;
 use setia_store::{ImportMessage, NewMerchant, PageRequest, Store};
 
+/// setia's own allocator (src/main.rs): the mailer is measured as the binary runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Customers with a birthday today (and, in the feedback phase, customers with a

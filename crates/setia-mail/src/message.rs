@@ -1,8 +1,9 @@
 //! Rendered parts to a MIME message: text and HTML alternatives (the HTML with its inline
 //! chart), a stable Message-ID, and RFC 8058 one-click unsubscribe headers on customer mail.
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::address::Envelope;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::templates::RenderedEmail;
@@ -40,8 +41,8 @@ pub fn message_id(merchant: &str, outbox_id: i64, domain: &str) -> String {
 }
 
 pub fn build(outgoing: Outgoing) -> Result<Message, BuildError> {
-    let text = SinglePart::plain(outgoing.rendered.text);
-    let html = SinglePart::html(outgoing.rendered.html);
+    let text = SinglePart::plain(text_body(&outgoing.rendered.text));
+    let html = SinglePart::html(text_body(&outgoing.rendered.html));
     let html = match outgoing.image {
         None => MultiPart::related().singlepart(html),
         Some(image) => MultiPart::related().singlepart(html).singlepart(
@@ -52,7 +53,13 @@ pub fn build(outgoing: Outgoing) -> Result<Message, BuildError> {
         ),
     };
     let body = MultiPart::alternative().singlepart(text).multipart(html);
+    // Given, so that lettre does not parse it back out of the From and To headers.
+    let envelope = Envelope::new(
+        Some(outgoing.from.email.clone()),
+        vec![outgoing.to.email.clone()],
+    )?;
     let mut message = Message::builder()
+        .envelope(envelope)
         .from(outgoing.from)
         .to(outgoing.to)
         .subject(outgoing.rendered.subject)
@@ -69,6 +76,49 @@ pub fn build(outgoing: Outgoing) -> Result<Message, BuildError> {
         ));
     }
     Ok(message)
+}
+
+/// The longest line RFC 5322 (§2.1.1) allows in a message, without its CRLF.
+const MAX_LINE: usize = 998;
+
+/// A text or HTML part's body: sent as it is (7bit) when it is ASCII and no line is longer
+/// than RFC 5322 allows, as rendered parts nearly always are; otherwise lettre's choice of
+/// quoted-printable or base64. lettre would quote-print every part with a line of 76
+/// characters or more (any HTML line with a link), and that encoding was the largest part
+/// of rendering a message.
+fn text_body(text: &str) -> Body {
+    let text = crlf_line_endings(text);
+    if is_seven_bit(&text) {
+        Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text)
+    }
+}
+
+/// ASCII without NUL or a bare CR, in CRLF lines of at most [`MAX_LINE`] octets.
+fn is_seven_bit(text: &str) -> bool {
+    text.is_ascii()
+        && !text.contains('\0')
+        && text
+            .split("\r\n")
+            .all(|line| line.len() <= MAX_LINE && !line.contains('\r'))
+}
+
+/// `text` with every line ending CRLF, as a message body has them, in one pass. lettre makes
+/// the same change by inserting a `\r` before each bare `\n` in place, which moves the rest
+/// of the body once per line: most of a message's rendering time on a long HTML part.
+fn crlf_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 32);
+    for line in text.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(body) => {
+                out.push_str(body.strip_suffix('\r').unwrap_or(body));
+                out.push_str("\r\n");
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -106,6 +156,62 @@ mod tests {
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("Content-Type: text/plain; charset=utf-8"));
         assert!(text.contains("Content-Type: text/html; charset=utf-8"));
+    }
+
+    #[test]
+    fn line_endings_become_crlf_once() {
+        assert_eq!(crlf_line_endings("a\nb\r\nc"), "a\r\nb\r\nc");
+        assert_eq!(crlf_line_endings("\n\n"), "\r\n\r\n");
+        assert_eq!(crlf_line_endings("é\r\n"), "é\r\n");
+        assert_eq!(crlf_line_endings(""), "");
+        let mut message = outgoing(None, false);
+        message.rendered.text = "Halo\nSiti\r\n".into();
+        let text = String::from_utf8(build(message).unwrap().formatted()).unwrap();
+        assert!(text.contains("Halo\r\nSiti\r\n"), "{text}");
+        assert!(!text.contains("\r\r"), "{text}");
+    }
+
+    #[test]
+    fn ascii_parts_go_as_they_are_and_the_rest_quoted() {
+        let long_link = format!(
+            "<a href=\"https://setia.example/u/{}\">x</a>",
+            "t".repeat(200)
+        );
+        let mut message = outgoing(None, false);
+        message.rendered.text = format!("Halo Siti\n{long_link}\n");
+        message.rendered.html = "<p>Halo Ságu</p>".into();
+        let text = String::from_utf8(build(message).unwrap().formatted()).unwrap();
+        let (plain, html) = text.split_once("Content-Type: text/html").unwrap();
+        assert!(plain.contains("Content-Transfer-Encoding: 7bit"), "{text}");
+        assert!(plain.contains(&format!("\r\n{long_link}\r\n")), "{text}");
+        assert!(
+            html.contains("Content-Transfer-Encoding: quoted-printable"),
+            "{text}"
+        );
+        assert!(html.contains("S=C3=A1gu"), "{text}");
+        assert!(
+            text.lines().all(|line| line.len() <= MAX_LINE + 1),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn seven_bit_is_ascii_in_short_crlf_lines() {
+        assert!(is_seven_bit("a\r\nb"));
+        assert!(is_seven_bit(&"x".repeat(MAX_LINE)));
+        assert!(!is_seven_bit(&"x".repeat(MAX_LINE + 1)));
+        assert!(!is_seven_bit("a\rb"));
+        assert!(!is_seven_bit("a\0b"));
+        assert!(!is_seven_bit("Ságu"));
+    }
+
+    #[test]
+    fn the_envelope_is_the_sender_and_the_recipient() {
+        let message = build(outgoing(None, false)).unwrap();
+        let envelope = message.envelope();
+        assert_eq!(envelope.from().unwrap().to_string(), "noreply@toko.example");
+        let to: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
+        assert_eq!(to, ["siti@example.co.id"]);
     }
 
     #[test]

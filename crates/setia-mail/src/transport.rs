@@ -75,13 +75,18 @@ impl Transport {
     /// retry, so a retried message replaces its earlier copy).
     pub async fn send(&self, message: &Message, file_name: &str) -> Result<(), SendFailure> {
         match self {
-            Transport::Smtp(smtp) => smtp.send(message.clone()).await.map(|_| ()).map_err(|e| {
-                if e.is_permanent() {
-                    SendFailure::Permanent(smtp_error_text(&e))
-                } else {
-                    SendFailure::Temporary(smtp_error_text(&e))
-                }
-            }),
+            // The message's own bytes, not a clone of it for `send` to format.
+            Transport::Smtp(smtp) => smtp
+                .send_raw(message.envelope(), &message.formatted())
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    if e.is_permanent() {
+                        SendFailure::Permanent(smtp_error_text(&e))
+                    } else {
+                        SendFailure::Temporary(smtp_error_text(&e))
+                    }
+                }),
             Transport::Files(dir) => {
                 let bytes = message.formatted();
                 let path = dir.join(file_name);
