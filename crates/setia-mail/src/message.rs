@@ -104,9 +104,8 @@ fn is_seven_bit(text: &str) -> bool {
             .all(|line| line.len() <= MAX_LINE && !line.contains('\r'))
 }
 
-/// `text` with every line ending CRLF, as a message body has them, in one pass. lettre makes
-/// the same change by inserting a `\r` before each bare `\n` in place, which moves the rest
-/// of the body once per line: most of a message's rendering time on a long HTML part.
+/// `text` with every line ending CRLF, as a message has them: lettre makes that change only
+/// in the bodies it encodes itself, not in one handed to it encoded.
 fn crlf_line_endings(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 32);
     for line in text.split_inclusive('\n') {
