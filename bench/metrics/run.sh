@@ -15,18 +15,23 @@
 #      per-customer scores stored in a table of a DuckDB file of its own (P(alive), expected
 #      purchases and CLV taken from setia's scores: DuckDB has no BG/NBD model); then every
 #      customer's R, F, M and segment compared with setia's
-#   5. bgnbd-fit (src/main.rs here): setia's batch on the same CSV in memory, the (x, t_x, T)
+#   5. the same on PostgreSQL (a scratch database on POSTGRES_URL's server): merchant create,
+#      transactions import, setia metrics twice, every customer's R, F, M and segment compared
+#      with DuckDB's (the row is reported; the 1.5x goal is SQLite's)
+#   6. bgnbd-fit (src/main.rs here): setia's batch on the same CSV in memory, the (x, t_x, T)
 #      summary it fits exported, and the BG/NBD fit timed on it
-#   6. the lifetimes peer (lifetimes_peer.py) on that summary: grouped with weights, and one
+#   7. the lifetimes peer (lifetimes_peer.py) on that summary: grouped with weights, and one
 #      row per customer
-#   7. summarise.py: checks that the numbers agree, prints the summary, and appends one JSON
+#   8. summarise.py: checks that the numbers agree, prints the summary, and appends one JSON
 #      line per measure to $BENCH_RESULTS when it is set
 #
 # Knobs (environment): CUSTOMERS (1000000), PURCHASES (10000000), SEED (42), FIT_RUNS (5),
 # LIFETIMES_PER_CUSTOMER (1; 0 skips lifetimes' one-row-per-customer fit, which takes minutes),
 # WAIT_IDLE (seconds to wait for a quiet machine, 0), SETIA_BIN (a setia binary to use instead
 # of building one; FIT_BIN likewise for bgnbd-fit), KEEP=1 keeps the work folder,
-# BENCH_RESULTS (a file to append the JSON results to), WEBHOOK_RATE (1000 requests a second).
+# BENCH_RESULTS (a file to append the JSON results to), WEBHOOK_RATE (1000 requests a second),
+# POSTGRES_URL (a server where a scratch database may be created and dropped;
+# postgres://postgres@127.0.0.1:5432/postgres; "none" leaves out step 5).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,6 +45,7 @@ SEED=${SEED:-42}
 FIT_RUNS=${FIT_RUNS:-5}
 LIFETIMES_PER_CUSTOMER=${LIFETIMES_PER_CUSTOMER:-1}
 WEBHOOK_RATE=${WEBHOOK_RATE:-1000}
+POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SECRET=bench-webhook-secret-0123456789
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/setia-target}
 
@@ -66,8 +72,12 @@ report_busy
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/setia-bench-metrics.XXXXXX")
 server=
+scratch_db=
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null
+    if [ -n "$scratch_db" ]; then
+        psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS $scratch_db WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
     if [ "${KEEP:-0}" = 1 ]; then
         echo "kept $work" >&2
     else
@@ -84,7 +94,7 @@ timed() { # NAME COMMAND…: runs COMMAND, wall time and peak RSS into $work/NAM
 
 export SETIA_DATABASE_URL="sqlite://$work/setia.db"
 
-echo "1/6 sandbox generate: $CUSTOMERS customers, $PURCHASES purchases, seed $SEED…" >&2
+echo "1/7 sandbox generate: $CUSTOMERS customers, $PURCHASES purchases, seed $SEED…" >&2
 timed generate "$setia" sandbox generate --customers "$CUSTOMERS" --purchases "$PURCHASES" \
     --seed "$SEED" --out "$work/history.csv" >"$work/generate.json"
 cat "$work/generate.json" >&2
@@ -94,14 +104,14 @@ print(duckdb.execute("SELECT max(CAST(occurred_at AS TIMESTAMP))::DATE + 1 FROM 
                      [sys.argv[1]]).fetchone()[0])' "$work/history.csv")
 echo "as of $as_of (the day after the last purchase)" >&2
 
-echo "2/6 merchant create and transactions import into SQLite…" >&2
+echo "2/7 merchant create and transactions import into SQLite…" >&2
 merchant=$("$setia" merchant create --name "Toko Bench" --timezone Asia/Jakarta |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 timed import "$setia" transactions import --merchant "$merchant" "$work/history.csv" >"$work/import.json"
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); d["rejected"] = len(d["rejected"]); print(d)' \
     "$work/import.json" >&2
 
-echo "3/6 setia metrics, end to end…" >&2
+echo "3/7 setia metrics, end to end…" >&2
 RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed metrics "$setia" --log-format json \
     metrics --merchant "$merchant" --as-of "$as_of" >"$work/report.json" 2>"$work/metrics.log"
 
@@ -125,7 +135,7 @@ wait "$again"
 kill "$server" && wait "$server" 2>/dev/null || true
 server=
 
-echo "4/6 DuckDB peer…" >&2
+echo "4/7 DuckDB peer…" >&2
 # setia's scores of every customer, by external id: the model outputs the peer cannot
 # compute, and what its R, F, M and segments are compared with.
 python3 - "$work/setia.db" "$merchant" "$work/model.parquet" <<'PY'
@@ -153,10 +163,42 @@ setia_rows, peer_rows, same = connection.execute(
 json.dump({"setia_rows": setia_rows, "peer_rows": peer_rows, "same_rfm_and_segment": same}, open(out, "w"))
 PY
 
-echo "5/6 setia BG/NBD fit on its summary ($FIT_RUNS runs)…" >&2
+if [ "$POSTGRES_URL" != none ]; then
+    echo "5/7 the same on PostgreSQL: merchant create, transactions import, setia metrics twice…" >&2
+    scratch_db="setia_bench_metrics_$$"
+    psql -q "$POSTGRES_URL" -c "CREATE DATABASE $scratch_db" >/dev/null
+    pg=${POSTGRES_URL%/*}/$scratch_db
+    pg_merchant=$("$setia" --database-url "$pg" merchant create --name "Toko Bench" --timezone Asia/Jakarta |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+    timed pg-import "$setia" --database-url "$pg" transactions import --merchant "$pg_merchant" \
+        "$work/history.csv" >"$work/pg-import.json"
+    for run in pg-metrics pg-metrics-again; do
+        RUST_LOG=info,sqlx=warn,setia::metrics_job=debug timed "$run" "$setia" --database-url "$pg" \
+            --log-format json metrics --merchant "$pg_merchant" --as-of "$as_of" \
+            >"$work/$run-report.json" 2>"$work/$run.log"
+    done
+    psql -q "$pg" -c "\\copy (SELECT c.external_id, s.rfm_r, s.rfm_f, s.rfm_m, s.segment \
+        FROM customer_scores s JOIN customers c ON c.merchant_id = s.merchant_id AND c.id = s.customer_id \
+        WHERE s.merchant_id = '$pg_merchant') TO '$work/pg-scores.csv' WITH (FORMAT csv, HEADER)"
+    python3 - "$work/pg-scores.csv" "$work/peer-scores.duckdb" "$work/pg-scores-check.json" <<'PY'
+import json, sys, duckdb
+scores, peer, out = sys.argv[1:]
+connection = duckdb.connect(peer, read_only=True)
+setia_rows, same = connection.execute(
+    "SELECT (SELECT count(*) FROM read_csv($1, header = true)), "
+    "(SELECT count(*) FROM customer_scores p JOIN read_csv($1, header = true) s ON s.external_id = p.customer "
+    " WHERE p.r = s.rfm_r AND p.f = s.rfm_f AND p.m = s.rfm_m AND p.segment = s.segment)",
+    [scores]).fetchone()
+json.dump({"setia_rows": setia_rows, "same_rfm_and_segment": same}, open(out, "w"))
+PY
+    psql -q "$POSTGRES_URL" -c "DROP DATABASE $scratch_db WITH (FORCE)" >/dev/null
+    scratch_db=
+fi
+
+echo "6/7 setia BG/NBD fit on its summary ($FIT_RUNS runs)…" >&2
 "$fit_bin" "$work/history.csv" "$as_of" "$work/summary.csv" "$FIT_RUNS" >"$work/fit.json"
 
-echo "6/6 lifetimes peer…" >&2
+echo "7/7 lifetimes peer…" >&2
 mode=grouped
 [ "$LIFETIMES_PER_CUSTOMER" = 1 ] && mode=per-customer
 python3 "$here/lifetimes_peer.py" "$work/summary.csv" "$work/lifetimes.json" "$mode"
