@@ -16,8 +16,9 @@
 #      purchases and CLV taken from setia's scores: DuckDB has no BG/NBD model); then every
 #      customer's R, F, M and segment compared with setia's
 #   5. the same on PostgreSQL (a scratch database on POSTGRES_URL's server): merchant create,
-#      transactions import, setia metrics twice (each after a VACUUM ANALYZE, as autovacuum), every customer's R, F, M and segment compared
-#      with DuckDB's (the row is reported; the 1.5x goal is SQLite's)
+#      transactions import, setia metrics twice (each after a VACUUM ANALYZE, as autovacuum
+#      would), every customer's R, F, M and segment compared with DuckDB's (the row is
+#      reported; the 1.5x goal is SQLite's)
 #   6. bgnbd-fit (src/main.rs here): setia's batch on the same CSV in memory, the (x, t_x, T)
 #      summary it fits exported, and the BG/NBD fit timed on it
 #   7. the lifetimes peer (lifetimes_peer.py) on that summary: grouped with weights, and one
@@ -92,6 +93,24 @@ timed() { # NAME COMMAND…: runs COMMAND, wall time and peak RSS into $work/NAM
     /usr/bin/time -o "$work/$name.time" -f '{"seconds": %e, "max_rss_kb": %M}' "$@"
 }
 
+# compare_scores SCORES OUT: setia's scores by external id (a Parquet or, by its name, a CSV
+# file) against the peer's table in peer-scores.duckdb: rows on each side, and customers whose
+# R, F, M and segment are the same.
+compare_scores() {
+    python3 - "$1" "$work/peer-scores.duckdb" "$2" <<'PY'
+import json, sys, duckdb
+scores, peer, out = sys.argv[1:]
+read = "read_parquet($1)" if scores.endswith(".parquet") else "read_csv($1, header = true)"
+connection = duckdb.connect(peer, read_only=True)
+setia_rows, peer_rows, same = connection.execute(
+    f"SELECT (SELECT count(*) FROM {read}), (SELECT count(*) FROM customer_scores), "
+    f"(SELECT count(*) FROM customer_scores p JOIN {read} s ON s.external_id = p.customer "
+    " WHERE p.r = s.rfm_r AND p.f = s.rfm_f AND p.m = s.rfm_m AND p.segment = s.segment)",
+    [scores]).fetchone()
+json.dump({"setia_rows": setia_rows, "peer_rows": peer_rows, "same_rfm_and_segment": same}, open(out, "w"))
+PY
+}
+
 export SETIA_DATABASE_URL="sqlite://$work/setia.db"
 
 echo "1/7 sandbox generate: $CUSTOMERS customers, $PURCHASES purchases, seed $SEED…" >&2
@@ -151,17 +170,7 @@ duckdb.sql("COPY (SELECT * FROM frame) TO '" + out.replace("'", "''") + "' (FORM
 PY
 timed duckdb python3 "$here/duckdb_peer.py" "$work/history.csv" "$as_of" "$work/duckdb.json" \
     "$work/model.parquet" "$work/peer-scores.duckdb"
-python3 - "$work/model.parquet" "$work/peer-scores.duckdb" "$work/scores-check.json" <<'PY'
-import json, sys, duckdb
-model, peer, out = sys.argv[1:]
-connection = duckdb.connect(peer, read_only=True)
-setia_rows, peer_rows, same = connection.execute(
-    "SELECT (SELECT count(*) FROM read_parquet($1)), (SELECT count(*) FROM customer_scores), "
-    "(SELECT count(*) FROM customer_scores p JOIN read_parquet($1) s ON s.external_id = p.customer "
-    " WHERE p.r = s.rfm_r AND p.f = s.rfm_f AND p.m = s.rfm_m AND p.segment = s.segment)",
-    [model]).fetchone()
-json.dump({"setia_rows": setia_rows, "peer_rows": peer_rows, "same_rfm_and_segment": same}, open(out, "w"))
-PY
+compare_scores "$work/model.parquet" "$work/scores-check.json"
 
 if [ "$POSTGRES_URL" != none ]; then
     echo "5/7 the same on PostgreSQL: merchant create, transactions import, setia metrics twice…" >&2
@@ -183,17 +192,7 @@ if [ "$POSTGRES_URL" != none ]; then
     psql -q "$pg" -c "\\copy (SELECT c.external_id, s.rfm_r, s.rfm_f, s.rfm_m, s.segment \
         FROM customer_scores s JOIN customers c ON c.merchant_id = s.merchant_id AND c.id = s.customer_id \
         WHERE s.merchant_id = '$pg_merchant') TO '$work/pg-scores.csv' WITH (FORMAT csv, HEADER)"
-    python3 - "$work/pg-scores.csv" "$work/peer-scores.duckdb" "$work/pg-scores-check.json" <<'PY'
-import json, sys, duckdb
-scores, peer, out = sys.argv[1:]
-connection = duckdb.connect(peer, read_only=True)
-setia_rows, same = connection.execute(
-    "SELECT (SELECT count(*) FROM read_csv($1, header = true)), "
-    "(SELECT count(*) FROM customer_scores p JOIN read_csv($1, header = true) s ON s.external_id = p.customer "
-    " WHERE p.r = s.rfm_r AND p.f = s.rfm_f AND p.m = s.rfm_m AND p.segment = s.segment)",
-    [scores]).fetchone()
-json.dump({"setia_rows": setia_rows, "same_rfm_and_segment": same}, open(out, "w"))
-PY
+    compare_scores "$work/pg-scores.csv" "$work/pg-scores-check.json"
     psql -q "$POSTGRES_URL" -c "DROP DATABASE $scratch_db WITH (FORCE)" >/dev/null
     scratch_db=
 fi

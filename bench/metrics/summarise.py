@@ -87,6 +87,15 @@ def same_numbers(setia, duck):
     return problems
 
 
+def score_problems(check, customers):
+    """compare_scores' check (run.sh): every customer on both sides, all with the same R, F,
+    M and segment; a one-item list saying otherwise."""
+    if check["setia_rows"] == check["peer_rows"] == check["same_rfm_and_segment"] == customers:
+        return []
+    return [f"customer scores: setia {check['setia_rows']:,} rows, DuckDB {check['peer_rows']:,}, "
+            f"{check['same_rfm_and_segment']:,} with the same R, F, M and segment"]
+
+
 def params_equal(left, right, decimals=3):
     return all(round(left[k], decimals) == round(right[k], decimals) for k in ("r", "alpha", "a", "b"))
 
@@ -150,11 +159,7 @@ def main():
     # 3. Metrics vs DuckDB.
     problems = same_numbers(report, duck)
     check = load(os.path.join(work, "scores-check.json"))
-    if not check["setia_rows"] == check["peer_rows"] == check["same_rfm_and_segment"] == env["customers"]:
-        problems.append(
-            f"customer scores: setia {check['setia_rows']:,} rows, DuckDB {check['peer_rows']:,}, "
-            f"{check['same_rfm_and_segment']:,} with the same R, F, M and segment"
-        )
+    problems += score_problems(check, env["customers"])
     duck_total = duck["seconds"]["total"]
     duck_e2e = duck["seconds"]["end_to_end"]
     e2e = metrics["seconds"]
@@ -216,12 +221,7 @@ def main():
         pg_import = timed(work, "pg-import")
         pg_report = load(os.path.join(work, "pg-metrics-report.json"))
         pg_check = load(os.path.join(work, "pg-scores-check.json"))
-        pg_problems = same_numbers(pg_report, duck)
-        if not pg_check["setia_rows"] == pg_check["same_rfm_and_segment"] == env["customers"]:
-            pg_problems.append(
-                f"customer scores: {pg_check['setia_rows']:,} rows, "
-                f"{pg_check['same_rfm_and_segment']:,} with DuckDB's R, F, M and segment"
-            )
+        pg_problems = same_numbers(pg_report, duck) + score_problems(pg_check, env["customers"])
         print(f"\nthe same on PostgreSQL ({pg_check['same_rfm_and_segment']:,} of "
               f"{pg_check['setia_rows']:,} customers with DuckDB's R, F, M and segment; numbers "
               f"{'identical' if not pg_problems else 'DIFFERENT'}):")
