@@ -403,77 +403,204 @@ include!("winback_sql.rs");
 include!("referral_sql.rs");
 include!("perks_sql.rs");
 
-/// Scores per multi-row INSERT (15 columns each, under PostgreSQL's parameter limit).
-const SCORE_CHUNK: usize = 1_000;
+/// Score rows per `COPY` message (about 100 bytes each): the run's rows are not all
+/// encoded before the first goes out.
+const COPY_CHUNK: usize = 10_000;
 
 impl PostgresStore {
-    /// The scores, the removal of those the run no longer produces and the snapshot, in one
-    /// transaction: PostgreSQL runs writers side by side, so nobody waits for it.
+    /// The run's scores replace the merchant's and the snapshot is added, in one
+    /// transaction: readers see the previous scores until it commits, and PostgreSQL runs
+    /// writers side by side, so nobody waits for it. The rows go in by `COPY`, which costs
+    /// a fraction of the same rows as multi-row upserts (bench/metrics/README.md).
     async fn save_run(
         &self,
         merchant: &MerchantId,
         as_of: &str,
         period: &str,
         report: &str,
-        scores: Vec<ScoreRow>,
+        mut scores: Vec<ScoreRow>,
         computed_at: DateTime<Utc>,
     ) -> StoreResult<i64> {
+        // Key order: the primary key's entries are then appended, page after page.
+        scores.sort_unstable_by_key(|score| score.customer);
         let mut tx = self.begin_write().await?;
-        for chunk in scores.chunks(SCORE_CHUNK) {
-            upsert_scores(&mut tx, merchant, as_of, chunk, computed_at).await?;
-        }
-        sqlx::query("DELETE FROM customer_scores WHERE merchant_id = $1 AND computed_at_us <> $2")
+        sqlx::query("DELETE FROM customer_scores WHERE merchant_id = $1")
             .bind(merchant.as_str())
-            .bind(micros(computed_at))
             .execute(&mut *tx)
             .await?;
+        let mut copy = tx
+            .copy_in_raw(
+                "COPY customer_scores (merchant_id, customer_id, as_of, recency_days, \
+                 frequency_days, monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, \
+                 expected_purchases_90d, clv_12m_minor, computed_at_us, recommended) FROM STDIN",
+            )
+            .await?;
+        let mut buffer = Vec::with_capacity(COPY_CHUNK * 128);
+        for chunk in scores.chunks(COPY_CHUNK) {
+            buffer.clear();
+            for score in chunk {
+                copy_score_row(&mut buffer, merchant, as_of, score, micros(computed_at));
+            }
+            copy.send(buffer.as_slice()).await?;
+        }
+        copy.finish().await?;
         let id = insert_snapshot(&mut tx, merchant, as_of, period, report, computed_at).await?;
         tx.commit().await?;
         Ok(id)
     }
 }
 
-/// Upserts one multi-row statement of scores: a re-run changes rows in place instead of
-/// deleting and re-inserting every index entry.
-async fn upsert_scores(
-    tx: &mut DbTx<'_>,
+/// One score as a line of `COPY`'s text format: tab-separated fields, `\N` for NULL.
+fn copy_score_row(
+    out: &mut Vec<u8>,
     merchant: &MerchantId,
     as_of: &str,
-    chunk: &[ScoreRow],
-    computed_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    let mut insert = sqlx::QueryBuilder::<Db>::new(
-        "INSERT INTO customer_scores (merchant_id, customer_id, as_of, recency_days, frequency_days, \
-         monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, clv_12m_minor, \
-         computed_at_us, recommended) ",
-    );
-    insert.push_values(chunk, |mut row, score| {
-        row.push_bind(merchant.as_str())
-            .push_bind(score.customer)
-            .push_bind(as_of)
-            .push_bind(score.recency_days)
-            .push_bind(score.frequency_days)
-            .push_bind(score.monetary_minor)
-            .push_bind(score.r)
-            .push_bind(score.f)
-            .push_bind(score.m)
-            .push_bind(&score.segment)
-            .push_bind(score.p_alive)
-            .push_bind(score.expected_purchases_90d)
-            .push_bind(score.clv_12m_minor)
-            .push_bind(micros(computed_at))
-            .push_bind(product_list_json(&score.recommended));
-    });
-    insert.push(
-        " ON CONFLICT (merchant_id, customer_id) DO UPDATE SET as_of = excluded.as_of, \
-         recency_days = excluded.recency_days, frequency_days = excluded.frequency_days, \
-         monetary_minor = excluded.monetary_minor, rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, \
-         rfm_m = excluded.rfm_m, segment = excluded.segment, p_alive = excluded.p_alive, \
-         expected_purchases_90d = excluded.expected_purchases_90d, \
-         clv_12m_minor = excluded.clv_12m_minor, computed_at_us = excluded.computed_at_us, \
-         recommended = excluded.recommended",
-    );
-    insert.build().execute(&mut **tx).await?;
-    Ok(())
+    score: &ScoreRow,
+    computed_at_us: i64,
+) {
+    copy_text(out, Some(merchant.as_str()));
+    copy_value(out, Some(score.customer));
+    copy_text(out, Some(as_of));
+    for value in [
+        score.recency_days,
+        score.frequency_days,
+        score.monetary_minor,
+        score.r,
+        score.f,
+        score.m,
+    ] {
+        copy_value(out, Some(value));
+    }
+    copy_text(out, Some(&score.segment));
+    copy_value(out, score.p_alive);
+    copy_value(out, score.expected_purchases_90d);
+    copy_value(out, score.clv_12m_minor);
+    copy_value(out, Some(computed_at_us));
+    copy_text(out, product_list_json(&score.recommended).as_deref());
+    // Every field ends in a tab; the line's last one ends in its newline instead.
+    if let Some(last) = out.last_mut() {
+        *last = b'\n';
+    }
 }
+
+/// A number (Display writes the shortest digits that read back as the same f64) or NULL,
+/// and the tab after it.
+fn copy_value(out: &mut Vec<u8>, value: Option<impl std::fmt::Display>) {
+    use std::io::Write as _;
+    match value {
+        Some(value) => write!(out, "{value}\t").expect("a Vec takes every write"),
+        None => out.extend_from_slice(b"\\N\t"),
+    }
+}
+
+/// A text value or NULL, and the tab after it: the separator, line breaks and the escape
+/// character itself are backslash-escaped, everything else goes as it is.
+fn copy_text(out: &mut Vec<u8>, value: Option<&str>) {
+    let Some(value) = value else {
+        out.extend_from_slice(b"\\N\t");
+        return;
+    };
+    for byte in value.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
+    }
+    out.push(b'\t');
+}
+
+#[cfg(test)]
+mod copy_format {
+    use super::*;
+
+    fn merchant() -> MerchantId {
+        MerchantId::from_random_bytes([7; 20])
+    }
+
+    fn line(score: &ScoreRow) -> String {
+        let mut out = Vec::new();
+        copy_score_row(
+            &mut out,
+            &merchant(),
+            "2026-12-07",
+            score,
+            1_700_000_000_000_000,
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    fn score() -> ScoreRow {
+        ScoreRow {
+            customer: 42,
+            recency_days: 3,
+            frequency_days: 2,
+            monetary_minor: -150_000,
+            r: 5,
+            f: 4,
+            m: 3,
+            segment: "champions".into(),
+            p_alive: Some(0.1 + 0.2),
+            expected_purchases_90d: Some(1e-300),
+            clv_12m_minor: Some(9_007_199_254_740_993),
+            recommended: vec![7, 3],
+        }
+    }
+
+    #[test]
+    fn a_score_is_one_line_of_fifteen_fields() {
+        let text = line(&score());
+        assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
+        let fields: Vec<&str> = text.trim_end_matches('\n').split('\t').collect();
+        assert_eq!(fields.len(), 15);
+        assert_eq!(
+            &fields[..10],
+            [
+                merchant().as_str(),
+                "42",
+                "2026-12-07",
+                "3",
+                "2",
+                "-150000",
+                "5",
+                "4",
+                "3",
+                "champions"
+            ]
+        );
+        assert_eq!(
+            fields[10].parse::<f64>().unwrap(),
+            0.1 + 0.2,
+            "exact: {}",
+            fields[10]
+        );
+        assert_eq!(fields[11].parse::<f64>().unwrap(), 1e-300);
+        assert_eq!(
+            fields[12..],
+            ["9007199254740993", "1700000000000000", "[7,3]"]
+        );
+    }
+
+    #[test]
+    fn missing_values_are_null_and_text_is_escaped() {
+        let text = line(&ScoreRow {
+            segment: "a\tb\\c\nd\re".into(),
+            p_alive: None,
+            expected_purchases_90d: None,
+            clv_12m_minor: None,
+            recommended: Vec::new(),
+            ..score()
+        });
+        let fields: Vec<&str> = text.trim_end_matches('\n').split('\t').collect();
+        assert_eq!(fields.len(), 15);
+        assert_eq!(fields[9], "a\\tb\\\\c\\nd\\re");
+        assert_eq!(
+            fields[10..],
+            ["\\N", "\\N", "\\N", "1700000000000000", "\\N"]
+        );
+    }
+}
+
 include!("campaign_sql.rs");

@@ -1208,6 +1208,7 @@ on_every_backend!(
 mod imported_history {
     use super::*;
     use setia_store::analytics::ScoreRow;
+    use setia_store::dashboard::CustomerScores;
 
     async fn imported_purchases_earn_once_in_order(shop: Shop) {
         // Six purchases of Rp 500,000 (50 points at bronze), listed newest first. Awarded
@@ -1455,6 +1456,89 @@ mod imported_history {
         assert_eq!(latest.id, second);
     }
 
+    /// Every value of a score comes back as the run computed it: floats to the last bit,
+    /// missing values as missing, and text that PostgreSQL's `COPY` has to escape.
+    async fn scores_come_back_as_computed(shop: Shop) {
+        shop.import_history(
+            "customer_external_id,occurred_at,amount\nC1,2026-01-02,100000\nC2,2026-01-03,5000\n",
+        )
+        .await;
+        let mut keys = shop
+            .store
+            .purchase_columns(&shop.merchant, at(10, 0))
+            .await
+            .unwrap()
+            .customer;
+        keys.sort_unstable();
+        let segment = "tab\there back\\slash\nline\rreturn, é and 'quotes'";
+        let full = ScoreRow {
+            customer: keys[0],
+            recency_days: 8,
+            frequency_days: 1,
+            monetary_minor: 10_000_000,
+            r: 2,
+            f: 1,
+            m: 5,
+            segment: segment.into(),
+            p_alive: Some(0.1 + 0.2),
+            expected_purchases_90d: Some(1e-300),
+            clv_12m_minor: Some(9_007_199_254_740_993),
+            recommended: Vec::new(),
+        };
+        let empty = ScoreRow {
+            customer: keys[1],
+            p_alive: None,
+            expected_purchases_90d: None,
+            clv_12m_minor: None,
+            ..full.clone()
+        };
+        shop.store
+            .save_snapshot(
+                &shop.merchant,
+                "2026-01-10",
+                "month",
+                "{}",
+                vec![empty.clone(), full.clone()],
+                at(10, 1),
+            )
+            .await
+            .unwrap();
+        let page = shop
+            .store
+            .segment_by_value(&shop.merchant, segment, None, 10)
+            .await
+            .unwrap();
+        let stored: Vec<(i64, CustomerScores)> = page
+            .items
+            .into_iter()
+            .map(|row| (row.id.key(), row.scores.unwrap()))
+            .collect();
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        for (key, scores) in stored {
+            let expected = if key == full.customer { &full } else { &empty };
+            assert_eq!(scores.as_of, "2026-01-10");
+            assert_eq!(
+                (
+                    scores.recency_days,
+                    scores.frequency_days,
+                    scores.monetary.minor()
+                ),
+                (8, 1, 10_000_000)
+            );
+            assert_eq!((scores.r, scores.f, scores.m), (2, 1, 5));
+            assert_eq!(scores.segment, segment);
+            assert_eq!(
+                scores.p_alive.map(f64::to_bits),
+                expected.p_alive.map(f64::to_bits)
+            );
+            assert_eq!(
+                scores.expected_purchases_90d.map(f64::to_bits),
+                expected.expected_purchases_90d.map(f64::to_bits)
+            );
+            assert_eq!(scores.clv_12m.map(|m| m.minor()), expected.clv_12m_minor);
+        }
+    }
+
     /// A nightly run's claim: one holder at a time, kept by renewal past its first lease,
     /// taken over only once it runs out, and a holder that lost it can neither renew nor
     /// finish.
@@ -1506,6 +1590,7 @@ mod imported_history {
     on_every_backend!(
         imported_purchases_earn_once_in_order: false,
         a_run_replaces_its_scores_and_no_one_elses: false,
+        scores_come_back_as_computed: false,
         a_nightly_claim_is_held_renewed_and_taken_over: false,
     );
 }
