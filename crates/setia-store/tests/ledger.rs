@@ -1146,6 +1146,38 @@ async fn winback_episodes_end_on_a_purchase_and_count_what_followed(shop: Shop) 
 }
 
 impl Shop {
+    /// The keys of the customers with purchases, as the nightly run reads them, in order.
+    async fn customer_keys(&self) -> Vec<i64> {
+        let mut keys = self
+            .store
+            .purchase_columns(&self.merchant, at(10, 0))
+            .await
+            .unwrap()
+            .customer;
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// A nightly run's scores and an empty monthly snapshot as of 2026-01-10; its id.
+    async fn save_scores(
+        &self,
+        scores: Vec<setia_store::analytics::ScoreRow>,
+        computed_at: DateTime<Utc>,
+    ) -> i64 {
+        self.store
+            .save_snapshot(
+                &self.merchant,
+                "2026-01-10",
+                "month",
+                "{}",
+                scores,
+                computed_at,
+            )
+            .await
+            .unwrap()
+    }
+
     /// Imports a transactions CSV as `setia transactions import` does.
     async fn import_history(&self, csv: &str) {
         let rows: Vec<_> =
@@ -1246,14 +1278,7 @@ mod imported_history {
             csv.push_str(&format!("C{i},2026-01-02,100000\n"));
         }
         shop.import_history(&csv).await;
-        let mut keys = shop
-            .store
-            .purchase_columns(&shop.merchant, at(10, 0))
-            .await
-            .unwrap()
-            .customer;
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = shop.customer_keys().await;
         assert_eq!(keys.len(), customers);
         let other = new_merchant(&*shop.store, 4, "Kedai", false).await;
         let mut other_keys = Vec::new();
@@ -1463,13 +1488,7 @@ mod imported_history {
             "customer_external_id,occurred_at,amount\nC1,2026-01-02,100000\nC2,2026-01-03,5000\n",
         )
         .await;
-        let mut keys = shop
-            .store
-            .purchase_columns(&shop.merchant, at(10, 0))
-            .await
-            .unwrap()
-            .customer;
-        keys.sort_unstable();
+        let keys = shop.customer_keys().await;
         let segment = "tab\there back\\slash\nline\rreturn, é and 'quotes'";
         let full = ScoreRow {
             customer: keys[0],
@@ -1492,17 +1511,8 @@ mod imported_history {
             clv_12m_minor: None,
             ..full.clone()
         };
-        shop.store
-            .save_snapshot(
-                &shop.merchant,
-                "2026-01-10",
-                "month",
-                "{}",
-                vec![empty.clone(), full.clone()],
-                at(10, 1),
-            )
-            .await
-            .unwrap();
+        shop.save_scores(vec![empty.clone(), full.clone()], at(10, 1))
+            .await;
         let page = shop
             .store
             .segment_by_value(&shop.merchant, segment, None, 10)
@@ -3975,17 +3985,7 @@ mod campaigns {
             score("RUDI", "hibernating", 3, 0.2),
             score("UMAR", "champions", 4, 0.2),
         ];
-        shop.store
-            .save_snapshot(
-                &shop.merchant,
-                "2026-01-10",
-                "month",
-                "{}",
-                scores,
-                at(10, 0),
-            )
-            .await
-            .unwrap();
+        shop.save_scores(scores, at(10, 0)).await;
         keys
     }
 
