@@ -403,6 +403,10 @@ include!("winback_sql.rs");
 include!("referral_sql.rs");
 include!("perks_sql.rs");
 
+/// The first key of the advisory lock that replaces a merchant's scores (the second is the
+/// merchant id's hash); the pair form keeps it apart from sqlx's migration lock.
+const SCORES_LOCK_CLASS: i32 = 0x5e71_a001;
+
 /// Score rows per `COPY` message (about 100 bytes each): the run's rows are not all
 /// encoded before the first goes out.
 const COPY_CHUNK: usize = 10_000;
@@ -424,6 +428,14 @@ impl PostgresStore {
         // Key order: the primary key's entries are then appended, page after page.
         scores.sort_unstable_by_key(|score| score.customer);
         let mut tx = self.begin_write().await?;
+        // One replacement of a merchant's scores at a time (an operator's `setia metrics`
+        // may meet the nightly run): a second waits, then deletes what the first wrote,
+        // where it would otherwise not see those rows and collide with them.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(SCORES_LOCK_CLASS)
+            .bind(merchant.as_str())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM customer_scores WHERE merchant_id = $1")
             .bind(merchant.as_str())
             .execute(&mut *tx)

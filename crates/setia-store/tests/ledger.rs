@@ -1549,6 +1549,53 @@ mod imported_history {
         }
     }
 
+    /// Two runs of one merchant storing at once (an operator's `setia metrics` during the
+    /// nightly run) both succeed, and the scores left are all of one run's.
+    async fn two_runs_storing_at_once_leave_one_runs_scores(shop: Shop) {
+        let mut csv = String::from("customer_external_id,occurred_at,amount\n");
+        for i in 0..5_000 {
+            csv.push_str(&format!("C{i},2026-01-02,100000\n"));
+        }
+        shop.import_history(&csv).await;
+        let keys = shop.customer_keys().await;
+        let run = |segment: &str| -> Vec<ScoreRow> {
+            keys.iter()
+                .map(|&customer| ScoreRow {
+                    customer,
+                    recency_days: 8,
+                    frequency_days: 1,
+                    monetary_minor: 10_000_000,
+                    r: 2,
+                    f: 1,
+                    m: 5,
+                    segment: segment.into(),
+                    p_alive: Some(0.5),
+                    expected_purchases_90d: Some(0.1),
+                    clv_12m_minor: Some(1),
+                    recommended: Vec::new(),
+                })
+                .collect()
+        };
+        for round in 0..3 {
+            let (first, second) = tokio::join!(
+                shop.save_scores(run("loyal"), at(11, round)),
+                shop.save_scores(run("champions"), at(11, round)),
+            );
+            assert_ne!(first, second);
+            let mut counts = Vec::new();
+            for segment in ["loyal", "champions"] {
+                let page = shop
+                    .store
+                    .segment_by_value(&shop.merchant, segment, None, 10_000)
+                    .await
+                    .unwrap();
+                counts.push(page.items.len());
+            }
+            counts.sort_unstable();
+            assert_eq!(counts, [0, keys.len()], "round {round}");
+        }
+    }
+
     /// A nightly run's claim: one holder at a time, kept by renewal past its first lease,
     /// taken over only once it runs out, and a holder that lost it can neither renew nor
     /// finish.
@@ -1601,6 +1648,7 @@ mod imported_history {
         imported_purchases_earn_once_in_order: false,
         a_run_replaces_its_scores_and_no_one_elses: false,
         scores_come_back_as_computed: false,
+        two_runs_storing_at_once_leave_one_runs_scores: false,
         a_nightly_claim_is_held_renewed_and_taken_over: false,
     );
 }
