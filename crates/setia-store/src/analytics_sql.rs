@@ -9,6 +9,11 @@ const PURCHASE_CHUNK: usize = 200_000;
 /// Concurrent readers of `purchase_columns`, each on a connection of its own.
 const MAX_PURCHASE_READERS: usize = 4;
 
+/// The columns of a `customer_scores` row, in the order both backends write them.
+const SCORE_COLUMNS: &str = "merchant_id, customer_id, as_of, recency_days, frequency_days, \
+    monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, \
+    clv_12m_minor, computed_at_us, recommended";
+
 /// Adds a run's report: the snapshot the dashboard and the API show.
 async fn insert_snapshot(
     tx: &mut DbTx<'_>,

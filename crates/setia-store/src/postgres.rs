@@ -441,17 +441,16 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         let mut copy = tx
-            .copy_in_raw(
-                "COPY customer_scores (merchant_id, customer_id, as_of, recency_days, \
-                 frequency_days, monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, \
-                 expected_purchases_90d, clv_12m_minor, computed_at_us, recommended) FROM STDIN",
-            )
+            .copy_in_raw(&format!(
+                "COPY customer_scores ({SCORE_COLUMNS}) FROM STDIN"
+            ))
             .await?;
+        let run = RunFields::new(merchant, as_of, computed_at);
         let mut buffer = Vec::with_capacity(COPY_CHUNK * 128);
         for chunk in scores.chunks(COPY_CHUNK) {
             buffer.clear();
             for score in chunk {
-                copy_score_row(&mut buffer, merchant, as_of, score, micros(computed_at));
+                copy_score_row(&mut buffer, &run, score);
             }
             copy.send(buffer.as_slice()).await?;
         }
@@ -462,17 +461,34 @@ impl PostgresStore {
     }
 }
 
-/// One score as a line of `COPY`'s text format: tab-separated fields, `\N` for NULL.
-fn copy_score_row(
-    out: &mut Vec<u8>,
-    merchant: &MerchantId,
-    as_of: &str,
-    score: &ScoreRow,
+/// The fields every score of a run shares, as `COPY` text, encoded once per run.
+struct RunFields {
+    merchant: Vec<u8>,
+    as_of: Vec<u8>,
     computed_at_us: i64,
-) {
-    copy_text(out, Some(merchant.as_str()));
+}
+
+impl RunFields {
+    fn new(merchant: &MerchantId, as_of: &str, computed_at: DateTime<Utc>) -> RunFields {
+        let encoded = |text: &str| {
+            let mut out = Vec::new();
+            copy_text(&mut out, Some(text));
+            out
+        };
+        RunFields {
+            merchant: encoded(merchant.as_str()),
+            as_of: encoded(as_of),
+            computed_at_us: micros(computed_at),
+        }
+    }
+}
+
+/// One score as a line of `COPY`'s text format, in `SCORE_COLUMNS` order: tab-separated
+/// fields, `\N` for NULL.
+fn copy_score_row(out: &mut Vec<u8>, run: &RunFields, score: &ScoreRow) {
+    out.extend_from_slice(&run.merchant);
     copy_value(out, Some(score.customer));
-    copy_text(out, Some(as_of));
+    out.extend_from_slice(&run.as_of);
     for value in [
         score.recency_days,
         score.frequency_days,
@@ -487,7 +503,7 @@ fn copy_score_row(
     copy_value(out, score.p_alive);
     copy_value(out, score.expected_purchases_90d);
     copy_value(out, score.clv_12m_minor);
-    copy_value(out, Some(computed_at_us));
+    copy_value(out, Some(run.computed_at_us));
     copy_text(out, product_list_json(&score.recommended).as_deref());
     // Every field ends in a tab; the line's last one ends in its newline instead.
     if let Some(last) = out.last_mut() {
@@ -534,12 +550,11 @@ mod copy_format {
 
     fn line(score: &ScoreRow) -> String {
         let mut out = Vec::new();
+        let computed_at = DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap();
         copy_score_row(
             &mut out,
-            &merchant(),
-            "2026-12-07",
+            &RunFields::new(&merchant(), "2026-12-07", computed_at),
             score,
-            1_700_000_000_000_000,
         );
         String::from_utf8(out).unwrap()
     }

@@ -1242,6 +1242,24 @@ mod imported_history {
     use setia_store::analytics::ScoreRow;
     use setia_store::dashboard::CustomerScores;
 
+    /// A score of `customer` in `segment`, the rest of it plain.
+    fn plain_score(customer: i64, segment: &str) -> ScoreRow {
+        ScoreRow {
+            customer,
+            recency_days: 0,
+            frequency_days: 0,
+            monetary_minor: 10_000_000,
+            r: 5,
+            f: 1,
+            m: 3,
+            segment: segment.into(),
+            p_alive: Some(0.5),
+            expected_purchases_90d: Some(0.1),
+            clv_12m_minor: Some(1),
+            recommended: Vec::new(),
+        }
+    }
+
     async fn imported_purchases_earn_once_in_order(shop: Shop) {
         // Six purchases of Rp 500,000 (50 points at bronze), listed newest first. Awarded
         // oldest first: the fifth by date is silver (Rp 2,000,000 in the year before: 62) and
@@ -1290,20 +1308,6 @@ mod imported_history {
                 .unwrap();
             other_keys.push(customer.key());
         }
-        let score = |customer: i64, segment: &str| ScoreRow {
-            customer,
-            recency_days: 0,
-            frequency_days: 0,
-            monetary_minor: 10_000_000,
-            r: 5,
-            f: 1,
-            m: 3,
-            segment: segment.into(),
-            p_alive: Some(0.5),
-            expected_purchases_90d: Some(0.1),
-            clv_12m_minor: Some(1),
-            recommended: Vec::new(),
-        };
         let segment_of = |merchant: &MerchantId, id: &'static str| {
             let store = shop.store.clone();
             let merchant = merchant.clone();
@@ -1362,13 +1366,18 @@ mod imported_history {
 
         save(
             &other,
-            other_keys.iter().map(|&k| score(k, "loyal")).collect(),
+            other_keys
+                .iter()
+                .map(|&k| plain_score(k, "loyal"))
+                .collect(),
             1,
         )
         .await;
         let first = save(
             &shop.merchant,
-            keys.iter().map(|&k| score(k, "new_customers")).collect(),
+            keys.iter()
+                .map(|&k| plain_score(k, "new_customers"))
+                .collect(),
             2,
         )
         .await;
@@ -1396,7 +1405,7 @@ mod imported_history {
         );
 
         // The small merchant's next run scores K1 only: changed in place, K2's removed.
-        save(&other, vec![score(other_keys[0], "champions")], 3).await;
+        save(&other, vec![plain_score(other_keys[0], "champions")], 3).await;
         assert_eq!(segment_of(&other, "K1").await.as_deref(), Some("champions"));
         assert_eq!(
             segment_of(&other, "K2").await,
@@ -1433,7 +1442,7 @@ mod imported_history {
                 frequency_days: 2,
                 p_alive: Some(if k % 3 == 0 { 0.2 } else { 0.7 }),
                 clv_12m_minor: (k % 11 != 0).then_some(k % 97),
-                ..score(k, "promising")
+                ..plain_score(k, "promising")
             })
             .collect();
         assert_eq!(later.len(), customers - 1);
@@ -1491,18 +1500,15 @@ mod imported_history {
         let keys = shop.customer_keys().await;
         let segment = "tab\there back\\slash\nline\rreturn, é and 'quotes'";
         let full = ScoreRow {
-            customer: keys[0],
             recency_days: 8,
             frequency_days: 1,
-            monetary_minor: 10_000_000,
             r: 2,
             f: 1,
             m: 5,
-            segment: segment.into(),
             p_alive: Some(0.1 + 0.2),
             expected_purchases_90d: Some(1e-300),
             clv_12m_minor: Some(9_007_199_254_740_993),
-            recommended: Vec::new(),
+            ..plain_score(keys[0], segment)
         };
         let empty = ScoreRow {
             customer: keys[1],
@@ -1559,22 +1565,7 @@ mod imported_history {
         shop.import_history(&csv).await;
         let keys = shop.customer_keys().await;
         let run = |segment: &str| -> Vec<ScoreRow> {
-            keys.iter()
-                .map(|&customer| ScoreRow {
-                    customer,
-                    recency_days: 8,
-                    frequency_days: 1,
-                    monetary_minor: 10_000_000,
-                    r: 2,
-                    f: 1,
-                    m: 5,
-                    segment: segment.into(),
-                    p_alive: Some(0.5),
-                    expected_purchases_90d: Some(0.1),
-                    clv_12m_minor: Some(1),
-                    recommended: Vec::new(),
-                })
-                .collect()
+            keys.iter().map(|&k| plain_score(k, segment)).collect()
         };
         for round in 0..3 {
             let (first, second) = tokio::join!(

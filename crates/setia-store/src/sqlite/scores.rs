@@ -70,9 +70,7 @@ fn lists_sql(name: &str) -> String {
 
 const LIST_COLUMNS: &str = "merchant_id, list, value_key, customer_id";
 
-const COLUMNS: &str = "merchant_id, customer_id, as_of, recency_days, frequency_days, \
-    monetary_minor, rfm_r, rfm_f, rfm_m, segment, p_alive, expected_purchases_90d, \
-    clv_12m_minor, computed_at_us, recommended";
+const COLUMNS: &str = super::SCORE_COLUMNS;
 
 /// A run of at least this many scores that makes up at least half the file rebuilds the
 /// tables (the other merchants' rows are copied across); a smaller one is upserted in place.
