@@ -51,6 +51,12 @@ pub struct NudgeWindow {
     pub until: Money,
 }
 
+impl NudgeWindow {
+    pub fn contains(&self, spend: Money) -> bool {
+        self.from <= spend && spend < self.until
+    }
+}
+
 /// The windows of trailing spend that are within `within_percent` of the next tier's
 /// threshold and below it: one per tier above member, none when the percent is 0. The gold
 /// window starts no lower than the silver threshold, so a customer is only ever nudged
@@ -94,7 +100,7 @@ pub fn nudge_due(
 ) -> Option<(Tier, Money)> {
     nudge_windows(program, within_percent)
         .into_iter()
-        .find(|w| w.from <= trailing_spend && trailing_spend < w.until)
+        .find(|w| w.contains(trailing_spend))
         .map(|w| {
             (
                 w.tier,

@@ -4,13 +4,12 @@
 //! `setia_core::feedback`'s rule; this module only feeds it and writes what it decides.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use setia_core::engagement::EngagementProgram;
 use setia_core::feedback::{reminder_due_at, request_decision, RequestCandidate, RequestDecision};
 use setia_core::mail_token::FeedbackToken;
-use setia_core::{format_rupiah, CustomerId, MerchantId, MerchantTimezone, Money, PurchaseId};
+use setia_core::{format_rupiah, CustomerId, MerchantTimezone, Money, PurchaseId};
 use setia_store::engagement::{
     Complaint, ComplaintStatus, FeedbackAnswer, FeedbackRequest, NewFeedbackRequest,
 };
@@ -25,28 +24,6 @@ pub const FEEDBACK_SCAN_EVERY: TimeDelta = TimeDelta::minutes(15);
 
 /// Candidate purchases read per query.
 const CANDIDATE_PAGE: u32 = 5_000;
-
-/// When this process last looked for each merchant's due requests.
-#[derive(Debug, Default)]
-pub(crate) struct FeedbackScans(Mutex<HashMap<MerchantId, DateTime<Utc>>>);
-
-impl FeedbackScans {
-    /// Whether to look at `now`, noting that this look happens. A clock that went back looks
-    /// again.
-    fn due(&self, merchant: &MerchantId, now: DateTime<Utc>) -> bool {
-        let mut last = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match last.get(merchant) {
-            Some(at) if *at <= now && now - *at < FEEDBACK_SCAN_EVERY => false,
-            _ => {
-                last.insert(merchant.clone(), now);
-                true
-            }
-        }
-    }
-}
 
 /// A feedback email's period key: the request, or its reminder.
 pub(crate) fn parse_period(period: &str) -> Option<(i64, bool)> {
@@ -323,23 +300,5 @@ mod tests {
         ] {
             assert_eq!(parse_period(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_process_looks_every_quarter_hour() {
-        let scans = FeedbackScans::default();
-        let merchant = MerchantId::from_random_bytes([1; 20]);
-        let t0 = DateTime::parse_from_rfc3339("2027-03-14T02:00:00Z")
-            .unwrap()
-            .to_utc();
-        assert!(scans.due(&merchant, t0));
-        assert!(!scans.due(&merchant, t0 + TimeDelta::minutes(14)));
-        assert!(scans.due(&merchant, t0 + TimeDelta::minutes(15)));
-        assert!(
-            scans.due(&merchant, t0),
-            "a clock that went back looks again"
-        );
-        let other = MerchantId::from_random_bytes([2; 20]);
-        assert!(scans.due(&other, t0));
     }
 }

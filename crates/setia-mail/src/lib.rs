@@ -14,6 +14,7 @@ pub mod context;
 pub mod feedback;
 mod marketing;
 pub mod message;
+mod pass_clock;
 pub mod perks;
 pub mod referral;
 pub mod report;
@@ -238,7 +239,9 @@ pub struct Mailer {
     config: MailConfig,
     transport: Transport,
     templates: Arc<TemplateLoader>,
-    feedback_scans: Arc<feedback::FeedbackScans>,
+    /// When this process last looked for each merchant's due feedback requests and nudges.
+    feedback_scans: Arc<pass_clock::PassClock>,
+    nudge_scans: Arc<pass_clock::PassClock>,
     /// One permit per SMTP connection, shared by the delivery lanes.
     send_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -317,7 +320,8 @@ impl Mailer {
             config,
             transport,
             templates: Arc::new(templates),
-            feedback_scans: Arc::default(),
+            feedback_scans: Arc::new(pass_clock::PassClock::every(feedback::FEEDBACK_SCAN_EVERY)),
+            nudge_scans: Arc::new(pass_clock::PassClock::every(perks::NUDGE_SCAN_EVERY)),
             send_slots: Arc::new(send_slots),
         })
     }

@@ -3,6 +3,8 @@
 //! crosses into a tier is decided in the ledger's transaction; who is near the next one is
 //! `setia_core::perks`'s rule, whose windows the store's selection uses.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
 use setia_core::engagement::{EngagementProgram, PerksSettings};
@@ -15,6 +17,10 @@ use setia_store::perks::TierWelcomePayload;
 
 use crate::context::{Common, LoyaltyView};
 use crate::{schedule, MailError, Mailer};
+
+/// How often one process looks for customers to nudge: a nudge is once a year and not
+/// urgent, and the look sums a year of a merchant's purchases.
+pub const NUDGE_SCAN_EVERY: TimeDelta = TimeDelta::hours(1);
 
 /// A tier as an email shows it: its title, the built-in points multiplier and the
 /// merchant's perk lines.
@@ -170,7 +176,8 @@ pub(crate) fn nudge_context(
 
 impl Mailer {
     /// Enqueues one merchant's tier nudges due at `now`: customers near their next tier,
-    /// once per tier and merchant-local year, selected in bulk by the store.
+    /// once per tier and merchant-local year. Each process looks at most every
+    /// [`NUDGE_SCAN_EVERY`]: the look sums a year of the merchant's purchases.
     pub(crate) async fn schedule_tier_nudges(
         &self,
         mail: &MailMerchant,
@@ -178,27 +185,40 @@ impl Mailer {
         now: DateTime<Utc>,
     ) -> Result<u64, MailError> {
         let perks = &program.perks;
+        let merchant = &mail.merchant.id;
         // Sandbox merchants never mail their customers.
-        if !perks.enabled || perks.nudge_within_percent == 0 || mail.merchant.sandbox {
+        if !perks.enabled
+            || perks.nudge_within_percent == 0
+            || mail.merchant.sandbox
+            || !self.nudge_scans.due(merchant, now)
+        {
             return Ok(0);
         }
-        let loyalty = self.store.loyalty_program(&mail.merchant.id).await?;
+        let loyalty = self.store.loyalty_program(merchant).await?;
+        let windows = nudge_windows(&loyalty, perks.nudge_within_percent);
+        let spends = self
+            .store
+            .spend_in_windows(
+                merchant,
+                &windows,
+                now - TimeDelta::days(365),
+                now + TimeDelta::microseconds(1),
+            )
+            .await?;
+        let mut by_tier: BTreeMap<Tier, Vec<CustomerId>> = BTreeMap::new();
+        for spend in spends {
+            if let Some(window) = windows.iter().find(|w| w.contains(spend.spent)) {
+                by_tier.entry(window.tier).or_default().push(spend.customer);
+            }
+        }
         let zone = mail.merchant.timezone;
         let year = zone.local_day(now).year();
         let due_at = schedule::marketing_hours(zone, now);
         let mut enqueued = 0;
-        for window in nudge_windows(&loyalty, perks.nudge_within_percent) {
+        for (tier, customers) in by_tier {
             enqueued += self
                 .store
-                .enqueue_tier_nudges(
-                    &mail.merchant.id,
-                    &window,
-                    &nudge_period(window.tier, year),
-                    now - TimeDelta::days(365),
-                    now + TimeDelta::microseconds(1),
-                    due_at,
-                    now,
-                )
+                .enqueue_tier_nudges(merchant, &nudge_period(tier, year), &customers, due_at, now)
                 .await?;
         }
         Ok(enqueued)

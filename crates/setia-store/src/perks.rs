@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use setia_core::loyalty::Tier;
 use setia_core::perks::NudgeWindow;
 use setia_core::referral::ReferralCode;
-use setia_core::{CustomerId, MerchantId};
+use setia_core::{CustomerId, MerchantId, Money};
 
 use crate::mail::{EmailLanguage, MailCustomer};
 use crate::StoreResult;
@@ -41,6 +41,17 @@ pub struct TierCrossingRow {
     pub reversed_at: Option<DateTime<Utc>>,
 }
 
+/// A customer's countable spend over some span of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerSpend {
+    pub customer: CustomerId,
+    pub spent: Money,
+}
+
+/// Customers per nudge write: one statement and transaction each, so the writer is held
+/// for a moment however many customers are nudged.
+pub const NUDGES_PER_WRITE: usize = 1_000;
+
 /// What the member page shows of a customer (and nothing more).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberPage {
@@ -54,18 +65,26 @@ pub struct MemberPage {
 
 #[async_trait]
 pub trait Perks: Send + Sync {
-    /// Enqueues a `tier_nudge` (period `period_key`, e.g. `gold-2027`) for every customer
-    /// who may be mailed (an address, consent, not unsubscribed) and whose countable spend in
-    /// `[spend_from, spend_until)` lies in `window`, in one statement; a customer nudged for
-    /// the period before is left alone. Returns how many were added.
-    #[allow(clippy::too_many_arguments)]
+    /// The customers whose countable spend in `[spend_from, spend_until)` lies in one of
+    /// `windows`, with that spend. A read of the purchases alone (by their time index),
+    /// outside any write: on SQLite the webhooks' writer never waits for it, and on
+    /// PostgreSQL its plan does not hang on a join whose sizes the planner may not know.
+    async fn spend_in_windows(
+        &self,
+        merchant: &MerchantId,
+        windows: &[NudgeWindow],
+        spend_from: DateTime<Utc>,
+        spend_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<CustomerSpend>>;
+    /// Enqueues a `tier_nudge` (period `period_key`, e.g. `gold-2027`) for each of
+    /// `customers` who may be mailed (an address, consent, not unsubscribed); a customer
+    /// nudged for the period before is left alone. Short transactions of at most
+    /// [`NUDGES_PER_WRITE`] customers. Returns how many were added.
     async fn enqueue_tier_nudges(
         &self,
         merchant: &MerchantId,
-        window: &NudgeWindow,
         period_key: &str,
-        spend_from: DateTime<Utc>,
-        spend_until: DateTime<Utc>,
+        customers: &[CustomerId],
         due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;

@@ -158,42 +158,82 @@ async fn reverse_tier_crossings_of_refund(
 
 #[async_trait]
 impl Perks for ThisStore {
+    async fn spend_in_windows(
+        &self,
+        merchant: &MerchantId,
+        windows: &[NudgeWindow],
+        spend_from: DateTime<Utc>,
+        spend_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<CustomerSpend>> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = sqlx::QueryBuilder::<Db>::new(
+            "SELECT customer_id, CAST(SUM(amount_minor) AS BIGINT) AS spent FROM purchases \
+             WHERE merchant_id = ",
+        );
+        query
+            .push_bind(merchant.as_str())
+            .push(
+                " AND customer_id IS NOT NULL AND sandbox = FALSE AND refunded_at_us IS NULL \
+                 AND occurred_at_us >= ",
+            )
+            .push_bind(micros(spend_from))
+            .push(" AND occurred_at_us < ")
+            .push_bind(micros(spend_until))
+            .push(" GROUP BY customer_id HAVING ");
+        let mut any = query.separated(" OR ");
+        for window in windows {
+            any.push("(SUM(amount_minor) >= ")
+                .push_bind_unseparated(window.from.minor())
+                .push_unseparated(" AND SUM(amount_minor) < ")
+                .push_bind_unseparated(window.until.minor())
+                .push_unseparated(")");
+        }
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CustomerSpend {
+                    customer: CustomerId::from_key(row.try_get("customer_id")?),
+                    spent: Money::from_minor(row.try_get("spent")?),
+                })
+            })
+            .collect()
+    }
+
     async fn enqueue_tier_nudges(
         &self,
         merchant: &MerchantId,
-        window: &NudgeWindow,
         period_key: &str,
-        spend_from: DateTime<Utc>,
-        spend_until: DateTime<Utc>,
+        customers: &[CustomerId],
         due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
-        // One statement for the whole merchant: the spend is summed per customer from the
-        // purchases of the window (by the purchases' time index), then joined to the
-        // customers who may be mailed.
-        let added = sqlx::query(
-            "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, created_at_us) \
-             SELECT $1, 'tier_nudge', 'cus_' || c.id, c.id, $2, $3, $4 FROM customers c JOIN \
-             (SELECT customer_id, SUM(amount_minor) AS spent FROM purchases \
-              WHERE merchant_id = $1 AND customer_id IS NOT NULL AND sandbox = FALSE AND refunded_at_us IS NULL \
-              AND occurred_at_us >= $5 AND occurred_at_us < $6 GROUP BY customer_id \
-              HAVING SUM(amount_minor) >= $7 AND SUM(amount_minor) < $8) s ON s.customer_id = c.id \
-             WHERE c.merchant_id = $1 AND c.consent = TRUE AND c.email IS NOT NULL AND c.unsubscribed_at_us IS NULL \
-             ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING",
-        )
-        .bind(merchant.as_str())
-        .bind(period_key)
-        .bind(micros(due_at))
-        .bind(micros(now))
-        .bind(micros(spend_from))
-        .bind(micros(spend_until))
-        .bind(window.from.minor())
-        .bind(window.until.minor())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
+        let mut added = 0;
+        for chunk in customers.chunks(NUDGES_PER_WRITE) {
+            // The customers by key (customers_by_merchant), never a scan of the merchant's.
+            let mut query = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, created_at_us) \
+                 SELECT merchant_id, 'tier_nudge', 'cus_' || id, id, ",
+            );
+            query
+                .push_bind(period_key)
+                .push(", ")
+                .push_bind(micros(due_at))
+                .push(", ")
+                .push_bind(micros(now))
+                .push(" FROM customers WHERE merchant_id = ")
+                .push_bind(merchant.as_str())
+                .push(" AND id IN ");
+            push_customer_keys(&mut query, chunk);
+            query.push(
+                " AND consent = TRUE AND email IS NOT NULL AND unsubscribed_at_us IS NULL \
+                 ON CONFLICT (merchant_id, kind, recipient, period_key) DO NOTHING",
+            );
+            let mut tx = self.begin_write().await?;
+            added += query.build().execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+        }
         Ok(added)
     }
 

@@ -3884,24 +3884,31 @@ mod perks {
             .unwrap();
         let now = at(20, 0);
         let program = setia_core::loyalty::LoyaltyProgram::default();
+        let windows = nudge_windows(&program, 20);
         let enqueue = |round: &'static str| {
-            let shop = &shop;
-            let program = &program;
+            let (shop, windows) = (&shop, &windows);
             async move {
+                let spends = shop
+                    .store
+                    .spend_in_windows(
+                        &shop.merchant,
+                        windows,
+                        now - TimeDelta::days(365),
+                        now + TimeDelta::microseconds(1),
+                    )
+                    .await
+                    .unwrap();
                 let mut added = Vec::new();
-                for window in nudge_windows(program, 20) {
+                for window in windows {
+                    let near: Vec<CustomerId> = spends
+                        .iter()
+                        .filter(|spend| window.contains(spend.spent))
+                        .map(|spend| spend.customer)
+                        .collect();
                     let period = format!("{}-{round}", window.tier.as_str());
                     added.push(
                         shop.store
-                            .enqueue_tier_nudges(
-                                &shop.merchant,
-                                &window,
-                                &period,
-                                now - TimeDelta::days(365),
-                                now + TimeDelta::microseconds(1),
-                                now,
-                                now,
-                            )
+                            .enqueue_tier_nudges(&shop.merchant, &period, &near, now, now)
                             .await
                             .unwrap(),
                     );
@@ -3909,6 +3916,37 @@ mod perks {
                 added
             }
         };
+        // Every customer in a window, mailable or not, with the spend of the trailing year;
+        // FAR (Rp 1.000.000) is in none.
+        let mut spends: Vec<(CustomerId, i64)> = shop
+            .store
+            .spend_in_windows(
+                &shop.merchant,
+                &windows,
+                now - TimeDelta::days(365),
+                now + TimeDelta::microseconds(1),
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|spend| (spend.customer, spend.spent.minor()))
+            .collect();
+        spends.sort();
+        let mut expected_spends = vec![
+            (id_of(&shop, "NEAR_SILVER").await, 170_000_000),
+            (id_of(&shop, "NEAR_GOLD").await, 900_000_000),
+            (gone, 170_000_000),
+            (id_of(&shop, "NO_CONSENT").await, 190_000_000),
+        ];
+        expected_spends.sort();
+        assert_eq!(spends, expected_spends);
+        assert_eq!(
+            shop.store
+                .spend_in_windows(&shop.merchant, &[], now - TimeDelta::days(365), now)
+                .await
+                .unwrap(),
+            vec![]
+        );
         // The purchase of 2025 is out of the trailing year: NEAR_SILVER has Rp 1.700.000.
         assert_eq!(enqueue("2026").await, vec![1, 1]);
         assert_eq!(enqueue("2026").await, vec![0, 0], "once per tier and year");
@@ -3937,11 +3975,48 @@ mod perks {
         assert_eq!(nudged, expected);
     }
 
+    /// More customers near a tier than one write takes: every one is nudged, once.
+    async fn nudges_beyond_one_write_reach_everyone_once(shop: Shop) {
+        let many = setia_store::perks::NUDGES_PER_WRITE + 500;
+        let mut csv = String::from("customer_external_id,occurred_at,amount\n");
+        for i in 0..many {
+            let id = format!("N{i}");
+            shop.customer(&id, reachable(None, &format!("n{i}@toko.example")))
+                .await;
+            csv.push_str(&format!("{id},2026-01-05,1700000\n"));
+        }
+        shop.import_history(&csv).await;
+        let now = at(20, 0);
+        let program = setia_core::loyalty::LoyaltyProgram::default();
+        let windows = nudge_windows(&program, 20);
+        let spends = shop
+            .store
+            .spend_in_windows(
+                &shop.merchant,
+                &windows,
+                now - TimeDelta::days(365),
+                now + TimeDelta::microseconds(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(spends.len(), many);
+        let near: Vec<CustomerId> = spends.iter().map(|spend| spend.customer).collect();
+        for expected in [many as u64, 0] {
+            let added = shop
+                .store
+                .enqueue_tier_nudges(&shop.merchant, "silver-2026", &near, now, now)
+                .await
+                .unwrap();
+            assert_eq!(added, expected);
+        }
+    }
+
     on_every_backend!(
         a_crossing_by_purchase_awards_and_welcomes_once: false,
         a_sandbox_world_crosses_nothing: true,
         an_import_awards_every_crossing_and_mails_the_last_week: false,
         nudges_go_to_customers_near_the_next_tier_once_a_year: false,
+        nudges_beyond_one_write_reach_everyone_once: false,
     );
 }
 
