@@ -3620,10 +3620,10 @@ mod perks {
     use super::*;
     use setia_core::customer::CustomerEmail;
     use setia_core::engagement::EngagementProgram;
-    use setia_core::perks::nudge_windows;
+    use setia_core::perks::{nudge_windows, NudgeWindow};
     use setia_core::CustomerId;
     use setia_store::mail::OutboxKind;
-    use setia_store::perks::TierWelcomePayload;
+    use setia_store::perks::{CustomerSpend, TierWelcomePayload};
 
     /// Silver's entry is 100 points and a 10% voucher, gold's 500 points.
     async fn perks_program(shop: &Shop) {
@@ -3851,6 +3851,23 @@ mod perks {
         assert_eq!(sent[0].0, new.to_string());
     }
 
+    /// The customers in a nudge window, with their spend of the year before `now`.
+    async fn trailing_spends(
+        shop: &Shop,
+        windows: &[NudgeWindow],
+        now: DateTime<Utc>,
+    ) -> Vec<CustomerSpend> {
+        shop.store
+            .spend_in_windows(
+                &shop.merchant,
+                windows,
+                now - TimeDelta::days(365),
+                now + TimeDelta::microseconds(1),
+            )
+            .await
+            .unwrap()
+    }
+
     async fn nudges_go_to_customers_near_the_next_tier_once_a_year(shop: Shop) {
         for (id, email) in [
             ("NEAR_SILVER", "a@toko.example"),
@@ -3888,16 +3905,7 @@ mod perks {
         let enqueue = |round: &'static str| {
             let (shop, windows) = (&shop, &windows);
             async move {
-                let spends = shop
-                    .store
-                    .spend_in_windows(
-                        &shop.merchant,
-                        windows,
-                        now - TimeDelta::days(365),
-                        now + TimeDelta::microseconds(1),
-                    )
-                    .await
-                    .unwrap();
+                let spends = trailing_spends(shop, windows, now).await;
                 let mut added = Vec::new();
                 for window in windows {
                     let near: Vec<CustomerId> = spends
@@ -3918,16 +3926,8 @@ mod perks {
         };
         // Every customer in a window, mailable or not, with the spend of the trailing year;
         // FAR (Rp 1.000.000) is in none.
-        let mut spends: Vec<(CustomerId, i64)> = shop
-            .store
-            .spend_in_windows(
-                &shop.merchant,
-                &windows,
-                now - TimeDelta::days(365),
-                now + TimeDelta::microseconds(1),
-            )
+        let mut spends: Vec<(CustomerId, i64)> = trailing_spends(&shop, &windows, now)
             .await
-            .unwrap()
             .iter()
             .map(|spend| (spend.customer, spend.spent.minor()))
             .collect();
@@ -3989,16 +3989,7 @@ mod perks {
         let now = at(20, 0);
         let program = setia_core::loyalty::LoyaltyProgram::default();
         let windows = nudge_windows(&program, 20);
-        let spends = shop
-            .store
-            .spend_in_windows(
-                &shop.merchant,
-                &windows,
-                now - TimeDelta::days(365),
-                now + TimeDelta::microseconds(1),
-            )
-            .await
-            .unwrap();
+        let spends = trailing_spends(&shop, &windows, now).await;
         assert_eq!(spends.len(), many);
         let near: Vec<CustomerId> = spends.iter().map(|spend| spend.customer).collect();
         for expected in [many as u64, 0] {
