@@ -196,15 +196,7 @@ impl Mailer {
         }
         let loyalty = self.store.loyalty_program(merchant).await?;
         let windows = nudge_windows(&loyalty, perks.nudge_within_percent);
-        let spends = self
-            .store
-            .spend_in_windows(
-                merchant,
-                &windows,
-                now - TimeDelta::days(365),
-                now + TimeDelta::microseconds(1),
-            )
-            .await?;
+        let spends = self.store.spend_in_windows(merchant, &windows, now).await?;
         let mut by_tier: BTreeMap<Tier, Vec<CustomerId>> = BTreeMap::new();
         for spend in spends {
             if let Some(window) = windows.iter().find(|w| w.contains(spend.spent)) {

@@ -65,16 +65,16 @@ pub struct MemberPage {
 
 #[async_trait]
 pub trait Perks: Send + Sync {
-    /// The customers whose countable spend in `[spend_from, spend_until)` lies in one of
-    /// `windows`, with that spend. A read of the purchases alone (by their time index),
+    /// The customers whose countable spend of the year up to `now` (what the tier counts, as
+    /// `mail_customers` reads it) lies in one of `windows`, with that spend. A read of the
+    /// purchases alone (by their time index),
     /// outside any write: on SQLite the webhooks' writer never waits for it, and on
     /// PostgreSQL its plan does not hang on a join whose sizes the planner may not know.
     async fn spend_in_windows(
         &self,
         merchant: &MerchantId,
         windows: &[NudgeWindow],
-        spend_from: DateTime<Utc>,
-        spend_until: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<CustomerSpend>>;
     /// Enqueues a `tier_nudge` (period `period_key`, e.g. `gold-2027`) for each of
     /// `customers` who may be mailed (an address, consent, not unsubscribed); a customer

@@ -162,8 +162,7 @@ impl Perks for ThisStore {
         &self,
         merchant: &MerchantId,
         windows: &[NudgeWindow],
-        spend_from: DateTime<Utc>,
-        spend_until: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<CustomerSpend>> {
         if windows.is_empty() {
             return Ok(Vec::new());
@@ -178,9 +177,9 @@ impl Perks for ThisStore {
                 " AND customer_id IS NOT NULL AND sandbox = FALSE AND refunded_at_us IS NULL \
                  AND occurred_at_us >= ",
             )
-            .push_bind(micros(spend_from))
+            .push_bind(micros(now - TimeDelta::days(365)))
             .push(" AND occurred_at_us < ")
-            .push_bind(micros(spend_until))
+            .push_bind(micros(now + TimeDelta::microseconds(1)))
             .push(" GROUP BY customer_id HAVING ");
         let mut any = query.separated(" OR ");
         for window in windows {
@@ -211,7 +210,7 @@ impl Perks for ThisStore {
     ) -> StoreResult<u64> {
         let mut added = 0;
         for chunk in customers.chunks(NUDGES_PER_WRITE) {
-            // The customers by key (customers_by_merchant), never a scan of the merchant's.
+            // The customers by merchant and key (customers_by_merchant).
             let mut query = sqlx::QueryBuilder::<Db>::new(
                 "INSERT INTO outbox (merchant_id, kind, recipient, customer_id, period_key, due_at_us, created_at_us) \
                  SELECT merchant_id, 'tier_nudge', 'cus_' || id, id, ",

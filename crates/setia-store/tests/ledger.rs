@@ -3858,12 +3858,7 @@ mod perks {
         now: DateTime<Utc>,
     ) -> Vec<CustomerSpend> {
         shop.store
-            .spend_in_windows(
-                &shop.merchant,
-                windows,
-                now - TimeDelta::days(365),
-                now + TimeDelta::microseconds(1),
-            )
+            .spend_in_windows(&shop.merchant, windows, now)
             .await
             .unwrap()
     }
@@ -3942,7 +3937,7 @@ mod perks {
         assert_eq!(spends, expected_spends);
         assert_eq!(
             shop.store
-                .spend_in_windows(&shop.merchant, &[], now - TimeDelta::days(365), now)
+                .spend_in_windows(&shop.merchant, &[], now)
                 .await
                 .unwrap(),
             vec![]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::product_list_json;
+use super::{product_list_json, SCORE_COLUMNS};
 use crate::analytics::ScoreRow;
 use crate::dashboard::{ValueList, AT_RISK_P_ALIVE};
 
@@ -69,8 +69,6 @@ fn lists_sql(name: &str) -> String {
 }
 
 const LIST_COLUMNS: &str = "merchant_id, list, value_key, customer_id";
-
-const COLUMNS: &str = super::SCORE_COLUMNS;
 
 /// A run of at least this many scores that makes up at least half the file rebuilds the
 /// tables (the other merchants' rows are copied across); a smaller one is upserted in place.
@@ -178,7 +176,7 @@ impl ScoresFile {
             let copy = |side: &str| {
                 tx.execute(
                     &format!(
-                        "INSERT INTO customer_scores_next ({COLUMNS}) SELECT {COLUMNS} \
+                        "INSERT INTO customer_scores_next ({SCORE_COLUMNS}) SELECT {SCORE_COLUMNS} \
                          FROM customer_scores WHERE merchant_id {side} ?1 ORDER BY merchant_id, customer_id"
                     ),
                     [merchant],
@@ -480,7 +478,7 @@ fn insert(
         "INSERT"
     };
     let mut statement = tx.prepare(&format!(
-        "{verb} INTO {table} ({COLUMNS}) \
+        "{verb} INTO {table} ({SCORE_COLUMNS}) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?;
     statement.raw_bind_parameter(1, merchant)?;
@@ -538,7 +536,7 @@ mod tests {
                 .unwrap();
             connection
                 .execute_batch(&format!(
-                    "INSERT INTO customer_scores ({COLUMNS}) VALUES \
+                    "INSERT INTO customer_scores ({SCORE_COLUMNS}) VALUES \
                      ('m', 1, '2026-01-01', 3, 2, 100, 5, 4, 3, 'loyal', 0.9, 1.5, 200, 1, NULL), \
                      ('m', 2, '2026-01-01', 90, 3, 100, 1, 4, 3, 'at_risk', 0.2, 0.1, NULL, 1, NULL)"
                 ))
