@@ -52,6 +52,7 @@ pub struct NudgeWindow {
 }
 
 impl NudgeWindow {
+    /// Whether a trailing spend falls in the window: `from` included, `until` not.
     pub fn contains(&self, spend: Money) -> bool {
         self.from <= spend && spend < self.until
     }

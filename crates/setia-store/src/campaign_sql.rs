@@ -172,14 +172,15 @@ impl Campaigns for ThisStore {
              WHERE ({condition}) AND $4 = $4 AND $5 = $5 ORDER BY x.id"
         );
         let minor = |rupiah: i64| rupiah.saturating_mul(100);
+        let (from, until) = tier_year(now);
         let rows = sqlx::query(&sql)
             .bind(merchant.as_str())
             .bind(after.key())
             .bind(scanned_to)
             .bind(minor(rules.program.gold_threshold_rupiah))
             .bind(minor(rules.program.silver_threshold_rupiah))
-            .bind(micros(now - TimeDelta::days(365)))
-            .bind(micros(now + TimeDelta::microseconds(1)))
+            .bind(micros(from))
+            .bind(micros(until))
             .fetch_all(&mut *conn)
             .await?;
         let members = rows

@@ -838,14 +838,8 @@ impl Ledger for ThisStore {
         .fetch_one(&mut *conn)
         .await?;
         let rules = merchant_rules(&mut conn, merchant).await?;
-        let trailing = spend_between(
-            &mut conn,
-            merchant,
-            id,
-            now - TimeDelta::days(365),
-            now + TimeDelta::microseconds(1),
-            0,
-        )
+        let (from, until) = tier_year(now);
+        let trailing = spend_between(&mut conn, merchant, id, from, until, 0)
         .await?;
         let (balance, _) = balance_at(
             &movements_of(&mut conn, merchant, id).await?,

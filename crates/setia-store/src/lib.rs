@@ -420,6 +420,16 @@ fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
+/// The span whose countable spend sets a customer's tier as of `now`: the year up to and
+/// including `now`, as `[from, until)`. The profile, the mail context, campaign audiences and
+/// the nudge selection all count this one span.
+fn tier_year(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (
+        now - chrono::TimeDelta::days(365),
+        now + chrono::TimeDelta::microseconds(1),
+    )
+}
+
 fn from_micros(us: i64) -> StoreResult<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us}")))

@@ -623,12 +623,13 @@ impl Mail for ThisStore {
             "SELECT customer_id, CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS spent FROM purchases \
              WHERE sandbox = FALSE AND refunded_at_us IS NULL AND merchant_id = ",
         );
+        let (from, until) = tier_year(now);
         spend
             .push_bind(merchant.as_str())
             .push(" AND occurred_at_us >= ")
-            .push_bind(micros(now - TimeDelta::days(365)))
+            .push_bind(micros(from))
             .push(" AND occurred_at_us < ")
-            .push_bind(micros(now + TimeDelta::microseconds(1)))
+            .push_bind(micros(until))
             .push(" AND customer_id IN ");
         push_customer_keys(&mut spend, customers);
         spend.push(" GROUP BY customer_id");

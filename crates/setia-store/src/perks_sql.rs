@@ -167,6 +167,7 @@ impl Perks for ThisStore {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
+        let (from, until) = tier_year(now);
         let mut query = sqlx::QueryBuilder::<Db>::new(
             "SELECT customer_id, CAST(SUM(amount_minor) AS BIGINT) AS spent FROM purchases \
              WHERE merchant_id = ",
@@ -177,9 +178,9 @@ impl Perks for ThisStore {
                 " AND customer_id IS NOT NULL AND sandbox = FALSE AND refunded_at_us IS NULL \
                  AND occurred_at_us >= ",
             )
-            .push_bind(micros(now - TimeDelta::days(365)))
+            .push_bind(micros(from))
             .push(" AND occurred_at_us < ")
-            .push_bind(micros(now + TimeDelta::microseconds(1)))
+            .push_bind(micros(until))
             .push(" GROUP BY customer_id HAVING ");
         let mut any = query.separated(" OR ");
         for window in windows {
