@@ -9,8 +9,8 @@
 # Knobs (environment): MERCHANTS (100), PURCHASES (100000), CUSTOMERS (10000), WORKERS
 # ("1 2 3"), SEED (42), POSTGRES (postgres://postgres@127.0.0.1:5432, a server where the
 # database setia_bench_nightly may be dropped and created), SETIA_BIN (a setia binary
-# instead of a release build), WAIT_IDLE, KEEP=1, BENCH_RESULTS (a file to append the JSON
-# results to).
+# instead of a release build), WAIT_IDLE, KEEP=1 (keeps the work folder and the database),
+# BENCH_RESULTS (a file to append the JSON results to).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +32,13 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+    # The database holds 10 M purchases (about 6 GB): it goes with the work folder.
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "kept $work and the database $database" >&2
+    else
+        rm -rf "$work"
+        psql -qX "$POSTGRES/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
 }
 trap cleanup EXIT
 
