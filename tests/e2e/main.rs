@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `setia` binary against real databases. One test binary for
 //! the whole project, because every test binary links everything and linking is slow.
 
+mod api_contract;
 mod campaigns;
 mod campaigns_dashboard;
 mod dashboard;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,7 +22,7 @@ use setia_mail::MailError;
 use setia_store::campaign::{Campaign, CampaignDelivery};
 use setia_store::{Store, StoreError};
 
-use crate::api::{ApiMerchant, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
 use crate::feedback_api::instant;
 use crate::ledger_api::json_body;
 use crate::{ApiError, AppState};
@@ -45,22 +45,27 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CampaignBody {
-    #[schema(example = "Lebaran early access")]
+    #[schema(example = "Lebaran early access", pattern = "\\S")]
     name: String,
     /// `tier:member|silver|gold`, `segment:NAME` (an RFM segment), `at_risk`, `all`, joined
     /// with `+`
     #[schema(example = "tier:gold+tier:silver+segment:loyal")]
     audience: String,
     /// One line; may use {{name}}, {{tier}} and {{points}}
-    #[schema(example = "{{name}}, the Lebaran collection is open for you first")]
+    #[schema(
+        example = "{{name}}, the Lebaran collection is open for you first",
+        pattern = "\\S"
+    )]
     subject: String,
     /// Markdown, at most 100 KB; raw HTML is shown as text, only http, https and mailto
     /// links are kept; may use {{name}}, {{tier}} and {{points}}
+    #[schema(pattern = "\\S")]
     body: String,
     /// When the first (gold) wave goes: an RFC 3339 instant or a day (merchant time);
     /// default now; not in the past
     send_at: Option<String>,
     /// Gold first, silver this many days later, everyone else as many days after that
+    #[schema(maximum = 90)]
     early_access_days: Option<u32>,
 }
 
@@ -195,7 +200,7 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<ListResponse<Campaign>>, ApiError> {
     let page = state.store.campaigns(&merchant.id, page.parse()?).await?;
     Ok(Json(page.into()))

@@ -2,7 +2,7 @@
 //! webhooks. Every lookup is scoped by the token's merchant: another merchant's row is 404.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,7 +22,7 @@ use setia_store::ledger::{
 use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
-use crate::api::{ApiMerchant, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -57,6 +57,7 @@ fn external_id(text: &str) -> Result<ExternalId, ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CustomerBody {
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     external_id: String,
     name: Option<String>,
     email: Option<String>,
@@ -141,8 +142,11 @@ async fn customer(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedemptionBody {
+    #[schema(minimum = 1)]
     points: i64,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     idempotency_key: String,
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     reason: String,
 }
 
@@ -165,13 +169,13 @@ async fn redeem(
         ));
     }
     let key = body.idempotency_key.trim();
-    if key.is_empty() || key.len() > 200 {
+    if key.is_empty() || key.chars().count() > 200 {
         return Err(ApiError::BadRequest(
             "idempotency_key: 1 to 200 characters".into(),
         ));
     }
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
+    if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::BadRequest("reason: 1 to 500 characters".into()));
     }
     let outcome = state
@@ -218,7 +222,9 @@ async fn redeem(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OrderBody {
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     external_id: String,
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     customer_external_id: String,
     #[schema(value_type = String, example = "125000.00")]
     amount: Money,
@@ -236,7 +242,7 @@ pub(crate) struct OrderBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ItemBody {
-    #[schema(example = "KOPI-GAYO-250")]
+    #[schema(example = "KOPI-GAYO-250", pattern = "^[A-Za-z0-9._/:#-]{1,64}$")]
     sku: String,
     /// Names a product setia does not know yet; ignored for a known SKU.
     name: Option<String>,
@@ -359,7 +365,7 @@ struct PurchasesQuery {
 async fn purchases(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    Query(query): Query<PurchasesQuery>,
+    ApiQuery(query): ApiQuery<PurchasesQuery>,
 ) -> Result<Json<ListResponse<PurchaseRow>>, ApiError> {
     let attributed = match query.attributed.as_deref() {
         None | Some("") => None,
@@ -385,6 +391,7 @@ fn purchase_id(text: &str) -> Result<PurchaseId, ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AttributeBody {
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     customer_external_id: String,
     /// The customer's pending order this transfer pays: it becomes paid and its lines pass
     /// to the purchase.
@@ -457,7 +464,7 @@ async fn refund(
 async fn quarantine(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    Query(query): Query<PageQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<ListResponse<QuarantinedRow>>, ApiError> {
     let page = state
         .store

@@ -688,7 +688,7 @@ fn redeem_points() {}
 #[utoipa::path(get, path = "/api/v1/customers/{external_id}/recommendations", tag = "products",
     params(
         ("external_id" = String, Path),
-        ("limit" = Option<u32>, Query, description = "1–50, default 10"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "1–50, default 10"),
     ),
     responses(
         (status = 200, description = "Products for the customer, best first: from the nightly run's list, then best-sellers; only in stock, never one the customer bought", body = Recommendations),
@@ -710,7 +710,7 @@ fn customer_recommendations() {}
 fn upsert_products() {}
 
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
-    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50")),
     responses(
         (status = 200, description = "Products, newest first", body = ProductList),
         (status = 400, description = "A bad cursor or limit", body = ErrorBody),
@@ -732,7 +732,7 @@ fn get_product() {}
 #[utoipa::path(get, path = "/api/v1/products/{sku}/related", tag = "products",
     params(
         ("sku" = String, Path),
-        ("limit" = Option<u32>, Query, description = "1–50, default 10"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "1–50, default 10"),
     ),
     responses(
         (status = 200, description = "Bought together: in-stock products most often bought by the same customers, by cosine similarity of their buyers, from the nightly run", body = RelatedProducts),
@@ -768,7 +768,7 @@ fn get_order() {}
     params(
         ("attributed" = Option<bool>, Query, description = "false: the unattributed queue; true: attributed only"),
         ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
     ),
     responses(
         (status = 200, description = "Purchases, newest first", body = PurchaseList),
@@ -811,11 +811,11 @@ fn engagement_program() {}
 
 #[utoipa::path(get, path = "/api/v1/feedback", tag = "feedback",
     params(
-        ("score" = Option<u8>, Query, description = "only answers with this score"),
+        ("score" = Option<u8>, Query, minimum = 0, maximum = 10, description = "only answers with this score (1–5 for CSAT, 0–10 for NPS)"),
         ("from" = Option<String>, Query, description = "answered at or after: a day (merchant time) or an RFC 3339 instant"),
         ("until" = Option<String>, Query, description = "answered before: a day (merchant time) or an RFC 3339 instant"),
         ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
     ),
     responses(
         (status = 200, description = "Answers, newest first", body = FeedbackList),
@@ -827,9 +827,9 @@ fn list_feedback() {}
 
 #[utoipa::path(get, path = "/api/v1/complaints", tag = "feedback",
     params(
-        ("status" = Option<String>, Query, description = "open, in_progress or resolved"),
+        ("status" = Option<String>, Query, pattern = "^(open|in_progress|resolved)$", description = "open, in_progress or resolved"),
         ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
     ),
     responses(
         (status = 200, description = "Complaints with the answer that opened each, newest first", body = ComplaintList),
@@ -852,7 +852,7 @@ fn list_complaints() {}
 fn update_complaint() {}
 
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics",
-    params(("period" = Option<String>, Query, description = "month or week; the latest snapshot of either when left out")),
+    params(("period" = Option<String>, Query, pattern = "^(month|week)$", description = "month or week; the latest snapshot of either when left out")),
     responses(
         (status = 200, description = "The latest snapshot, the same JSON as `setia metrics`", body = MetricsDoc),
         (status = 400, description = "A bad period", body = ErrorBody),
@@ -863,18 +863,20 @@ fn update_complaint() {}
 fn latest_metrics() {}
 
 #[utoipa::path(get, path = "/api/v1/webhooks/deliveries", tag = "webhooks",
-    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50")),
     responses(
         (status = 200, description = "Every call to the merchant's webhook URL, accepted or not", body = AuditList),
+        (status = 400, description = "A bad cursor or limit", body = ErrorBody),
         (status = 401, description = "No valid API token", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn webhook_deliveries() {}
 
 #[utoipa::path(get, path = "/api/v1/webhooks/quarantine", tag = "webhooks",
-    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50")),
     responses(
         (status = 200, description = "Signed bodies that could not be parsed, with the error", body = QuarantineList),
+        (status = 400, description = "A bad cursor or limit", body = ErrorBody),
         (status = 401, description = "No valid API token", body = ErrorBody),
     ))]
 #[allow(dead_code)]
@@ -882,9 +884,9 @@ fn webhook_quarantine() {}
 
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "email",
     params(
-        ("status" = Option<String>, Query, description = "pending, deferred, sent, failed, held or suppressed"),
+        ("status" = Option<String>, Query, pattern = "^(pending|deferred|sent|failed|held|suppressed)$", description = "pending, deferred, sent, failed, held or suppressed"),
         ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
     ),
     responses(
         (status = 200, description = "Emails, newest first, with status, attempts and last error", body = OutboxList),
@@ -911,7 +913,7 @@ fn winback_results() {}
     params(
         ("open" = Option<bool>, Query, description = "true: only episodes that have not ended"),
         ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
     ),
     responses(
         (status = 200, description = "Episodes, newest first, with their group and vouchers", body = EpisodeList),
@@ -947,7 +949,7 @@ fn redeem_voucher() {}
 fn create_campaign() {}
 
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
-    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50")),
     responses(
         (status = 200, description = "Campaigns, newest first, with their status", body = CampaignList),
         (status = 400, description = "A bad cursor or limit", body = ErrorBody),
@@ -968,9 +970,9 @@ fn show_campaign() {}
 
 #[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals",
     params(
-        ("status" = Option<String>, Query, description = "pending, qualified, rewarded, refused or cancelled"),
+        ("status" = Option<String>, Query, pattern = "^(pending|qualified|rewarded|refused|cancelled)$", description = "pending, qualified, rewarded, refused or cancelled"),
         ("cursor" = Option<String>, Query),
-        ("limit" = Option<u32>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
     ),
     responses(
         (status = 200, description = "Referrals, newest first: advocate, friend, how the store reported it, status and the reason of a refusal or cancellation, the friend's first verified payment and the reward", body = ReferralList),
@@ -1101,6 +1103,47 @@ mod tests {
                 documented.contains(&(route.0.to_owned(), route.1.to_owned())),
                 "{route:?} is not documented"
             );
+        }
+    }
+
+    /// The bounds the document gives request bodies are the rules' own.
+    #[test]
+    fn documented_bounds_are_the_rules() {
+        let doc = serde_json::to_value(api_doc()).unwrap();
+        let field = |schema: &str, field: &str| {
+            doc["components"]["schemas"][schema]["properties"][field].clone()
+        };
+        assert_eq!(
+            field("CampaignBody", "early_access_days")["maximum"].as_f64(),
+            Some(f64::from(setia_core::campaign::MAX_EARLY_ACCESS_DAYS))
+        );
+        assert_eq!(
+            field("ComplaintUpdate", "note")["maxLength"].as_u64(),
+            Some(setia_core::feedback::MAX_COMMENT_CHARS as u64)
+        );
+        for (schema, name) in [
+            ("CustomerBody", "external_id"),
+            ("OrderBody", "external_id"),
+            ("OrderBody", "customer_external_id"),
+            ("AttributeBody", "customer_external_id"),
+        ] {
+            assert_eq!(
+                field(schema, name)["maxLength"].as_u64(),
+                Some(setia_core::ExternalId::MAX_LEN as u64),
+                "{schema}.{name}"
+            );
+        }
+        let sku = format!("^[A-Za-z0-9._/:#-]{{1,{}}}$", setia_core::Sku::MAX_LEN);
+        assert_eq!(field("ProductBody", "sku")["pattern"], sku.as_str());
+        assert_eq!(field("ItemBody", "sku")["pattern"], sku.as_str());
+        // The pattern and the rule agree on these.
+        for (text, ok) in [
+            ("KOPI-GAYO-250", true),
+            ("a/b:c#1", true),
+            ("kopi gayo", false),
+            ("Ù", false),
+        ] {
+            assert_eq!(setia_core::Sku::parse(text).is_ok(), ok, "{text}");
         }
     }
 
