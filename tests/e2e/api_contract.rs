@@ -1,14 +1,16 @@
 //! The JSON API against its own OpenAPI document: every query string a listing takes is
-//! documented with its bounds, and one that does not read is refused in the API's JSON
-//! error shape, as a client generated from the document expects.
+//! documented with its bounds, and whatever the API refuses before a handler runs (a query
+//! string or path that does not read, a method a route does not take) comes in the API's
+//! JSON error shape, as a client generated from the document expects. (A body over the limit:
+//! `setia-web`'s `error::tests`.)
 
 use serde_json::Value;
 
 use crate::support::Setia;
 
-crate::on_every_backend!(a_query_string_that_does_not_read_is_a_documented_json_400);
+crate::on_every_backend!(every_refusal_is_json_and_every_query_string_is_documented);
 
-async fn a_query_string_that_does_not_read_is_a_documented_json_400(setia: Setia) {
+async fn every_refusal_is_json_and_every_query_string_is_documented(setia: Setia) {
     let created = setia.create_merchant("Toko Kueri");
     let token = created["api_token"].as_str().unwrap().to_owned();
     let server = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-worker"], &[]);
@@ -75,4 +77,39 @@ async fn a_query_string_that_does_not_read_is_a_documented_json_400(setia: Setia
         }
     }
     assert!(probed >= 14, "only {probed} listings take a query string");
+
+    // Refused before any handler (a path segment that is not UTF-8, a method the route does
+    // not take): the JSON shape, with its own status and code.
+    for (request, status, code) in [
+        (
+            client.get(server.url("/api/v1/customers/%FF%FE")),
+            400,
+            "bad_request",
+        ),
+        (
+            client.delete(server.url("/api/v1/customers")),
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        let response = request.bearer_auth(&token).send().await.unwrap();
+        assert_eq!(response.status(), status, "{code}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{code}"
+        );
+        if status == 405 {
+            assert!(
+                response.headers().contains_key("allow"),
+                "405 keeps its Allow header"
+            );
+        }
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty(),
+            "{body}"
+        );
+    }
 }

@@ -7,7 +7,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use setia_core::ApiToken;
 use setia_store::{AuditEntry, Merchant, Page, PageRequest};
@@ -51,25 +50,6 @@ impl FromRequestParts<AppState> for ApiMerchant {
             .await?
             .ok_or(ApiError::Unauthorized)?;
         Ok(ApiMerchant(Arc::new(merchant)))
-    }
-}
-
-/// A query string read as `T`. What does not read (a repeated or mistyped field) is a 400 in
-/// the API's JSON error shape; axum's own `Query` would answer it in plain text.
-pub struct ApiQuery<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
-        }
     }
 }
 
@@ -125,7 +105,7 @@ impl<T> From<Page<T>> for ListResponse<T> {
 async fn deliveries(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<ListResponse<AuditEntry>>, ApiError> {
     let page = state
         .store
@@ -151,7 +131,7 @@ pub struct MetricsQuery {
 async fn latest_metrics(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<MetricsQuery>,
+    Query(query): Query<MetricsQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let period = match query.period.as_deref() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,7 +22,7 @@ use setia_mail::MailError;
 use setia_store::campaign::{Campaign, CampaignDelivery};
 use setia_store::{Store, StoreError};
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::feedback_api::instant;
 use crate::ledger_api::json_body;
 use crate::{ApiError, AppState};
@@ -200,7 +200,7 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(page): ApiQuery<PageQuery>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Json<ListResponse<Campaign>>, ApiError> {
     let page = state.store.campaigns(&merchant.id, page.parse()?).await?;
     Ok(Json(page.into()))

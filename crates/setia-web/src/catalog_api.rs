@@ -2,7 +2,7 @@
 //! product's "bought together" list. Scoped by the token's merchant like the ledger's.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
@@ -12,7 +12,7 @@ use setia_core::product::{parse_released_at, Category, ProductName, Sku, WebLink
 use setia_core::Money;
 use setia_store::catalog::{Product, ProductUpsert, UpsertOutcome, MAX_PRODUCTS_PER_UPSERT};
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::ledger_api::{field, json_body};
 use crate::{ApiError, AppState};
 
@@ -146,7 +146,7 @@ async fn upsert_products(
 async fn products(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<ListResponse<Product>>, ApiError> {
     let page = state.store.products(&merchant.id, query.parse()?).await?;
     Ok(Json(page.into()))
@@ -216,7 +216,7 @@ async fn related(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<RelatedProducts>, ApiError> {
     let limit = query.limit()?;
     let sku = sku(&id)?;
@@ -248,7 +248,7 @@ async fn recommendations(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Recommendations>, ApiError> {
     let limit = query.limit()?;
     let external = ExternalId::parse(&id).map_err(|_| ApiError::NotFound("customer"))?;

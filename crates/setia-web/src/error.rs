@@ -1,6 +1,9 @@
 //! The one mapping from failures to HTTP: `{"error":{"code","message"}}`.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -58,5 +61,108 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({"error": {"code": code, "message": self.to_string()}});
         (status, Json(body)).into_response()
+    }
+}
+
+/// The API's failures that never reach a handler (a query string or path that does not read,
+/// a body over its limit, a method the route does not take) are axum's rejections, in plain
+/// text. This layer over `/api/v1` gives them the JSON shape with their status and words; the
+/// status and its other headers (`Allow`) stay.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // A rejection's text is a line; more than this is not one.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    };
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use setia_core::{ApiToken, MerchantId, MerchantName, MerchantTimezone, WebhookSecret};
+    use setia_ingest::{Ingest, IngestConfig};
+    use setia_store::NewMerchant;
+    use tower::ServiceExt;
+
+    /// A body over the API's 2 MiB limit is refused by axum before any handler reads it; the
+    /// answer is the API's JSON all the same. (Over TCP the client would race the server
+    /// closing the connection on the unread body, so this goes through `oneshot`.)
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_json_413() {
+        let database = setia_store::testing::TestDatabase::sqlite();
+        let store = setia_store::connect(&database.url).await.unwrap();
+        store.migrate().await.unwrap();
+        let token = ApiToken::from_random_bytes([7; 32]);
+        store
+            .create_merchant(NewMerchant {
+                id: MerchantId::from_random_bytes([7; 20]),
+                name: MerchantName::parse("Toko Besar").unwrap(),
+                timezone: MerchantTimezone::default(),
+                webhook_secret: WebhookSecret::parse("AElSnSQj").unwrap(),
+                api_token_hash: token.hash(),
+                report_emails: vec![],
+                sandbox: false,
+            })
+            .await
+            .unwrap();
+        let app = crate::app(store.clone(), Ingest::start(store, IngestConfig::default()));
+        let oversized = format!(r#"{{"external_id":"{}"}}"#, "a".repeat(3 << 20));
+        let response = app
+            .oneshot(
+                Request::post("/api/v1/customers")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", token.expose()))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(oversized))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("length limit"),
+            "{body}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! a 404.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,7 +12,7 @@ use setia_core::feedback::FeedbackComment;
 use setia_core::MerchantTimezone;
 use setia_store::engagement::{AnswerFilter, Complaint, ComplaintStatus, FeedbackAnswer};
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::ledger_api::json_body;
 use crate::{ApiError, AppState};
 
@@ -59,7 +59,7 @@ pub(crate) fn instant(
 async fn answers(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<AnswersQuery>,
+    Query(query): Query<AnswersQuery>,
 ) -> Result<Json<ListResponse<FeedbackAnswer>>, ApiError> {
     let score = match query.score.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -104,7 +104,7 @@ fn status(text: &str) -> Result<ComplaintStatus, ApiError> {
 async fn complaints(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<ComplaintsQuery>,
+    Query(query): Query<ComplaintsQuery>,
 ) -> Result<Json<ListResponse<Complaint>>, ApiError> {
     let status = query
         .status

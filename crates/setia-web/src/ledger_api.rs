@@ -2,7 +2,7 @@
 //! webhooks. Every lookup is scoped by the token's merchant: another merchant's row is 404.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,7 +22,7 @@ use setia_store::ledger::{
 use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -365,7 +365,7 @@ struct PurchasesQuery {
 async fn purchases(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<PurchasesQuery>,
+    Query(query): Query<PurchasesQuery>,
 ) -> Result<Json<ListResponse<PurchaseRow>>, ApiError> {
     let attributed = match query.attributed.as_deref() {
         None | Some("") => None,
@@ -464,7 +464,7 @@ async fn refund(
 async fn quarantine(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<PageQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<ListResponse<QuarantinedRow>>, ApiError> {
     let page = state
         .store

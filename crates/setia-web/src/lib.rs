@@ -63,6 +63,9 @@ pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -
         .merge(feedback::router(state.clone()))
         .merge(referral::router(state.clone()))
         .merge(member::router(state.clone()))
-        .nest("/api/v1", api::router(state))
+        .nest(
+            "/api/v1",
+            api::router(state).layer(axum::middleware::from_fn(error::json_errors)),
+        )
         .layer(axum::middleware::from_fn(telemetry::record_latency))
 }

@@ -1,13 +1,13 @@
 //! `GET /api/v1/outbox?status=`: the merchant's emails, newest first, with their status,
 //! attempts and last error.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use setia_store::mail::{OutboxEntry, OutboxStatus};
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -22,8 +22,8 @@ struct StatusFilter {
 async fn outbox(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(page): ApiQuery<PageQuery>,
-    ApiQuery(filter): ApiQuery<StatusFilter>,
+    Query(page): Query<PageQuery>,
+    Query(filter): Query<StatusFilter>,
 ) -> Result<Json<ListResponse<OutboxEntry>>, ApiError> {
     let status = match filter.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,

@@ -3,7 +3,7 @@
 //! on first use, their link, who referred them and whom they referred). Scoped by the
 //! token's merchant like the rest: another merchant's customer is a 404.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
@@ -13,7 +13,7 @@ use setia_core::ExternalId;
 use setia_store::referral::Referral;
 use setia_store::StoreError;
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -55,7 +55,7 @@ struct ReferralsQuery {
 async fn referrals(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<ReferralsQuery>,
+    Query(query): Query<ReferralsQuery>,
 ) -> Result<Json<ListResponse<Referral>>, ApiError> {
     let status = status_filter(query.status.as_deref())?;
     let page = state

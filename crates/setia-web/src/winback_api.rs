@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use setia_analytics::{winback_results, WinbackOutcome, WinbackResults};
 use setia_core::ExternalId;
 use setia_store::winback::{Episode, EpisodeOutcome, RedeemError, Voucher};
 
-use crate::api::{ApiMerchant, ApiQuery, ListResponse, PageQuery};
+use crate::api::{ApiMerchant, ListResponse, PageQuery};
 use crate::feedback_api::instant;
 use crate::ledger_api::{field, json_body};
 use crate::{ApiError, AppState};
@@ -70,7 +70,7 @@ pub(crate) fn outcome(stored: &EpisodeOutcome) -> WinbackOutcome {
 async fn results(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<ResultsQuery>,
+    Query(query): Query<ResultsQuery>,
 ) -> Result<Json<ResultsResponse>, ApiError> {
     let now = Utc::now();
     let zone = merchant.timezone;
@@ -109,7 +109,7 @@ struct EpisodesQuery {
 async fn episodes(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
-    ApiQuery(query): ApiQuery<EpisodesQuery>,
+    Query(query): Query<EpisodesQuery>,
 ) -> Result<Json<ListResponse<Episode>>, ApiError> {
     let open_only = match query.open.as_deref() {
         None | Some("") | Some("false") => false,
