@@ -112,8 +112,11 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
     assert_eq!(status, 200, "{shown}");
     assert!(shown.contains("value=\"2\" checked"), "{shown}");
     assert!(shown.contains("<form method=\"post\">") && !shown.contains("<script"));
-    let (status, _) = get(format!("{}?score=<b>", page(&token))).await;
-    assert_eq!(status, 200, "an odd score in the link preselects nothing");
+    for odd in ["score=<b>", "score=1&score=2"] {
+        let (status, shown) = get(format!("{}?{odd}", page(&token))).await;
+        assert_eq!(status, 200, "{odd}: an odd link preselects nothing");
+        assert!(!shown.contains("checked"), "{odd}: {shown}");
+    }
     assert!(answers().await.is_empty(), "a GET records nothing");
 
     // Forged, expired, another merchant's: the same 404, and nothing recorded.
@@ -137,6 +140,7 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
         signed_by_other.as_str(),
         others_request.as_str(),
         "nonsense",
+        "%FF%FE",
     ] {
         assert_eq!(get(page(bad)).await.0, 404, "GET {bad}");
         let (status, body) = post(bad, vec![("score", "5".into())]).await;
@@ -151,6 +155,21 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
         assert_eq!(status, 400, "score {score:?}");
         assert!(body.contains("Pilih nilai dari 1 sampai 5"), "{body}");
     }
+    // A body that is not the page's form (JSON, a field twice) answers nothing either.
+    let json = client
+        .post(page(&token))
+        .json(&serde_json::json!({"score": "5"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status().as_u16(), 400);
+    assert!(json
+        .text()
+        .await
+        .unwrap()
+        .contains("Pilih nilai dari 1 sampai 5"));
+    let (status, body) = post(&token, vec![("score", "5".into()), ("score", "4".into())]).await;
+    assert_eq!(status, 400, "{body}");
     let (status, body) = post(
         &token,
         vec![("score", "4".into()), ("comment", "a".repeat(2_001))],

@@ -296,6 +296,15 @@ async fn a_thank_you_arrives_with_its_headers_rupiah_and_escaped_html_and_unsubs
         404,
         "a tampered token unsubscribes nobody"
     );
+    // A path that is not UTF-8 is a link like any forged one: the same page.
+    for not_utf8 in [
+        client.get(format!("{base}/u/%FF%FE")),
+        client.post(format!("{base}/u/%FF%FE")),
+    ] {
+        let refused = not_utf8.send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 404);
+        assert!(refused.text().await.unwrap().contains("tidak berlaku"));
+    }
     let one_click = client
         .post(format!("{base}{path}"))
         .header("Content-Type", "application/x-www-form-urlencoded")

@@ -5,6 +5,7 @@
 //! or a comment too long is a 400 that says what is wrong and records nothing. No script, no
 //! asset from another host: a plain form that works on any phone.
 
+use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +20,7 @@ use setia_store::engagement::{FeedbackRequest, NewAnswer};
 use setia_store::mail::EmailLanguage;
 use setia_store::StoreError;
 
-use crate::unsubscribe::{escape, layout, try_again_page};
+use crate::unsubscribe::{escape, layout, link_text, try_again_page, MAX_TOKEN_TEXT};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -68,9 +69,13 @@ struct ShowQuery {
 
 async fn show(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    Query(query): Query<ShowQuery>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Response {
+    // A path that does not read is a link that leads nowhere, like a forged one; a query
+    // that does not read preselects nothing.
+    let token = link_text(path, MAX_TOKEN_TEXT).unwrap_or_default();
+    let query = query.map_or(ShowQuery { score: None }, |Query(query)| query);
     match verified(&state, &token).await {
         Ok(Some(found)) => {
             // The link's score is only preselected; an odd one preselects nothing.
@@ -104,9 +109,19 @@ struct AnswerForm {
 
 async fn answer(
     State(state): State<AppState>,
-    Path(token): Path<String>,
-    Form(form): Form<AnswerForm>,
+    path: Result<Path<String>, PathRejection>,
+    form: Result<Form<AnswerForm>, FormRejection>,
 ) -> Response {
+    let token = link_text(path, MAX_TOKEN_TEXT).unwrap_or_default();
+    // A body over the limit is refused as it is; any other body that is not the page's form
+    // answers nothing, and the page asks for a score again.
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return rejection.into_response()
+        }
+        Err(_) => AnswerForm::default(),
+    };
     let found = match verified(&state, &token).await {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),

@@ -27,13 +27,9 @@ use setia_store::mail::EmailLanguage;
 use setia_store::perks::MemberPage;
 use setia_store::StoreError;
 
-use crate::referral::{link_not_found, link_response, link_text};
-use crate::unsubscribe::{escape, layout};
+use crate::referral::{link_not_found, link_response};
+use crate::unsubscribe::{escape, layout, link_text, MAX_TOKEN_TEXT};
 use crate::AppState;
-
-/// Longer than any genuine token (a merchant id, a customer key and 32 hex digits): anything
-/// longer is not read at all.
-const MAX_TOKEN_TEXT: usize = 128;
 
 pub fn router(state: AppState) -> Router {
     Router::new()

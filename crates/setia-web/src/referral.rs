@@ -20,7 +20,7 @@ use setia_core::{format_rupiah, Money};
 use setia_store::mail::EmailLanguage;
 use setia_store::StoreError;
 
-use crate::unsubscribe::{escape, layout, try_again_page};
+use crate::unsubscribe::{escape, layout, link_text, try_again_page};
 use crate::AppState;
 
 /// Longer than any code (8 characters, perhaps with spaces around): anything longer is not
@@ -117,16 +117,6 @@ async fn show(
     };
     let found = offer(&state, code).await;
     link_response(found, "referral", page, not_found)
-}
-
-/// A public link's text, unless it is longer than `max` (then it is not read at all) or the
-/// path does not decode (bad percent-encoding, not UTF-8): a link like any other that leads
-/// nowhere.
-pub(crate) fn link_text(path: Result<Path<String>, PathRejection>, max: usize) -> Option<String> {
-    let Ok(Path(text)) = path else {
-        return None;
-    };
-    (text.len() <= max).then_some(text)
 }
 
 /// What a public link page answers: the page of what the link names, `missing` when it names

@@ -3,6 +3,7 @@
 //! button or from a mail client's one-click `List-Unsubscribe-Post`, unsubscribes. A token
 //! is signed with the merchant's mail secret; a bad one is a 404 that says nothing more.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -20,6 +21,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Longer than any genuine token of an email's links (a merchant id, a customer key or
+/// request id, an expiry and the MAC's hex digits): anything longer is not read at all.
+pub(crate) const MAX_TOKEN_TEXT: usize = 128;
+
+/// A public link's text, unless it is longer than `max` (then it is not read at all) or the
+/// path does not decode (bad percent-encoding, not UTF-8): a link like any other that leads
+/// nowhere.
+pub(crate) fn link_text(path: Result<Path<String>, PathRejection>, max: usize) -> Option<String> {
+    let Ok(Path(text)) = path else {
+        return None;
+    };
+    (text.len() <= max).then_some(text)
+}
+
 /// The token's merchant and customer, if the token is genuine.
 async fn verified(
     state: &AppState,
@@ -34,7 +49,12 @@ async fn verified(
     Ok(token.verify(&mail.secret).then_some(token))
 }
 
-async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn show(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    // A path that does not read is a link that leads nowhere, like a forged one.
+    let token = link_text(path, MAX_TOKEN_TEXT).unwrap_or_default();
     let result = async {
         let Some(token) = verified(&state, &token).await? else {
             return Ok(None);
@@ -48,7 +68,11 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Respo
     respond(result, false)
 }
 
-async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+async fn unsubscribe(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let token = link_text(path, MAX_TOKEN_TEXT).unwrap_or_default();
     let result = async {
         let Some(token) = verified(&state, &token).await? else {
             return Ok(None);
