@@ -205,6 +205,18 @@ async fn every_page_renders_for_an_empty_merchant(setia: Setia) {
         .page("/dashboard/customers?view=all")
         .await
         .contains("Belum ada pelanggan"));
+    // A query string or path that does not read: the dashboard's own error page, not text.
+    for odd in [
+        "/dashboard/customers?q=a&q=b",
+        "/dashboard/customers/%FF%FE",
+    ] {
+        let (status, body) = dash.get(odd).await;
+        assert_eq!(status, 400, "{odd}");
+        assert!(
+            body.contains("</html>") && body.contains("Permintaan tidak valid"),
+            "{odd}: {body}"
+        );
+    }
 
     // English on request, remembered in a cookie.
     let response = dash

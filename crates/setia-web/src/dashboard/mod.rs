@@ -120,6 +120,7 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
             get(emails::preview_html),
         )
         .route("/dashboard/{*rest}", any(render::not_found_route))
+        .layer(axum::middleware::from_fn(render::page_errors))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
