@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -103,10 +104,12 @@ impl Call {
 
 pub async fn receive(
     State(ingest): State<Arc<Ingest>>,
-    Path(merchant_text): Path<String>,
+    merchant_text: Result<Path<String>, PathRejection>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    // A path that does not decode names no merchant: refused like any unknown one.
+    let merchant_text = merchant_text.map_or_else(|_| String::new(), |Path(text)| text);
     let mut call = Call {
         merchant: first_chars(&merchant_text, 64).to_owned(),
         received_at: Utc::now(),

@@ -307,8 +307,8 @@ async fn every_bad_call_is_refused_audited_and_leaves_the_inbox_alone(database: 
         );
     }
 
-    // Unknown merchants: a well-formed id nobody has, and garbage.
-    for merchant in ["mer_00000000000000000000", "not-a-merchant"] {
+    // Unknown merchants: a well-formed id nobody has, garbage, and a path that is not UTF-8.
+    for merchant in ["mer_00000000000000000000", "not-a-merchant", "%FF%FE"] {
         let status = h
             .post(
                 MOOTA_ADDRESS,
@@ -317,7 +317,7 @@ async fn every_bad_call_is_refused_audited_and_leaves_the_inbox_alone(database: 
                 &moota_headers(SDK_SIGNATURE),
             )
             .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(status, StatusCode::NOT_FOUND, "{merchant}");
     }
     h.ingest.flush().await;
     assert_eq!(h.store.inbox_depth().await.unwrap(), 0);
