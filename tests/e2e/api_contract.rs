@@ -15,14 +15,7 @@ async fn every_refusal_is_json_and_every_query_string_is_documented(setia: Setia
     let token = created["api_token"].as_str().unwrap().to_owned();
     let server = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-worker"], &[]);
     let client = reqwest::Client::new();
-    let doc: Value = client
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.openapi().await;
 
     let mut probed = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -461,14 +461,7 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
     // The OpenAPI document describes the metrics JSON the API really serves.
     let client = reqwest::Client::new();
     let token = token_of(&created);
-    let doc: Value = client
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.openapi().await;
     let served: Value = client
         .get(server.url("/api/v1/metrics"))
         .bearer_auth(&token)
