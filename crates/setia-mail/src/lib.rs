@@ -633,13 +633,15 @@ impl Mailer {
                     delivered.held += 1;
                     tracing::error!(outbox_id = row.id, kind, %error, "email held: its template does not render");
                 }
+                // Expected by the rules, row by row (a campaign's cap can defer thousands):
+                // debug here, the outbox row keeps the reason, the round logs the count.
                 DeliveryOutcome::Suppressed { reason } => {
                     delivered.suppressed += 1;
-                    tracing::info!(outbox_id = row.id, kind, %reason, "email not sent");
+                    tracing::debug!(outbox_id = row.id, kind, %reason, "email not sent");
                 }
                 DeliveryOutcome::Deferred { until, reason } => {
                     delivered.deferred += 1;
-                    tracing::info!(outbox_id = row.id, kind, %until, %reason, "email deferred");
+                    tracing::debug!(outbox_id = row.id, kind, %until, %reason, "email deferred");
                 }
             }
             writes.push(FinishedEmail {
@@ -1417,7 +1419,20 @@ impl Mailer {
                 stop: Some(stop.clone()),
             };
             let idle = match self.deliver_until_idle(round).await {
-                Ok(step) => step.claimed == 0,
+                Ok(step) => {
+                    if step.claimed > 0 {
+                        tracing::info!(
+                            sent = step.sent,
+                            retrying = step.retrying,
+                            failed = step.failed,
+                            held = step.held,
+                            not_sent = step.suppressed,
+                            deferred = step.deferred,
+                            "emails delivered"
+                        );
+                    }
+                    step.claimed == 0
+                }
                 Err(error) => {
                     tracing::error!(%error, "email delivery failed");
                     true
