@@ -186,6 +186,11 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
         .await
         .unwrap();
     assert_eq!(oversized.status().as_u16(), 413);
+    let said = oversized.text().await.unwrap();
+    assert!(
+        said.contains("paling banyak 2000 karakter") && said.contains("<form"),
+        "{said}"
+    );
     assert!(answers().await.is_empty());
 
     // A low score with HTML in the comment: recorded as written, shown escaped, and a

@@ -113,21 +113,24 @@ async fn answer(
     form: Result<Form<AnswerForm>, FormRejection>,
 ) -> Response {
     let token = link_text(path, MAX_TOKEN_TEXT).unwrap_or_default();
-    // A body over the limit is refused as it is; any other body that is not the page's form
-    // answers nothing, and the page asks for a score again.
-    let form = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return rejection.into_response()
-        }
-        Err(_) => AnswerForm::default(),
-    };
     let found = match verified(&state, &token).await {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
         Err(error) => return unavailable(error),
     };
     let english = found.language == EmailLanguage::English;
+    // A body over the limit can only be a comment far too long: the page says so. Any other
+    // body that is not the page's form answers nothing, and the page asks for a score again.
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                form_page(&found, None, None, Some(&comment_too_long(english))),
+            );
+        }
+        Err(_) => AnswerForm::default(),
+    };
     let kind = found.request.kind;
     let score = match FeedbackScore::parse(kind, &form.score) {
         Ok(score) => score,
@@ -147,11 +150,7 @@ async fn answer(
     let comment = match FeedbackComment::parse(&form.comment) {
         Ok(comment) => comment,
         Err(_) => {
-            let message = if english {
-                format!("The comment is too long or holds a control character: at most {MAX_COMMENT_CHARS} characters.")
-            } else {
-                format!("Komentar terlalu panjang atau berisi karakter kontrol: paling banyak {MAX_COMMENT_CHARS} karakter.")
-            };
+            let message = comment_too_long(english);
             return respond(
                 StatusCode::BAD_REQUEST,
                 form_page(
@@ -190,6 +189,14 @@ async fn answer(
         }
         Ok(None) => not_found(),
         Err(error) => unavailable(error),
+    }
+}
+
+fn comment_too_long(english: bool) -> String {
+    if english {
+        format!("The comment is too long or holds a control character: at most {MAX_COMMENT_CHARS} characters.")
+    } else {
+        format!("Komentar terlalu panjang atau berisi karakter kontrol: paling banyak {MAX_COMMENT_CHARS} karakter.")
     }
 }
 
