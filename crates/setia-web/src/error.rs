@@ -105,6 +105,13 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of that body was never read, so the connection cannot carry another
+        // request; saying so keeps a client's pool from sending the next one on it.
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -152,6 +159,7 @@ mod tests {
             .unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[header::CONNECTION], "close");
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await
             .unwrap();
