@@ -206,6 +206,20 @@ async fn every_page_renders_for_an_empty_merchant(setia: Setia) {
         .await
         .contains("Belum ada pelanggan"));
     // A query string or path that does not read: the dashboard's own error page, not text.
+    let wrong_method = dash
+        .client
+        .delete(server.url("/dashboard/customers"))
+        .header(COOKIE, &dash.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.headers().contains_key("allow"));
+    assert!(wrong_method
+        .text()
+        .await
+        .unwrap()
+        .contains("Permintaan tidak valid"));
     for odd in [
         "/dashboard/customers?q=a&q=b",
         "/dashboard/customers/%FF%FE",

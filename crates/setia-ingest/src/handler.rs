@@ -109,7 +109,7 @@ pub async fn receive(
     request: Request,
 ) -> Response {
     // A path that does not decode names no merchant: refused like any unknown one.
-    let merchant_text = merchant_text.map_or_else(|_| String::new(), |Path(text)| text);
+    let merchant_text = merchant_text.map(|Path(text)| text).unwrap_or_default();
     let mut call = Call {
         merchant: first_chars(&merchant_text, 64).to_owned(),
         received_at: Utc::now(),

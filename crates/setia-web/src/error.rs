@@ -1,6 +1,5 @@
 //! The one mapping from failures to HTTP: `{"error":{"code","message"}}`.
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -22,6 +21,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("internal error")]
     Store(#[from] setia_store::StoreError),
+    /// What axum refused before a handler ran ([`json_errors`]), with its status and words.
+    #[error("{message}")]
+    Refused { status: StatusCode, message: String },
 }
 
 impl ApiError {
@@ -33,7 +35,21 @@ impl ApiError {
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Refused { status, .. } => (*status, refusal_code(*status)),
         }
+    }
+}
+
+fn refusal_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
     }
 }
 
@@ -64,23 +80,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API's failures that never reach a handler (a query string or path that does not read,
-/// a body over its limit, a method the route does not take) are axum's rejections, in plain
-/// text. This layer over `/api/v1` gives them the JSON shape with their status and words; the
-/// status and its other headers (`Allow`) stay.
-pub async fn json_errors(request: Request, next: Next) -> Response {
+/// What axum refuses before a handler runs (a query string or path that does not read, a body
+/// over its limit, a method the route does not take) comes in plain text or empty. This runs
+/// the request and answers such a refusal with `shown(status, its words)` instead, keeping the
+/// status and a 405's `Allow`; an answer already in the surface's content type `own` passes.
+pub(crate) async fn restyle_refusals(
+    request: Request,
+    next: Next,
+    own: &str,
+    shown: impl FnOnce(StatusCode, String) -> Response,
+) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    let in_own_shape = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        .is_some_and(|value| value.as_bytes().starts_with(own.as_bytes()));
+    if in_own_shape || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
-    // A rejection's text is a line; more than this is not one.
-    let text = axum::body::to_bytes(body, 16 * 1024)
+    let allow = response.headers().get(header::ALLOW).cloned();
+    // A refusal's text is a line; more than this is not one.
+    let text = axum::body::to_bytes(response.into_body(), 16 * 1024)
         .await
         .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
         .unwrap_or_default();
@@ -89,30 +110,28 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     } else {
         text
     };
-    let code = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
-        _ if status.is_server_error() => "internal",
-        _ => "error",
-    };
-    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        // The rest of that body was never read, so the connection cannot carry another
-        // request; saying so keeps a client's pool from sending the next one on it.
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut answer = shown(status, message);
+    *answer.status_mut() = status;
+    if let Some(allow) = allow {
+        answer.headers_mut().insert(header::ALLOW, allow);
     }
-    Response::from_parts(parts, Body::from(body))
+    answer
+}
+
+/// The layer over `/api/v1`: axum's refusals in the API's JSON shape.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    restyle_refusals(request, next, "application/json", |status, message| {
+        let mut answer = ApiError::Refused { status, message }.into_response();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of that body was never read, so the connection cannot carry another
+            // request; saying so keeps a client's pool from sending the next one on it.
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        answer
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ async fn verified(state: &AppState, token: &str) -> Result<Option<Verified>, Sto
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct ShowQuery {
     score: Option<String>,
 }
@@ -75,7 +75,7 @@ async fn show(
     // A path that does not read is a link that leads nowhere, like a forged one; a query
     // that does not read preselects nothing.
     let token = link_text(path, MAX_TOKEN_TEXT).unwrap_or_default();
-    let query = query.map_or(ShowQuery { score: None }, |Query(query)| query);
+    let query = query.map(|Query(query)| query).unwrap_or_default();
     match verified(&state, &token).await {
         Ok(Some(found)) => {
             // The link's score is only preselected; an odd one preselects nothing.
@@ -123,7 +123,7 @@ async fn answer(
     // body that is not the page's form answers nothing, and the page asks for a score again.
     let form = match form {
         Ok(Form(form)) => form,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(too_large) if too_large.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return respond(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 form_page(&found, None, None, Some(&comment_too_long(english))),

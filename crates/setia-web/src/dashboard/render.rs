@@ -145,30 +145,19 @@ pub async fn not_found_route() -> Response {
     PageError::NotFound.into_response()
 }
 
-/// What axum refuses before a page's handler runs (a query string or path that does not
-/// read, a method a route does not take) comes as plain text; this layer shows the
-/// dashboard's error page instead, with the same status and `Allow` header.
+/// The layer over `/dashboard`: axum's refusals (a query string or path that does not read,
+/// a method a route does not take) as the dashboard's error page, with their status.
 pub async fn page_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
-    if !plain || !status.is_client_error() {
-        return response;
-    }
-    let page = match status {
-        StatusCode::NOT_FOUND => PageError::NotFound,
-        StatusCode::PAYLOAD_TOO_LARGE => PageError::BadRequest("too_large".into()),
-        _ => PageError::BadRequest(String::new()),
-    };
-    let mut shown = page.into_response();
-    *shown.status_mut() = status;
-    if let Some(allow) = response.headers().get(header::ALLOW) {
-        shown.headers_mut().insert(header::ALLOW, allow.clone());
-    }
-    shown
+    crate::error::restyle_refusals(request, next, "text/html", |status, message| {
+        match status {
+            StatusCode::NOT_FOUND => PageError::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => PageError::BadRequest("too_large".into()),
+            _ if status.is_server_error() => PageError::Internal(message),
+            _ => PageError::BadRequest(String::new()),
+        }
+        .into_response()
+    })
+    .await
 }
 
 fn render(template: &str, context: Value) -> Result<String, PageError> {
