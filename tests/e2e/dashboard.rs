@@ -160,6 +160,31 @@ impl<'a> Dash<'a> {
         body
     }
 
+    /// A CSV download: its file name and its records, header first.
+    pub(crate) async fn csv(&self, path: &str) -> (String, Vec<Vec<String>>) {
+        let response = self
+            .client
+            .get(self.server.url(path))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "text/csv; charset=utf-8", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        let file = between(disposition, "attachment; filename=\"", "\"").to_owned();
+        let body = response.bytes().await.unwrap();
+        let records = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&body[..])
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect();
+        (file, records)
+    }
+
     pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.client
             .post(self.server.url(path))
@@ -305,6 +330,40 @@ async fn every_page_renders_for_an_empty_merchant(setia: Setia) {
     assert_eq!(dash.get("/dashboard/cohorts?period=year").await.0, 400);
     assert_eq!(dash.get("/dashboard/feedback?period=year").await.0, 400);
     assert_eq!(dash.get("/dashboard/feedback?score=11").await.0, 400);
+
+    // The export of a list with no rows is its header; text a spreadsheet would run as a
+    // formula is exported as text, and consent withdrawn says so.
+    let (_, empty) = dash.csv("/dashboard/customers.csv?view=all").await;
+    assert_eq!(empty.len(), 1, "the header alone");
+    let api = reqwest::Client::new();
+    for (external, name, consent) in [
+        ("=1+2", "@SUM(A1:A9)", false),
+        ("B-2", "=HYPERLINK(\"http://evil.example\",\"klik\")", true),
+    ] {
+        let response = api
+            .post(server.url("/api/v1/customers"))
+            .bearer_auth(token_of(&created))
+            .json(&serde_json::json!({"external_id": external, "name": name, "email": "-x@toko.id", "consent": consent}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let (_, rows) = dash.csv("/dashboard/customers.csv?view=all").await;
+    assert_eq!(
+        rows[1][..4],
+        [
+            "B-2",
+            "'=HYPERLINK(\"http://evil.example\",\"klik\")",
+            "'-x@toko.id",
+            "true"
+        ]
+    );
+    assert_eq!(
+        rows[2][..4],
+        ["'=1+2", "'@SUM(A1:A9)", "'-x@toko.id", "false"]
+    );
+    assert!(rows[1][4..].iter().all(String::is_empty), "not scored yet");
 }
 
 /// Imports CDNOW and stores the monthly and weekly snapshots as of 1997-09-30.
@@ -468,6 +527,76 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
     assert!(customer_links(&found).contains(&at_risk[0]));
     let segment = dash.page("/dashboard/customers?segment=hibernating").await;
     assert_eq!(customer_links(&segment).len(), 50);
+
+    // Every list downloads whole as CSV (more than one of the export's pages of 1,000), in
+    // the page's order, every row from the same day's scores.
+    let link =
+        |list: &str| format!("href=\"/dashboard/customers.csv?{list}\"").replace('/', "&#x2f;");
+    assert!(customers.contains(&link("view=at_risk")));
+    assert!(segment.contains(&link("segment=hibernating")));
+    let (file, rows) = dash.csv("/dashboard/customers.csv?view=at_risk").await;
+    assert!(
+        file.starts_with("customers-at_risk-") && file.ends_with(".csv"),
+        "{file}"
+    );
+    assert_eq!(rows[0][0], "external_id");
+    assert_eq!(rows[0].len(), 15);
+    let mut expected = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.at_risk_by_value(&merchant, after, 500).await.unwrap();
+        expected.extend(page.items.iter().map(|c| c.external_id.clone()));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    let exported: Vec<String> = rows[1..].iter().map(|r| r[0].clone()).collect();
+    assert_eq!(exported, expected, "the at-risk list, by value");
+    for row in &rows[1..] {
+        let p_alive: f64 = row[11].parse().unwrap();
+        assert!(
+            p_alive < 0.5 && row[9].parse::<i64>().unwrap() >= 2,
+            "{row:?}"
+        );
+        assert_eq!((row[3].as_str(), row[14].as_str()), ("true", "1997-09-30"));
+    }
+    let (_, all) = dash.csv("/dashboard/customers.csv?view=all").await;
+    let ids: BTreeSet<&String> = all[1..].iter().map(|r| &r[0]).collect();
+    assert_eq!(
+        (all.len() - 1, ids.len()),
+        (2357, 2357),
+        "every customer once"
+    );
+    let (file, hibernating) = dash
+        .csv("/dashboard/customers.csv?segment=hibernating")
+        .await;
+    assert!(file.starts_with("customers-hibernating-"), "{file}");
+    let counted = report["rfm"]["segments"]["hibernating"].as_u64().unwrap();
+    assert_eq!(hibernating.len() as u64 - 1, counted);
+    assert!(hibernating[1..].iter().all(|r| r[4] == "hibernating"));
+    let (_, found) = dash
+        .csv(&format!(
+            "/dashboard/customers.csv?q={}",
+            row.external_id.to_lowercase()
+        ))
+        .await;
+    assert!(found[1..].iter().any(|r| r[0] == row.external_id));
+    for bad in [
+        "/dashboard/customers.csv?segment=nope",
+        "/dashboard/customers.csv?view=all&cursor=100",
+        "/dashboard/customers.csv?q=a&q=b",
+    ] {
+        let (status, body) = dash.get(bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body.contains("Permintaan tidak valid"), "{bad}: {body}");
+    }
+    let anonymous = client()
+        .get(server.url("/dashboard/customers.csv?view=all"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303, "no session, no list");
 
     let loyalty = dash.page("/dashboard/loyalty").await;
     assert!(loyalty.contains("data-kpi=\"outstanding\">") && loyalty.contains("Program loyalitas"));
@@ -1102,8 +1231,24 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
             assert!(shown <= echoed, "{path} shows A's {secret}");
         }
     }
+    for path in [
+        "/dashboard/customers.csv?view=all",
+        "/dashboard/customers.csv?q=rahasia",
+        "/dashboard/customers.csv?q=A-SECRET-1",
+    ] {
+        let (_, rows) = dash.csv(path).await;
+        let text = format!("{rows:?}");
+        assert!(
+            !text.contains("Rahasia") && !text.contains("A-SECRET-1"),
+            "{path} exports A's customer"
+        );
+    }
     // A sees its own.
     let a_dash = Dash::login(&server, &a_token).await;
+    let (_, a_rows) = a_dash.csv("/dashboard/customers.csv?view=all").await;
+    assert!(a_rows[1..]
+        .iter()
+        .any(|r| r[0] == "A-SECRET-1" && r[1] == "Rahasia Pelanggan A"));
     assert!(a_dash
         .page(&format!("/dashboard/customers/{a_customer}"))
         .await

@@ -76,6 +76,9 @@ pub struct CustomerListRow {
     pub external_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// Consent given and not withdrawn by an unsubscribe: the customer may be sent
+    /// marketing, by setia or by whoever the list is exported to.
+    pub marketing_consent: bool,
     pub scores: Option<CustomerScores>,
 }
 

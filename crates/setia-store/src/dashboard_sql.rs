@@ -3,7 +3,8 @@
 
 use crate::dashboard::*;
 
-const DASH_SCORE_COLUMNS: &str = "s.as_of, s.recency_days, s.frequency_days, s.monetary_minor, \
+const DASH_CUSTOMER_COLUMNS: &str = "c.id, c.external_id, c.name, c.email, c.consent, \
+     c.unsubscribed_at_us, s.as_of, s.recency_days, s.frequency_days, s.monetary_minor, \
      s.rfm_r, s.rfm_f, s.rfm_m, s.segment, s.p_alive, s.expected_purchases_90d, s.clv_12m_minor";
 
 /// A customer row joined (LEFT) with its scores: `s.as_of` is NULL when it has none.
@@ -32,6 +33,8 @@ fn dash_customer_from_row(row: &DbRow) -> StoreResult<CustomerListRow> {
         external_id: row.try_get("external_id")?,
         name: row.try_get("name")?,
         email: row.try_get("email")?,
+        marketing_consent: row.try_get::<bool, _>("consent")?
+            && row.try_get::<Option<i64>, _>("unsubscribed_at_us")?.is_none(),
         scores,
     })
 }
@@ -213,7 +216,7 @@ impl Dashboard for ThisStore {
         filter: &CustomerFilter,
         page: PageRequest,
     ) -> StoreResult<Page<CustomerListRow>> {
-        let select = format!("SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS}");
+        let select = format!("SELECT {DASH_CUSTOMER_COLUMNS}");
         let scores =
             "LEFT JOIN customer_scores s ON s.merchant_id = c.merchant_id AND s.customer_id = c.id";
         let text = match filter {
@@ -316,7 +319,7 @@ impl Dashboard for ThisStore {
         customer: CustomerId,
     ) -> StoreResult<Option<CustomerListRow>> {
         let row = sqlx::query(&format!(
-            "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS} FROM customers c \
+            "SELECT {DASH_CUSTOMER_COLUMNS} FROM customers c \
              LEFT JOIN customer_scores s ON s.merchant_id = c.merchant_id AND s.customer_id = c.id \
              WHERE c.merchant_id = $1 AND c.id = $2"
         ))

@@ -65,7 +65,7 @@ fn value_list_page_sql(list: ValueList<'_>) -> (String, Option<String>) {
         ValueList::Segment(segment) => ("s.segment = $4", Some(segment.to_owned()), 5),
     };
     let sql = format!(
-        "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS} \
+        "SELECT {DASH_CUSTOMER_COLUMNS} \
          FROM customer_scores s JOIN customers c ON c.merchant_id = s.merchant_id AND c.id = s.customer_id \
          WHERE s.merchant_id = $1 AND {condition} \
          AND (COALESCE(s.clv_12m_minor, -1) < $2 OR (COALESCE(s.clv_12m_minor, -1) = $2 AND s.customer_id > $3)) \

@@ -160,7 +160,7 @@ impl SqliteStore {
 /// the scores and the customer by key. CROSS JOIN keeps that order of the loops.
 fn value_list_page_sql(list: ValueList<'_>) -> (String, Option<String>) {
     let sql = format!(
-        "SELECT c.id, c.external_id, c.name, c.email, {DASH_SCORE_COLUMNS} \
+        "SELECT {DASH_CUSTOMER_COLUMNS} \
          FROM customer_value_lists v CROSS JOIN customer_scores s CROSS JOIN customers c \
          WHERE v.merchant_id = $1 AND v.list = $4 \
          AND (v.value_key > -$2 OR (v.value_key = -$2 AND v.customer_id > $3)) \

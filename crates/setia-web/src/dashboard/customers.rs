@@ -15,12 +15,15 @@ use setia_store::dashboard::{CustomerFilter, ValueCursor};
 use setia_store::engagement::AnswerFilter;
 use setia_store::PageRequest;
 
+use futures_util::TryFutureExt;
+use setia_store::dashboard::CustomerListRow;
+
 use super::auth::Session;
 use super::format::number;
 use super::i18n::texts;
 use super::render::{ser, PageError};
 use super::snapshot::{self, SEGMENTS};
-use super::{charts, Dash};
+use super::{charts, export, Dash};
 
 /// Rows per page in lists.
 pub const PAGE_SIZE: u32 = 50;
@@ -51,6 +54,165 @@ pub fn id_cursor(text: &str) -> Result<Option<i64>, PageError> {
         .ok_or_else(|| PageError::BadRequest("cursor".into()))
 }
 
+/// The search text taken from a query: trimmed, at most [`MAX_QUERY`] characters.
+fn search_text(q: &str) -> String {
+    q.trim().chars().take(MAX_QUERY).collect()
+}
+
+/// Which list of customers a request asks for; the page and its CSV export take the same
+/// query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CustomerList {
+    /// `q=`: name, email or external id containing the text, newest first.
+    Search(String),
+    /// `view=all`: every customer, newest first.
+    All,
+    /// `segment=`: an RFM segment's customers, by CLV.
+    Segment(&'static str),
+    /// The default: repeat customers whose P(alive) fell under 0.5, by CLV.
+    AtRisk,
+}
+
+impl CustomerList {
+    /// An unknown segment is a 400; a search wins over a segment, a segment over a view.
+    fn from_query(query: &CustomersQuery) -> Result<CustomerList, PageError> {
+        let q = search_text(&query.q);
+        let segment = query.segment.trim();
+        let segment = if segment.is_empty() {
+            None
+        } else {
+            Some(
+                *SEGMENTS
+                    .iter()
+                    .find(|s| **s == segment)
+                    .ok_or_else(|| PageError::BadRequest("segment".into()))?,
+            )
+        };
+        Ok(match segment {
+            _ if !q.is_empty() => CustomerList::Search(q),
+            Some(segment) => CustomerList::Segment(segment),
+            None if query.view == "all" => CustomerList::All,
+            None => CustomerList::AtRisk,
+        })
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            CustomerList::Search(_) => "search",
+            CustomerList::All => "all",
+            CustomerList::Segment(_) => "segment",
+            CustomerList::AtRisk => "at_risk",
+        }
+    }
+
+    /// The query that names this list, for the pager and the export link.
+    fn query_string(&self) -> String {
+        match self {
+            CustomerList::Search(q) => form_urlencoded::Serializer::new(String::new())
+                .append_pair("q", q)
+                .finish(),
+            CustomerList::All => "view=all".into(),
+            CustomerList::Segment(segment) => format!("segment={segment}"),
+            CustomerList::AtRisk => "view=at_risk".into(),
+        }
+    }
+
+    /// A name for the export's file: the list, in ASCII letters, digits and `_`.
+    fn file_stem(&self) -> String {
+        match self {
+            CustomerList::Search(_) => "search".into(),
+            CustomerList::Segment(segment) => (*segment).into(),
+            CustomerList::All | CustomerList::AtRisk => self.mode().into(),
+        }
+    }
+}
+
+/// One page of a list after `cursor` (as it travels in a URL; a bad one is a 400), and the
+/// cursor of the next page.
+async fn list_page(
+    store: &dyn setia_store::Store,
+    merchant: &MerchantId,
+    list: &CustomerList,
+    cursor: &str,
+    limit: u32,
+) -> Result<(Vec<CustomerListRow>, Option<String>), PageError> {
+    let by_id = |filter: CustomerFilter| async move {
+        let page = store
+            .customer_list(
+                merchant,
+                &filter,
+                PageRequest {
+                    before: id_cursor(cursor)?,
+                    limit,
+                },
+            )
+            .await?;
+        Ok::<_, PageError>((page.items, page.next_cursor.map(|c| c.to_string())))
+    };
+    let after = || {
+        if cursor.is_empty() {
+            Ok(None)
+        } else {
+            ValueCursor::parse(cursor)
+                .map(Some)
+                .ok_or_else(|| PageError::BadRequest("cursor".into()))
+        }
+    };
+    let page = match list {
+        CustomerList::Search(q) => return by_id(CustomerFilter::Search(q.clone())).await,
+        CustomerList::All => return by_id(CustomerFilter::All).await,
+        CustomerList::Segment(segment) => {
+            store
+                .segment_by_value(merchant, segment, after()?, limit)
+                .await?
+        }
+        CustomerList::AtRisk => store.at_risk_by_value(merchant, after()?, limit).await?,
+    };
+    Ok((page.items, page.next_cursor.map(|c| c.to_string())))
+}
+
+/// Rows fetched per query while exporting.
+const EXPORT_PAGE: u32 = 1000;
+
+/// `/dashboard/customers.csv`: the whole list the same query shows on the page, as a CSV
+/// download (see [`super::export`]). Streamed a page at a time, so a list of a million
+/// customers costs one page of memory; a list whose scores change under the export (the
+/// nightly run storing a new day's) ends the download in an error rather than mixing days.
+pub async fn export(
+    State(dash): State<Dash>,
+    session: Session,
+    Query(query): Query<CustomersQuery>,
+) -> Result<Response, PageError> {
+    let list = CustomerList::from_query(&query)?;
+    if !query.cursor.is_empty() {
+        return Err(PageError::BadRequest("cursor".into()));
+    }
+    let merchant = session.merchant.id.clone();
+    let today = session.merchant.timezone.local_day(Utc::now());
+    let file = format!("customers-{}-{today}.csv", list.file_stem());
+    let store = dash.store.clone();
+    // The cursor of the next page: empty for the first, None once the last was written.
+    let start = (Some(String::new()), export::CsvRows::default());
+    let body = futures_util::stream::try_unfold(start, move |(cursor, mut csv)| {
+        let store = store.clone();
+        let merchant = merchant.clone();
+        let list = list.clone();
+        async move {
+            let Some(cursor) = cursor else {
+                tracing::info!(merchant = %merchant, list = list.mode(), rows = csv.rows(), "customers exported");
+                return Ok(None);
+            };
+            let (items, next) = list_page(&*store, &merchant, &list, &cursor, EXPORT_PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
+            let bytes = csv.encode(&items).map_err(|e| e.to_string())?;
+            Ok(Some((bytes, (next, csv))))
+        }
+        .inspect_err(|error: &String| tracing::error!(%error, "customers export stopped"))
+    });
+    Ok(export::csv_response(&file, body))
+}
+
 pub async fn customers(
     State(dash): State<Dash>,
     session: Session,
@@ -59,11 +221,8 @@ pub async fn customers(
     let lang = session.lang;
     let store = &*dash.store;
     let merchant = &session.merchant.id;
-    let q: String = query.q.trim().chars().take(MAX_QUERY).collect();
+    let q = search_text(&query.q);
     let segment = query.segment.trim();
-    if !segment.is_empty() && !SEGMENTS.contains(&segment) {
-        return Err(PageError::BadRequest("segment".into()));
-    }
 
     let latest = snapshot::history(store, merchant).await?;
     let segments = latest.latest().map(|summary| {
@@ -100,67 +259,16 @@ pub async fn customers(
         None => None,
     };
 
-    let (mode, list) = if !q.is_empty() {
-        let page = store
-            .customer_list(
-                merchant,
-                &CustomerFilter::Search(q.clone()),
-                PageRequest {
-                    before: id_cursor(&query.cursor)?,
-                    limit: PAGE_SIZE,
-                },
-            )
-            .await?;
-        (
-            "search",
-            context! { items => ser(&page.items), next_cursor => page.next_cursor.map(|c| c.to_string()) },
-        )
-    } else if query.view == "all" {
-        let page = store
-            .customer_list(
-                merchant,
-                &CustomerFilter::All,
-                PageRequest {
-                    before: id_cursor(&query.cursor)?,
-                    limit: PAGE_SIZE,
-                },
-            )
-            .await?;
-        (
-            "all",
-            context! { items => ser(&page.items), next_cursor => page.next_cursor.map(|c| c.to_string()) },
-        )
-    } else {
-        let after = if query.cursor.is_empty() {
-            None
-        } else {
-            Some(
-                ValueCursor::parse(&query.cursor)
-                    .ok_or_else(|| PageError::BadRequest("cursor".into()))?,
-            )
-        };
-        let page = if segment.is_empty() {
-            store.at_risk_by_value(merchant, after, PAGE_SIZE).await?
-        } else {
-            store
-                .segment_by_value(merchant, segment, after, PAGE_SIZE)
-                .await?
-        };
-        (
-            if segment.is_empty() {
-                "at_risk"
-            } else {
-                "segment"
-            },
-            context! { items => ser(&page.items), next_cursor => page.next_cursor.map(|c| c.to_string()) },
-        )
-    };
+    let list = CustomerList::from_query(&query)?;
+    let (items, next_cursor) = list_page(store, merchant, &list, &query.cursor, PAGE_SIZE).await?;
     let page = context! {
         short_query => !q.is_empty() && q.chars().count() < setia_store::dashboard::SEARCH_MIN_CHARS,
         q => q,
         segment => segment,
-        mode => mode,
-        list => list,
+        mode => list.mode(),
+        base => format!("/dashboard/customers?{}", list.query_string()),
+        export => format!("/dashboard/customers.csv?{}", list.query_string()),
+        list => context! { items => ser(&items), next_cursor => next_cursor },
         segments => segments_view,
     };
     dash.page(&session, "customers", "customers.html", page)

@@ -12,6 +12,7 @@ mod campaigns;
 mod charts;
 mod customers;
 mod emails;
+mod export;
 mod feedback;
 mod format;
 mod i18n;
@@ -87,6 +88,7 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
         .route("/dashboard/cohorts", get(overview::cohorts))
         .route("/dashboard/loyalty", get(overview::loyalty))
         .route("/dashboard/customers", get(customers::customers))
+        .route("/dashboard/customers.csv", get(customers::export))
         .route("/dashboard/customers/{id}", get(customers::customer))
         .route("/dashboard/feedback", get(feedback::feedback))
         .route(
