@@ -108,6 +108,12 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
     };
 
     // A GET shows the link's score chosen, and records nothing.
+    let response = client
+        .get(format!("{}?score=2", page(&token)))
+        .send()
+        .await
+        .unwrap();
+    assert_public_page_headers(response.headers());
     let (status, shown) = get(format!("{}?score=2", page(&token))).await;
     assert_eq!(status, 200, "{shown}");
     assert!(shown.contains("value=\"2\" checked"), "{shown}");
@@ -612,4 +618,20 @@ async fn a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant(setia: S
             Some("dashboard")
         )
     );
+}
+
+/// A public link's page: not cached, not framed, no Referer carrying the token, nothing
+/// loaded, and its form posts only to itself.
+pub(crate) fn assert_public_page_headers(headers: &reqwest::header::HeaderMap) {
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(policy.contains(part), "{policy}");
+    }
 }

@@ -282,6 +282,7 @@ async fn a_thank_you_arrives_with_its_headers_rupiah_and_escaped_html_and_unsubs
         .to_owned();
     let shown = client.get(format!("{base}{path}")).send().await.unwrap();
     assert_eq!(shown.status().as_u16(), 200);
+    crate::feedback::assert_public_page_headers(shown.headers());
     let shown = shown.text().await.unwrap();
     assert!(shown.contains("<form method=\"post\">"), "{shown}");
     let forged = format!("{}0", &path[..path.len() - 1]);

@@ -207,6 +207,24 @@ async fn health_metrics_and_the_deliveries_api(setia: Setia) {
     assert_eq!(forged.status(), 401);
     let error: serde_json::Value = forged.json().await.unwrap();
     assert_eq!(error["error"]["code"], "signature_mismatch");
+    // A caller's newline in the merchant path does not start a log line of its own.
+    let forged_log = client
+        .post(server.url(
+            "/webhooks/moota/x%0A2026-12-08T00:00:00Z%20INFO%20setia:%20FORGED%20admin%20login",
+        ))
+        .body(mutation(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged_log.status(), 404);
+
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("FORGED"), "the rejection is logged: {log}");
+    assert!(
+        log.lines()
+            .all(|line| !line.starts_with("2026-12-08T00:00:00Z")),
+        "{log}"
+    );
 
     let metrics = get("/metrics", None).await.unwrap().text().await.unwrap();
     for line in [

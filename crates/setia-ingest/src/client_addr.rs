@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 /// A comma-separated list of addresses and networks (`103.236.201.178, 10.0.0.0/8`).
@@ -42,23 +43,23 @@ impl AddressList {
 }
 
 /// The caller's address. Behind trusted proxies, X-Forwarded-For is read from the right and
-/// the first address that is not a trusted proxy is the client. `None` when a trusted
-/// proxy's header is malformed: such a caller matches no allowlist.
-pub fn client_address(
-    peer: IpAddr,
-    forwarded_for: Option<&str>,
-    trusted: &AddressList,
-) -> Option<IpAddr> {
+/// the first address that is not a trusted proxy is the client. Every X-Forwarded-For line
+/// counts, in order, as one list: a proxy that adds a line of its own instead of appending
+/// to the client's must not let the client's line be read as the only hop. `None` when a
+/// trusted proxy's header is malformed: such a caller matches no allowlist.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &AddressList) -> Option<IpAddr> {
     let peer = peer.to_canonical();
     if !trusted.contains(peer) {
         return Some(peer);
     }
-    let Some(header) = forwarded_for else {
-        return Some(peer);
-    };
+    let lines = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|line| line.to_str().ok())
+        .collect::<Option<Vec<&str>>>()?;
     let mut client = peer;
-    for hop in header.rsplit(',').map(str::trim) {
-        let address = hop.parse::<IpAddr>().ok()?.to_canonical();
+    for hop in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+        let address = hop.trim().parse::<IpAddr>().ok()?.to_canonical();
         client = address;
         if !trusted.contains(address) {
             break;
@@ -89,37 +90,71 @@ mod tests {
         assert!("103.236.201".parse::<AddressList>().is_err());
     }
 
+    fn forwarded(lines: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append("x-forwarded-for", line.parse().unwrap());
+        }
+        headers
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: AddressList = "127.0.0.1, 10.0.0.0/8".parse().unwrap();
-        let spoof = Some("103.236.201.178");
+        let spoof = forwarded(&["103.236.201.178"]);
         assert_eq!(
-            client_address(ip("198.51.100.7"), spoof, &trusted),
+            client_address(ip("198.51.100.7"), &spoof, &trusted),
             Some(ip("198.51.100.7"))
         );
         assert_eq!(
-            client_address(ip("127.0.0.1"), spoof, &trusted),
+            client_address(ip("127.0.0.1"), &spoof, &trusted),
             Some(ip("103.236.201.178"))
         );
         // A client cannot prepend its own claim: the rightmost untrusted hop counts.
         assert_eq!(
             client_address(
                 ip("127.0.0.1"),
-                Some("103.236.201.178, 198.51.100.7, 10.1.1.1"),
+                &forwarded(&["103.236.201.178, 198.51.100.7, 10.1.1.1"]),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // Nor by sending a line of its own before the one its proxy adds.
+        assert_eq!(
+            client_address(
+                ip("127.0.0.1"),
+                &forwarded(&["103.236.201.178", "198.51.100.7"]),
                 &trusted
             ),
             Some(ip("198.51.100.7"))
         );
         assert_eq!(
-            client_address(ip("127.0.0.1"), None, &trusted),
+            client_address(
+                ip("127.0.0.1"),
+                &forwarded(&["103.236.201.178", "198.51.100.7, 10.1.1.1", "10.2.2.2"]),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &HeaderMap::new(), &trusted),
             Some(ip("127.0.0.1"))
         );
-        assert_eq!(
-            client_address(ip("127.0.0.1"), Some("nonsense"), &trusted),
-            None
+        for malformed in [&["nonsense"][..], &["198.51.100.7", "nonsense"]] {
+            assert_eq!(
+                client_address(ip("127.0.0.1"), &forwarded(malformed), &trusted),
+                None,
+                "{malformed:?}"
+            );
+        }
+        let mut not_text = HeaderMap::new();
+        not_text.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff").unwrap(),
         );
+        assert_eq!(client_address(ip("127.0.0.1"), &not_text, &trusted), None);
         assert_eq!(
-            client_address(ip("198.51.100.7"), spoof, &AddressList::default()),
+            client_address(ip("198.51.100.7"), &spoof, &AddressList::default()),
             Some(ip("198.51.100.7"))
         );
     }

@@ -156,12 +156,7 @@ async fn verify(
     call.body_size = body.len() as u64;
     call.body_sha256 = Some(hex_digest(&body));
 
-    let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = client_address(
-        call.remote_addr,
-        forwarded_for,
-        &ingest.config.trusted_proxies,
-    );
+    let client = client_address(call.remote_addr, &headers, &ingest.config.trusted_proxies);
     if let Some(client) = client {
         call.remote_addr = client;
     }
@@ -224,7 +219,8 @@ fn accepted(body: &'static str) -> Response {
 async fn reject(ingest: &Ingest, call: Call, rejection: Rejection) {
     metrics::counter!("setia_webhooks_rejected_total", "reason" => rejection.reason()).increment(1);
     tracing::info!(
-        merchant = %call.merchant,
+        // The caller's text, quoted: a newline in it must not start a forged log line.
+        merchant = ?call.merchant,
         remote_addr = %call.remote_addr,
         reason = rejection.reason(),
         "webhook rejected"

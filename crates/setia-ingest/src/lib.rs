@@ -26,7 +26,7 @@ use axum::routing::post;
 use axum::Router;
 use setia_store::Store;
 
-pub use client_addr::{AddressList, AddressListError};
+pub use client_addr::{client_address, AddressList, AddressListError};
 pub use writer::InboxWriter;
 
 /// The most a webhook body may be: Moota's are a few kilobytes.

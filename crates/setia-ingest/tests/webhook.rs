@@ -290,6 +290,21 @@ async fn every_bad_call_is_refused_audited_and_leaves_the_inbox_alone(database: 
             StatusCode::FORBIDDEN,
             "address_not_allowed",
         ),
+        (
+            "Moota's address in a line before the one the trusted proxy adds",
+            PROXY_ADDRESS,
+            SDK_BODY.to_vec(),
+            [
+                moota_headers(SDK_SIGNATURE),
+                vec![
+                    ("x-forwarded-for", MOOTA_ADDRESS),
+                    ("x-forwarded-for", "198.51.100.7"),
+                ],
+            ]
+            .concat(),
+            StatusCode::FORBIDDEN,
+            "address_not_allowed",
+        ),
     ];
     let mut expected_audit = Vec::new();
     for (name, peer, body, headers, status, reason) in cases {

@@ -7,8 +7,8 @@
 
 use axum::extract::rejection::{FormRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use chrono::Utc;
@@ -20,7 +20,9 @@ use setia_store::engagement::{FeedbackRequest, NewAnswer};
 use setia_store::mail::EmailLanguage;
 use setia_store::StoreError;
 
-use crate::unsubscribe::{escape, layout, link_text, try_again_page, MAX_TOKEN_TEXT};
+use crate::unsubscribe::{
+    escape, layout, link_text, public_page, try_again_page, Forms, MAX_TOKEN_TEXT,
+};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -201,7 +203,7 @@ fn comment_too_long(english: bool) -> String {
 }
 
 fn respond(status: StatusCode, body: String) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    public_page(status, body, Forms::ToItself)
 }
 
 fn not_found() -> Response {

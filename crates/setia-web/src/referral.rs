@@ -10,8 +10,8 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use setia_core::engagement::ReferralSettings;
@@ -20,7 +20,7 @@ use setia_core::{format_rupiah, Money};
 use setia_store::mail::EmailLanguage;
 use setia_store::StoreError;
 
-use crate::unsubscribe::{escape, layout, link_text, try_again_page};
+use crate::unsubscribe::{escape, layout, link_text, public_page, try_again_page, Forms};
 use crate::AppState;
 
 /// Longer than any code (8 characters, perhaps with spaces around): anything longer is not
@@ -128,36 +128,17 @@ pub(crate) fn link_response<T>(
     missing: fn() -> Response,
 ) -> Response {
     match found {
-        Ok(Some(found)) => respond(StatusCode::OK, page(&found)),
+        Ok(Some(found)) => public_page(StatusCode::OK, page(&found), Forms::None),
         Ok(None) => missing(),
         Err(error) => {
             tracing::error!(%error, "the {what} page failed");
-            respond(StatusCode::SERVICE_UNAVAILABLE, try_again_page())
+            public_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                try_again_page(),
+                Forms::None,
+            )
         }
     }
-}
-
-/// Nothing from anywhere (the pages' styles are inline), no framing, no referrer.
-pub(crate) fn respond(status: StatusCode, body: String) -> Response {
-    let mut response = (status, Html(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; \
-             form-action 'none'; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
 }
 
 fn not_found() -> Response {
@@ -170,9 +151,10 @@ fn not_found() -> Response {
 /// The 404 page of a public link that names nothing: `body` says, in both languages, which
 /// kind of link it was.
 pub(crate) fn link_not_found(body: &str) -> Response {
-    respond(
+    public_page(
         StatusCode::NOT_FOUND,
         layout("id", "Tautan tidak berlaku / Link not valid", body),
+        Forms::None,
     )
 }
 

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -110,7 +110,48 @@ fn respond(
             (StatusCode::SERVICE_UNAVAILABLE, try_again_page())
         }
     };
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    public_page(status, body, Forms::ToItself)
+}
+
+/// Whether a public page has a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forms {
+    None,
+    /// Forms that post to the page's own address.
+    ToItself,
+}
+
+/// A public link's page (unsubscribe, feedback, referral, member). The link carries its
+/// token in the address, so the page is never cached and never sends a Referer; it loads
+/// nothing, may not be framed (a one-click form in a frame is a clickjacking target), and
+/// its forms may post only to itself.
+pub(crate) fn public_page(status: StatusCode, body: String, forms: Forms) -> Response {
+    let policy = match forms {
+        Forms::None => {
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'"
+        }
+        Forms::ToItself => {
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'"
+        }
+    };
+    let mut response = (status, Html(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 fn page(subscription: &Subscription, posted: bool) -> String {

@@ -111,8 +111,8 @@ impl LoginLimiter {
     }
 }
 
-/// The client's address: the peer, or behind a trusted proxy the first address from the
-/// right of X-Forwarded-For that is not a trusted proxy (as the webhook reads it).
+/// The client's address as the webhook reads it (`setia_ingest::client_address`); a
+/// malformed header from our own proxy counts against the proxy.
 fn client_address(parts: &Parts, trusted: &AddressList) -> IpAddr {
     let peer = parts
         .extensions
@@ -120,30 +120,7 @@ fn client_address(parts: &Parts, trusted: &AddressList) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
             c.0.ip().to_canonical()
         });
-    if !trusted.contains(peer) {
-        return peer;
-    }
-    let Some(forwarded) = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return peer;
-    };
-    let mut client = peer;
-    for hop in forwarded.rsplit(',').map(str::trim) {
-        match hop.parse::<IpAddr>() {
-            Ok(address) => {
-                client = address.to_canonical();
-                if !trusted.contains(client) {
-                    break;
-                }
-            }
-            // A malformed header from our own proxy: count it against the proxy.
-            Err(_) => return peer,
-        }
-    }
-    client
+    setia_ingest::client_address(peer, &parts.headers, trusted).unwrap_or(peer)
 }
 
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
