@@ -6,7 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use setia_ingest::{AddressList, Ingest, IngestConfig};
 use setia_store::Store;
+use setia_worker::supervise::{supervised, RESTART_AFTER};
 use setia_worker::Worker;
+use tokio::task::JoinHandle;
+
+type Receiver = tokio::sync::watch::Receiver<bool>;
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
@@ -103,19 +107,17 @@ pub async fn start(
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let mut jobs = Vec::new();
     if let Some(mailer) = mailer {
-        jobs.push(tokio::spawn(mailer.run(stopped.clone())));
+        jobs.push(mail_job(mailer, stopped.clone()));
     }
     if options.worker {
-        jobs.push(tokio::spawn(crate::metrics_job::nightly(
-            store.clone(),
-            settings.nightly_schedule(),
-            stopped.clone(),
-        )));
-        if let Some(sync) = moota_sync(store.clone(), settings, stopped.clone())? {
-            jobs.push(tokio::spawn(sync));
-        }
-        let worker = Worker::new(store, settings.worker_config()).woken_by(new_inbox_rows);
-        jobs.push(tokio::spawn(worker.run(stopped)));
+        jobs.push(nightly_job(store.clone(), settings, stopped.clone()));
+        jobs.extend(moota_sync(store.clone(), settings, stopped.clone())?);
+        jobs.push(inbox_job(
+            store,
+            settings.worker_config(),
+            Some(new_inbox_rows),
+            stopped,
+        ));
     }
 
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -189,42 +191,73 @@ pub async fn shutdown_signal() {
 /// `setia worker`: the inbox worker alone, until SIGTERM or Ctrl-C.
 pub async fn work(store: Arc<dyn Store>, settings: &Settings) -> Result<(), CliError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let nightly = tokio::spawn(crate::metrics_job::nightly(
-        store.clone(),
-        settings.nightly_schedule(),
-        stopped.clone(),
-    ));
-    let mail = tokio::spawn(super::mail::mailer(store.clone(), settings)?.run(stopped.clone()));
-    let sync = moota_sync(store.clone(), settings, stopped.clone())?.map(tokio::spawn);
-    let worker = tokio::spawn(Worker::new(store, settings.worker_config()).run(stopped));
+    let mut jobs = vec![
+        nightly_job(store.clone(), settings, stopped.clone()),
+        mail_job(
+            super::mail::mailer(store.clone(), settings)?,
+            stopped.clone(),
+        ),
+    ];
+    jobs.extend(moota_sync(store.clone(), settings, stopped.clone())?);
+    jobs.push(inbox_job(store, settings.worker_config(), None, stopped));
     tracing::info!("worker running");
     println!("{}", serde_json::json!({"worker": "running"}));
     shutdown_signal().await;
     // The row in hand is finished (or its lease runs out); nothing is left half-done.
     let _ = stop.send(true);
-    worker.await.context("the worker failed")?;
-    mail.await.context("the email delivery failed")?;
-    nightly.await.context("the nightly metrics failed")?;
-    if let Some(sync) = sync {
-        sync.await.context("the Moota sync failed")?;
+    for job in jobs {
+        job.await.context("a background job failed")?;
     }
     Ok(())
+}
+
+// Each background job runs supervised: a panic is logged, counted in
+// `setia_job_panics_total{job}` and the job starts again (setia_worker::supervise).
+
+fn mail_job(mailer: setia_mail::Mailer, stopped: Receiver) -> JoinHandle<()> {
+    supervised("mail", stopped, RESTART_AFTER, move |stop| {
+        mailer.clone().run(stop)
+    })
+}
+
+fn nightly_job(store: Arc<dyn Store>, settings: &Settings, stopped: Receiver) -> JoinHandle<()> {
+    let schedule = settings.nightly_schedule();
+    supervised("nightly_metrics", stopped, RESTART_AFTER, move |stop| {
+        crate::metrics_job::nightly(store.clone(), schedule, stop)
+    })
+}
+
+fn inbox_job(
+    store: Arc<dyn Store>,
+    config: setia_worker::WorkerConfig,
+    wake: Option<Arc<tokio::sync::Notify>>,
+    stopped: Receiver,
+) -> JoinHandle<()> {
+    supervised("inbox", stopped, RESTART_AFTER, move |stop| {
+        let worker = Worker::new(store.clone(), config.clone());
+        match &wake {
+            Some(wake) => worker.woken_by(wake.clone()),
+            None => worker,
+        }
+        .run(stop)
+    })
 }
 
 /// The scheduled Moota sync, unless `SETIA_MOOTA_SYNC_MINUTES` is 0.
 fn moota_sync(
     store: Arc<dyn Store>,
     settings: &Settings,
-    stopped: tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<impl std::future::Future<Output = ()>>, CliError> {
+    stopped: Receiver,
+) -> Result<Option<JoinHandle<()>>, CliError> {
     if settings.moota_sync_minutes == 0 {
         return Ok(None);
     }
     let every = chrono::TimeDelta::minutes(i64::from(settings.moota_sync_minutes));
-    Ok(Some(super::moota::scheduled(
-        store,
-        settings.moota_api()?,
-        every,
+    let api = settings.moota_api()?;
+    Ok(Some(supervised(
+        "moota_sync",
         stopped,
+        RESTART_AFTER,
+        move |stop| super::moota::scheduled(store.clone(), api.clone(), every, stop),
     )))
 }

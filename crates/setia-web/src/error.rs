@@ -1,10 +1,13 @@
 //! The one mapping from failures to HTTP: `{"error":{"code","message"}}`.
 
+use std::any::Any;
+
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tower_http::catch_panic::CatchPanicLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -118,6 +121,24 @@ pub(crate) async fn restyle_refusals(
     answer
 }
 
+/// A handler that panics answers a plain 500 (each surface's refusal layer, outside this
+/// one, gives it that surface's shape) and the panic is logged and counted, instead of the
+/// connection being dropped with no answer.
+pub(crate) fn catch_panics() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
+    CatchPanicLayer::custom(answer_panic as fn(_) -> _)
+}
+
+fn answer_panic(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    metrics::counter!("setia_http_panics_total").increment(1);
+    tracing::error!(panic = %message, "request handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
 /// The layer over `/api/v1`: axum's refusals in the API's JSON shape.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     restyle_refusals(request, next, "application/json", |status, message| {
@@ -191,5 +212,38 @@ mod tests {
                 .contains("length limit"),
             "{body}"
         );
+    }
+
+    /// A handler that panics gets an answer in its surface's shape, and the server goes on.
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_500() {
+        async fn buggy() -> &'static str {
+            panic!("a bug")
+        }
+        let api = axum::Router::new()
+            .route("/api", axum::routing::get(buggy))
+            .layer(super::catch_panics())
+            .layer(axum::middleware::from_fn(super::json_errors));
+        let response = api
+            .clone()
+            .oneshot(Request::get("/api").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal", "{body}");
+        assert!(
+            !body.to_string().contains("a bug"),
+            "the detail is logged only"
+        );
+        // The same router answers again.
+        let again = api
+            .oneshot(Request::get("/api").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

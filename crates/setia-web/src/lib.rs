@@ -65,7 +65,10 @@ pub fn app_with(store: Arc<dyn Store>, ingest: Arc<Ingest>, config: WebConfig) -
         .merge(member::router(state.clone()))
         .nest(
             "/api/v1",
-            api::router(state).layer(axum::middleware::from_fn(error::json_errors)),
+            api::router(state)
+                .layer(error::catch_panics())
+                .layer(axum::middleware::from_fn(error::json_errors)),
         )
+        .layer(error::catch_panics())
         .layer(axum::middleware::from_fn(telemetry::record_latency))
 }

@@ -11,6 +11,8 @@
 //! store call that applies one row, and decides nothing itself: rules live in setia-core,
 //! writes in setia-store. `run_once` is the single step tests drive.
 
+pub mod supervise;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ use setia_core::moota::Mutation;
 use setia_store::ledger::{Applied, ClaimedRow};
 use setia_store::Store;
 use tokio::sync::{watch, Notify};
+
+use supervise::unless_panicked;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -136,15 +140,18 @@ impl Worker {
                 .iter()
                 .map(|(row, mutations)| (*row, mutations.as_slice()))
                 .collect();
-            match self.store.apply_batch(&batch, now).await {
-                Ok(outcomes) => {
+            match unless_panicked(self.store.apply_batch(&batch, now)).await {
+                Ok(Ok(outcomes)) => {
                     for ((row, _), outcome) in parsed.iter().zip(outcomes) {
                         count_applied(row, outcome, &mut step);
                     }
                     return Ok(step);
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
                     tracing::warn!(rows = parsed.len(), %error, "batch failed; applying its rows one by one")
+                }
+                Err(panic) => {
+                    tracing::error!(rows = parsed.len(), %panic, "batch panicked; applying its rows one by one")
                 }
             }
         }
@@ -175,9 +182,16 @@ impl Worker {
         now: DateTime<Utc>,
         step: &mut Step,
     ) {
-        match self.store.apply_mutations(row, mutations, now).await {
-            Ok(outcome) => count_applied(row, outcome, step),
-            Err(error) => {
+        match unless_panicked(self.store.apply_mutations(row, mutations, now)).await {
+            Ok(Ok(outcome)) => count_applied(row, outcome, step),
+            // A bug, not a passing failure: it would panic again on every retry, and a row
+            // that is retried forever holds up nothing else but is never seen. Quarantined,
+            // it is on the dashboard's Payments page with its reason, and kept.
+            Err(panic) => {
+                let reason = format!("applying it hit a bug in setia: {panic}");
+                self.quarantine(row, &reason, now, step).await
+            }
+            Ok(Err(error)) => {
                 let retry_at = now + backoff(row.attempts);
                 tracing::warn!(inbox_id = row.inbox_id, %error, %retry_at, "inbox row failed; will retry");
                 match self
@@ -199,7 +213,13 @@ impl Worker {
     pub async fn expire_points(&self, now: DateTime<Utc>) -> Result<i64, setia_store::StoreError> {
         let mut expired = 0;
         for merchant in self.store.list_merchants().await? {
-            expired += self.store.expire_points(&merchant.id, now).await?;
+            // One merchant's program that hits a bug must not stop the others' expiry.
+            match unless_panicked(self.store.expire_points(&merchant.id, now)).await {
+                Ok(points) => expired += points?,
+                Err(panic) => {
+                    tracing::error!(merchant = %merchant.id, %panic, "points expiry panicked")
+                }
+            }
         }
         Ok(expired)
     }

@@ -122,6 +122,7 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
             get(emails::preview_html),
         )
         .route("/dashboard/{*rest}", any(render::not_found_route))
+        .layer(crate::error::catch_panics())
         .layer(axum::middleware::from_fn(render::page_errors))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
