@@ -188,6 +188,29 @@ pub enum MerchantCommand {
     /// Store the merchant's Moota API token and the banks to reconcile; prints whether a
     /// token is set (never the token) and the banks
     Moota(MerchantMoota),
+    /// Replace a leaked or departed colleague's credentials: a new API token (which ends
+    /// every dashboard session of the merchant) and/or a new webhook secret (enter it in
+    /// Moota's webhook settings too); prints the new ones as JSON, shown only this once
+    Rotate(MerchantRotate),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true)
+    .args(["api_token", "webhook_secret", "webhook_secret_file"])))]
+pub struct MerchantRotate {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// A new API token; the old one and every dashboard session stop working at once
+    #[arg(long)]
+    pub api_token: bool,
+    /// A new random webhook secret; webhooks signed with the old one are refused within
+    /// 30 seconds (Moota's later retries and the API reconciliation bring them in)
+    #[arg(long, conflicts_with = "webhook_secret_file")]
+    pub webhook_secret: bool,
+    /// The new webhook secret, read from a file (one line), e.g. the one set in Moota
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -208,8 +231,11 @@ pub struct MerchantCreate {
     #[arg(long, default_value = "Asia/Jakarta")]
     pub timezone: String,
     /// The secret Moota signs webhooks with (default: 32 random bytes as hex)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "webhook_secret_file")]
     pub webhook_secret: Option<String>,
+    /// The webhook secret read from a file (one line), kept out of `ps` and shell history
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
     /// Where the weekly churn report goes (repeat the flag for several)
     #[arg(long = "report-email", value_name = "EMAIL")]
     pub report_emails: Vec<String>,

@@ -61,7 +61,10 @@ pub async fn demo(
     }
     // The token is shown once; a restarted demo gets a new one.
     let token = ApiToken::from_random_bytes(random());
-    store.set_api_token(&merchant.id, &token.hash()).await?;
+    // Sessions opened with an earlier run's token end with it.
+    store
+        .rotate_credentials(&merchant.id, Some(&token.hash()), None)
+        .await?;
 
     let listen = args.listen.as_deref().unwrap_or(&settings.listen);
     let options = super::serve::Options {

@@ -1,4 +1,4 @@
-//! `setia merchant create|list|loyalty|engagement`.
+//! `setia merchant create|list|loyalty|engagement|rotate`.
 
 use rand::RngCore;
 use serde::Serialize;
@@ -10,7 +10,7 @@ use setia_store::{Merchant, NewMerchant, Store};
 
 use super::find_merchant;
 use super::print_json;
-use crate::cli::{MerchantCreate, MerchantProgram};
+use crate::cli::{MerchantCreate, MerchantProgram, MerchantRotate};
 use crate::exit::CliError;
 
 fn webhook_path(id: &MerchantId) -> String {
@@ -24,9 +24,10 @@ pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliEr
     let report_emails =
         parse_report_emails(&args.report_emails).map_err(|e| bad("report-email", &e))?;
     let mut rng = rand::rng();
-    let webhook_secret = match &args.webhook_secret {
-        Some(text) => WebhookSecret::parse(text).map_err(|e| bad("webhook-secret", &e))?,
-        None => WebhookSecret::from_random_bytes(random_bytes(&mut rng)),
+    let webhook_secret = match (&args.webhook_secret, &args.webhook_secret_file) {
+        (Some(text), _) => WebhookSecret::parse(text).map_err(|e| bad("webhook-secret", &e))?,
+        (None, Some(path)) => read_secret(path)?,
+        (None, None) => WebhookSecret::from_random_bytes(random_bytes(&mut rng)),
     };
     // Both files are read before anything is written: a bad one creates no merchant.
     let program = args
@@ -76,6 +77,59 @@ pub async fn create(store: &dyn Store, args: MerchantCreate) -> Result<(), CliEr
         webhook_path: webhook_path(&merchant.id),
         webhook_secret: merchant.webhook_secret.expose(),
         api_token: api_token.expose(),
+    })
+}
+
+/// A webhook secret from a file: its one line, without the line ending.
+fn read_secret(path: &std::path::Path) -> Result<WebhookSecret, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    WebhookSecret::parse(text.trim_end_matches(['\r', '\n']))
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
+}
+
+/// `setia merchant rotate`: new credentials, printed once.
+pub async fn rotate(store: &dyn Store, args: MerchantRotate) -> Result<(), CliError> {
+    let merchant = find_merchant(store, &args.merchant).await?;
+    let mut rng = rand::rng();
+    // Read before anything changes: a bad file rotates nothing.
+    let webhook_secret = match (&args.webhook_secret_file, args.webhook_secret) {
+        (Some(path), _) => Some(read_secret(path)?),
+        (None, true) => Some(WebhookSecret::from_random_bytes(random_bytes(&mut rng))),
+        (None, false) => None,
+    };
+    let api_token = args
+        .api_token
+        .then(|| ApiToken::from_random_bytes(random_bytes(&mut rng)));
+    let sessions_ended = store
+        .rotate_credentials(
+            &merchant.id,
+            api_token.as_ref().map(ApiToken::hash).as_ref(),
+            webhook_secret.as_ref(),
+        )
+        .await?;
+    tracing::info!(
+        merchant = %merchant.id,
+        api_token = api_token.is_some(),
+        webhook_secret = webhook_secret.is_some(),
+        sessions_ended,
+        "credentials rotated"
+    );
+
+    #[derive(Serialize)]
+    struct Rotated<'a> {
+        id: &'a MerchantId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        api_token: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        webhook_secret: Option<&'a str>,
+        sessions_ended: u64,
+    }
+    print_json(&Rotated {
+        id: &merchant.id,
+        api_token: api_token.as_ref().map(ApiToken::expose),
+        webhook_secret: webhook_secret.as_ref().map(WebhookSecret::expose),
+        sessions_ended,
     })
 }
 

@@ -63,6 +63,7 @@ async fn run_command(
             merchant::engagement(&*store, args).await
         }
         Command::Merchant(MerchantCommand::Moota(args)) => moota::settings(&*store, args).await,
+        Command::Merchant(MerchantCommand::Rotate(args)) => merchant::rotate(&*store, args).await,
         Command::Moota(MootaCommand::Sync(args)) => moota::sync(&*store, settings, args).await,
         Command::Worker => serve::work(store, settings).await,
         Command::Campaign(CampaignCommand::Create(args)) => campaign::create(&*store, args).await,

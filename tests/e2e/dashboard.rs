@@ -364,6 +364,22 @@ async fn every_page_renders_for_an_empty_merchant(setia: Setia) {
         ["'=1+2", "'@SUM(A1:A9)", "'-x@toko.id", "false"]
     );
     assert!(rows[1][4..].iter().all(String::is_empty), "not scored yet");
+
+    // The template preview's sample customer is nobody: its links lead to no real
+    // customer's member page or unsubscribe form (the database's first customer is here).
+    let (_, preview) = dash.get("/dashboard/emails/preview/thank_you/html").await;
+    let preview = preview.replace("&#x2f;", "/");
+    let merchant = created["id"].as_str().unwrap();
+    for kind in ["/u/", "/m/"] {
+        let rest = preview
+            .split(&format!("{kind}{merchant}"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("the preview has a {kind} link: {preview}"));
+        let token = rest.split(['"', '<', '&', ' ']).next().unwrap();
+        let path = format!("{kind}{merchant}{token}");
+        let response = api.get(server.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
 }
 
 /// Imports CDNOW and stores the monthly and weekly snapshots as of 1997-09-30.

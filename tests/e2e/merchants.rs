@@ -7,7 +7,8 @@ use crate::support::{bare_command, stderr, Setia};
 
 crate::on_every_backend!(
     merchants_are_created_and_listed_without_secrets,
-    the_engagement_program_comes_from_toml_with_defaults
+    the_engagement_program_comes_from_toml_with_defaults,
+    credentials_are_rotated_and_the_old_ones_stop_working,
 );
 
 async fn merchants_are_created_and_listed_without_secrets(setia: Setia) {
@@ -261,4 +262,126 @@ fn help_documents_every_command() {
     }
     // --help touches no database.
     assert!(!folder.path().join("setia-data").exists());
+}
+
+async fn credentials_are_rotated_and_the_old_ones_stop_working(setia: Setia) {
+    let secret_file = setia.write("secret.txt", "from-a-file-9f\n");
+    let created = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Toko Bocor",
+        "--webhook-secret-file",
+        &secret_file,
+    ]);
+    assert_eq!(created["webhook_secret"], "from-a-file-9f");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let old_token = created["api_token"].as_str().unwrap().to_owned();
+    let server = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-worker"], &[]);
+    let dash = crate::dashboard::Dash::login(&server, &old_token).await;
+    assert_eq!(dash.get("/dashboard/overview").await.0, 200);
+
+    // Refused, and nothing rotated: no flag, two secrets, a secret file that is not one,
+    // a merchant that does not exist.
+    let empty = setia.write("empty.txt", "\n");
+    for (args, says) in [
+        (vec!["--merchant", id.as_str()], "required"),
+        (
+            vec![
+                "--merchant",
+                id.as_str(),
+                "--webhook-secret",
+                "--webhook-secret-file",
+                &secret_file,
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "--merchant",
+                id.as_str(),
+                "--api-token",
+                "--webhook-secret-file",
+                &empty,
+            ],
+            "empty.txt",
+        ),
+        (
+            vec!["--merchant", "mer_00000000000000000000", "--api-token"],
+            "mer_00000000000000000000",
+        ),
+    ] {
+        let output = setia.run(&[&["merchant", "rotate"][..], &args].concat());
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        dash.get("/dashboard/overview").await.0,
+        200,
+        "nothing rotated"
+    );
+
+    let rotated = setia.json(&[
+        "merchant",
+        "rotate",
+        "--merchant",
+        &id,
+        "--api-token",
+        "--webhook-secret",
+    ]);
+    assert_eq!(rotated["id"], id.as_str());
+    assert_eq!(rotated["sessions_ended"], 1);
+    let new_token = rotated["api_token"].as_str().unwrap();
+    let new_secret = rotated["webhook_secret"].as_str().unwrap();
+    assert_ne!(new_token, old_token);
+    assert_eq!(new_secret.len(), 64);
+
+    // The old token and its session are gone; the new token works.
+    let api = reqwest::Client::new();
+    let status = |token: &str| {
+        api.get(server.url("/api/v1/metrics"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(status(&old_token).await.unwrap().status(), 401);
+    assert_ne!(status(new_token).await.unwrap().status(), 401);
+    let (code, _) = dash.get("/dashboard/overview").await;
+    assert_eq!(code, 303, "the old session sends to the login page");
+    let listed = setia.json(&["merchant", "list"]).to_string();
+    assert!(!listed.contains(new_token) && !listed.contains(new_secret));
+
+    // A server that starts now takes the new secret only.
+    let fresh = setia.start(&["serve", "--listen", "127.0.0.1:0", "--no-worker"], &[]);
+    let body = b"[]".to_vec();
+    for (secret, expected) in [("from-a-file-9f", 401), (new_secret, 200)] {
+        let signature =
+            setia_core::moota::sign(&setia_core::WebhookSecret::parse(secret).unwrap(), &body);
+        let response = api
+            .post(fresh.url(&format!("/webhooks/moota/{id}")))
+            .header("Signature", signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{secret}");
+    }
+
+    // Only the secret, from a file: the API token stays.
+    let file = setia.write("moota-secret.txt", "set-in-moota-42");
+    let only_secret = setia.json(&[
+        "merchant",
+        "rotate",
+        "--merchant",
+        &id,
+        "--webhook-secret-file",
+        &file,
+    ]);
+    assert_eq!(only_secret["webhook_secret"], "set-in-moota-42");
+    assert!(only_secret.get("api_token").is_none());
+    assert_eq!(only_secret["sessions_ended"], 0);
+    assert_ne!(status(new_token).await.unwrap().status(), 401);
 }

@@ -1464,10 +1464,12 @@ struct Batch<'a> {
     campaigns: HashMap<CampaignId, Option<Campaign>>,
 }
 
-/// The customer previews show when none is named.
+/// The customer previews show when none is named. Key 0 is no customer's (keys start at 1,
+/// and a link token never names 0), so the preview's unsubscribe and member links look
+/// real but lead to the invalid-link page, not to a real customer's.
 fn sample_customer() -> MailCustomer {
     MailCustomer {
-        id: CustomerId::from_key(1),
+        id: CustomerId::from_key(0),
         external_id: "CONTOH-1".into(),
         name: Some("Siti Rahayu".into()),
         email: Some("siti@example.co.id".into()),

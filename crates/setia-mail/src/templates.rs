@@ -98,6 +98,11 @@ pub struct RenderedEmail {
     pub html: String,
 }
 
+/// The template instructions one part of one email may take to render: far beyond what a
+/// built-in email takes (they loop over a few hundred rows at most); running out of it took
+/// about a second in a debug build.
+pub const RENDER_FUEL: u64 = 5_000_000;
+
 /// One merchant's compiled templates in one language.
 pub struct Templates {
     env: Environment<'static>,
@@ -122,6 +127,10 @@ impl Templates {
         // A misspelt variable in an override is an error, not an empty string in a
         // customer's inbox; `{% if x %}` on a missing value is still allowed.
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        // An override that loops (by mistake or not) fails its render, and the email is
+        // held like one whose template does not compile, instead of holding a thread of the
+        // runtime that also answers webhooks.
+        env.set_fuel(Some(RENDER_FUEL));
         env.add_filter("thousands", thousands);
         let mut hasher = Sha256::new();
         let mut origins = HashMap::new();
@@ -444,5 +453,25 @@ mod tests {
             (error.template.as_str(), error.line),
             ("thank_you.subject.jinja", Some(2))
         );
+    }
+
+    #[test]
+    fn a_template_that_loops_runs_out_of_fuel() {
+        let mut sources = BTreeMap::new();
+        sources.insert(
+            "thank_you.subject.jinja".to_owned(),
+            (
+                "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+                    .to_owned(),
+                "test".to_owned(),
+            ),
+        );
+        let templates = Templates::compile(sources);
+        let started = std::time::Instant::now();
+        let error = templates
+            .render(OutboxKind::ThankYou, &serde_json::json!({}))
+            .unwrap_err();
+        assert!(error.message.contains("fuel"), "{error:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

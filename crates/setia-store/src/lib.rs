@@ -331,8 +331,17 @@ pub trait Store:
     async fn list_merchants(&self) -> StoreResult<Vec<Merchant>>;
     async fn merchant(&self, id: &MerchantId) -> StoreResult<Option<Merchant>>;
     async fn merchant_by_token(&self, token: &TokenHash) -> StoreResult<Option<Merchant>>;
-    /// Replaces a merchant's API token (the old one stops working at once).
-    async fn set_api_token(&self, merchant: &MerchantId, token: &TokenHash) -> StoreResult<()>;
+    /// Replaces a merchant's API token and/or webhook secret, in one transaction. A new API
+    /// token ends every dashboard session of the merchant (they were opened with the old
+    /// one, which is also the dashboard's password); returns how many were ended. The old
+    /// token stops working at once; the old secret as soon as each server's merchant cache
+    /// renews (`setia_ingest`, 30 s).
+    async fn rotate_credentials(
+        &self,
+        merchant: &MerchantId,
+        api_token: Option<&TokenHash>,
+        webhook_secret: Option<&WebhookSecret>,
+    ) -> StoreResult<u64>;
 
     async fn customer(
         &self,

@@ -377,13 +377,35 @@ impl Store for ThisStore {
         row.as_ref().map(merchant_from_row).transpose()
     }
 
-    async fn set_api_token(&self, merchant: &MerchantId, token: &TokenHash) -> StoreResult<()> {
-        sqlx::query("UPDATE merchants SET api_token_hash = $1 WHERE id = $2")
-            .bind(token.as_str())
-            .bind(merchant.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+    async fn rotate_credentials(
+        &self,
+        merchant: &MerchantId,
+        api_token: Option<&TokenHash>,
+        webhook_secret: Option<&WebhookSecret>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut sessions_ended = 0;
+        if let Some(token) = api_token {
+            sqlx::query("UPDATE merchants SET api_token_hash = $1 WHERE id = $2")
+                .bind(token.as_str())
+                .bind(merchant.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sessions_ended = sqlx::query("DELETE FROM dashboard_sessions WHERE merchant_id = $1")
+                .bind(merchant.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        if let Some(secret) = webhook_secret {
+            sqlx::query("UPDATE merchants SET webhook_secret = $1 WHERE id = $2")
+                .bind(secret.expose())
+                .bind(merchant.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(sessions_ended)
     }
 
     async fn customer(
