@@ -48,6 +48,26 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Without `SETIA_PUBLIC_URL`, the demo's emails link to the address it listens on (with
+/// `0.0.0.0` read as this machine), so the unsubscribe, member and feedback links in
+/// `./setia-data/outbox/` open on the demo whatever `--listen` said.
+fn demo_settings(settings: &Settings, listen: &str) -> Settings {
+    let mut settings = settings.clone();
+    if settings.public_url.is_none() {
+        if let Ok(address) = listen.parse::<std::net::SocketAddr>() {
+            if address.port() != 0 {
+                let host = if address.ip().is_unspecified() {
+                    std::net::SocketAddr::new([127, 0, 0, 1].into(), address.port())
+                } else {
+                    address
+                };
+                settings.public_url = Some(format!("http://{host}"));
+            }
+        }
+    }
+    settings
+}
+
 pub async fn demo(
     store: Arc<dyn Store>,
     settings: &Settings,
@@ -67,6 +87,7 @@ pub async fn demo(
         .await?;
 
     let listen = args.listen.as_deref().unwrap_or(&settings.listen);
+    let settings = &demo_settings(settings, listen);
     let options = super::serve::Options {
         worker: true,
         scheduler: true,

@@ -64,8 +64,12 @@ pub async fn transactions(
     } = args;
     let merchant = find_merchant(&*store, &args.merchant).await?;
     let zone = merchant.timezone;
-    let checked = check_file(&args, move |source| TransactionsCsv::new(source, zone)).await?;
-    let (batches, reader) = stream_rows(&args, move |source| TransactionsCsv::new(source, zone));
+    // A purchase after tomorrow is a typo in the file, not history.
+    let now = chrono::Utc::now();
+    let csv =
+        move |source: Source| TransactionsCsv::new(source, zone).map(|csv| csv.not_after(now));
+    let checked = check_file(&args, csv).await?;
+    let (batches, reader) = stream_rows(&args, csv);
     let counts = finish(
         &args.file,
         store.import_transactions(&merchant.id, batches).await,

@@ -43,7 +43,14 @@ async fn api_json(client: &reqwest::Client, url: String, token: &str) -> serde_j
 #[tokio::test]
 async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
     let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
-    let mut demo = setia.start(&["demo", "--listen", "127.0.0.1:0"], &[]);
+    // A port of its own (not 0), so its emails' links can be checked to point at it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut demo = setia.start(&["demo", "--listen", &listen], &[]);
     let merchant = MerchantId::parse(demo.ready["merchant"].as_str().unwrap()).unwrap();
     let token = demo.ready["token"].as_str().unwrap().to_owned();
     let client = reqwest::Client::new();
@@ -165,6 +172,18 @@ async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {
         })
     })
     .await;
+
+    // Without SETIA_PUBLIC_URL the links lead back to the demo (soft line breaks of
+    // quoted-printable undone).
+    let linked = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|eml| {
+            eml.replace("=\r\n", "")
+                .contains(&format!("http://{listen}/u/"))
+        });
+    assert!(linked, "an email links to http://{listen}/u/…");
 
     let status = tokio::task::spawn_blocking(move || demo.interrupt())
         .await

@@ -709,6 +709,8 @@ async fn a_broken_override_holds_its_emails_with_name_and_line_until_fixed(setia
     );
 }
 
+// 2021's calendar is 2027's (Monday 8 March, ISO week 10); a date in the past, because an
+// import refuses purchases after tomorrow.
 async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_week(setia: Setia) {
     let receiver = Receiver::start("");
     let busy = merchant(
@@ -736,11 +738,11 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
     let history = setia.write(
         "history.csv",
         "customer_external_id,occurred_at,amount\n\
-         C1,2027-02-10 10:00:00,100000\n\
-         C3,2027-02-23 11:00:00,300000\n\
-         C1,2027-03-02 09:30:00,200000\n\
-         C2,2027-03-03 12:00:00,500000\n\
-         C2,2027-03-05 19:00:00,250000\n",
+         C1,2021-02-10 10:00:00,100000\n\
+         C3,2021-02-23 11:00:00,300000\n\
+         C1,2021-03-02 09:30:00,200000\n\
+         C2,2021-03-03 12:00:00,500000\n\
+         C2,2021-03-05 19:00:00,250000\n",
     );
     setia.json(&["transactions", "import", "--merchant", &id(&busy), &history]);
 
@@ -769,7 +771,7 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
     store
         .save_snapshot(
             &busy_id,
-            "2027-03-07",
+            "2021-03-07",
             "month",
             "{}",
             vec![score],
@@ -780,10 +782,10 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
 
     let smtp = receiver.url();
     let env = [("SETIA_SMTP_URL", smtp.as_str())];
-    // Monday 8 March 2027: 07:59 and 08:00 in Jakarta.
-    let early = run_due(&setia, "2027-03-08T07:59:00+07:00", &env);
+    // Monday 8 March 2021: 07:59 and 08:00 in Jakarta.
+    let early = run_due(&setia, "2021-03-08T07:59:00+07:00", &env);
     assert_eq!(early["enqueued"]["weekly_churn_report"], 0);
-    let due = run_due(&setia, "2027-03-08T08:00:00+07:00", &env);
+    let due = run_due(&setia, "2021-03-08T08:00:00+07:00", &env);
     assert_eq!(
         due["enqueued"]["weekly_churn_report"], 3,
         "two addresses and the quiet merchant"
@@ -799,11 +801,11 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
     let subject = header(ops, "Subject").unwrap();
     assert_eq!(
         subject,
-        "Laporan mingguan Toko Sejahtera 2027-W10: Rp 950.000, 1 pelanggan berisiko"
+        "Laporan mingguan Toko Sejahtera 2021-W10: Rp 950.000, 1 pelanggan berisiko"
     );
     let body = text(ops);
     for expected in [
-        "7 hari terakhir (1 Mar – 7 Maret 2027) dibanding 7 hari sebelumnya (22 Feb – 28 Februari 2027)",
+        "7 hari terakhir (1 Mar – 7 Maret 2021) dibanding 7 hari sebelumnya (22 Feb – 28 Februari 2021)",
         "- Pelanggan baru:        1 (sebelumnya 1)",
         "- Pelanggan kembali:     1 (sebelumnya 0)",
         "- Tingkat pembelian ulang: 50% (sebelumnya 0%)",
@@ -830,10 +832,10 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
 
     // Caught up later in the week, never twice; the next Monday brings the next one.
     assert_eq!(
-        run_due(&setia, "2027-03-10T15:00:00+07:00", &env)["enqueued"]["weekly_churn_report"],
+        run_due(&setia, "2021-03-10T15:00:00+07:00", &env)["enqueued"]["weekly_churn_report"],
         0
     );
-    let next = run_due(&setia, "2027-03-15T09:30:00+07:00", &env);
+    let next = run_due(&setia, "2021-03-15T09:30:00+07:00", &env);
     assert_eq!(next["enqueued"]["weekly_churn_report"], 3);
     let messages = receiver.messages();
     assert_eq!(messages.len(), 6);
@@ -841,7 +843,7 @@ async fn the_weekly_report_compares_two_weeks_with_a_chart_and_is_sent_every_wee
         .iter()
         .find(|m| to(m) == "ops@toko.example")
         .unwrap();
-    assert!(header(next_ops, "Subject").unwrap().contains("2027-W11"));
+    assert!(header(next_ops, "Subject").unwrap().contains("2021-W11"));
     assert!(
         text(next_ops).contains("Tidak ada pelanggan yang baru berisiko minggu ini."),
         "Ani was already at risk last week:\n{}",

@@ -64,11 +64,13 @@ async fn push_sends_signed_sandbox_mutations_that_setia_accepts() {
     assert_eq!(output.status.code(), Some(2));
     let output = setia.run(&["sandbox", "push", "--url", "ftp://x", "--secret", SECRET]);
     assert_eq!(output.status.code(), Some(2));
-    let output = setia.run(&[
-        "sandbox", "push", "--url", &url, "--secret", SECRET, "--rate", "0",
-    ]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--rate"));
+    for rate in ["0", "1e-20", "1e300", "NaN"] {
+        let output = setia.run(&[
+            "sandbox", "push", "--url", &url, "--secret", SECRET, "--rate", rate,
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{rate}");
+        assert!(stderr(&output).contains("--rate"), "{rate}");
+    }
 }
 
 #[test]

@@ -37,6 +37,9 @@ pub const MAX_EARLY_ACCESS_DAYS: u32 = 90;
 /// How far in the past a send time may be and still mean "now": a form filled in a minute
 /// ago, or a clock a little behind.
 pub const SEND_AT_GRACE: TimeDelta = TimeDelta::seconds(60);
+/// How far ahead a campaign may be scheduled: a year (366 days, so the same date next year
+/// always fits). Later is a typo that would sit "scheduled" for ever.
+pub const MAX_SEND_AHEAD: TimeDelta = TimeDelta::days(366);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CampaignError {
@@ -66,6 +69,8 @@ pub enum CampaignError {
     UnknownPlaceholder(String),
     #[error("send_at {0} is in the past")]
     SendAtInPast(DateTime<Utc>),
+    #[error("send_at {0} is more than a year ahead")]
+    SendAtTooFar(DateTime<Utc>),
     #[error("early_access_days must be 0 to {MAX_EARLY_ACCESS_DAYS}, not {0}")]
     EarlyAccessDays(u32),
 }
@@ -345,14 +350,18 @@ impl CampaignBody {
 }
 
 /// When the first wave goes: `send_at`, or now when it is left out (or within
-/// [`SEND_AT_GRACE`] of now); earlier is refused.
+/// [`SEND_AT_GRACE`] of now); earlier, or more than [`MAX_SEND_AHEAD`] later, is refused.
 pub fn first_send(
     send_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, CampaignError> {
+    // Checked: `now` is a caller's clock (a CLI flag may set it), and chrono panics at its ends.
+    let earliest = now.checked_sub_signed(SEND_AT_GRACE).unwrap_or(now);
+    let latest = now.checked_add_signed(MAX_SEND_AHEAD).unwrap_or(now);
     match send_at {
         None => Ok(now),
-        Some(at) if at < now - SEND_AT_GRACE => Err(CampaignError::SendAtInPast(at)),
+        Some(at) if at < earliest => Err(CampaignError::SendAtInPast(at)),
+        Some(at) if at > latest => Err(CampaignError::SendAtTooFar(at)),
         Some(at) => Ok(at.max(now)),
     }
 }
@@ -652,6 +661,14 @@ mod tests {
                 CampaignError::SendAtInPast(now - TimeDelta::days(2)),
             ),
             (
+                // The audit's C10: `+200000-01-01` was stored and stayed scheduled for ever.
+                CampaignInput {
+                    send_at: Some(now + MAX_SEND_AHEAD + TimeDelta::seconds(1)),
+                    ..input.clone()
+                },
+                CampaignError::SendAtTooFar(now + MAX_SEND_AHEAD + TimeDelta::seconds(1)),
+            ),
+            (
                 CampaignInput {
                     body: "Hi {{voucher}}",
                     ..input.clone()
@@ -661,6 +678,25 @@ mod tests {
         ] {
             assert_eq!(CampaignDraft::parse(&bad, &settings, now), Err(error));
         }
+    }
+
+    #[test]
+    fn send_at_is_from_now_to_a_year_ahead() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 8, 0, 0, 0).unwrap();
+        let year_ahead = now + MAX_SEND_AHEAD;
+        assert_eq!(first_send(Some(year_ahead), now), Ok(year_ahead));
+        let far = Utc.with_ymd_and_hms(200_000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            first_send(Some(far), now),
+            Err(CampaignError::SendAtTooFar(far))
+        );
+        assert_eq!(
+            first_send(Some(DateTime::<Utc>::MIN_UTC), now),
+            Err(CampaignError::SendAtInPast(DateTime::<Utc>::MIN_UTC))
+        );
+        // A clock at chrono's ends does not panic.
+        assert!(first_send(Some(now), DateTime::<Utc>::MAX_UTC).is_err());
+        assert!(first_send(Some(now), DateTime::<Utc>::MIN_UTC).is_err());
     }
 
     #[test]

@@ -18,7 +18,24 @@ use crate::product::{
     parse_price, Category, LineItem, ProductFieldError, ProductName, Quantity, Sku,
 };
 use crate::referral::ReferralCode;
-use crate::time::MerchantTimezone;
+use crate::time::{check_not_future, MerchantTimezone};
+
+/// The longest `reference`, in characters, in both files that carry one: the items file
+/// must accept every reference the transactions file did, whatever its script.
+pub const MAX_REFERENCE_CHARS: usize = 200;
+
+/// A `reference` cell: at most [`MAX_REFERENCE_CHARS`] characters (not bytes), none a
+/// control character.
+fn check_reference(line: u64, reference: &str) -> Result<(), RowError> {
+    if reference.chars().count() > MAX_REFERENCE_CHARS || reference.chars().any(char::is_control) {
+        return Err(RowError::new(
+            line,
+            "reference",
+            format!("must be at most {MAX_REFERENCE_CHARS} printable characters"),
+        ));
+    }
+    Ok(())
+}
 
 /// One rejected row, as the import summary reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -293,6 +310,9 @@ pub struct TransactionsCsv<R: Read> {
     /// Identical rows seen so far, by a hash of (customer, instant, amount); only used when
     /// the file has no `reference` column.
     occurrences: HashMap<[u8; 16], u32>,
+    /// The importer's clock, when it gave one: rows dated after it (plus the grace) are
+    /// refused.
+    now: Option<DateTime<Utc>>,
 }
 
 impl<R: Read> TransactionsCsv<R> {
@@ -310,7 +330,16 @@ impl<R: Read> TransactionsCsv<R> {
             record: csv::StringRecord::new(),
             last_line: 1,
             occurrences: HashMap::new(),
+            now: None,
         })
+    }
+
+    /// Refuses rows dated after `now` plus [`crate::time::PURCHASE_CLOCK_GRACE`]: a purchase
+    /// cannot be in the future, and a typo'd year would otherwise sit uncounted until then.
+    /// Core reads no clock, so the importer passes its own.
+    pub fn not_after(mut self, now: DateTime<Utc>) -> Self {
+        self.now = Some(now);
+        self
     }
 
     fn parse(&mut self, line: u64) -> Result<TransactionRecord, RowError> {
@@ -325,8 +354,13 @@ impl<R: Read> TransactionsCsv<R> {
             .cell(r, "occurred_at")
             .ok_or_else(|| RowError::new(line, "occurred_at", "is empty"))
             .and_then(|v| {
+                let now = self.now;
                 self.zone
                     .parse_occurred_at(v)
+                    .and_then(|at| match now {
+                        Some(now) => check_not_future(at, now).map(|()| at),
+                        None => Ok(at),
+                    })
                     .map_err(|e| RowError::new(line, "occurred_at", e))
             })?;
         let amount = c
@@ -339,13 +373,7 @@ impl<R: Read> TransactionsCsv<R> {
             let reference = c
                 .cell(r, "reference")
                 .ok_or_else(|| RowError::new(line, "reference", "is empty"))?;
-            if reference.len() > 200 || reference.chars().any(char::is_control) {
-                return Err(RowError::new(
-                    line,
-                    "reference",
-                    "must be at most 200 printable characters",
-                ));
-            }
+            check_reference(line, reference)?;
             SourceKey::of_reference(reference)
         } else {
             let identity = SourceKey::of_row(&customer, occurred_at, amount, 0);
@@ -433,13 +461,7 @@ impl<R: Read> ItemsCsv<R> {
         let reference = c
             .cell(r, "reference")
             .ok_or_else(|| RowError::new(line, "reference", "is empty"))?;
-        if reference.chars().count() > 200 || reference.chars().any(char::is_control) {
-            return Err(RowError::new(
-                line,
-                "reference",
-                "must be at most 200 printable characters",
-            ));
-        }
+        check_reference(line, reference)?;
         let sku = product_field(line, "sku", Sku::parse(c.cell(r, "sku").unwrap_or("")))?;
         let quantity = product_field(
             line,
@@ -672,6 +694,92 @@ mod tests {
         assert_ne!(first[0], first[1]);
         assert_ne!(first[0], first[2]);
         assert_eq!(first, keys(file));
+    }
+
+    #[test]
+    fn references_are_counted_in_characters_in_both_files() {
+        // The audit's C14: 70 characters of a three-byte script are 210 bytes.
+        let seventy = "あ".repeat(70);
+        assert_eq!(seventy.len(), 210);
+        let rows = transactions(&format!(
+            "customer_external_id,occurred_at,amount,reference\nS1,1997-01-01,10,{seventy}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            rows[0].as_ref().unwrap().source_key.as_str(),
+            format!("ref:{seventy}")
+        );
+        let rows = items(&format!(
+            "reference,sku,quantity,unit_price\n{seventy},KOP-1,1,10\n"
+        ))
+        .unwrap();
+        assert_eq!(rows[0].as_ref().unwrap().reference, seventy);
+        // One over the limit is refused by both, with the same words.
+        let long = "あ".repeat(MAX_REFERENCE_CHARS + 1);
+        let from_transactions = transactions(&format!(
+            "customer_external_id,occurred_at,amount,reference\nS1,1997-01-01,10,{long}\n"
+        ))
+        .unwrap()
+        .remove(0)
+        .unwrap_err();
+        let from_items = items(&format!(
+            "reference,sku,quantity,unit_price\n{long},KOP-1,1,10\n"
+        ))
+        .unwrap()
+        .remove(0)
+        .unwrap_err();
+        assert_eq!(from_transactions.field, "reference");
+        assert_eq!(from_transactions.error, from_items.error);
+    }
+
+    #[test]
+    fn implausible_dates_and_amounts_are_row_errors() {
+        let rows = transactions(
+            "customer_external_id,occurred_at,amount\n\
+             S1,-262143-01-05 00:00:00,100000\n\
+             S1,+200000-01-01 00:00:00,100000\n\
+             S1,1969-12-31,1\n\
+             S1,1997-01-01,92233720368547758.07\n\
+             S1,1997-01-01,1000000000000\n",
+        )
+        .unwrap();
+        let fields: Vec<(u64, &str)> = rows[..4]
+            .iter()
+            .map(|r| {
+                let e = r.as_ref().unwrap_err();
+                (e.line, e.field.as_str())
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                (2, "occurred_at"),
+                (3, "occurred_at"),
+                (4, "occurred_at"),
+                (5, "amount")
+            ]
+        );
+        assert_eq!(rows[4].as_ref().unwrap().amount, Money::MAX_EXTERNAL);
+    }
+
+    #[test]
+    fn with_the_importers_clock_future_rows_are_refused() {
+        let now = DateTime::parse_from_rfc3339("2026-12-08T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let file = "customer_external_id,occurred_at,amount\n\
+                    S1,2026-12-08 23:00:00,10\n\
+                    S1,2062-12-08,10\n";
+        let rows: Vec<_> = TransactionsCsv::new(file.as_bytes(), MerchantTimezone::default())
+            .unwrap()
+            .not_after(now)
+            .collect();
+        assert!(rows[0].is_ok(), "{:?}", rows[0]);
+        let error = rows[1].as_ref().unwrap_err();
+        assert_eq!((error.line, error.field.as_str()), (3, "occurred_at"));
+        assert!(error.error.contains("in the future"), "{error}");
+        // Without a clock (the reader alone) only the year is checked.
+        assert!(transactions(file).unwrap().iter().all(Result::is_ok));
     }
 
     #[test]

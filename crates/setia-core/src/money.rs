@@ -22,10 +22,18 @@ pub enum MoneyError {
     Overflow(String),
     #[error("amount {0:?} is negative")]
     Negative(String),
+    #[error("amount {0:?} is over the maximum, {max} (Rp 1 trillion)", max = Money::MAX_EXTERNAL)]
+    AboveMaximum(String),
 }
 
 impl Money {
     pub const ZERO: Money = Money(0);
+
+    /// The largest amount setia takes from outside (a webhook, an import, an order, a
+    /// price): Rp 1e12, far above any Indonesian transfer, and small enough that the
+    /// arithmetic after it (an order's unique code, points) stays inside i64 and that
+    /// 92,000 such amounts still sum inside one.
+    pub const MAX_EXTERNAL: Money = Money(1_000_000_000_000 * 100);
 
     pub const fn from_minor(minor: i64) -> Money {
         Money(minor)
@@ -44,7 +52,9 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
 
-    /// Parses a decimal amount that may be negative (`-1500.50`).
+    /// Parses a decimal amount that may be negative (`-1500.50`), of any size an i64 holds:
+    /// for text setia wrote itself (reports, snapshots). Amounts from outside go through
+    /// [`Money::parse_non_negative`] or [`Money::from_json`], which cap them.
     pub fn parse_signed(text: &str) -> Result<Money, MoneyError> {
         let trimmed = text.trim();
         let (negative, digits) = match trimmed.strip_prefix('-') {
@@ -56,8 +66,9 @@ impl Money {
     }
 
     /// Parses an amount that must be zero or more: what a purchase or an import row carries.
+    /// At most [`Money::MAX_EXTERNAL`].
     pub fn parse_non_negative(text: &str) -> Result<Money, MoneyError> {
-        let money = Money::parse_signed(text)?;
+        let money = Money::parse_external(text)?;
         if money.0 < 0 {
             return Err(MoneyError::Negative(text.to_owned()));
         }
@@ -66,12 +77,28 @@ impl Money {
 
     /// Reads Moota's `amount`, which is a JSON number in webhooks and a string in the REST
     /// API. Numbers are read from their decimal text, never through arithmetic on a float.
+    /// Also what `Deserialize` uses, so the API's amounts and prices are capped the same way:
+    /// at most [`Money::MAX_EXTERNAL`] either side of zero.
     pub fn from_json(value: &serde_json::Value) -> Result<Money, MoneyError> {
         match value {
-            serde_json::Value::String(text) => Money::parse_signed(text),
-            serde_json::Value::Number(number) => Money::parse_signed(&number.to_string()),
+            serde_json::Value::String(text) => Money::parse_external(text),
+            serde_json::Value::Number(number) => Money::parse_external(&number.to_string()),
             other => Err(MoneyError::NotANumber(other.to_string())),
         }
+    }
+
+    /// [`Money::parse_signed`], refusing a size beyond [`Money::MAX_EXTERNAL`]: one rule for
+    /// every amount that comes from outside.
+    fn parse_external(text: &str) -> Result<Money, MoneyError> {
+        let money = Money::parse_signed(text).map_err(|error| match error {
+            // Beyond i64 is beyond the maximum too; say which rule refused it.
+            MoneyError::Overflow(text) => MoneyError::AboveMaximum(text),
+            other => other,
+        })?;
+        if money.0.unsigned_abs() > Money::MAX_EXTERNAL.0.unsigned_abs() {
+            return Err(MoneyError::AboveMaximum(text.to_owned()));
+        }
+        Ok(money)
     }
 }
 
@@ -215,6 +242,54 @@ mod tests {
             Err(MoneyError::Negative("-1".into()))
         );
         assert_eq!(Money::parse_non_negative("0").unwrap(), Money::ZERO);
+    }
+
+    #[test]
+    fn amounts_from_outside_are_capped_at_rp_1e12() {
+        // The audit's C5: i64::MAX minor units, which overflowed the order's unique code.
+        for huge in [
+            "92233720368547758.07",
+            "1000000000000.01",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                Money::parse_non_negative(huge),
+                Err(MoneyError::AboveMaximum(huge.into())),
+                "{huge}"
+            );
+            assert_eq!(
+                Money::from_json(&serde_json::json!(huge)),
+                Err(MoneyError::AboveMaximum(huge.into())),
+                "{huge}"
+            );
+        }
+        assert!(matches!(
+            Money::from_json(&serde_json::json!(-2_000_000_000_000i64)),
+            Err(MoneyError::AboveMaximum(_))
+        ));
+        assert!(matches!(
+            Money::from_json(&serde_json::json!(92233720368547758u64)),
+            Err(MoneyError::AboveMaximum(_))
+        ));
+        // Deserialize (the API's order amounts and prices) is from_json.
+        assert!(serde_json::from_str::<Money>(r#""92233720368547758.07""#).is_err());
+        assert_eq!(
+            Money::parse_non_negative("1000000000000").unwrap(),
+            Money::MAX_EXTERNAL
+        );
+        assert_eq!(
+            Money::from_json(&serde_json::json!(1_000_000_000_000i64)).unwrap(),
+            Money::MAX_EXTERNAL
+        );
+        assert_eq!(
+            MoneyError::AboveMaximum("1e13".into()).to_string(),
+            "amount \"1e13\" is over the maximum, 1000000000000.00 (Rp 1 trillion)"
+        );
+        // setia's own text (reports) still reads any i64.
+        assert_eq!(
+            Money::parse_signed("92233720368547758.07").unwrap().minor(),
+            i64::MAX
+        );
     }
 
     #[test]

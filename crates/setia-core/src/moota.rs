@@ -200,6 +200,26 @@ pub fn parse_mutations(body: &[u8]) -> Result<Vec<Mutation>, PayloadError> {
         .collect()
 }
 
+/// [`parse_mutations`], also refusing a mutation dated after `now` plus
+/// [`crate::time::PURCHASE_CLOCK_GRACE`]: a bank cannot report a transfer from the future.
+/// `now` is the receiver's clock (core reads none); the error is a [`PayloadError`] like any
+/// other, so the worker quarantines the row instead of retrying it.
+pub fn parse_mutations_at(
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Mutation>, PayloadError> {
+    let mutations = parse_mutations(body)?;
+    for (index, mutation) in mutations.iter().enumerate() {
+        crate::time::check_not_future(mutation.occurred_at, now).map_err(|e| {
+            PayloadError::BadMutation {
+                index,
+                problem: format!("date: {e}"),
+            }
+        })?;
+    }
+    Ok(mutations)
+}
+
 pub(crate) fn parse_mutation(item: &serde_json::Value) -> Result<Mutation, String> {
     let text = |name: &str| -> Option<String> {
         match item.get(name)? {
@@ -280,6 +300,56 @@ mod payload_tests {
         assert_eq!(parsed[1].amount.minor(), 379_946_089);
         assert_eq!(parsed[1].direction, Direction::Debit);
         assert!(!parsed[1].is_payment() && !parsed[1].is_sandbox());
+    }
+
+    #[test]
+    fn implausible_dates_and_amounts_are_bad_mutations() {
+        // The audit's C2 body: parsed, it panicked the worker on every claim. As a
+        // BadMutation the worker quarantines it like any unreadable body.
+        for bad in [
+            r#"[{"mutation_id":"old1","date":"-262143-01-05 00:00:00","amount":"150000","type":"CR","account_number":"8808001"}]"#,
+            r#"[{"mutation_id":"far1","date":"+200000-01-01 00:00:00","amount":"150000","type":"CR"}]"#,
+            r#"[{"mutation_id":"old2","date":"1969-12-31 23:59:59","amount":"150000","type":"CR"}]"#,
+            r#"[{"mutation_id":"big1","date":"2026-11-27 10:00:00","amount":"92233720368547758.07","type":"CR"}]"#,
+            r#"[{"mutation_id":"big2","date":"2026-11-27 10:00:00","amount":1000000000000.01,"type":"CR"}]"#,
+        ] {
+            let parsed = parse_mutations(bad.as_bytes());
+            assert!(
+                matches!(parsed, Err(PayloadError::BadMutation { index: 0, .. })),
+                "{bad}: {parsed:?}"
+            );
+        }
+        let error = parse_mutations(
+            br#"[{"mutation_id":"old1","date":"-262143-01-05 00:00:00","amount":"150000","type":"CR"}]"#,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("mutation 0: date: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn with_the_receivers_clock_future_mutations_are_bad() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T03:00:00Z")
+            .unwrap()
+            .to_utc();
+        let body = br#"[
+            {"mutation_id":"a","date":"2026-11-28 10:00:00","amount":1,"type":"CR"},
+            {"mutation_id":"b","date":"2062-11-27 10:00:00","amount":1,"type":"CR"}
+        ]"#;
+        assert_eq!(parse_mutations(body).unwrap().len(), 2);
+        let error = parse_mutations_at(body, now).unwrap_err();
+        assert!(
+            matches!(&error, PayloadError::BadMutation { index: 1, problem } if problem.contains("in the future")),
+            "{error}"
+        );
+        assert!(matches!(
+            parse_mutations_at(b"", now),
+            Err(PayloadError::NotJson(_))
+        ));
+        let today = br#"[{"mutation_id":"a","date":"2026-11-27 10:00:00","amount":1,"type":"CR"}]"#;
+        assert_eq!(parse_mutations_at(today, now).unwrap().len(), 1);
     }
 
     #[test]

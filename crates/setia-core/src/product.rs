@@ -3,11 +3,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::customer::{checked_text, text_newtype, TextProblem};
 use crate::money::{Money, MoneyError};
+use crate::time::{check_year, TimeError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProductFieldError {
@@ -27,6 +28,8 @@ pub enum ProductFieldError {
     BadPrice(MoneyError),
     #[error("{0:?} is not a date (YYYY-MM-DD) or an RFC 3339 instant")]
     BadDate(String),
+    #[error("{0}")]
+    ImplausibleDate(TimeError),
 }
 
 impl From<TextProblem> for ProductFieldError {
@@ -129,22 +132,25 @@ impl Quantity {
     }
 }
 
-/// A price or unit price: a decimal of Rupiah, at least zero (a gift is a line too).
+/// A price or unit price: a decimal of Rupiah, at least zero (a gift is a line too) and at
+/// most [`Money::MAX_EXTERNAL`].
 pub fn parse_price(text: &str) -> Result<Money, ProductFieldError> {
     Money::parse_non_negative(text).map_err(ProductFieldError::BadPrice)
 }
 
-/// When a product went on sale: a date (midnight UTC) or an RFC 3339 instant.
+/// When a product went on sale: a date (midnight UTC) or an RFC 3339 instant, in a year
+/// [`check_year`] takes.
 pub fn parse_released_at(text: &str) -> Result<DateTime<Utc>, ProductFieldError> {
     let text = text.trim();
+    let plausible = |year| check_year(text, year).map_err(ProductFieldError::ImplausibleDate);
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        plausible(at.year())?;
         return Ok(at.to_utc());
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc())
-        .ok_or_else(|| ProductFieldError::BadDate(text.to_owned()))
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ProductFieldError::BadDate(text.to_owned()))?;
+    plausible(day.year())?;
+    Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
 /// One line of an order or of an imported purchase. `name` and `category` describe a product
@@ -219,6 +225,25 @@ mod tests {
         );
         assert!(parse_released_at("2026-11-01T09:00:00+07:00").is_ok());
         assert!(parse_released_at("01/11/2026").is_err());
+        // Signed and pre-1970 years (the audit's C10) and prices over Rp 1e12.
+        for bad in [
+            "+200000-01-01",
+            "-262143-01-05",
+            "1969-12-31",
+            "0000-01-01T00:00:00Z",
+        ] {
+            assert!(
+                matches!(
+                    parse_released_at(bad),
+                    Err(ProductFieldError::ImplausibleDate(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_price("92233720368547758.07"),
+            Err(ProductFieldError::BadPrice(MoneyError::AboveMaximum(_)))
+        ));
         assert_eq!(
             ProductName::of_sku(&Sku::parse("A-1").unwrap()).as_str(),
             "A-1"

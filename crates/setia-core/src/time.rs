@@ -6,12 +6,23 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The zone Moota reports its wall-clock `date` in.
 pub const MOOTA_ZONE: Tz = chrono_tz::Asia::Jakarta;
+
+/// The years a date from outside (a webhook, an import, a query, a form) may name. setia's
+/// oldest data is the CDNOW set of 1997, so nothing before 1970 is real; four digits is what
+/// every format setia reads writes. chrono's `%Y` alone reads signed years of any width
+/// (`-262143`, `+200000`), which later overflow date arithmetic.
+pub const FIRST_YEAR: i32 = 1970;
+pub const LAST_YEAR: i32 = 9999;
+
+/// How far past the receiving clock a purchase may be dated: clocks of the bank, the shop
+/// and setia disagree, and a day covers any zone mix-up. Later is a typo, not a purchase.
+pub const PURCHASE_CLOCK_GRACE: TimeDelta = TimeDelta::days(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MerchantTimezone(Tz);
@@ -24,6 +35,38 @@ pub enum TimeError {
     BadDateTime(String),
     #[error("{text:?} does not exist in {zone} (a daylight-saving gap)")]
     NonexistentLocalTime { text: String, zone: String },
+    #[error("{0:?} is not a year from {FIRST_YEAR} to {LAST_YEAR} written with four digits")]
+    YearOutOfRange(String),
+    #[error("{at} is in the future (after {latest}); a purchase cannot be")]
+    InTheFuture {
+        at: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    },
+}
+
+/// Refuses a date read from `text` (as `year`, the year the text names in its own zone)
+/// unless `text` starts with a plain four-digit year from [`FIRST_YEAR`] to [`LAST_YEAR`].
+/// For every parser of outside dates: chrono's `%Y` reads any signed year.
+pub fn check_year(text: &str, year: i32) -> Result<(), TimeError> {
+    let text = text.trim();
+    let bytes = text.as_bytes();
+    let four_digits =
+        bytes.len() > 4 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-';
+    if four_digits && (FIRST_YEAR..=LAST_YEAR).contains(&year) {
+        Ok(())
+    } else {
+        Err(TimeError::YearOutOfRange(text.to_owned()))
+    }
+}
+
+/// Refuses a purchase dated after `now` plus [`PURCHASE_CLOCK_GRACE`]. Core reads no clock,
+/// so whoever receives the purchase (the import, the webhook worker) passes its `now`.
+pub fn check_not_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), TimeError> {
+    // `now` comes from the caller's clock; a clock near chrono's end cannot panic here.
+    match now.checked_add_signed(PURCHASE_CLOCK_GRACE) {
+        Some(latest) if at > latest => Err(TimeError::InTheFuture { at, latest }),
+        _ => Ok(()),
+    }
 }
 
 impl Default for MerchantTimezone {
@@ -67,18 +110,23 @@ impl MerchantTimezone {
     }
 
     /// Reads an import's `occurred_at`: `YYYY-MM-DD` (midnight), `YYYY-MM-DD HH:MM:SS`
-    /// (both merchant wall time) or RFC 3339 with its own offset.
+    /// (both merchant wall time) or RFC 3339 with its own offset. The year must be one of
+    /// [`check_year`]'s; whether the instant is in the future is [`check_not_future`]'s to
+    /// say, with the receiver's clock.
     pub fn parse_occurred_at(self, text: &str) -> Result<DateTime<Utc>, TimeError> {
         let text = text.trim();
         if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+            check_year(text, instant.year())?;
             return Ok(instant.with_timezone(&Utc));
         }
         if let Ok(local) = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S") {
+            check_year(text, local.year())?;
             return self.instant_of(local);
         }
         if text.len() == 10 {
             if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                return self.instant_of(day.and_hms_opt(0, 0, 0).expect("midnight exists"));
+                check_year(text, day.year())?;
+                return self.instant_of(day.and_time(chrono::NaiveTime::MIN));
             }
         }
         Err(TimeError::BadDateTime(text.to_owned()))
@@ -155,6 +203,64 @@ mod tests {
         ] {
             assert!(tz.parse_occurred_at(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn years_outside_1970_to_9999_or_not_four_digits_are_refused() {
+        let tz = jakarta();
+        // The audit's (C2, C10): chrono's `%Y` reads these, and `- 365 days` then panics.
+        for bad in [
+            "-262143-01-05 00:00:00",
+            "+200000-01-01 00:00:00",
+            "+200000-01-01",
+            "+2025-01-01 00:00:00",
+            "0001-01-01 00:00:00",
+            "1969-12-31 23:59:59",
+            "1969-12-31",
+            "1900-01-01T00:00:00Z",
+            "0000-01-01T00:00:00+07:00",
+        ] {
+            let parsed = tz.parse_occurred_at(bad);
+            assert!(parsed.is_err(), "{bad:?} parsed as {parsed:?}");
+        }
+        assert_eq!(
+            tz.parse_occurred_at("-262143-01-05 00:00:00"),
+            Err(TimeError::YearOutOfRange("-262143-01-05 00:00:00".into()))
+        );
+        // The edges, as written in the text's own zone.
+        assert_eq!(
+            tz.parse_occurred_at("1970-01-01").unwrap().to_rfc3339(),
+            "1969-12-31T17:00:00+00:00"
+        );
+        assert!(tz.parse_occurred_at("1970-01-01T00:00:00+07:00").is_ok());
+        assert!(tz.parse_occurred_at("9999-12-31 23:59:59").is_ok());
+        assert!(tz.parse_occurred_at("9999-12-31T23:59:59-12:00").is_ok());
+        assert_eq!(
+            TimeError::YearOutOfRange("1900-01-01".into()).to_string(),
+            "\"1900-01-01\" is not a year from 1970 to 9999 written with four digits"
+        );
+    }
+
+    #[test]
+    fn a_purchase_may_be_a_day_ahead_of_the_clock_and_no_more() {
+        let now = DateTime::parse_from_rfc3339("2026-12-08T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(check_not_future(now, now), Ok(()));
+        assert_eq!(check_not_future(now + PURCHASE_CLOCK_GRACE, now), Ok(()));
+        let late = now + PURCHASE_CLOCK_GRACE + TimeDelta::seconds(1);
+        assert_eq!(
+            check_not_future(late, now),
+            Err(TimeError::InTheFuture {
+                at: late,
+                latest: now + PURCHASE_CLOCK_GRACE
+            })
+        );
+        // A clock at chrono's end cannot make the check panic.
+        assert_eq!(
+            check_not_future(DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MAX_UTC),
+            Ok(())
+        );
     }
 
     #[test]

@@ -23,11 +23,16 @@ pub struct PushSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
-    #[error("--rate must be above 0")]
+    #[error("--rate must be from {MIN_RATE} to {MAX_RATE} deliveries a second")]
     BadRate,
     #[error("cannot build an HTTP client: {0}")]
     Client(reqwest::Error),
 }
+
+/// The slowest rate taken: one delivery every 1,000 seconds.
+pub const MIN_RATE: f64 = 0.001;
+/// The fastest: beyond this the interval is shorter than the timer's resolution.
+pub const MAX_RATE: f64 = 1_000_000.0;
 
 /// Sends `count` deliveries to `url` at `rate` per second.
 pub async fn push(
@@ -37,7 +42,7 @@ pub async fn push(
     count: u64,
     rate: f64,
 ) -> Result<PushSummary, PushError> {
-    if !(rate.is_finite() && rate > 0.0) {
+    if !(MIN_RATE..=MAX_RATE).contains(&rate) {
         return Err(PushError::BadRate);
     }
     let client = reqwest::Client::builder()

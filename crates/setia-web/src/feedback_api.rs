@@ -6,9 +6,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 use setia_core::feedback::FeedbackComment;
+use setia_core::time::{check_year, TimeError};
 use setia_core::MerchantTimezone;
 use setia_store::engagement::{AnswerFilter, Complaint, ComplaintStatus, FeedbackAnswer};
 
@@ -32,7 +33,9 @@ struct AnswersQuery {
     page: PageQuery,
 }
 
-/// A day (`2026-12-01`, the merchant's midnight) or an RFC 3339 instant.
+/// A day (`2026-12-01`, the merchant's midnight) or an RFC 3339 instant, in a year from
+/// 1970 to 9999 ([`check_year`]): chrono's `%Y` reads any signed year, and callers do date
+/// arithmetic on the result (win-back's `until - 365 days`).
 pub(crate) fn instant(
     name: &str,
     text: Option<&str>,
@@ -41,19 +44,20 @@ pub(crate) fn instant(
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
+    let refused = |error: TimeError| ApiError::BadRequest(format!("{name}: {error}"));
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        check_year(text, at.year()).map_err(refused)?;
         return Ok(Some(at.to_utc()));
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .and_then(|midnight| zone.instant_of(midnight).ok())
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{name}: {text:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"
+        ))
+    })?;
+    check_year(text, day.year()).map_err(refused)?;
+    zone.instant_of(day.and_time(NaiveTime::MIN))
         .map(Some)
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "{name}: {text:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"
-            ))
-        })
+        .map_err(refused)
 }
 
 async fn answers(
@@ -160,4 +164,56 @@ async fn update_complaint(
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("complaint"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Option<DateTime<Utc>>, String> {
+        instant("until", Some(text), MerchantTimezone::default()).map_err(|e| match e {
+            ApiError::BadRequest(message) => message,
+            other => panic!("not a 400: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn days_and_instants_in_1970_to_9999() {
+        assert_eq!(
+            read("2026-12-01").unwrap().unwrap().to_rfc3339(),
+            "2026-11-30T17:00:00+00:00"
+        );
+        assert_eq!(
+            read("2026-12-01T10:00:00+07:00")
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2026-12-01T03:00:00+00:00"
+        );
+        assert!(read("1970-01-01").is_ok() && read("9999-12-31").is_ok());
+        assert_eq!(
+            instant("until", Some(""), MerchantTimezone::default()).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn signed_and_out_of_range_years_are_a_400() {
+        // The audit's C6: this `until` panicked win-back's `until - 365 days`.
+        for bad in [
+            "-262143-03-01",
+            "+200000-01-01",
+            "+2026-01-01",
+            "1969-12-31",
+            "0001-01-01",
+            "0000-01-01T00:00:00Z",
+        ] {
+            let message = read(bad).unwrap_err();
+            assert!(
+                message.starts_with("until: ") && message.contains("1970 to 9999"),
+                "{bad}: {message}"
+            );
+        }
+        assert!(read("01/12/2026").unwrap_err().contains("neither a day"));
+    }
 }

@@ -67,6 +67,29 @@ pub(crate) fn outcome(stored: &EpisodeOutcome) -> WinbackOutcome {
     }
 }
 
+/// The range of entry the results cover, `[from, until)`; `from` is
+/// [`DEFAULT_RESULTS_DAYS`] before `until` when not given.
+fn results_range(
+    from: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let from = match from {
+        Some(from) => from,
+        // Checked: `until` comes from the query, and chrono panics below its first year.
+        None => until
+            .checked_sub_signed(TimeDelta::days(DEFAULT_RESULTS_DAYS))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("until ({until}) is too early; give from as well"))
+            })?,
+    };
+    if from >= until {
+        return Err(ApiError::BadRequest(format!(
+            "from ({from}) must be before until ({until})"
+        )));
+    }
+    Ok((from, until))
+}
+
 async fn results(
     State(state): State<AppState>,
     ApiMerchant(merchant): ApiMerchant,
@@ -75,13 +98,8 @@ async fn results(
     let now = Utc::now();
     let zone = merchant.timezone;
     let until = instant("until", query.until.as_deref(), zone)?.unwrap_or(now);
-    let from = instant("from", query.from.as_deref(), zone)?
-        .unwrap_or(until - TimeDelta::days(DEFAULT_RESULTS_DAYS));
-    if from >= until {
-        return Err(ApiError::BadRequest(format!(
-            "from ({from}) must be before until ({until})"
-        )));
-    }
+    let from = instant("from", query.from.as_deref(), zone)?;
+    let (from, until) = results_range(from, until)?;
     let outcomes: Vec<WinbackOutcome> = state
         .store
         .winback_outcomes(&merchant.id, from, until)
@@ -220,5 +238,28 @@ pub(crate) fn sample_response() -> ResultsResponse {
         from: until - TimeDelta::days(DEFAULT_RESULTS_DAYS),
         until,
         results: winback_results(&outcomes, until, chrono_tz::Asia::Jakarta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_range_is_a_year_and_never_panics() {
+        let until = DateTime::parse_from_rfc3339("2026-12-08T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let (from, to) = results_range(None, until).unwrap();
+        assert_eq!((until - from, to), (TimeDelta::days(365), until));
+        // The audit's C6 reached `until - 365 days` with chrono's first year.
+        assert!(matches!(
+            results_range(None, DateTime::<Utc>::MIN_UTC),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            results_range(Some(until), until),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

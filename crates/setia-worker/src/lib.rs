@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use setia_core::moota::parse_mutations;
+use setia_core::moota::parse_mutations_at;
 use setia_core::moota::Mutation;
 use setia_store::ledger::{Applied, ClaimedRow};
 use setia_store::Store;
@@ -125,7 +125,9 @@ impl Worker {
         };
         let mut parsed = Vec::with_capacity(rows.len());
         for row in &rows {
-            match parse_mutations(&row.body) {
+            // A payment dated after tomorrow is implausible (a bank's clock is not a day
+            // ahead of ours): quarantined with its reason like any bad payload.
+            match parse_mutations_at(&row.body, now) {
                 Ok(mutations) => parsed.push((row, mutations)),
                 Err(error) => {
                     self.quarantine(row, &error.to_string(), now, &mut step)

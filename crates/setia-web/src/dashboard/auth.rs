@@ -53,21 +53,44 @@ impl Default for LoginLimit {
     }
 }
 
-/// Failed login attempts per client address, in this process. (Behind a load balancer each
-/// node counts its own; the limit still bounds guessing to a few per minute per node.)
+/// Failed login attempts per client (an IPv4 address, or an IPv6 /64: one subscriber's
+/// network, which its owner can fill with addresses at will), in this process. (Behind a
+/// load balancer each node counts its own; the limit still bounds guessing to a few per
+/// minute per node.)
 pub struct LoginLimiter {
     limit: LoginLimit,
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    failures: Mutex<Failures>,
 }
 
-/// More addresses than this and stale entries are swept before a new one is added.
+#[derive(Default)]
+struct Failures {
+    by_client: HashMap<IpAddr, VecDeque<Instant>>,
+    last_sweep: Option<Instant>,
+}
+
+/// More clients than this and stale entries are swept before a new one is added, at most
+/// once a second (a sweep walks them all).
 const LIMITER_SWEEP_AT: usize = 10_000;
+/// The most clients tracked: the memory a flood of fresh networks can take is bounded, and
+/// a client beyond it is not counted (guessing a 256-bit token is hopeless anyway).
+const LIMITER_MAX_CLIENTS: usize = 200_000;
+
+/// The key failures are counted under.
+fn limiter_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(network.into())
+        }
+        v4 => v4,
+    }
+}
 
 impl LoginLimiter {
     pub fn new(limit: LoginLimit) -> LoginLimiter {
         LoginLimiter {
             limit,
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures::default()),
         }
     }
 
@@ -84,7 +107,7 @@ impl LoginLimiter {
     pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(times) = failures.get_mut(&address) else {
+        let Some(times) = failures.by_client.get_mut(&limiter_key(address)) else {
             return Ok(());
         };
         self.recent(times, now);
@@ -97,15 +120,27 @@ impl LoginLimiter {
 
     pub fn record_failure(&self, address: IpAddr) {
         let now = Instant::now();
+        let key = limiter_key(address);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= LIMITER_SWEEP_AT && !failures.contains_key(&address) {
-            failures.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.limit.window)
-            });
+        let failures = &mut *failures;
+        if !failures.by_client.contains_key(&key) {
+            let swept_lately = failures
+                .last_sweep
+                .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1));
+            if failures.by_client.len() >= LIMITER_SWEEP_AT && !swept_lately {
+                let window = self.limit.window;
+                failures.by_client.retain(|_, times| {
+                    times
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) < window)
+                });
+                failures.last_sweep = Some(now);
+            }
+            if failures.by_client.len() >= LIMITER_MAX_CLIENTS {
+                return;
+            }
         }
-        let times = failures.entry(address).or_default();
+        let times = failures.by_client.entry(key).or_default();
         self.recent(times, now);
         times.push_back(now);
     }
@@ -529,6 +564,28 @@ mod tests {
         let wait = limiter.check(a).unwrap_err();
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
         assert!(limiter.check(b).is_ok(), "another address is not affected");
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_client() {
+        let limiter = LoginLimiter::new(LoginLimit {
+            max_failures: 2,
+            window: Duration::from_secs(60),
+        });
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_network: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fff0".parse().unwrap();
+        let next_network: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        limiter.record_failure(one);
+        limiter.record_failure(same_network);
+        assert!(limiter
+            .check("2001:db8:1:2:abcd::9".parse().unwrap())
+            .is_err());
+        assert!(limiter.check(next_network).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        limiter.record_failure(mapped);
+        limiter.record_failure("192.0.2.7".parse().unwrap());
+        assert!(limiter.check("192.0.2.7".parse().unwrap()).is_err());
+        assert!(limiter.check("192.0.2.8".parse().unwrap()).is_ok());
     }
 
     #[test]

@@ -20,13 +20,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::response::{IntoResponse, Redirect};
-use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Utc};
 use minijinja::context;
 use minijinja::value::Value;
 use serde::{Deserialize, Serialize};
 use setia_analytics::winback::{Difference, GroupComparison, GroupWindow, WindowComparison};
 use setia_analytics::{winback_results, MinorAmount, WinbackOutcome};
 use setia_core::campaign::{Audience, CampaignDraft, CampaignInput};
+use setia_core::time::check_year;
 use setia_core::{format_rupiah, Money};
 use setia_core::{CampaignId, ExternalId, MerchantTimezone};
 use setia_mail::campaign::{count_audience, AudienceCount};
@@ -339,21 +340,24 @@ pub async fn campaigns(
 }
 
 /// A send time as the form takes it: `YYYY-MM-DD HH:MM` (or the `T` of a datetime input) in
-/// the merchant's zone, or RFC 3339; empty is now.
+/// the merchant's zone, or RFC 3339; empty is now. The year is a plain four digits
+/// ([`check_year`]: chrono's `%Y` reads `+200000`); how far ahead is the draft's rule.
 fn send_at(text: &str, zone: MerchantTimezone) -> Result<Option<DateTime<Utc>>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
+    let implausible = |error| format!("send_at: {error}");
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        check_year(text, at.year()).map_err(implausible)?;
         return Ok(Some(at.to_utc()));
     }
-    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+    let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .and_then(|local| zone.instant_of(local).ok())
-        .map(Some)
-        .ok_or_else(|| format!("send_at {text:?} is not YYYY-MM-DD HH:MM"))
+        .ok_or_else(|| format!("send_at {text:?} is not YYYY-MM-DD HH:MM"))?;
+    check_year(text, local.year()).map_err(implausible)?;
+    zone.instant_of(local).map(Some).map_err(implausible)
 }
 
 fn early_access_days(text: &str) -> Result<Option<u32>, String> {
@@ -556,6 +560,32 @@ mod tests {
         assert_eq!(signed_rupiah(MinorAmount(-20)), "Rp 0");
         assert_eq!(signed(0.0, number(0.0, 2, Lang::Id)), "0,00");
         assert_eq!(signed(-0.5, number(0.5, 1, Lang::En)), "−0.5");
+    }
+
+    #[test]
+    fn send_at_reads_the_form_and_refuses_signed_years() {
+        let zone = MerchantTimezone::default();
+        assert_eq!(send_at(" ", zone), Ok(None));
+        assert_eq!(
+            send_at("2027-01-05T09:30", zone)
+                .unwrap()
+                .unwrap()
+                .to_rfc3339(),
+            "2027-01-05T02:30:00+00:00"
+        );
+        // The audit's C10: a signed year was stored and sat "scheduled" for ever.
+        for bad in [
+            "+200000-01-01 00:00",
+            "0001-01-01T00:00:00Z",
+            "-262143-01-05 00:00",
+            "+2027-01-05 09:30",
+        ] {
+            let error = send_at(bad, zone).unwrap_err();
+            assert!(error.contains("1970 to 9999"), "{bad}: {error}");
+        }
+        assert!(send_at("tomorrow", zone)
+            .unwrap_err()
+            .contains("is not YYYY-MM-DD HH:MM"));
     }
 
     #[test]
