@@ -15,6 +15,7 @@ use setia_analytics::{
     MetricsRequest, Period, PointsEntry, PointsKind, PurchaseColumns, RecommendConfig,
     TierThresholds,
 };
+use setia_core::loyalty::LoyaltyProgram;
 use setia_core::CustomerId;
 use setia_mail::winback::ScoredCustomer;
 use setia_store::analytics::ScoreRow;
@@ -31,6 +32,25 @@ fn end_of_local_day(merchant: &Merchant, as_of: NaiveDate) -> DateTime<Utc> {
         .instant_of(next_midnight)
         .map(|t| t - TimeDelta::microseconds(1))
         .unwrap_or_else(|_| next_midnight.and_utc())
+}
+
+/// The program's tier thresholds in sen. Saturating: a threshold too large for sen (the
+/// program's fields are any i64) is one nobody reaches, not an overflow that kills the run.
+fn tier_thresholds(program: &LoyaltyProgram) -> TierThresholds {
+    TierThresholds {
+        silver_minor: program.silver_threshold_rupiah.saturating_mul(100),
+        gold_minor: program.gold_threshold_rupiah.saturating_mul(100),
+    }
+}
+
+/// Whether a snapshot as of `as_of` is current on the merchant's `today`: as of yesterday
+/// (the nightly run's day) or today (a run by hand). One dated after today is not: it
+/// holds days that have not happened, and must neither stand in for the nightly run nor
+/// start win-back episodes.
+fn is_current(as_of: NaiveDate, today: NaiveDate) -> bool {
+    today.pred_opt().map_or(as_of <= today, |yesterday| {
+        (yesterday..=today).contains(&as_of)
+    })
 }
 
 fn points_kind(kind: &str) -> anyhow::Result<PointsKind> {
@@ -77,10 +97,7 @@ pub async fn run(
         as_of,
         timezone: merchant.timezone.tz(),
         period,
-        tiers: TierThresholds {
-            silver_minor: program.silver_threshold_rupiah * 100,
-            gold_minor: program.gold_threshold_rupiah * 100,
-        },
+        tiers: tier_thresholds(&program),
     };
     // Whose each purchase is, which turns its order lines into the recommender's pairs.
     let (owner_purchase, owner_customer) = (columns.purchase, columns.customer.clone());
@@ -183,7 +200,8 @@ pub async fn run(
 
 /// Starts the win-back episodes the new snapshot calls for (DESIGN §8): only for a current
 /// snapshot (as of yesterday or today), since an older one says nothing of who is slipping
-/// away now.
+/// away now, and one dated in the future measures recency to a day that has not come (every
+/// repeat customer would look lost).
 async fn enter_winback(
     store: &Arc<dyn Store>,
     merchant: &Merchant,
@@ -191,7 +209,7 @@ async fn enter_winback(
     output: &MetricsOutput,
 ) -> anyhow::Result<()> {
     let now = Utc::now();
-    if as_of < merchant.timezone.local_day(now) - TimeDelta::days(1) {
+    if !is_current(as_of, merchant.timezone.local_day(now)) {
         return Ok(());
     }
     // Each customer's expected purchases cost about 0.4 s a million: not for nothing.
@@ -322,6 +340,12 @@ impl NightlySchedule {
     }
 }
 
+/// A stored snapshot's day; `None` for text that is not a day, which then counts as no
+/// current snapshot (the run makes one).
+fn snapshot_day(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
 /// Runs every merchant whose nightly snapshot is due at `now`, not yet stored and not
 /// claimed by another worker: with several workers on one database, each run is claimed
 /// once, and a run whose worker died is taken over when its lease runs out. One merchant's
@@ -339,11 +363,20 @@ async fn nightly_step(
         if local.hour() < hour {
             continue;
         }
-        let as_of = local.date_naive() - TimeDelta::days(1);
+        let today = local.date_naive();
+        let Some(as_of) = today.pred_opt() else {
+            continue;
+        };
+        // A current snapshot (yesterday's, or today's by hand) makes tonight's run needless.
+        // Dates are compared as dates, and one dated after today (taken by hand before
+        // `setia metrics` refused such a day) does not count: it would freeze the run until
+        // that day. The run's own day is then claimed, and a finished claim is never taken
+        // again, so yesterday's run is still made once.
         let latest = store
             .latest_snapshot(&merchant.id, Some(Period::Month.as_str()))
             .await?;
-        if latest.is_some_and(|snapshot| snapshot.as_of >= as_of.to_string()) {
+        let latest_day = latest.and_then(|snapshot| snapshot_day(&snapshot.as_of));
+        if latest_day.is_some_and(|day| is_current(day, today)) {
             continue;
         }
         let day = as_of.to_string();
@@ -403,5 +436,49 @@ async fn run_holding_claim(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn thresholds_too_large_for_sen_saturate() {
+        let program = LoyaltyProgram {
+            silver_threshold_rupiah: 100_000_000_000_000_000,
+            gold_threshold_rupiah: i64::MAX,
+            ..LoyaltyProgram::default()
+        };
+        let tiers = tier_thresholds(&program);
+        assert_eq!((tiers.silver_minor, tiers.gold_minor), (i64::MAX, i64::MAX));
+        let tiers = tier_thresholds(&LoyaltyProgram::default());
+        assert_eq!(
+            (tiers.silver_minor, tiers.gold_minor),
+            (200_000_000, 1_000_000_000)
+        );
+    }
+
+    #[test]
+    fn only_yesterday_and_today_are_current() {
+        let today = day("2026-12-08");
+        assert!(is_current(day("2026-12-07"), today));
+        assert!(is_current(today, today));
+        assert!(!is_current(day("2026-12-06"), today));
+        assert!(!is_current(day("2026-12-09"), today), "tomorrow");
+        assert!(!is_current(day("2099-12-31"), today));
+        assert!(is_current(NaiveDate::MIN, NaiveDate::MIN));
+    }
+
+    #[test]
+    fn snapshot_days_are_read_as_dates() {
+        assert_eq!(snapshot_day("2026-12-07"), Some(day("2026-12-07")));
+        assert_eq!(snapshot_day("yesterday"), None);
+        // As text, "+10000-01-01" sorts before "2026-12-07": as dates it is after.
+        assert!(snapshot_day("+10000-01-01").is_some_and(|d| d > day("2026-12-07")));
     }
 }

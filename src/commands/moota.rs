@@ -96,9 +96,11 @@ pub async fn sync(
         .transpose()?;
     let now = Utc::now();
     let default = scheduled_window(store, &merchant, now).await?;
-    let window = SyncWindow::new(
+    // Today in Moota's zone, as the scheduled window's end.
+    let window = SyncWindow::requested(
         since.unwrap_or(default.since),
         until.unwrap_or(default.until),
+        MerchantTimezone::default().local_day(now),
     )
     .map_err(|e| CliError::BadInput(e.to_string()))?;
     let api = settings.moota_api()?;

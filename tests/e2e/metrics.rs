@@ -273,3 +273,59 @@ async fn the_nightly_run_stores_yesterdays_snapshot() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `--as-of` after the merchant's today (in its own zone) is refused with exit 2 and stores
+/// nothing: such a snapshot would read as the latest and hold back the nightly run.
+#[tokio::test]
+async fn an_as_of_after_the_merchants_today_is_refused() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    // Today at UTC+14 is always a day that has not begun at UTC-11.
+    let east = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Timur",
+        "--timezone",
+        "Pacific/Kiritimati",
+    ]);
+    let west = setia.json(&[
+        "merchant",
+        "create",
+        "--name",
+        "Barat",
+        "--timezone",
+        "Pacific/Pago_Pago",
+    ]);
+    let (east, west) = (east["id"].as_str().unwrap(), west["id"].as_str().unwrap());
+    let east_today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Pacific::Kiritimati)
+        .date_naive();
+    let tomorrow = (east_today + chrono::TimeDelta::days(1)).to_string();
+    let east_today = east_today.to_string();
+    let store = setia.store().await;
+    for (merchant, day) in [
+        (east, tomorrow.as_str()),
+        (east, "2099-12-31"),
+        (west, east_today.as_str()),
+    ] {
+        let output = setia.run(&["metrics", "--merchant", merchant, "--as-of", day]);
+        assert_eq!(output.status.code(), Some(2), "{day}: {}", stderr(&output));
+        let said = stderr(&output);
+        assert!(
+            said.contains(&format!("--as-of {day} is after today")),
+            "{day}: {said}"
+        );
+        let merchant = MerchantId::parse(merchant).unwrap();
+        assert!(
+            store
+                .latest_snapshot(&merchant, None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{day}: nothing stored"
+        );
+    }
+    // The merchant's own today is fine.
+    let report = setia.json(&["metrics", "--merchant", east, "--as-of", &east_today]);
+    assert_eq!(report["as_of"], east_today.as_str());
+}

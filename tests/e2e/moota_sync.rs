@@ -610,3 +610,72 @@ async fn a_sync_finds_exactly_the_payment_the_webhook_missed(setia: Setia) {
         text(&report)
     );
 }
+
+/// `--since` or `--until` after today (in Asia/Jakarta, Moota's days) is refused with exit 2
+/// before Moota is asked anything or a sync is recorded: the sync would record the future
+/// day as synced and the scheduled window would start past days no sync covered.
+#[tokio::test]
+async fn a_window_after_today_is_refused() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let created = setia.create_merchant("Toko");
+    let merchant = MerchantId::parse(created["id"].as_str().unwrap()).unwrap();
+    let m = merchant.as_str().to_owned();
+    let token_file = setia.write("moota-token.txt", &format!("{TOKEN}\n"));
+    setia.json(&[
+        "merchant",
+        "moota",
+        "--merchant",
+        &m,
+        "--token-file",
+        &token_file,
+    ]);
+    let fake = FakeMoota::start(Vec::new());
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Jakarta)
+        .date_naive();
+    let day = |ahead: i64| (today + chrono::TimeDelta::days(ahead)).to_string();
+    for (args, flag, refused) in [
+        (vec!["--until", &day(1) as &str], "--until", day(1)),
+        (
+            vec!["--since", &day(12), "--until", &day(33)],
+            "--since",
+            day(12),
+        ),
+        // The default --until is today: a future --since alone says so too.
+        (vec!["--since", &day(1)], "--since", day(1)),
+        (
+            vec!["--since", &day(-3), "--until", &day(20)],
+            "--until",
+            day(20),
+        ),
+    ] {
+        let mut full = vec!["--merchant", m.as_str()];
+        full.extend(args.iter().copied());
+        let output = sync(&setia, &fake, &full);
+        let said = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains(&format!("{flag} {refused} is after today ({today}")),
+            "{args:?}: {said}"
+        );
+    }
+    assert!(
+        fake.with(|s| s.requests.is_empty()),
+        "nothing was asked of Moota"
+    );
+    let store = setia.store().await;
+    let page = PageRequest {
+        before: None,
+        limit: 10,
+    };
+    assert!(store
+        .moota_syncs(&merchant, page)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    // Today itself is a day that has begun.
+    let done = synced(&setia, &fake, &["--merchant", &m, "--until", &day(0)]);
+    assert_eq!(done["window"]["until"], day(0));
+    assert_eq!(store.last_synced_day(&merchant).await.unwrap(), Some(today));
+}

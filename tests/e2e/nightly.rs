@@ -10,7 +10,10 @@ use setia_store::Store;
 
 use crate::support::{stderr, Process, Setia};
 
-crate::on_every_backend!(ten_merchants_three_workers_each_run_once);
+crate::on_every_backend!(
+    ten_merchants_three_workers_each_run_once,
+    a_future_snapshot_does_not_freeze_the_nightly_run
+);
 
 /// How many month snapshots the merchant has.
 async fn month_snapshots(store: &dyn Store, merchant: &MerchantId) -> usize {
@@ -152,4 +155,64 @@ async fn ten_merchants_three_workers_each_run_once(setia: Setia) {
             "a live worker keeps its claims by renewing them (worker {n}, successor {successor}): {log}"
         );
     }
+}
+
+/// A month snapshot dated in the future, already in the database (`setia metrics --as-of`
+/// took one before it refused future days), is the latest by id: the nightly run still
+/// stores yesterday's, once, and it becomes the latest.
+async fn a_future_snapshot_does_not_freeze_the_nightly_run(setia: Setia) {
+    let created = setia.create_merchant("Toko");
+    let id = created["id"].as_str().unwrap();
+    let merchant = MerchantId::parse(id).unwrap();
+    setia.import(
+        "transactions",
+        id,
+        "customer_external_id,occurred_at,amount\nC1,2026-10-01,100000\nC1,2026-11-01,150000\nC2,2026-11-15,90000\n",
+    );
+    let store = setia.store().await;
+    let zone = store.merchant(&merchant).await.unwrap().unwrap().timezone;
+    let yesterday = (zone.local_day(Utc::now()) - TimeDelta::days(1)).to_string();
+    // A real report of an earlier day, stored again as of a day that has not come: the
+    // latest by id.
+    let earlier = (zone.local_day(Utc::now()) - TimeDelta::days(30)).to_string();
+    let report = setia.json(&["metrics", "--merchant", id, "--as-of", &earlier]);
+    store
+        .save_snapshot(
+            &merchant,
+            "2099-12-31",
+            "month",
+            &report.to_string(),
+            Vec::new(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(month_snapshots(&*store, &merchant).await, 2);
+
+    let env = [
+        ("SETIA_NIGHTLY_METRICS_HOUR", "0"),
+        ("SETIA_NIGHTLY_CHECK_SECONDS", "1"),
+    ];
+    let worker = setia.start(&["worker"], &env);
+    let started = Instant::now();
+    loop {
+        let latest = store
+            .latest_snapshot(&merchant, Some("month"))
+            .await
+            .unwrap()
+            .unwrap();
+        if latest.as_of == yesterday {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the nightly run stored yesterday's snapshot within a minute (latest: {}): {}",
+            latest.as_of,
+            std::fs::read_to_string(&worker.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A few more checks: yesterday's run was made once, not at every check.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(month_snapshots(&*store, &merchant).await, 3);
 }

@@ -116,6 +116,15 @@ pub enum WindowError {
         until: NaiveDate,
         max: i64,
     },
+    #[error(
+        "--{flag} {day} is after today ({today} in Asia/Jakarta, Moota's days); \
+         a sync covers days that have happened"
+    )]
+    AfterToday {
+        flag: &'static str,
+        day: NaiveDate,
+        today: NaiveDate,
+    },
 }
 
 impl SyncWindow {
@@ -137,6 +146,22 @@ impl SyncWindow {
         Ok(SyncWindow { since, until })
     }
 
+    /// A window asked for by hand (`--since`, `--until`): as `new`, and neither day after
+    /// `today` (Moota's). A sync records its window's end as synced, so a future one would
+    /// move the scheduled window's start past days no sync covered.
+    pub fn requested(
+        since: NaiveDate,
+        until: NaiveDate,
+        today: NaiveDate,
+    ) -> Result<SyncWindow, WindowError> {
+        for (flag, day) in [("since", since), ("until", until)] {
+            if day > today {
+                return Err(WindowError::AfterToday { flag, day, today });
+            }
+        }
+        SyncWindow::new(since, until)
+    }
+
     /// The scheduled sync's window: from the day before the end of the last successful
     /// sync (a day of overlap, for mutations Moota reports late), never before the day the
     /// merchant started on setia (older payments are history, imported, not webhooks
@@ -146,7 +171,8 @@ impl SyncWindow {
         merchant_since: NaiveDate,
         today: NaiveDate,
     ) -> SyncWindow {
-        let overlap = last_until.map(|day| day - TimeDelta::days(1));
+        // `pred_opt`: a stored day at chrono's minimum has no day before it.
+        let overlap = last_until.and_then(|day| day.pred_opt());
         let since = overlap
             .unwrap_or(merchant_since)
             .max(merchant_since)
@@ -354,6 +380,48 @@ mod tests {
     }
 
     #[test]
+    fn a_requested_window_ends_by_today() {
+        let today = day("2026-12-08");
+        assert_eq!(
+            SyncWindow::requested(day("2026-12-01"), today, today),
+            Ok(SyncWindow {
+                since: day("2026-12-01"),
+                until: today
+            })
+        );
+        assert_eq!(
+            SyncWindow::requested(day("2026-12-20"), day("2027-01-10"), today),
+            Err(WindowError::AfterToday {
+                flag: "since",
+                day: day("2026-12-20"),
+                today
+            })
+        );
+        let until = SyncWindow::requested(today, day("2026-12-09"), today).unwrap_err();
+        assert_eq!(
+            until,
+            WindowError::AfterToday {
+                flag: "until",
+                day: day("2026-12-09"),
+                today
+            }
+        );
+        assert!(until
+            .to_string()
+            .starts_with("--until 2026-12-09 is after today"));
+        // A future --since with the default --until (today) says so, not "after --until".
+        assert!(matches!(
+            SyncWindow::requested(day("2026-12-09"), today, today),
+            Err(WindowError::AfterToday { flag: "since", .. })
+        ));
+        // The other rules still hold.
+        assert!(matches!(
+            SyncWindow::requested(today, day("2026-12-01"), today),
+            Err(WindowError::SinceAfterUntil { .. })
+        ));
+    }
+
+    #[test]
     fn the_scheduled_window_overlaps_the_last_by_a_day() {
         let today = day("2026-12-06");
         let started = day("2026-11-01");
@@ -369,6 +437,9 @@ mod tests {
         assert_eq!(odd.since, today);
         let old = SyncWindow::scheduled(None, day("2020-01-01"), today);
         assert_eq!((today - old.since).num_days() + 1, SyncWindow::MAX_DAYS);
+        // A stored end at chrono's first day has no day of overlap before it: no panic.
+        let first_day = SyncWindow::scheduled(Some(NaiveDate::MIN), started, today);
+        assert_eq!(first_day.since, started);
     }
 
     #[test]

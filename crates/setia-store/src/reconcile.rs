@@ -122,7 +122,8 @@ pub trait Reconcile {
         merchant: &MerchantId,
         page: PageRequest,
     ) -> StoreResult<Page<MootaSync>>;
-    /// The last day of the latest window a sync finished without error.
+    /// The last day of the latest window a sync finished without error, but no later than
+    /// the day (in Moota's zone) that sync started: it covered nothing after that day.
     async fn last_synced_day(&self, merchant: &MerchantId) -> StoreResult<Option<NaiveDate>>;
 
     /// Claims the merchant's scheduled sync when it is due and no one holds it; true when

@@ -268,14 +268,32 @@ impl Reconcile for ThisStore {
         &self,
         merchant: &MerchantId,
     ) -> StoreResult<Option<chrono::NaiveDate>> {
-        let day: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT MAX(until_day) FROM moota_syncs \
-             WHERE merchant_id = $1 AND finished_at_us IS NOT NULL AND error IS NULL",
+        use futures_util::TryStreamExt;
+        // A sync covered nothing after the day it ran (in Moota's zone, as its window's
+        // "today"): a window ending later (a future `--until` taken before the command
+        // refused one) counts only up to that day, else the scheduled window would start
+        // past days no sync covered. Latest end first: a row can beat the best so far only
+        // while its own end is later, so the scan stops at the first that is not (the
+        // second row, unless rows end in the future).
+        let moota_days = setia_core::MerchantTimezone::default();
+        let mut rows = sqlx::query(
+            "SELECT until_day, started_at_us FROM moota_syncs \
+             WHERE merchant_id = $1 AND finished_at_us IS NOT NULL AND error IS NULL \
+             ORDER BY until_day DESC",
         )
         .bind(merchant.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        day.flatten().as_deref().map(sync_day).transpose()
+        .fetch(&self.pool);
+        let mut best: Option<chrono::NaiveDate> = None;
+        while let Some(row) = rows.try_next().await? {
+            let until = sync_day(&row.try_get::<String, _>("until_day")?)?;
+            if best.is_some_and(|best| until <= best) {
+                break;
+            }
+            let ran = moota_days.local_day(from_micros(row.try_get("started_at_us")?)?);
+            let covered = until.min(ran);
+            best = Some(best.map_or(covered, |best| best.max(covered)));
+        }
+        Ok(best)
     }
 
     async fn claim_moota_sync(

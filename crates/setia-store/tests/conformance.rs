@@ -1280,3 +1280,100 @@ async fn sqlite_inbox_state_check_without_in_list() {
         "{opcodes:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The scheduled Moota sync's start (audit C9): a sync counts as synced up to the end of its
+// window, but never past the day (in Moota's zone, Asia/Jakarta) it started.
+// ---------------------------------------------------------------------------------------
+
+async fn a_future_sync_window_counts_only_up_to_the_day_it_ran(store: &dyn Store) {
+    use setia_core::moota_api::SyncWindow;
+    use setia_store::reconcile::{SyncCounts, SyncStarter};
+
+    let merchant = migrated_with_merchant(store, 1).await;
+    let other = migrated_with_merchant(store, 2).await;
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    // (since, until, started at (UTC), error)
+    let syncs = [
+        // An ordinary sync: its window ends the day it ran.
+        (
+            day(2026, 11, 19),
+            day(2026, 11, 20),
+            Utc.with_ymd_and_hms(2026, 11, 20, 3, 0, 0).unwrap(),
+            None,
+        ),
+        // Future windows, from before `setia moota sync` refused them.
+        (
+            day(2026, 12, 20),
+            day(2027, 1, 10),
+            Utc.with_ymd_and_hms(2026, 12, 8, 3, 0, 0).unwrap(),
+            None,
+        ),
+        (
+            day(2027, 1, 1),
+            day(2027, 2, 1),
+            Utc.with_ymd_and_hms(2026, 12, 1, 3, 0, 0).unwrap(),
+            None,
+        ),
+        // A failed one counts for nothing, future or not.
+        (
+            day(2026, 12, 9),
+            day(2027, 3, 1),
+            Utc.with_ymd_and_hms(2026, 12, 10, 3, 0, 0).unwrap(),
+            Some("Moota refused the token"),
+        ),
+    ];
+    for (since, until, started, error) in syncs {
+        let window = SyncWindow::new(since, until).unwrap();
+        let id = store
+            .start_moota_sync(&merchant, SyncStarter::Command, window, started)
+            .await
+            .unwrap();
+        store
+            .finish_moota_sync(&merchant, id, SyncCounts::default(), error, started)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.last_synced_day(&merchant).await.unwrap(),
+        Some(day(2026, 12, 8)),
+        "the latest day a successful sync ran, not 2027-02-01"
+    );
+    // Started 17:30 UTC on the 8th: the 9th in Jakarta, the day its window ends.
+    let late = Utc.with_ymd_and_hms(2026, 12, 8, 17, 30, 0).unwrap();
+    let window = SyncWindow::new(day(2026, 12, 7), day(2026, 12, 9)).unwrap();
+    let id = store
+        .start_moota_sync(&merchant, SyncStarter::Schedule, window, late)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_synced_day(&merchant).await.unwrap(),
+        Some(day(2026, 12, 8)),
+        "a sync still running does not count"
+    );
+    store
+        .finish_moota_sync(&merchant, id, SyncCounts::default(), None, late)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_synced_day(&merchant).await.unwrap(),
+        Some(day(2026, 12, 9))
+    );
+    assert_eq!(store.last_synced_day(&other).await.unwrap(), None);
+}
+
+mod future_sync_windows {
+    macro_rules! case {
+        ($backend:ident, $name:ident) => {
+            #[tokio::test]
+            async fn $name() {
+                let backend = super::$backend().await;
+                super::a_future_sync_window_counts_only_up_to_the_day_it_ran(&*backend.store).await;
+            }
+        };
+    }
+
+    case!(sqlite, sqlite_counts_only_up_to_the_day_it_ran);
+    #[cfg(feature = "postgres-tests")]
+    case!(postgres, postgres_counts_only_up_to_the_day_it_ran);
+}
