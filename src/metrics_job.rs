@@ -53,6 +53,17 @@ fn is_current(as_of: NaiveDate, today: NaiveDate) -> bool {
     })
 }
 
+/// Whether a snapshot as of `as_of`, computed at `computed_at`, holds every purchase of the
+/// day before `today`, which ended at `yesterday_ended`.
+fn holds_all_of_yesterday(
+    as_of: NaiveDate,
+    computed_at: DateTime<Utc>,
+    today: NaiveDate,
+    yesterday_ended: DateTime<Utc>,
+) -> bool {
+    is_current(as_of, today) && computed_at > yesterday_ended
+}
+
 fn points_kind(kind: &str) -> anyhow::Result<PointsKind> {
     Ok(match kind {
         "earn" => PointsKind::Earn,
@@ -367,16 +378,21 @@ async fn nightly_step(
         let Some(as_of) = today.pred_opt() else {
             continue;
         };
-        // A current snapshot (yesterday's, or today's by hand) makes tonight's run needless.
-        // Dates are compared as dates, and one dated after today (taken by hand before
-        // `setia metrics` refused such a day) does not count: it would freeze the run until
-        // that day. The run's own day is then claimed, and a finished claim is never taken
-        // again, so yesterday's run is still made once.
+        // A snapshot that holds all of yesterday makes tonight's run needless: current
+        // (yesterday's, or today's by hand), and taken after yesterday ended. One taken by
+        // hand during yesterday lacks the rest of that day; one dated after today (taken
+        // before `setia metrics` refused such a day) would freeze the run until that day.
+        // The run's own day is then claimed, and a finished claim is never taken again, so
+        // yesterday's run is still made once.
         let latest = store
             .latest_snapshot(&merchant.id, Some(Period::Month.as_str()))
             .await?;
-        let latest_day = latest.and_then(|snapshot| snapshot_day(&snapshot.as_of));
-        if latest_day.is_some_and(|day| is_current(day, today)) {
+        let yesterday_ended = end_of_local_day(&merchant, as_of);
+        if latest.is_some_and(|snapshot| {
+            snapshot_day(&snapshot.as_of).is_some_and(|day| {
+                holds_all_of_yesterday(day, snapshot.computed_at, today, yesterday_ended)
+            })
+        }) {
             continue;
         }
         let day = as_of.to_string();
@@ -472,6 +488,35 @@ mod tests {
         assert!(!is_current(day("2026-12-09"), today), "tomorrow");
         assert!(!is_current(day("2099-12-31"), today));
         assert!(is_current(NaiveDate::MIN, NaiveDate::MIN));
+    }
+
+    #[test]
+    fn a_snapshot_taken_during_yesterday_does_not_hold_all_of_it() {
+        let today = day("2026-12-08");
+        let ended = "2026-12-07T16:59:59.999999Z"
+            .parse::<DateTime<Utc>>()
+            .unwrap();
+        let after = "2026-12-07T19:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let during = "2026-12-07T05:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert!(holds_all_of_yesterday(
+            day("2026-12-07"),
+            after,
+            today,
+            ended
+        ));
+        assert!(holds_all_of_yesterday(today, after, today, ended));
+        assert!(!holds_all_of_yesterday(
+            day("2026-12-07"),
+            during,
+            today,
+            ended
+        ));
+        assert!(!holds_all_of_yesterday(
+            day("2099-12-31"),
+            after,
+            today,
+            ended
+        ));
     }
 
     #[test]
