@@ -151,7 +151,7 @@ pub struct MootaSyncArgs {
     /// the merchant was created]
     #[arg(long)]
     pub since: Option<String>,
-    /// The last day, YYYY-MM-DD [default: today in Asia/Jakarta]
+    /// The last day, YYYY-MM-DD, not after today in Asia/Jakarta [default: today there]
     #[arg(long)]
     pub until: Option<String>,
 }
@@ -323,7 +323,8 @@ pub struct MetricsArgs {
     /// The merchant's id (mer_…)
     #[arg(long)]
     pub merchant: String,
-    /// The last day counted, YYYY-MM-DD in the merchant's zone [default: today there]
+    /// The last day counted, YYYY-MM-DD in the merchant's zone, not after today there
+    /// [default: today there]
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
     /// Cohorts by calendar month or by ISO week
