@@ -37,6 +37,7 @@ pub(crate) struct ProductBody {
     sku: String,
     #[schema(example = "Kopi Arabika Gayo 250 g")]
     name: Option<String>,
+    /// Rupiah as a decimal string (at most 2 decimals), from 0 to 1000000000000.00.
     #[schema(value_type = Option<String>, example = "89000.00")]
     price: Option<Money>,
     /// The product page (http or https).

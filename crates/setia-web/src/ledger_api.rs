@@ -226,6 +226,8 @@ pub(crate) struct OrderBody {
     external_id: String,
     #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     customer_external_id: String,
+    /// Rupiah as a decimal string (at most 2 decimals), above 0 and at most
+    /// 1000000000000.00.
     #[schema(value_type = String, example = "125000.00")]
     amount: Money,
     expires_at: Option<DateTime<Utc>>,
@@ -248,6 +250,7 @@ pub(crate) struct ItemBody {
     name: Option<String>,
     #[schema(example = 2)]
     quantity: i64,
+    /// Rupiah as a decimal string (at most 2 decimals), from 0 to 1000000000000.00.
     #[schema(value_type = String, example = "89000.00")]
     unit_price: Money,
 }

@@ -941,7 +941,7 @@ fn redeem_voucher() {}
     request_body = CampaignBody,
     responses(
         (status = 201, description = "Written and scheduled; with the recipients it reaches now and its holdout", body = CreatedCampaignDoc),
-        (status = 400, description = "An unknown audience, tier, segment or placeholder, a send_at in the past, an empty or multi-line subject, a body over 100 KB; nothing is written", body = ErrorBody),
+        (status = 400, description = "An unknown audience, tier, segment or placeholder, a send_at in the past or more than a year ahead, an empty or multi-line subject, a body over 100 KB; nothing is written", body = ErrorBody),
         (status = 401, description = "No valid API token", body = ErrorBody),
         (status = 413, description = "A request over 512 KB", body = ErrorBody),
     ))]
