@@ -679,3 +679,60 @@ async fn a_window_after_today_is_refused() {
     assert_eq!(done["window"]["until"], day(0));
     assert_eq!(store.last_synced_day(&merchant).await.unwrap(), Some(today));
 }
+
+/// A mutation in Moota's list that setia cannot take as a payment (here an amount over the
+/// bound) is quarantined with its reason; the payment beside it on the same page still
+/// arrives, and a second sync adds neither again.
+#[tokio::test]
+async fn an_item_setia_cannot_take_is_quarantined_and_its_page_goes_on() {
+    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
+    let created = setia.create_merchant("Toko");
+    let merchant = MerchantId::parse(created["id"].as_str().unwrap()).unwrap();
+    let m = merchant.as_str().to_owned();
+    let token_file = setia.write("moota-token.txt", &format!("{TOKEN}\n"));
+    setia.json(&[
+        "merchant",
+        "moota",
+        "--merchant",
+        &m,
+        "--token-file",
+        &token_file,
+    ]);
+    let yesterday = (chrono::Utc::now().with_timezone(&chrono_tz::Asia::Jakarta)
+        - chrono::TimeDelta::days(1))
+    .format("%Y-%m-%d")
+    .to_string();
+    let bca = json!({"bank_type": "bca"});
+    let mut huge = api_mutation("mut_huge", &yesterday, 1, "CR", bca.clone());
+    huge["amount"] = json!("9000000000000.00");
+    let good = api_mutation("mut_good", &yesterday, 80_456, "CR", bca);
+    // One page of two (per_page is 2), the refused item first.
+    let fake = FakeMoota::start(vec![huge, good]);
+
+    let window = ["--merchant", m.as_str(), "--since", yesterday.as_str()];
+    let first = synced(&setia, &fake, &window);
+    assert_eq!(
+        (&first["pages"], &first["mutations"], &first["new"]),
+        (&json!(1), &json!(2), &json!(2)),
+        "{first}"
+    );
+    let store = setia.store().await;
+    let worker = setia_worker::Worker::new(store.clone(), setia_worker::WorkerConfig::default());
+    worker.run_once(chrono::Utc::now()).await.unwrap();
+    assert_eq!(purchases(&*store, &merchant).await, vec!["mut_good"]);
+    let page = PageRequest {
+        before: None,
+        limit: 10,
+    };
+    let quarantined = store.quarantined(&merchant, page).await.unwrap().items;
+    assert_eq!(quarantined.len(), 1);
+    let reason = quarantined[0].error.as_deref().unwrap_or_default();
+    assert!(reason.contains("maximum"), "{reason}");
+
+    let second = synced(&setia, &fake, &window);
+    assert_eq!(
+        (&second["new"], &second["already_known"]),
+        (&json!(0), &json!(2)),
+        "{second}"
+    );
+}

@@ -216,10 +216,29 @@ impl PagedMutation {
     }
 }
 
+/// An item of a page that is no payment setia can take (a field missing, a date or amount
+/// out of bounds) but names its mutation. A sync writes it to the inbox as it came, where
+/// the worker quarantines it with the same reason: it is seen on the Payments page instead
+/// of lost, and the rest of its page is not held back by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedItem {
+    pub mutation_id: String,
+    pub problem: String,
+    raw: Value,
+}
+
+impl RefusedItem {
+    /// The inbox body: a webhook body of this one item, as Moota gave it.
+    pub fn inbox_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&[&self.raw]).expect("a JSON value serialises")
+    }
+}
+
 /// A page of `GET /mutation` (Laravel's paginator).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MutationPage {
     pub mutations: Vec<PagedMutation>,
+    pub refused: Vec<RefusedItem>,
     pub next_page_url: Option<String>,
 }
 
@@ -257,32 +276,53 @@ fn page_parts(body: &[u8]) -> Result<(Vec<Value>, Option<String>), PageError> {
     }
 }
 
-/// Reads a page of `GET /mutation`. Every mutation must parse, or the page is refused
-/// whole: a sync writes a page all or nothing.
+/// Reads a page of `GET /mutation`. An item that does not parse but names its mutation is
+/// refused alone ([`RefusedItem`]); one that names none cannot be told from any other, and
+/// refuses the page: a sync writes a page all or nothing.
 pub fn parse_mutation_page(body: &[u8]) -> Result<MutationPage, PageError> {
     let (items, next_page_url) = page_parts(body)?;
-    let mutations = items
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| {
-            let mutation =
-                parse_mutation(&raw).map_err(|problem| PageError::BadItem { index, problem })?;
-            let bank_id = raw
-                .get("bank_id")
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty())
-                .map(str::to_owned);
-            Ok(PagedMutation {
-                mutation,
-                bank_id,
-                raw,
-            })
-        })
-        .collect::<Result<Vec<_>, PageError>>()?;
+    let mut mutations = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
+    for (index, raw) in items.into_iter().enumerate() {
+        match parse_mutation(&raw) {
+            Ok(mutation) => {
+                let bank_id = raw
+                    .get("bank_id")
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned);
+                mutations.push(PagedMutation {
+                    mutation,
+                    bank_id,
+                    raw,
+                });
+            }
+            Err(problem) => match named_mutation(&raw) {
+                Some(mutation_id) => refused.push(RefusedItem {
+                    mutation_id,
+                    problem,
+                    raw,
+                }),
+                None => return Err(PageError::BadItem { index, problem }),
+            },
+        }
+    }
     Ok(MutationPage {
         mutations,
+        refused,
         next_page_url,
     })
+}
+
+/// The `mutation_id` of an item that did not parse, when it has a usable one.
+fn named_mutation(raw: &Value) -> Option<String> {
+    let id = match raw.get("mutation_id")? {
+        Value::String(id) => id.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let usable = !id.trim().is_empty() && id.chars().count() <= 200;
+    usable.then_some(id)
 }
 
 /// Reads a page of `GET /bank`.
@@ -472,14 +512,43 @@ mod tests {
     }
 
     #[test]
-    fn a_page_with_one_bad_mutation_is_refused_whole() {
+    fn a_bad_item_is_refused_alone_unless_it_names_no_mutation() {
         let bad = br#"{"data":[{"mutation_id":"a","date":"2026-12-04 00:00:00","amount":"1.00","type":"CR"},
-                             {"mutation_id":"b","date":"yesterday","amount":"1.00","type":"CR"}],
+                             {"mutation_id":"b","date":"yesterday","amount":"1.00","type":"CR"},
+                             {"mutation_id":7,"date":"-262143-01-05 00:00:00","amount":"1.00","type":"CR"}],
                       "next_page_url":null}"#;
-        assert!(matches!(
-            parse_mutation_page(bad),
-            Err(PageError::BadItem { index: 1, .. })
-        ));
+        let page = parse_mutation_page(bad).unwrap();
+        assert_eq!(page.mutations.len(), 1);
+        let refused: Vec<&str> = page
+            .refused
+            .iter()
+            .map(|r| r.mutation_id.as_str())
+            .collect();
+        assert_eq!(refused, ["b", "7"]);
+        assert!(
+            page.refused[0].problem.contains("date"),
+            "{:?}",
+            page.refused[0]
+        );
+        // Its inbox body is the item as it came, which the worker refuses the same way.
+        let body = page.refused[0].inbox_body();
+        assert_eq!(
+            parse_mutations(&body)
+                .unwrap_err()
+                .to_string()
+                .contains("date"),
+            true
+        );
+        for nameless in [
+            br#"{"data":[{"date":"yesterday","amount":"1.00","type":"CR"}]}"#.as_slice(),
+            br#"{"data":[{"mutation_id":"","date":"yesterday"}]}"#,
+            br#"{"data":[{"mutation_id":{"x":1},"date":"yesterday"}]}"#,
+        ] {
+            assert!(matches!(
+                parse_mutation_page(nameless),
+                Err(PageError::BadItem { index: 0, .. })
+            ));
+        }
         assert_eq!(
             parse_mutation_page(b"<html>"),
             Err(PageError::NotJson(

@@ -380,6 +380,7 @@ async fn run(
             let ids: Vec<String> = credits
                 .iter()
                 .map(|m| m.mutation.mutation_id.clone())
+                .chain(read.refused.iter().map(|r| r.mutation_id.clone()))
                 .collect();
             let known = store.known_mutations(merchant, &ids).await?;
             let unseen: Vec<_> = credits
@@ -389,7 +390,7 @@ async fn run(
             if bank_types.is_none() && unseen.iter().any(|m| m.lacks_bank()) {
                 bank_types = Some(api.bank_types(token).await?);
             }
-            let found: Vec<FoundMutation> = unseen
+            let mut found: Vec<FoundMutation> = unseen
                 .iter()
                 .map(|m| {
                     let bank_type = bank_types
@@ -403,6 +404,18 @@ async fn run(
                     }
                 })
                 .collect();
+            // An item setia cannot take goes to the inbox as it came: the worker
+            // quarantines it with its reason, so it is seen once, not lost nor retried.
+            for refused in &read.refused {
+                if known.contains(&refused.mutation_id) {
+                    continue;
+                }
+                tracing::warn!(%merchant, mutation_id = %refused.mutation_id, problem = %refused.problem, "Moota API mutation refused; kept for the quarantine");
+                found.push(FoundMutation {
+                    mutation_id: refused.mutation_id.clone(),
+                    body: refused.inbox_body(),
+                });
+            }
             let new = if found.is_empty() {
                 0
             } else {
@@ -410,9 +423,10 @@ async fn run(
                     .record_found_mutations(merchant, sync_id, &found, now)
                     .await?
             };
-            counts.mutations += credits.len() as u64;
+            let listed = (credits.len() + read.refused.len()) as u64;
+            counts.mutations += listed;
             counts.new += new;
-            counts.already_known += credits.len() as u64 - new;
+            counts.already_known += listed - new;
             // Laravel's next_page_url may drop the query's filters: it says whether there
             // is a next page, and the next request is this one with the page after.
             if read.next_page_url.is_none() {
