@@ -1,6 +1,9 @@
 //! The loyalty program (DESIGN §4): points per purchase by amount and tier, a bonus on
 //! every n-th purchase, birthday points, first-in-first-out expiry.
 
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +42,54 @@ impl Default for LoyaltyProgram {
     }
 }
 
+// The bounds of the program's numbers. Each is far beyond what a shop means, and together
+// they keep every sum and product setia makes of them inside i64 and every date inside
+// chrono's range: thresholds × 100 sen, points added up over millions of purchases, an
+// earning date plus the expiry.
+
+/// Rupiah per point: Rp 1 to Rp 1 billion.
+pub const RUPIAH_PER_POINT_RANGE: RangeInclusive<i64> = 1..=1_000_000_000;
+/// A tier threshold: up to Rp 10 trillion (10^15 sen, far inside i64).
+pub const THRESHOLD_RUPIAH_RANGE: RangeInclusive<i64> = 0..=10_000_000_000_000;
+/// A bonus on every purchase up to every 10,000th.
+pub const BONUS_EVERY_RANGE: RangeInclusive<u32> = 1..=10_000;
+/// Points of one bonus or one birthday: up to a billion.
+pub const EVENT_POINTS_RANGE: RangeInclusive<i64> = 0..=1_000_000_000;
+/// Expiry: a day to 100 years.
+pub const EXPIRY_DAYS_RANGE: RangeInclusive<i64> = 1..=36_500;
+/// The most points one purchase earns: a trillion. Without it, Rp 1 a point and the
+/// largest amount would give i64::MAX points, which the next sum overflows.
+pub const MAX_PURCHASE_POINTS: i64 = 1_000_000_000_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProgramError {
     #[error("loyalty program: {0}")]
     Toml(String),
     #[error("loyalty program: {0}")]
-    Invalid(&'static str),
+    Invalid(String),
+}
+
+/// A points total that does not fit in i64: within the program's bounds only data setia did
+/// not write can get there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a points total does not fit in 64 bits")]
+pub struct PointsOverflow;
+
+/// `field` must lie in `range`; the error names both, like the other program messages.
+fn within<T: PartialOrd + Display>(
+    field: &str,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<(), ProgramError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(ProgramError::Invalid(format!(
+            "{field} must be {} to {}, not {value}",
+            range.start(),
+            range.end()
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -78,35 +123,70 @@ impl LoyaltyProgram {
         program.validated()
     }
 
+    /// A program as the store kept it. One saved before the upper bounds existed is brought
+    /// down to them rather than refused, so the merchant's pipeline keeps running: the bounds
+    /// are far beyond any real program, so a "never" expiry of 100 million days becomes 100
+    /// years and a threshold of Rp 10^17 stays out of reach at Rp 10^13. Values that were
+    /// always refused (a negative one, a multiplier off 1–100) still are.
+    pub fn from_stored_toml(text: &str) -> Result<LoyaltyProgram, ProgramError> {
+        let program: LoyaltyProgram =
+            toml::from_str(text).map_err(|e| ProgramError::Toml(e.to_string()))?;
+        program.capped().validated()
+    }
+
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a program serialises")
     }
 
+    /// Every number at most its bound's upper end.
+    fn capped(self) -> LoyaltyProgram {
+        LoyaltyProgram {
+            rupiah_per_point: self.rupiah_per_point.min(*RUPIAH_PER_POINT_RANGE.end()),
+            silver_threshold_rupiah: self
+                .silver_threshold_rupiah
+                .min(*THRESHOLD_RUPIAH_RANGE.end()),
+            gold_threshold_rupiah: self
+                .gold_threshold_rupiah
+                .min(*THRESHOLD_RUPIAH_RANGE.end()),
+            bonus_every: self.bonus_every.min(*BONUS_EVERY_RANGE.end()),
+            bonus_points: self.bonus_points.min(*EVENT_POINTS_RANGE.end()),
+            birthday_points: self.birthday_points.min(*EVENT_POINTS_RANGE.end()),
+            expiry_days: self.expiry_days.min(*EXPIRY_DAYS_RANGE.end()),
+            ..self
+        }
+    }
+
     fn validated(self) -> Result<LoyaltyProgram, ProgramError> {
         let finite = |m: f64| m.is_finite() && (1.0..=100.0).contains(&m);
-        if self.rupiah_per_point <= 0 {
-            return Err(ProgramError::Invalid("rupiah_per_point must be positive"));
-        }
+        within(
+            "rupiah_per_point",
+            self.rupiah_per_point,
+            &RUPIAH_PER_POINT_RANGE,
+        )?;
         if !finite(self.silver_multiplier) || !finite(self.gold_multiplier) {
             return Err(ProgramError::Invalid(
-                "multipliers must be between 1 and 100",
+                "multipliers must be between 1 and 100".into(),
             ));
         }
-        if self.silver_threshold_rupiah < 0
-            || self.gold_threshold_rupiah < self.silver_threshold_rupiah
-        {
+        within(
+            "silver_threshold_rupiah",
+            self.silver_threshold_rupiah,
+            &THRESHOLD_RUPIAH_RANGE,
+        )?;
+        within(
+            "gold_threshold_rupiah",
+            self.gold_threshold_rupiah,
+            &THRESHOLD_RUPIAH_RANGE,
+        )?;
+        if self.gold_threshold_rupiah < self.silver_threshold_rupiah {
             return Err(ProgramError::Invalid(
-                "the gold threshold must be at least the silver one",
+                "the gold threshold must be at least the silver one".into(),
             ));
         }
-        if self.bonus_every == 0 || self.bonus_points < 0 || self.birthday_points < 0 {
-            return Err(ProgramError::Invalid(
-                "bonus_every must be positive and points not negative",
-            ));
-        }
-        if self.expiry_days <= 0 {
-            return Err(ProgramError::Invalid("expiry_days must be positive"));
-        }
+        within("bonus_every", self.bonus_every, &BONUS_EVERY_RANGE)?;
+        within("bonus_points", self.bonus_points, &EVENT_POINTS_RANGE)?;
+        within("birthday_points", self.birthday_points, &EVENT_POINTS_RANGE)?;
+        within("expiry_days", self.expiry_days, &EXPIRY_DAYS_RANGE)?;
         Ok(self)
     }
 
@@ -131,11 +211,17 @@ impl LoyaltyProgram {
         }
     }
 
-    /// Points for a purchase: floor(amount / rupiah_per_point) × the tier multiplier, floored.
+    /// Points for a purchase: floor(amount / rupiah_per_point) × the tier multiplier, floored,
+    /// and at most [`MAX_PURCHASE_POINTS`].
     pub fn points_for(&self, amount: Money, tier: Tier) -> i64 {
-        let base = amount.whole_units() / self.rupiah_per_point;
+        // Checked: a program built in code may skip validation (rupiah_per_point 0).
+        let base = amount
+            .whole_units()
+            .checked_div(self.rupiah_per_point)
+            .unwrap_or(0);
         // Multipliers are quarters and halves: exact in binary, so floor is exact too.
-        (base as f64 * self.multiplier(tier)).floor() as i64
+        let points = (base as f64 * self.multiplier(tier)).floor() as i64;
+        points.min(MAX_PURCHASE_POINTS)
     }
 
     /// The bonus for a customer's n-th purchase (1-based), if it is one.
@@ -149,21 +235,36 @@ impl LoyaltyProgram {
     /// The spend on and above which a customer reaches the next tier, if there is one.
     pub fn next_tier(&self, tier: Tier) -> Option<(Tier, Money)> {
         match tier {
+            // Saturating: validated thresholds fit ×100 with room, but a program built in
+            // code may not be validated; past i64 the tier is out of reach anyway.
             Tier::Bronze => Some((
                 Tier::Silver,
-                Money::from_minor(self.silver_threshold_rupiah * 100),
+                Money::from_minor(self.silver_threshold_rupiah.saturating_mul(100)),
             )),
             Tier::Silver => Some((
                 Tier::Gold,
-                Money::from_minor(self.gold_threshold_rupiah * 100),
+                Money::from_minor(self.gold_threshold_rupiah.saturating_mul(100)),
             )),
             Tier::Gold => None,
         }
     }
 
+    /// How long points last. A span past what chrono holds (only a program built in code
+    /// skips the bound) is the longest one: such points never expire.
     pub fn expiry(&self) -> TimeDelta {
-        TimeDelta::days(self.expiry_days)
+        TimeDelta::try_days(self.expiry_days).unwrap_or(TimeDelta::MAX)
     }
+}
+
+/// When points earned at `earned_at` expire; `None` when that instant is past the last date
+/// chrono holds: such points never expire.
+pub fn expires_at(earned_at: DateTime<Utc>, expiry: TimeDelta) -> Option<DateTime<Utc>> {
+    earned_at.checked_add_signed(expiry)
+}
+
+/// Whether points earned at `earned_at` have expired by `now`.
+fn expired_by(earned_at: DateTime<Utc>, expiry: TimeDelta, now: DateTime<Utc>) -> bool {
+    expires_at(earned_at, expiry).is_some_and(|end| end <= now)
 }
 
 /// One points-ledger entry as the balance rules see it.
@@ -194,6 +295,8 @@ pub enum Effect {
 pub struct DueExpiry {
     pub lot: i64,
     pub earned_at: DateTime<Utc>,
+    /// When the points expired: `earned_at` plus the expiry.
+    pub expired_at: DateTime<Utc>,
     pub points: i64,
 }
 
@@ -206,7 +309,10 @@ struct Lot<'a> {
 }
 
 fn spend_oldest(lots: &mut [Lot<'_>], mut points: i64, at: DateTime<Utc>, expiry: TimeDelta) {
-    for lot in lots.iter_mut().filter(|l| l.earned_at + expiry > at) {
+    for lot in lots
+        .iter_mut()
+        .filter(|l| !expired_by(l.earned_at, expiry, at))
+    {
         let used = lot.left.min(points);
         lot.left -= used;
         points -= used;
@@ -229,9 +335,15 @@ fn lots_at(movements: &[PointsMovement], now: DateTime<Utc>, expiry: TimeDelta) 
                 earned_at: movement.at,
                 left: movement.points,
             }),
-            Effect::Spend => spend_oldest(&mut lots, -movement.points, movement.at, expiry),
+            // Saturating: the points come from the database; i64::MIN has no negation.
+            Effect::Spend => spend_oldest(
+                &mut lots,
+                movement.points.saturating_neg(),
+                movement.at,
+                expiry,
+            ),
             Effect::Reverse { source } => {
-                let mut points = -movement.points;
+                let mut points = movement.points.saturating_neg();
                 for lot in lots.iter_mut().filter(|l| l.source == source) {
                     let taken = lot.left.min(points);
                     lot.left -= taken;
@@ -241,7 +353,7 @@ fn lots_at(movements: &[PointsMovement], now: DateTime<Utc>, expiry: TimeDelta) 
             }
             Effect::Expire { lot } => {
                 if let Some(lot) = lots.iter_mut().find(|l| l.award == *lot) {
-                    lot.left = (lot.left + movement.points).max(0);
+                    lot.left = lot.left.saturating_add(movement.points).max(0);
                 }
             }
         }
@@ -249,28 +361,60 @@ fn lots_at(movements: &[PointsMovement], now: DateTime<Utc>, expiry: TimeDelta) 
     lots
 }
 
+/// The lots at `now`, split into what is left of the unexpired ones and the expiries still
+/// to be written.
+fn live_and_due(
+    movements: &[PointsMovement],
+    now: DateTime<Utc>,
+    expiry: TimeDelta,
+) -> (Vec<i64>, Vec<DueExpiry>) {
+    let mut live = Vec::new();
+    let mut due = Vec::new();
+    for lot in lots_at(movements, now, expiry) {
+        match expires_at(lot.earned_at, expiry).filter(|end| *end <= now) {
+            None => live.push(lot.left),
+            Some(expired_at) if lot.left > 0 => due.push(DueExpiry {
+                lot: lot.award,
+                earned_at: lot.earned_at,
+                expired_at,
+                points: lot.left,
+            }),
+            Some(_) => {}
+        }
+    }
+    (live, due)
+}
+
 /// First in, first out: spending uses the oldest points that had not expired at the time;
 /// a reversal takes back the points of the awards it reverses (and, if some were already
 /// spent, the rest from the oldest lots). Returns the balance at `now`, due expiries
-/// applied, and the expiries still to be written.
+/// applied, and the expiries still to be written; [`PointsOverflow`] when the balance does
+/// not fit in i64.
+pub fn checked_balance_at(
+    movements: &[PointsMovement],
+    now: DateTime<Utc>,
+    expiry: TimeDelta,
+) -> Result<(i64, Vec<DueExpiry>), PointsOverflow> {
+    let (live, due) = live_and_due(movements, now, expiry);
+    let balance = live
+        .iter()
+        .try_fold(0i64, |sum, left| sum.checked_add(*left))
+        .ok_or(PointsOverflow)?;
+    Ok((balance, due))
+}
+
+/// [`checked_balance_at`] for showing a balance: one past i64 (the program's bounds keep it
+/// out of reach) saturates instead of failing the page or the email.
 pub fn balance_at(
     movements: &[PointsMovement],
     now: DateTime<Utc>,
     expiry: TimeDelta,
 ) -> (i64, Vec<DueExpiry>) {
-    let lots = lots_at(movements, now, expiry);
-    let (expired, live): (Vec<&Lot>, Vec<&Lot>) =
-        lots.iter().partition(|l| l.earned_at + expiry <= now);
-    let due = expired
+    let (live, due) = live_and_due(movements, now, expiry);
+    let balance = live
         .iter()
-        .filter(|l| l.left > 0)
-        .map(|l| DueExpiry {
-            lot: l.award,
-            earned_at: l.earned_at,
-            points: l.left,
-        })
-        .collect();
-    (live.iter().map(|l| l.left).sum(), due)
+        .fold(0i64, |sum, left| sum.saturating_add(*left));
+    (balance, due)
 }
 
 /// The points that expire first among those held at `now`: when, and how many (the oldest
@@ -280,10 +424,12 @@ pub fn next_expiry(
     now: DateTime<Utc>,
     expiry: TimeDelta,
 ) -> Option<(DateTime<Utc>, i64)> {
+    // Lots are oldest first and share one expiry: once the first live lot never expires,
+    // no later one does either.
     lots_at(movements, now, expiry)
         .iter()
-        .find(|l| l.left > 0 && l.earned_at + expiry > now)
-        .map(|l| (l.earned_at + expiry, l.left))
+        .find(|l| l.left > 0 && !expired_by(l.earned_at, expiry, now))
+        .and_then(|l| Some((expires_at(l.earned_at, expiry)?, l.left)))
 }
 
 #[cfg(test)]
@@ -363,6 +509,7 @@ mod tests {
             vec![DueExpiry {
                 lot: 1,
                 earned_at: day(0),
+                expired_at: day(365),
                 points: 30
             }]
         );
@@ -420,5 +567,207 @@ mod tests {
         assert_eq!(balance_at(&movements, day(7), year).0, 60);
         // The first award is untouched and expires whole.
         assert_eq!(balance_at(&movements, day(366), year).1[0].points, 60);
+    }
+
+    /// The program's TOML with one key changed.
+    fn with(key: &str, value: impl Display) -> Result<LoyaltyProgram, ProgramError> {
+        LoyaltyProgram::from_toml(&format!("{key} = {value}\n"))
+    }
+
+    #[test]
+    fn every_number_of_the_program_is_bounded_and_the_error_says_how() {
+        let bounds: [(&str, i64, i64); 7] = [
+            ("rupiah_per_point", 1, 1_000_000_000),
+            // Gold at its top, so that silver may reach it.
+            (
+                "gold_threshold_rupiah = 10000000000000\nsilver_threshold_rupiah",
+                0,
+                10_000_000_000_000,
+            ),
+            ("bonus_every", 1, 10_000),
+            ("bonus_points", 0, 1_000_000_000),
+            ("birthday_points", 0, 1_000_000_000),
+            ("expiry_days", 1, 36_500),
+            // Silver at 0, so that gold may go down to it.
+            (
+                "silver_threshold_rupiah = 0\ngold_threshold_rupiah",
+                0,
+                10_000_000_000_000,
+            ),
+        ];
+        for (key, low, high) in bounds {
+            assert!(with(key, low).is_ok(), "{key} = {low}");
+            assert!(with(key, high).is_ok(), "{key} = {high}");
+            let Err(ProgramError::Invalid(message)) = with(key, high + 1) else {
+                panic!("{key} = {} is accepted", high + 1);
+            };
+            let field = key.rsplit('\n').next().unwrap_or(key);
+            assert_eq!(
+                message,
+                format!("{field} must be {low} to {high}, not {}", high + 1)
+            );
+            assert!(with(key, low - 1).is_err(), "{key} = {}", low - 1);
+        }
+        // The values the audit found accepted: a natural "never expires", i64::MAX, 10^17.
+        assert!(with("expiry_days", 100_000_000).is_err());
+        assert!(with("expiry_days", i64::MAX).is_err());
+        assert!(with("bonus_points", i64::MAX).is_err());
+        assert!(with("gold_threshold_rupiah", 100_000_000_000_000_000_i64).is_err());
+    }
+
+    #[test]
+    fn a_stored_program_from_before_the_bounds_is_brought_within_them() {
+        let legacy = "rupiah_per_point = 9223372036854775807\n\
+                      silver_threshold_rupiah = 100000000000000000\n\
+                      gold_threshold_rupiah = 9223372036854775807\n\
+                      bonus_every = 4294967295\n\
+                      bonus_points = 9223372036854775807\n\
+                      birthday_points = 9223372036854775807\n\
+                      expiry_days = 100000000\n";
+        assert!(LoyaltyProgram::from_toml(legacy).is_err(), "refused as new");
+        let program = LoyaltyProgram::from_stored_toml(legacy).unwrap();
+        assert_eq!(
+            program,
+            LoyaltyProgram {
+                rupiah_per_point: 1_000_000_000,
+                silver_threshold_rupiah: 10_000_000_000_000,
+                gold_threshold_rupiah: 10_000_000_000_000,
+                bonus_every: 10_000,
+                bonus_points: 1_000_000_000,
+                birthday_points: 1_000_000_000,
+                expiry_days: 36_500,
+                ..LoyaltyProgram::default()
+            }
+        );
+        // What was always refused still is.
+        assert!(LoyaltyProgram::from_stored_toml("expiry_days = -1").is_err());
+        assert!(LoyaltyProgram::from_stored_toml("rupiah_per_point = 0").is_err());
+        assert_eq!(
+            LoyaltyProgram::from_stored_toml(&LoyaltyProgram::default().to_toml()).unwrap(),
+            LoyaltyProgram::default()
+        );
+    }
+
+    #[test]
+    fn one_purchase_earns_at_most_a_trillion_points() {
+        let generous = LoyaltyProgram {
+            rupiah_per_point: 1,
+            gold_multiplier: 100.0,
+            ..LoyaltyProgram::default()
+        };
+        let largest = Money::from_minor(i64::MAX);
+        assert_eq!(
+            generous.points_for(largest, Tier::Gold),
+            MAX_PURCHASE_POINTS
+        );
+        assert_eq!(generous.points_for(rp(1_000), Tier::Gold), 100_000);
+        // Millions of the largest awards still add up inside i64.
+        assert!(MAX_PURCHASE_POINTS
+            .checked_mul(9_000_000)
+            .is_some_and(|sum| sum < i64::MAX));
+        // A program built in code without validation divides by nothing without a panic.
+        let unvalidated = LoyaltyProgram {
+            rupiah_per_point: 0,
+            ..LoyaltyProgram::default()
+        };
+        assert_eq!(unvalidated.points_for(rp(100_000), Tier::Bronze), 0);
+    }
+
+    #[test]
+    fn the_next_tier_of_the_highest_thresholds_does_not_overflow() {
+        let top = *THRESHOLD_RUPIAH_RANGE.end();
+        let highest = with("gold_threshold_rupiah", top)
+            .and_then(|_| {
+                LoyaltyProgram::from_toml(&format!(
+                    "silver_threshold_rupiah = {top}\ngold_threshold_rupiah = {top}\n"
+                ))
+            })
+            .unwrap();
+        assert_eq!(
+            highest.next_tier(Tier::Silver),
+            Some((Tier::Gold, Money::from_minor(top * 100)))
+        );
+        // Unvalidated: saturates to a threshold no one reaches.
+        let unvalidated = LoyaltyProgram {
+            silver_threshold_rupiah: i64::MAX,
+            gold_threshold_rupiah: i64::MAX,
+            ..LoyaltyProgram::default()
+        };
+        assert_eq!(
+            unvalidated.next_tier(Tier::Bronze),
+            Some((Tier::Silver, Money::from_minor(i64::MAX)))
+        );
+    }
+
+    fn award(id: i64, at: DateTime<Utc>, points: i64) -> PointsMovement {
+        PointsMovement {
+            id,
+            at,
+            points,
+            effect: Effect::Award {
+                source: format!("pur_{id}"),
+            },
+        }
+    }
+
+    #[test]
+    fn points_whose_expiry_is_past_the_last_date_never_expire() {
+        let expiry = with("expiry_days", 36_500).unwrap().expiry();
+        let late = DateTime::<Utc>::MAX_UTC - TimeDelta::days(400);
+        let now = DateTime::<Utc>::MAX_UTC;
+        let spend = PointsMovement {
+            id: 2,
+            at: late + TimeDelta::days(1),
+            points: -30,
+            effect: Effect::Spend,
+        };
+        let movements = [award(1, late, 100), spend];
+        assert_eq!(balance_at(&movements, now, expiry), (70, vec![]));
+        assert_eq!(
+            checked_balance_at(&movements, now, expiry),
+            Ok((70, vec![]))
+        );
+        assert_eq!(next_expiry(&movements, now, expiry), None);
+        assert_eq!(expires_at(late, expiry), None);
+        // An unvalidated expiry past chrono's range is the longest span, not a panic.
+        let forever = LoyaltyProgram {
+            expiry_days: i64::MAX,
+            ..LoyaltyProgram::default()
+        }
+        .expiry();
+        assert_eq!(forever, TimeDelta::MAX);
+        let early = DateTime::<Utc>::MIN_UTC + TimeDelta::days(1);
+        assert_eq!(balance_at(&[award(1, early, 5)], now, forever).0, 5);
+        assert_eq!(next_expiry(&[award(1, early, 5)], now, forever), None);
+    }
+
+    #[test]
+    fn a_balance_past_i64_is_an_error_or_saturates_for_display() {
+        let day = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let half = i64::MAX / 2 + 1;
+        let movements = [award(1, day, half), award(2, day, half)];
+        let year = TimeDelta::days(365);
+        assert_eq!(
+            checked_balance_at(&movements, day, year),
+            Err(PointsOverflow)
+        );
+        assert_eq!(balance_at(&movements, day, year).0, i64::MAX);
+        // Stored entries at i64's edges neither panic nor wrap.
+        let odd = [
+            award(1, day, 10),
+            PointsMovement {
+                id: 2,
+                at: day,
+                points: i64::MIN,
+                effect: Effect::Spend,
+            },
+            PointsMovement {
+                id: 3,
+                at: day,
+                points: i64::MIN,
+                effect: Effect::Expire { lot: 1 },
+            },
+        ];
+        assert_eq!(balance_at(&odd, day, year).0, 0);
     }
 }

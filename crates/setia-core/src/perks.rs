@@ -105,7 +105,8 @@ pub fn nudge_due(
         .map(|w| {
             (
                 w.tier,
-                Money::from_minor(w.until.minor() - trailing_spend.minor()),
+                // Saturating: a threshold may be the saturated i64::MAX of `next_tier`.
+                Money::from_minor(w.until.minor().saturating_sub(trailing_spend.minor())),
             )
         })
 }
@@ -115,7 +116,13 @@ pub fn to_next_tier(program: &LoyaltyProgram, trailing_spend: Money) -> Option<(
     let (next, threshold) = program.next_tier(program.tier_for(trailing_spend))?;
     Some((
         next,
-        Money::from_minor((threshold.minor() - trailing_spend.minor()).max(0)),
+        // Saturating: a threshold may be the saturated i64::MAX of `next_tier`.
+        Money::from_minor(
+            threshold
+                .minor()
+                .saturating_sub(trailing_spend.minor())
+                .max(0),
+        ),
     ))
 }
 
@@ -243,5 +250,37 @@ mod tests {
             Some((Tier::Gold, rp(7_500_000)))
         );
         assert_eq!(to_next_tier(&p, rp(10_000_000)), None);
+    }
+
+    #[test]
+    fn thresholds_at_the_edge_of_i64_overflow_nothing() {
+        // Unvalidated thresholds saturate in `next_tier`; what is left to spend must not
+        // overflow on a spend below zero (a refund larger than the year's purchases).
+        let unreachable = LoyaltyProgram {
+            silver_threshold_rupiah: i64::MAX,
+            gold_threshold_rupiah: i64::MAX,
+            ..program()
+        };
+        let negative = Money::from_minor(-100);
+        assert_eq!(
+            to_next_tier(&unreachable, negative),
+            Some((Tier::Silver, Money::from_minor(i64::MAX)))
+        );
+        let windows = nudge_windows(&unreachable, 100);
+        assert_eq!(windows.len(), 1, "gold's window is silver's, so empty");
+        assert_eq!(
+            nudge_due(&unreachable, 100, Money::ZERO),
+            Some((Tier::Silver, Money::from_minor(i64::MAX)))
+        );
+        // The highest valid thresholds.
+        let top = LoyaltyProgram {
+            silver_threshold_rupiah: 10_000_000_000_000,
+            gold_threshold_rupiah: 10_000_000_000_000,
+            ..program()
+        };
+        assert_eq!(
+            to_next_tier(&top, rp(0)),
+            Some((Tier::Silver, rp(10_000_000_000_000)))
+        );
     }
 }

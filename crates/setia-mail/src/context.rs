@@ -144,7 +144,10 @@ impl LoyaltyView {
             tier: tier_name(customer.tier),
             next_tier: next.map(|(tier, _)| tier_name(tier)),
             to_next_tier: next.map(|(_, threshold)| {
-                let left = threshold.minor() - customer.trailing_spend.minor();
+                // Saturating: an unreachable threshold is i64::MAX (see `next_tier`).
+                let left = threshold
+                    .minor()
+                    .saturating_sub(customer.trailing_spend.minor());
                 format_rupiah(Money::from_minor(left.max(0)))
             }),
         }
@@ -472,9 +475,12 @@ pub struct WinbackView {
 impl WinbackView {
     fn of(figures: &WinbackFigures, language: EmailLanguage) -> WinbackView {
         let whole = |x: f64| format!("{}", x.abs().round() as i64);
-        // Whole rupiah: an estimate has no meaningful sen.
-        let rupiah =
-            |x: f64| format_rupiah(Money::from_minor((x.abs() / 100.0).round() as i64 * 100));
+        // Whole rupiah: an estimate has no meaningful sen. Capped so the sen fit in i64: a
+        // wild estimate is a huge amount, not an overflow.
+        let rupiah = |x: f64| {
+            let whole = ((x.abs() / 100.0).round() as i64).min(i64::MAX / 100);
+            format_rupiah(Money::from_minor(whole * 100))
+        };
         let (customers, revenue) = match (figures.extra_customers, figures.extra_revenue_minor) {
             (Some(customers), Some(revenue)) => (customers, revenue),
             _ => (
@@ -646,6 +652,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_tier_overflows_nothing() {
+        // A program built without validation: `next_tier` saturates its threshold, and a
+        // spend below zero must not overflow what is left.
+        let program = LoyaltyProgram {
+            silver_threshold_rupiah: i64::MAX,
+            gold_threshold_rupiah: i64::MAX,
+            ..LoyaltyProgram::default()
+        };
+        let view = LoyaltyView::of(&customer(Tier::Bronze, -1), &program);
+        assert_eq!(
+            view.to_next_tier.as_deref(),
+            Some("Rp 92.233.720.368.547.758,07")
+        );
+    }
+
+    #[test]
     fn week_figures_and_change() {
         let figures = WeekFigures {
             new_customers: 1,
@@ -737,6 +759,19 @@ mod tests {
             EmailLanguage::English,
         );
         assert!(!thin.enough);
+        // An estimate past i64 sen (a wild interval on few customers) is a huge amount.
+        let wild = WinbackView::of(
+            &WinbackFigures {
+                extra_revenue_minor: Some(Estimate {
+                    value: 1e30,
+                    margin: f64::INFINITY,
+                }),
+                ..payload.winback.unwrap()
+            },
+            EmailLanguage::English,
+        );
+        assert_eq!(wild.revenue, "Rp 92.233.720.368.547.758");
+        assert_eq!(wild.revenue_margin, wild.revenue);
         // The line in both languages, and what it says with too little data.
         let templates = |language| {
             crate::templates::TemplateLoader::new(None).load(

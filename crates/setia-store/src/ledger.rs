@@ -228,7 +228,9 @@ pub trait Ledger: Send + Sync {
     ) -> StoreResult<Vec<PointsEntry>>;
 
     /// Creates an order with a unique code (1–999) that no other pending order's transfer
-    /// amount shares. `Conflict` when the external id exists or every code is taken.
+    /// amount shares. `Conflict` when the external id exists or every code is taken;
+    /// `BadReferral` (the store's bad-input error, a 400) when the amount plus a code
+    /// would not fit in i64.
     async fn create_order(
         &self,
         merchant: &MerchantId,
@@ -278,12 +280,14 @@ pub trait Ledger: Send + Sync {
     ) -> StoreResult<Option<RedemptionOutcome>>;
     /// Awards the points of every attributed purchase that has none yet (imported history),
     /// oldest first, as of each purchase. Idempotent: running it again awards nothing.
-    /// Returns (purchases awarded, points).
+    /// Returns (purchases awarded, points). `Corrupt` for a purchase dated too close to
+    /// chrono's first date to have a tier year before it, or points past i64.
     async fn award_missing_points(
         &self,
         merchant: &MerchantId,
         now: DateTime<Utc>,
     ) -> StoreResult<(u64, i64)>;
-    /// Writes the expiry entries due at `now` for every customer of the merchant.
+    /// Writes the expiry entries due at `now` for every customer of the merchant. Points whose
+    /// expiry falls past the last date chrono holds never expire.
     async fn expire_points(&self, merchant: &MerchantId, now: DateTime<Utc>) -> StoreResult<i64>;
 }

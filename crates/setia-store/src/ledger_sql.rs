@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta};
 use setia_core::attribution::{
     payer_name_in, payment_code_from_random, payment_codes_in, AttributionMethod,
 };
-use setia_core::loyalty::{balance_at, Effect, LoyaltyProgram, PointsMovement};
+use setia_core::loyalty::{balance_at, checked_balance_at, Effect, LoyaltyProgram, PointsMovement};
 use setia_core::moota::Mutation;
 use setia_core::{PayerName, PurchaseId};
 
@@ -32,9 +32,9 @@ async fn merchant_rules(conn: &mut DbConn, merchant: &MerchantId) -> StoreResult
         sandbox: row.try_get("sandbox")?,
         zone: MerchantTimezone::parse(&zone).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         program: match program {
-            Some(text) => {
-                LoyaltyProgram::from_toml(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?
-            }
+            // Stored programs from before the bounds are read within them, not refused.
+            Some(text) => LoyaltyProgram::from_stored_toml(&text)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             None => LoyaltyProgram::default(),
         },
     })
@@ -118,6 +118,26 @@ async fn spend_between(
     Ok(Money::from_minor(spend))
 }
 
+/// `total + points`; past i64 is an error. The program's bounds keep it out of reach for
+/// what setia writes, so only foreign data can get there.
+fn add_points(total: i64, points: i64, what: &str) -> StoreResult<i64> {
+    total
+        .checked_add(points)
+        .ok_or_else(|| StoreError::Corrupt(format!("the points of {what} overflow i64")))
+}
+
+/// A customer's balance as of `now`; one past i64 is an error.
+fn points_balance(
+    movements: &[PointsMovement],
+    now: DateTime<Utc>,
+    program: &LoyaltyProgram,
+    customer: i64,
+) -> StoreResult<i64> {
+    checked_balance_at(movements, now, program.expiry())
+        .map(|(balance, _)| balance)
+        .map_err(|e| StoreError::Corrupt(format!("customer {customer}: {e}")))
+}
+
 async fn insert_points(
     conn: &mut DbConn,
     merchant: &MerchantId,
@@ -162,18 +182,16 @@ async fn award_purchase_points(
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
-    let trailing = spend_between(
-        conn,
-        merchant,
-        customer,
-        at - TimeDelta::days(365),
-        at,
-        purchase,
-    )
-    .await?;
+    let source = PurchaseId::from_key(purchase).to_string();
+    // A date near chrono's first one (a webhook or import typo) has no year before it.
+    let year_before = at.checked_sub_signed(TimeDelta::days(365)).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "purchase {source} at {at} has no 365 days before it to set its tier"
+        ))
+    })?;
+    let trailing = spend_between(conn, merchant, customer, year_before, at, purchase).await?;
     let program = &rules.program;
     let tier = program.tier_for(trailing);
-    let source = PurchaseId::from_key(purchase).to_string();
     let mut awarded = 0;
     let points = program.points_for(amount, tier);
     if points > 0 {
@@ -183,7 +201,7 @@ async fn award_purchase_points(
         )
         .await?
         {
-            awarded += points;
+            awarded = add_points(awarded, points, &source)?;
         }
     }
     let number: i64 = sqlx::query_scalar(
@@ -203,14 +221,14 @@ async fn award_purchase_points(
         )
         .await?
         {
-            awarded += bonus;
+            awarded = add_points(awarded, bonus, &source)?;
         }
     }
-    awarded += cross_tiers(
+    let entry_points = cross_tiers(
         conn, merchant, rules, customer, purchase, amount, at, trailing, now,
     )
     .await?;
-    Ok(awarded)
+    add_points(awarded, entry_points, &source)
 }
 
 /// Whether a customer may be enqueued email at all: an address and consent.
@@ -252,6 +270,26 @@ async fn enqueue_thank_you(
     .await?
     .rows_affected();
     Ok(inserted > 0)
+}
+
+/// How many distinct code-shaped words of a transfer description are looked up. A real note
+/// carries one code among a few words; a description stuffed with code-shaped words must not
+/// cost a lookup each inside the worker's write transaction.
+const MAX_NOTE_CODES: usize = 16;
+
+/// The payment codes a description may carry: its code-shaped words, each once, the first
+/// [`MAX_NOTE_CODES`] of them.
+fn note_codes_to_try(description: &str) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for code in payment_codes_in(description) {
+        if codes.len() == MAX_NOTE_CODES {
+            break;
+        }
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    codes
 }
 
 /// Who paid: (customer, method, order). DESIGN §1's order of rules.
@@ -311,19 +349,25 @@ async fn attribute(
         }
     }
 
-    let mut by_code = Vec::new();
-    for code in payment_codes_in(&mutation.description) {
-        let found = sqlx::query(
-            "SELECT id, customer_id FROM orders WHERE merchant_id = $1 AND payment_code = $2 \
-             AND transfer_amount_minor = $3 AND status IN ('pending', 'ambiguous')",
-        )
-        .bind(merchant.as_str())
-        .bind(&code)
-        .bind(mutation.amount.minor())
-        .fetch_optional(&mut *conn)
-        .await?;
-        by_code.extend(found);
-    }
+    let codes = note_codes_to_try(&mutation.description);
+    let by_code = if codes.is_empty() {
+        Vec::new()
+    } else {
+        // One query for all of them: $3… are the codes.
+        let placeholders: Vec<String> = (3..3 + codes.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id, customer_id FROM orders WHERE merchant_id = $1 AND transfer_amount_minor = $2 \
+             AND status IN ('pending', 'ambiguous') AND payment_code IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(merchant.as_str())
+            .bind(mutation.amount.minor());
+        for code in &codes {
+            query = query.bind(code);
+        }
+        query.fetch_all(&mut *conn).await?
+    };
     if let [only] = by_code.as_slice() {
         return Ok((
             only.try_get("customer_id")?,
@@ -437,7 +481,7 @@ async fn apply_mutation(
     if sandbox != rules.sandbox {
         return Ok(());
     }
-    applied.points_awarded += award_purchase_points(
+    let awarded = award_purchase_points(
         conn,
         merchant,
         rules,
@@ -448,7 +492,16 @@ async fn apply_mutation(
         now,
     )
     .await?;
-    end_winback_by_purchase(conn, merchant, customer, purchase, mutation.occurred_at, now).await?;
+    applied.points_awarded = add_points(applied.points_awarded, awarded, "an inbox row")?;
+    end_winback_by_purchase(
+        conn,
+        merchant,
+        customer,
+        purchase,
+        mutation.occurred_at,
+        now,
+    )
+    .await?;
     qualify_referral(
         conn,
         merchant,
@@ -548,6 +601,17 @@ fn points_entry_from_row(row: &DbRow) -> StoreResult<PointsEntry> {
         reason: row.try_get("reason")?,
         source: row.try_get("source")?,
     })
+}
+
+/// Unique codes run from Rp 1 to this.
+const UNIQUE_CODES: i64 = 999;
+
+/// What the customer transfers for an order: its amount plus the unique code in whole
+/// rupiah; `None` past i64.
+fn transfer_amount_minor(amount: Money, unique_code: i64) -> Option<i64> {
+    unique_code
+        .checked_mul(100)
+        .and_then(|code| amount.minor().checked_add(code))
 }
 
 const ORDER_COLUMNS: &str = "o.id, o.external_id, c.external_id AS customer_external_id, o.amount_minor, o.unique_code, \
@@ -707,7 +771,9 @@ impl Ledger for ThisStore {
                 rules.insert(row.merchant.clone(), found);
             }
             let merchant_rules = &rules[&row.merchant];
-            outcomes.push(Some(apply_row(&mut tx, row, merchant_rules, mutations, now).await?));
+            outcomes.push(Some(
+                apply_row(&mut tx, row, merchant_rules, mutations, now).await?,
+            ));
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -839,13 +905,13 @@ impl Ledger for ThisStore {
         .await?;
         let rules = merchant_rules(&mut conn, merchant).await?;
         let (from, until) = tier_year(now);
-        let trailing = spend_between(&mut conn, merchant, id, from, until, 0)
-        .await?;
-        let (balance, _) = balance_at(
+        let trailing = spend_between(&mut conn, merchant, id, from, until, 0).await?;
+        let balance = points_balance(
             &movements_of(&mut conn, merchant, id).await?,
             now,
-            rules.program.expiry(),
-        );
+            &rules.program,
+            id,
+        )?;
         let purchases: i64 = totals.try_get("purchases")?;
         // Filled by the latest analytics run; absent until the first.
         let scores: Option<(String, Option<f64>)> =
@@ -917,20 +983,31 @@ impl Ledger for ThisStore {
                 order.external_id
             )));
         }
+        // The highest code fitting means every code does.
+        let (Some(lowest), Some(highest)) = (
+            transfer_amount_minor(order.amount, 1),
+            transfer_amount_minor(order.amount, UNIQUE_CODES),
+        ) else {
+            return Err(StoreError::Invalid(format!(
+                "amount: {} leaves no room for a unique code of up to Rp {UNIQUE_CODES}",
+                order.amount
+            )));
+        };
         let taken: Vec<i64> = sqlx::query_scalar(
             "SELECT transfer_amount_minor FROM orders WHERE merchant_id = $1 AND status IN ('pending', 'ambiguous') \
              AND expires_at_us > $2 AND transfer_amount_minor BETWEEN $3 AND $4",
         )
         .bind(merchant.as_str())
         .bind(micros(now))
-        .bind(order.amount.minor() + 100)
-        .bind(order.amount.minor() + 999 * 100)
+        .bind(lowest)
+        .bind(highest)
         .fetch_all(&mut *tx)
         .await?;
         let start = rand::random::<u16>() % 999;
-        let unique_code = (0..999)
+        let (unique_code, transfer_amount) = (0..999)
             .map(|step| i64::from((start + step) % 999 + 1))
-            .find(|code| !taken.contains(&(order.amount.minor() + code * 100)))
+            .filter_map(|code| Some((code, transfer_amount_minor(order.amount, code)?)))
+            .find(|(_, transfer)| !taken.contains(transfer))
             .ok_or_else(|| {
                 StoreError::Conflict(format!(
                     "all 999 unique codes for an amount of {} are in use by pending orders; \
@@ -981,7 +1058,7 @@ impl Ledger for ThisStore {
             .bind(customer)
             .bind(order.amount.minor())
             .bind(unique_code)
-            .bind(order.amount.minor() + unique_code * 100)
+            .bind(transfer_amount)
             .bind(&code)
             .bind(&order.bank_account_number)
             .bind(micros(order.expires_at))
@@ -1212,8 +1289,9 @@ impl Ledger for ThisStore {
         };
         let rules = merchant_rules(&mut tx, merchant).await?;
         let source = format!("redemption:{customer_id}:{idempotency_key}");
-        let balance =
-            |movements: &[PointsMovement]| balance_at(movements, now, rules.program.expiry()).0;
+        let balance = |movements: &[PointsMovement]| {
+            points_balance(movements, now, &rules.program, customer_id)
+        };
         let earlier = sqlx::query(
             "SELECT id, occurred_at_us, points, kind, reason, source FROM points_ledger \
              WHERE merchant_id = $1 AND kind = 'redeem' AND source = $2",
@@ -1227,10 +1305,10 @@ impl Ledger for ThisStore {
             if entry.points != -points {
                 return Ok(Some(RedemptionOutcome::KeyReused));
             }
-            let balance = balance(&movements_of(&mut tx, merchant, customer_id).await?);
+            let balance = balance(&movements_of(&mut tx, merchant, customer_id).await?)?;
             return Ok(Some(RedemptionOutcome::Replayed { entry, balance }));
         }
-        let available = balance(&movements_of(&mut tx, merchant, customer_id).await?);
+        let available = balance(&movements_of(&mut tx, merchant, customer_id).await?)?;
         if available < points {
             return Ok(Some(RedemptionOutcome::InsufficientPoints {
                 balance: available,
@@ -1297,7 +1375,7 @@ impl Ledger for ThisStore {
             .await?;
             if awarded > 0 {
                 purchases += 1;
-                points += awarded;
+                points = add_points(points, awarded, "the missing awards")?;
             }
         }
         tx.commit().await?;
@@ -1308,16 +1386,21 @@ impl Ledger for ThisStore {
         let mut tx = self.begin_write().await?;
         let rules = merchant_rules(&mut tx, merchant).await?;
         let expiry = rules.program.expiry();
+        // Nothing was earned a whole expiry before chrono's first date: nothing is due.
+        let Some(earned_by) = now.checked_sub_signed(expiry) else {
+            return Ok(0);
+        };
         let customers: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT customer_id FROM points_ledger WHERE merchant_id = $1 AND points > 0 AND occurred_at_us <= $2",
         )
         .bind(merchant.as_str())
-        .bind(micros(now - expiry))
+        .bind(micros(earned_by))
         .fetch_all(&mut *tx)
         .await?;
         let mut expired = 0;
         for customer in customers {
             let movements = movements_of(&mut tx, merchant, customer).await?;
+            // Only the due expiries count here, so the saturating balance will do.
             let (_, due) = balance_at(&movements, now, expiry);
             for lot in due {
                 let earned_at = lot.earned_at;
@@ -1331,7 +1414,7 @@ impl Ledger for ThisStore {
                     &mut tx,
                     merchant,
                     customer,
-                    earned_at + expiry,
+                    lot.expired_at,
                     -lot.points,
                     "expire",
                     &reason,
@@ -1340,7 +1423,7 @@ impl Ledger for ThisStore {
                 )
                 .await?
                 {
-                    expired += lot.points;
+                    expired = add_points(expired, lot.points, "an expiry run")?;
                 }
             }
         }

@@ -82,6 +82,10 @@ pub enum StoreError {
     /// program is off. The write fails whole.
     #[error("{0}")]
     BadReferral(String),
+    /// A value valid alone that the store cannot use (an order amount that leaves no room
+    /// for its unique code): the caller's to change.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -4402,3 +4402,266 @@ mod campaigns {
         waves_come_due_in_order_and_a_rerun_adds_nothing: false,
     );
 }
+
+/// Values at the edges of i64 and of chrono's range (the panic audit's C1, C2, C4, C5,
+/// C12): each is an answer or an error, never a panic that takes the worker down.
+mod extreme_values {
+    use super::*;
+    use setia_core::loyalty::{LoyaltyProgram, MAX_PURCHASE_POINTS};
+    use setia_core::CustomerId;
+    use setia_store::StoreError;
+
+    /// A statement the store offers no way to make: a program or a purchase as an older
+    /// setia (or a since-fixed parser) let in.
+    async fn raw_sql(shop: &Shop, sql: &str) {
+        let url = &shop._database.url;
+        if url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
+    /// An imported purchase of customer C1, attributed, at `occurred_at`.
+    async fn purchase_of_c1(shop: &Shop, key: &str, occurred_at: DateTime<Utc>, minor: i64) {
+        raw_sql(
+            shop,
+            &format!(
+                "INSERT INTO purchases (merchant_id, customer_id, occurred_at_us, amount_minor, source, \
+                 source_key, attribution, sandbox, created_at_us) VALUES ('{merchant}', \
+                 (SELECT id FROM customers WHERE merchant_id = '{merchant}' AND external_id = 'C1'), \
+                 {at}, {minor}, 'import', '{key}', 'import', FALSE, 0)",
+                merchant = shop.merchant,
+                at = occurred_at.timestamp_micros(),
+            ),
+        )
+        .await;
+    }
+
+    async fn points_of_c1(shop: &Shop) -> Vec<(String, i64)> {
+        shop.store
+            .points_history(&shop.merchant, CustomerId::from_key(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|entry| (entry.kind, entry.points))
+            .collect()
+    }
+
+    async fn expiry_at_the_edges_of_time_panics_nowhere(shop: Shop) {
+        shop.customer("C1", CustomerPatch::default()).await;
+        let program = LoyaltyProgram::from_toml("expiry_days = 36500").unwrap();
+        shop.store
+            .set_loyalty_program(&shop.merchant, &program)
+            .await
+            .unwrap();
+        // Earned 20,000 days before chrono's last date: 100 years later is past it, so the
+        // points never expire.
+        let late = DateTime::<Utc>::MAX_UTC - TimeDelta::days(20_000);
+        purchase_of_c1(&shop, "late", late, rupiah(500_000).minor()).await;
+        let now = DateTime::<Utc>::MAX_UTC - TimeDelta::days(1);
+        assert_eq!(
+            shop.store
+                .award_missing_points(&shop.merchant, now)
+                .await
+                .unwrap(),
+            (1, 50)
+        );
+        assert_eq!(shop.balance("C1", now).await, 50);
+        assert_eq!(
+            shop.store.expire_points(&shop.merchant, now).await.unwrap(),
+            0
+        );
+        // An expiry run at chrono's first instant has nothing a whole expiry before it.
+        assert_eq!(
+            shop.store
+                .expire_points(&shop.merchant, DateTime::<Utc>::MIN_UTC)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(shop.balance("C1", now).await, 50);
+    }
+
+    async fn a_purchase_at_the_start_of_time_is_an_error_not_a_panic(shop: Shop) {
+        shop.customer("C1", CustomerPatch::default()).await;
+        let early = DateTime::<Utc>::MIN_UTC + TimeDelta::days(10);
+        purchase_of_c1(&shop, "early", early, rupiah(150_000).minor()).await;
+        let refused = shop
+            .store
+            .award_missing_points(&shop.merchant, at(0, 0))
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Corrupt(m)) if m.contains("no 365 days before it")),
+            "{refused:?}"
+        );
+        assert_eq!(points_of_c1(&shop).await, vec![], "nothing half-written");
+    }
+
+    async fn a_program_stored_before_the_bounds_is_read_within_them(shop: Shop) {
+        // What `merchant loyalty` accepted before the bounds: a point per rupiah, a bonus of
+        // i64::MAX on every purchase, thresholds out of reach and a "never" expiry.
+        raw_sql(
+            &shop,
+            &format!(
+                "UPDATE merchants SET loyalty_program = 'rupiah_per_point = 1\n\
+                 silver_threshold_rupiah = 100000000000000000\n\
+                 gold_threshold_rupiah = 100000000000000000\n\
+                 bonus_every = 1\nbonus_points = 9223372036854775807\n\
+                 birthday_points = 9223372036854775807\nexpiry_days = 100000000\n' \
+                 WHERE id = '{}'",
+                shop.merchant
+            ),
+        )
+        .await;
+        let program = shop.store.loyalty_program(&shop.merchant).await.unwrap();
+        assert_eq!(
+            (
+                program.silver_threshold_rupiah,
+                program.bonus_points,
+                program.birthday_points,
+                program.expiry_days
+            ),
+            (10_000_000_000_000, 1_000_000_000, 1_000_000_000, 36_500)
+        );
+        // Two purchases of a quarter of what i64 holds (two of the largest would overflow
+        // the profile's SQL SUM of amounts, which is the amount bound's to prevent): a
+        // trillion points and the capped bonus each, added up without an overflow.
+        shop.customer("C1", CustomerPatch::default()).await;
+        let huge = i64::MAX / 4 / 100 * 100;
+        purchase_of_c1(&shop, "huge1", at(0, 0), huge).await;
+        purchase_of_c1(&shop, "huge2", at(1, 0), huge).await;
+        let each = MAX_PURCHASE_POINTS + 1_000_000_000;
+        assert_eq!(
+            shop.store
+                .award_missing_points(&shop.merchant, at(2, 0))
+                .await
+                .unwrap(),
+            (2, 2 * each)
+        );
+        assert_eq!(
+            points_of_c1(&shop).await,
+            vec![
+                ("earn".into(), MAX_PURCHASE_POINTS),
+                ("bonus".into(), 1_000_000_000),
+                ("earn".into(), MAX_PURCHASE_POINTS),
+                ("bonus".into(), 1_000_000_000),
+            ]
+        );
+        assert_eq!(shop.balance("C1", at(2, 0)).await, 2 * each);
+        assert_eq!(
+            shop.store
+                .expire_points(&shop.merchant, at(2, 0))
+                .await
+                .unwrap(),
+            0
+        );
+    }
+
+    async fn an_order_amount_without_room_for_a_code_is_bad_input(shop: Shop) {
+        let new_order = |id: &str, minor: i64| NewOrder {
+            amount: Money::from_minor(minor),
+            ..order(id, "C1", 0, at(2, 0))
+        };
+        // Rp 999 below i64::MAX sen: the highest code still fits, so every code does.
+        let fits = shop
+            .store
+            .create_order(
+                &shop.merchant,
+                &new_order("O1", i64::MAX - 99_900),
+                at(0, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fits.transfer_amount.minor(),
+            i64::MAX - 99_900 + fits.unique_code * 100
+        );
+        for minor in [i64::MAX - 99_899, i64::MAX] {
+            let refused = shop
+                .store
+                .create_order(&shop.merchant, &new_order("O2", minor), at(0, 0))
+                .await;
+            assert!(
+                matches!(&refused, Err(StoreError::Invalid(m))
+                    if m.starts_with("amount: ") && m.contains("no room for a unique code")),
+                "{refused:?}"
+            );
+        }
+    }
+
+    async fn note_codes_are_tried_once_each_and_sixteen_at_most(shop: Shop) {
+        // Orders that expired, so the unique amount matches nothing and only a note code can.
+        let expired_order = |id: &'static str, customer: &'static str| {
+            let shop = &shop;
+            async move {
+                shop.store
+                    .create_order(
+                        &shop.merchant,
+                        &order(id, customer, 100_000, at(1, 0)),
+                        at(0, 0),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = expired_order("O1", "C1").await;
+        let amount = 100_000 + first.unique_code;
+        // Its code twice among a thousand copies of one other code-shaped word: two
+        // distinct codes, one order.
+        let note = format!(
+            "{} {} {}",
+            first.payment_code,
+            "HRGA2 ".repeat(1_000),
+            first.payment_code
+        );
+        shop.deliver(
+            &mutation("m1", at(2, 0), amount, "555", &note, "bca"),
+            at(2, 0),
+        )
+        .await;
+        assert_eq!(
+            shop.last_purchase_attribution().await,
+            (Some("C1".into()), Some("note_code".into()))
+        );
+        // After sixteen other distinct code-shaped words the code is not looked at.
+        let second = expired_order("O2", "C2").await;
+        let amount = 100_000 + second.unique_code;
+        let decoys: Vec<String> = b"ABCDEFGHJKMNPQRSTWXYZ"
+            .iter()
+            .map(|letter| format!("Q7Q7{}", *letter as char))
+            .filter(|decoy| *decoy != second.payment_code)
+            .take(16)
+            .collect();
+        let note = format!("{} {}", decoys.join(" "), second.payment_code);
+        shop.deliver(
+            &mutation("m2", at(2, 1), amount, "555", &note, "bca"),
+            at(2, 1),
+        )
+        .await;
+        assert_eq!(shop.last_purchase_attribution().await, (None, None));
+        // The fifteenth word is still looked at.
+        let note = format!("{} {}", decoys[..15].join(" "), second.payment_code);
+        shop.deliver(
+            &mutation("m3", at(2, 2), amount, "555", &note, "bca"),
+            at(2, 2),
+        )
+        .await;
+        assert_eq!(
+            shop.last_purchase_attribution().await,
+            (Some("C2".into()), Some("note_code".into()))
+        );
+    }
+
+    on_every_backend!(
+        expiry_at_the_edges_of_time_panics_nowhere: false,
+        a_purchase_at_the_start_of_time_is_an_error_not_a_panic: false,
+        a_program_stored_before_the_bounds_is_read_within_them: false,
+        an_order_amount_without_room_for_a_code_is_bad_input: false,
+        note_codes_are_tried_once_each_and_sixteen_at_most: false,
+    );
+}

@@ -58,14 +58,15 @@ fn refusal_code(status: StatusCode) -> &'static str {
 
 impl ApiError {
     /// A store conflict (a clash with existing data) is the caller's to resolve: 409; a
-    /// referral code the store cannot use is bad input: 400.
+    /// referral code or a value the store cannot use is bad input: 400.
     pub fn from_store(error: setia_store::StoreError) -> ApiError {
         match error {
             setia_store::StoreError::Conflict(message) => ApiError::Conflict {
                 code: "conflict",
                 message,
             },
-            setia_store::StoreError::BadReferral(message) => ApiError::BadRequest(message),
+            setia_store::StoreError::BadReferral(message)
+            | setia_store::StoreError::Invalid(message) => ApiError::BadRequest(message),
             other => ApiError::Store(other),
         }
     }
