@@ -607,6 +607,83 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
         assert_eq!(status, 400, "{bad}");
         assert!(body.contains("Permintaan tidak valid"), "{bad}: {body}");
     }
+    // The same lists through the API, a page of up to 500 at a time.
+    let api = reqwest::Client::new();
+    let token = token_of(&created);
+    let list = |query: &'static str| {
+        let api = api.clone();
+        let token = token.clone();
+        let server = &server;
+        async move {
+            let mut ids = Vec::new();
+            let mut cursor = String::new();
+            loop {
+                let url = server.url(&format!(
+                    "/api/v1/customers?{query}&limit=500&cursor={cursor}"
+                ));
+                let page: Value = api
+                    .get(url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for item in page["items"].as_array().unwrap() {
+                    ids.push(item["external_id"].as_str().unwrap().to_owned());
+                    if query.starts_with("segment=") {
+                        assert_eq!(item["scores"]["segment"], "hibernating", "{item}");
+                    }
+                }
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = next.to_owned(),
+                    None => return ids,
+                }
+            }
+        }
+    };
+    assert_eq!(
+        list("at_risk=true").await,
+        expected,
+        "by value, as the page"
+    );
+    assert_eq!(list("segment=hibernating").await.len() as u64, counted);
+    let everyone = list("at_risk=false").await;
+    assert_eq!(everyone.len(), 2357);
+    let exported_all: Vec<String> = all[1..].iter().map(|r| r[0].clone()).collect();
+    assert_eq!(everyone, exported_all, "newest first, as the export");
+    let first: Value = api
+        .get(server.url("/api/v1/customers?at_risk=true&limit=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"][0]["marketing_consent"], true);
+    assert_eq!(first["items"][0]["scores"]["as_of"], "1997-09-30");
+    let value_cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    for bad in [
+        "segment=nope".to_owned(),
+        "segment=loyal&at_risk=true".to_owned(),
+        "q=abc&segment=loyal".to_owned(),
+        "at_risk=maybe".to_owned(),
+        "limit=0".to_owned(),
+        format!("cursor={value_cursor}"),
+    ] {
+        let response = api
+            .get(server.url(&format!("/api/v1/customers?{bad}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "bad_request", "{bad}");
+    }
+
     let anonymous = client()
         .get(server.url("/dashboard/customers.csv?view=all"))
         .send()
@@ -1323,6 +1400,9 @@ async fn another_merchants_records_are_404_on_every_route(setia: Setia) {
     }
     // And B's lists hold none of A's rows.
     for path in [
+        "/api/v1/customers",
+        "/api/v1/customers?q=rahasia",
+        "/api/v1/customers?q=A-SECRET-1",
         "/api/v1/purchases",
         "/api/v1/purchases?attributed=false",
         "/api/v1/webhooks/deliveries",

@@ -70,8 +70,9 @@ pub enum CustomerFilter {
 }
 
 /// A customer in a list, with the latest scores when the analytics batch has scored them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CustomerListRow {
+    #[schema(value_type = String, example = "cus_42")]
     pub id: CustomerId,
     pub external_id: String,
     pub name: Option<String>,
@@ -83,18 +84,27 @@ pub struct CustomerListRow {
 }
 
 /// A customer's row of the latest analytics run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CustomerScores {
+    /// The day of the run that scored them.
     pub as_of: String,
+    /// Days from the last purchase day to `as_of`.
     pub recency_days: i64,
+    /// Distinct purchase days.
     pub frequency_days: i64,
+    /// Mean purchase amount.
+    #[schema(value_type = String, example = "152000.00")]
     pub monetary: Money,
     pub r: i64,
     pub f: i64,
     pub m: i64,
+    /// One of the ten RFM segments.
     pub segment: String,
+    /// BG/NBD's probability that they still buy (repeat customers).
     pub p_alive: Option<f64>,
     pub expected_purchases_90d: Option<f64>,
+    /// Gamma-Gamma CLV over the next 12 months (repeat customers).
+    #[schema(value_type = Option<String>, example = "480000.00")]
     pub clv_12m: Option<Money>,
 }
 

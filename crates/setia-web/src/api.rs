@@ -70,18 +70,7 @@ impl PageQuery {
                 || ApiError::BadRequest(format!("cursor {cursor:?} is not one this API gave out")),
             )?),
         };
-        let limit = match self.limit.as_deref().filter(|l| !l.is_empty()) {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "limit must be a whole number from 1 to {MAX_LIMIT}"
-                    ))
-                })?,
-        };
+        let limit = limit(self.limit.as_deref().unwrap_or(""))?;
         Ok(PageRequest { before, limit })
     }
 }
@@ -91,6 +80,27 @@ impl PageQuery {
 pub struct ListResponse<T> {
     items: Vec<T>,
     next_cursor: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    pub fn new(items: Vec<T>, next_cursor: Option<String>) -> Self {
+        ListResponse { items, next_cursor }
+    }
+}
+
+/// A list's `limit` parameter: empty is the default, otherwise 1 to [`MAX_LIMIT`].
+pub fn limit(text: &str) -> Result<u32, ApiError> {
+    if text.is_empty() {
+        return Ok(DEFAULT_LIMIT);
+    }
+    text.parse::<u32>()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}"
+            ))
+        })
 }
 
 impl<T> From<Page<T>> for ListResponse<T> {

@@ -15,6 +15,7 @@ use setia_core::customer::{
 use setia_core::product::{LineItem, ProductName, Quantity, Sku};
 use setia_core::referral::ReferralCode;
 use setia_core::{Money, PurchaseId};
+use setia_store::dashboard::CustomerListRow;
 use setia_store::ledger::{
     CustomerProfile, ManualAttribution, NewOrder, Order, PurchaseRow, QuarantinedRow,
     RedemptionOutcome,
@@ -23,11 +24,12 @@ use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
 use crate::api::{ApiMerchant, ListResponse, PageQuery};
+use crate::customer_lists::{CustomerList, ListError};
 use crate::{ApiError, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/customers", post(upsert_customer))
+        .route("/customers", get(customers).post(upsert_customer))
         .route("/customers/{external_id}", get(customer))
         .route("/customers/{external_id}/redemptions", post(redeem))
         .route("/orders", post(create_order))
@@ -127,6 +129,59 @@ async fn profile(
         .customer_profile(merchant, external, Utc::now())
         .await?
         .ok_or(ApiError::NotFound("customer"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct CustomersQuery {
+    q: String,
+    segment: String,
+    at_risk: String,
+    cursor: String,
+    limit: String,
+}
+
+/// `GET /customers`: every customer newest first, or a search (newest first), an RFM
+/// segment or the at-risk list (highest CLV first), with their latest scores: the lists
+/// of the dashboard's Customers page, for another tool to take in.
+async fn customers(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Query(query): Query<CustomersQuery>,
+) -> Result<Json<ListResponse<CustomerListRow>>, ApiError> {
+    let otherwise = match query.at_risk.as_str() {
+        "" | "false" => CustomerList::All,
+        "true" => CustomerList::AtRisk,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "at_risk: {other:?} is not true or false"
+            )))
+        }
+    };
+    let list = CustomerList::named(&query.q, &query.segment, otherwise).map_err(list_error)?;
+    let given = [
+        !query.q.trim().is_empty(),
+        !query.segment.trim().is_empty(),
+        query.at_risk == "true",
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ApiError::BadRequest(
+            "q, segment and at_risk=true each name a list: give one".into(),
+        ));
+    }
+    let limit = crate::api::limit(&query.limit)?;
+    let (items, next_cursor) = list
+        .page(&*state.store, &merchant.id, query.cursor.trim(), limit)
+        .await
+        .map_err(list_error)?;
+    Ok(Json(ListResponse::new(items, next_cursor)))
+}
+
+fn list_error(error: ListError) -> ApiError {
+    match error {
+        ListError::Store(error) => ApiError::from_store(error),
+        bad => ApiError::BadRequest(bad.to_string()),
+    }
 }
 
 async fn customer(

@@ -9,6 +9,7 @@
 mod api;
 pub mod campaign_api;
 mod catalog_api;
+mod customer_lists;
 mod dashboard;
 mod error;
 mod feedback;

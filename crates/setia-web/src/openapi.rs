@@ -14,6 +14,7 @@ use axum::Router;
 use serde::Serialize;
 use setia_store::campaign::{Campaign, CampaignDelivery, CampaignStatus, WaveCount};
 use setia_store::catalog::{OrderLine, Product};
+use setia_store::dashboard::{CustomerListRow, CustomerScores};
 use setia_store::engagement::{Complaint, ComplaintStatus, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
 use setia_store::referral::{Referral, ReferralParty};
@@ -67,6 +68,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
     paths(
         openapi_json,
         upsert_customer,
+        list_customers,
         get_customer,
         redeem_points,
         customer_recommendations,
@@ -97,7 +99,8 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         show_campaign,
     ),
     components(schemas(
-        ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, RedemptionBody, Redemption,
+        ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, CustomerList, CustomerListRow,
+        CustomerScores, RedemptionBody, Redemption,
         PointsEntry, OrderBody, Order, PurchaseRow, PurchaseList, AttributeBody, AuditEntry,
         AuditList, QuarantinedRow, QuarantineList, OutboxEntryDoc, OutboxList, MetricsDoc,
         ItemBody, OrderLine, ProductBody, Product, UpsertedProducts, ProductList, RelatedProduct,
@@ -158,6 +161,12 @@ struct ErrorDetail {
     #[schema(example = "not_found")]
     code: String,
     message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CustomerList {
+    items: Vec<CustomerListRow>,
+    next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -660,6 +669,22 @@ fn openapi_json() {}
     ))]
 #[allow(dead_code)]
 fn upsert_customer() {}
+
+#[utoipa::path(get, path = "/api/v1/customers", tag = "customers",
+    params(
+        ("q" = Option<String>, Query, max_length = 100, description = "Customers whose name, email or external id contains this (3 characters or more; shorter matches an external id exactly), newest first"),
+        ("segment" = Option<String>, Query, pattern = "^(champions|loyal|potential_loyalists|new_customers|promising|need_attention|about_to_sleep|at_risk|cant_lose|hibernating)$", description = "An RFM segment's customers, highest 12-month CLV first"),
+        ("at_risk" = Option<bool>, Query, description = "true: repeat customers whose P(alive) is under 0.5, highest 12-month CLV first"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before, of the same list"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1–500, default 50"),
+    ),
+    responses(
+        (status = 200, description = "Every customer newest first, or the list q, segment or at_risk names; each with marketing_consent (consent given, not unsubscribed) and the latest run's scores (null before the first run scores them)", body = CustomerList),
+        (status = 400, description = "An unknown segment, more than one of q, segment and at_risk=true, a cursor of another list, a bad limit", body = ErrorBody),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn list_customers() {}
 
 #[utoipa::path(get, path = "/api/v1/customers/{external_id}", tag = "customers",
     params(("external_id" = String, Path, description = "The merchant's own customer id")),

@@ -11,12 +11,10 @@ use serde::Deserialize;
 use setia_core::customer::ExternalId;
 use setia_core::referral::ReferralCode;
 use setia_core::{CustomerId, MerchantId};
-use setia_store::dashboard::{CustomerFilter, ValueCursor};
 use setia_store::engagement::AnswerFilter;
 use setia_store::PageRequest;
 
 use futures_util::TryFutureExt;
-use setia_store::dashboard::CustomerListRow;
 
 use super::auth::Session;
 use super::format::number;
@@ -24,11 +22,10 @@ use super::i18n::texts;
 use super::render::{ser, PageError};
 use super::snapshot::{self, SEGMENTS};
 use super::{charts, export, Dash};
+use crate::customer_lists::{search_text, CustomerList, ListError};
 
 /// Rows per page in lists.
 pub const PAGE_SIZE: u32 = 50;
-/// The longest search text taken.
-const MAX_QUERY: usize = 100;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -54,121 +51,42 @@ pub fn id_cursor(text: &str) -> Result<Option<i64>, PageError> {
         .ok_or_else(|| PageError::BadRequest("cursor".into()))
 }
 
-/// The search text taken from a query: trimmed, at most [`MAX_QUERY`] characters.
-fn search_text(q: &str) -> String {
-    q.trim().chars().take(MAX_QUERY).collect()
+/// The list a query names: a search, a segment, `view=all`, or the at-risk list.
+fn named_list(query: &CustomersQuery) -> Result<CustomerList, PageError> {
+    let otherwise = if query.view == "all" {
+        CustomerList::All
+    } else {
+        CustomerList::AtRisk
+    };
+    CustomerList::named(&query.q, &query.segment, otherwise).map_err(list_error)
 }
 
-/// Which list of customers a request asks for; the page and its CSV export take the same
-/// query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum CustomerList {
-    /// `q=`: name, email or external id containing the text, newest first.
-    Search(String),
-    /// `view=all`: every customer, newest first.
-    All,
-    /// `segment=`: an RFM segment's customers, by CLV.
-    Segment(&'static str),
-    /// The default: repeat customers whose P(alive) fell under 0.5, by CLV.
-    AtRisk,
-}
-
-impl CustomerList {
-    /// An unknown segment is a 400; a search wins over a segment, a segment over a view.
-    fn from_query(query: &CustomersQuery) -> Result<CustomerList, PageError> {
-        let q = search_text(&query.q);
-        let segment = query.segment.trim();
-        let segment = if segment.is_empty() {
-            None
-        } else {
-            Some(
-                *SEGMENTS
-                    .iter()
-                    .find(|s| **s == segment)
-                    .ok_or_else(|| PageError::BadRequest("segment".into()))?,
-            )
-        };
-        Ok(match segment {
-            _ if !q.is_empty() => CustomerList::Search(q),
-            Some(segment) => CustomerList::Segment(segment),
-            None if query.view == "all" => CustomerList::All,
-            None => CustomerList::AtRisk,
-        })
-    }
-
-    fn mode(&self) -> &'static str {
-        match self {
-            CustomerList::Search(_) => "search",
-            CustomerList::All => "all",
-            CustomerList::Segment(_) => "segment",
-            CustomerList::AtRisk => "at_risk",
-        }
-    }
-
-    /// The query that names this list, for the pager and the export link.
-    fn query_string(&self) -> String {
-        match self {
-            CustomerList::Search(q) => form_urlencoded::Serializer::new(String::new())
-                .append_pair("q", q)
-                .finish(),
-            CustomerList::All => "view=all".into(),
-            CustomerList::Segment(segment) => format!("segment={segment}"),
-            CustomerList::AtRisk => "view=at_risk".into(),
-        }
-    }
-
-    /// A name for the export's file: the list, in ASCII letters, digits and `_`.
-    fn file_stem(&self) -> String {
-        match self {
-            CustomerList::Search(_) => "search".into(),
-            CustomerList::Segment(segment) => (*segment).into(),
-            CustomerList::All | CustomerList::AtRisk => self.mode().into(),
-        }
+fn list_error(error: ListError) -> PageError {
+    match error {
+        ListError::UnknownSegment(_) => PageError::BadRequest("segment".into()),
+        ListError::BadCursor(_) => PageError::BadRequest("cursor".into()),
+        ListError::Store(error) => PageError::Store(error),
     }
 }
 
-/// One page of a list after `cursor` (as it travels in a URL; a bad one is a 400), and the
-/// cursor of the next page.
-async fn list_page(
-    store: &dyn setia_store::Store,
-    merchant: &MerchantId,
-    list: &CustomerList,
-    cursor: &str,
-    limit: u32,
-) -> Result<(Vec<CustomerListRow>, Option<String>), PageError> {
-    let by_id = |filter: CustomerFilter| async move {
-        let page = store
-            .customer_list(
-                merchant,
-                &filter,
-                PageRequest {
-                    before: id_cursor(cursor)?,
-                    limit,
-                },
-            )
-            .await?;
-        Ok::<_, PageError>((page.items, page.next_cursor.map(|c| c.to_string())))
-    };
-    let after = || {
-        if cursor.is_empty() {
-            Ok(None)
-        } else {
-            ValueCursor::parse(cursor)
-                .map(Some)
-                .ok_or_else(|| PageError::BadRequest("cursor".into()))
-        }
-    };
-    let page = match list {
-        CustomerList::Search(q) => return by_id(CustomerFilter::Search(q.clone())).await,
-        CustomerList::All => return by_id(CustomerFilter::All).await,
-        CustomerList::Segment(segment) => {
-            store
-                .segment_by_value(merchant, segment, after()?, limit)
-                .await?
-        }
-        CustomerList::AtRisk => store.at_risk_by_value(merchant, after()?, limit).await?,
-    };
-    Ok((page.items, page.next_cursor.map(|c| c.to_string())))
+/// The query that names a list, for the pager and the export link.
+fn query_string(list: &CustomerList) -> String {
+    match list {
+        CustomerList::Search(q) => form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", q)
+            .finish(),
+        CustomerList::All => "view=all".into(),
+        CustomerList::Segment(segment) => format!("segment={}", segment.as_str()),
+        CustomerList::AtRisk => "view=at_risk".into(),
+    }
+}
+
+/// A name for a list's export file, in ASCII letters, digits and `_`.
+fn file_stem(list: &CustomerList) -> &'static str {
+    match list {
+        CustomerList::Segment(segment) => segment.as_str(),
+        other => other.mode(),
+    }
 }
 
 /// Rows fetched per query while exporting.
@@ -183,13 +101,13 @@ pub async fn export(
     session: Session,
     Query(query): Query<CustomersQuery>,
 ) -> Result<Response, PageError> {
-    let list = CustomerList::from_query(&query)?;
+    let list = named_list(&query)?;
     if !query.cursor.is_empty() {
         return Err(PageError::BadRequest("cursor".into()));
     }
     let merchant = session.merchant.id.clone();
     let today = session.merchant.timezone.local_day(Utc::now());
-    let file = format!("customers-{}-{today}.csv", list.file_stem());
+    let file = format!("customers-{}-{today}.csv", file_stem(&list));
     let store = dash.store.clone();
     // The cursor of the next page: empty for the first, None once the last was written.
     let start = (Some(String::new()), export::CsvRows::default());
@@ -202,7 +120,8 @@ pub async fn export(
                 tracing::info!(merchant = %merchant, list = list.mode(), rows = csv.rows(), "customers exported");
                 return Ok(None);
             };
-            let (items, next) = list_page(&*store, &merchant, &list, &cursor, EXPORT_PAGE)
+            let (items, next) = list
+                .page(&*store, &merchant, &cursor, EXPORT_PAGE)
                 .await
                 .map_err(|e| e.to_string())?;
             let bytes = csv.encode(&items).map_err(|e| e.to_string())?;
@@ -259,15 +178,18 @@ pub async fn customers(
         None => None,
     };
 
-    let list = CustomerList::from_query(&query)?;
-    let (items, next_cursor) = list_page(store, merchant, &list, &query.cursor, PAGE_SIZE).await?;
+    let list = named_list(&query)?;
+    let (items, next_cursor) = list
+        .page(store, merchant, &query.cursor, PAGE_SIZE)
+        .await
+        .map_err(list_error)?;
     let page = context! {
         short_query => !q.is_empty() && q.chars().count() < setia_store::dashboard::SEARCH_MIN_CHARS,
         q => q,
         segment => segment,
         mode => list.mode(),
-        base => format!("/dashboard/customers?{}", list.query_string()),
-        export => format!("/dashboard/customers.csv?{}", list.query_string()),
+        base => format!("/dashboard/customers?{}", query_string(&list)),
+        export => format!("/dashboard/customers.csv?{}", query_string(&list)),
         list => context! { items => ser(&items), next_cursor => next_cursor },
         segments => segments_view,
     };
