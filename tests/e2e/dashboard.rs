@@ -17,7 +17,7 @@ use setia_store::Store;
 
 use crate::feedback_dashboard::a_complaint;
 use crate::support::between;
-use crate::support::{fixture, Process, Setia};
+use crate::support::{api_json, fixture, Process, Setia};
 use crate::webhooks::{merchant_with_secret, sign};
 
 crate::on_every_backend!(
@@ -621,15 +621,7 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
                 let url = server.url(&format!(
                     "/api/v1/customers?{query}&limit=500&cursor={cursor}"
                 ));
-                let page: Value = api
-                    .get(url)
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page = api_json(&api, url, &token).await;
                 for item in page["items"].as_array().unwrap() {
                     ids.push(item["external_id"].as_str().unwrap().to_owned());
                     if query.starts_with("segment=") {
@@ -653,15 +645,12 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
     assert_eq!(everyone.len(), 2357);
     let exported_all: Vec<String> = all[1..].iter().map(|r| r[0].clone()).collect();
     assert_eq!(everyone, exported_all, "newest first, as the export");
-    let first: Value = api
-        .get(server.url("/api/v1/customers?at_risk=true&limit=1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = api_json(
+        &api,
+        server.url("/api/v1/customers?at_risk=true&limit=1"),
+        &token,
+    )
+    .await;
     assert_eq!(first["items"][0]["marketing_consent"], true);
     assert_eq!(first["items"][0]["scores"]["as_of"], "1997-09-30");
     let value_cursor = first["next_cursor"].as_str().unwrap().to_owned();
@@ -695,18 +684,8 @@ async fn every_page_renders_for_the_cdnow_history(setia: Setia) {
     assert!(loyalty.contains("data-kpi=\"outstanding\">") && loyalty.contains("Program loyalitas"));
 
     // The OpenAPI document describes the metrics JSON the API really serves.
-    let client = reqwest::Client::new();
-    let token = token_of(&created);
     let doc = server.openapi().await;
-    let served: Value = client
-        .get(server.url("/api/v1/metrics"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served = api_json(&api, server.url("/api/v1/metrics"), &token).await;
     let schemas = &doc["components"]["schemas"];
     let keys = |v: &Value| {
         v.as_object()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use setia_core::MerchantId;
 use setia_store::PageRequest;
 
-use crate::support::Setia;
+use crate::support::{api_json, Setia};
 
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -26,18 +26,6 @@ fn first(limit: u32) -> PageRequest {
         before: None,
         limit,
     }
-}
-
-async fn api_json(client: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
-    client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

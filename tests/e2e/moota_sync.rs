@@ -611,24 +611,30 @@ async fn a_sync_finds_exactly_the_payment_the_webhook_missed(setia: Setia) {
     );
 }
 
-/// `--since` or `--until` after today (in Asia/Jakarta, Moota's days) is refused with exit 2
-/// before Moota is asked anything or a sync is recorded: the sync would record the future
-/// day as synced and the scheduled window would start past days no sync covered.
-#[tokio::test]
-async fn a_window_after_today_is_refused() {
+/// A merchant on a SQLite database of its own, with the fake's Moota token set.
+fn merchant_with_moota_token() -> (Setia, MerchantId) {
     let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
     let created = setia.create_merchant("Toko");
     let merchant = MerchantId::parse(created["id"].as_str().unwrap()).unwrap();
-    let m = merchant.as_str().to_owned();
     let token_file = setia.write("moota-token.txt", &format!("{TOKEN}\n"));
     setia.json(&[
         "merchant",
         "moota",
         "--merchant",
-        &m,
+        merchant.as_str(),
         "--token-file",
         &token_file,
     ]);
+    (setia, merchant)
+}
+
+/// `--since` or `--until` after today (in Asia/Jakarta, Moota's days) is refused with exit 2
+/// before Moota is asked anything or a sync is recorded: the sync would record the future
+/// day as synced and the scheduled window would start past days no sync covered.
+#[tokio::test]
+async fn a_window_after_today_is_refused() {
+    let (setia, merchant) = merchant_with_moota_token();
+    let m = merchant.as_str().to_owned();
     let fake = FakeMoota::start(Vec::new());
     let today = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Jakarta)
@@ -685,19 +691,8 @@ async fn a_window_after_today_is_refused() {
 /// arrives, and a second sync adds neither again.
 #[tokio::test]
 async fn an_item_setia_cannot_take_is_quarantined_and_its_page_goes_on() {
-    let setia = Setia::on(setia_store::testing::TestDatabase::sqlite());
-    let created = setia.create_merchant("Toko");
-    let merchant = MerchantId::parse(created["id"].as_str().unwrap()).unwrap();
+    let (setia, merchant) = merchant_with_moota_token();
     let m = merchant.as_str().to_owned();
-    let token_file = setia.write("moota-token.txt", &format!("{TOKEN}\n"));
-    setia.json(&[
-        "merchant",
-        "moota",
-        "--merchant",
-        &m,
-        "--token-file",
-        &token_file,
-    ]);
     let yesterday = (chrono::Utc::now().with_timezone(&chrono_tz::Asia::Jakarta)
         - chrono::TimeDelta::days(1))
     .format("%Y-%m-%d")

@@ -227,3 +227,16 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// A GET of the JSON API with a merchant's token, as JSON.
+pub async fn api_json(client: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -515,6 +515,16 @@ impl<R: Read> Iterator for ItemsCsv<R> {
 mod tests {
     use super::*;
 
+    /// The line and field of each row, all errors.
+    fn error_fields<T: std::fmt::Debug>(rows: &[Result<T, RowError>]) -> Vec<(u64, &str)> {
+        rows.iter()
+            .map(|r| {
+                let e = r.as_ref().unwrap_err();
+                (e.line, e.field.as_str())
+            })
+            .collect()
+    }
+
     fn items(text: &str) -> Result<Vec<Result<ItemRecord, RowError>>, RowError> {
         ItemsCsv::new(text.as_bytes()).map(|r| r.collect())
     }
@@ -662,13 +672,7 @@ mod tests {
         .unwrap();
         assert_eq!(rows[0].as_ref().unwrap().amount.minor(), 2933);
         assert_eq!(rows[1].as_ref().unwrap().amount, Money::ZERO);
-        let fields: Vec<(u64, &str)> = rows[2..]
-            .iter()
-            .map(|r| {
-                let e = r.as_ref().unwrap_err();
-                (e.line, e.field.as_str())
-            })
-            .collect();
+        let fields = error_fields(&rows[2..]);
         assert_eq!(
             fields,
             vec![
@@ -743,13 +747,7 @@ mod tests {
              S1,1997-01-01,1000000000000\n",
         )
         .unwrap();
-        let fields: Vec<(u64, &str)> = rows[..4]
-            .iter()
-            .map(|r| {
-                let e = r.as_ref().unwrap_err();
-                (e.line, e.field.as_str())
-            })
-            .collect();
+        let fields = error_fields(&rows[..4]);
         assert_eq!(
             fields,
             vec![
