@@ -177,6 +177,18 @@ fn every_block_of_the_readme_is_run_or_named_with_a_reason() {
         count(&Treatment::Postgres) >= 1,
         "the PostgreSQL section has a block"
     );
+    // The PostgreSQL section exports SETIA_DATABASE_URL: a walk-through block after it would
+    // run against the other database, and only the postgres:: test would notice.
+    let first_postgres = all.iter().position(|(_, t)| *t == Treatment::Postgres);
+    if let Some(after) =
+        first_postgres.and_then(|p| all[p..].iter().find(|(_, t)| *t == Treatment::Session))
+    {
+        panic!(
+            "README.md line {}: a walk-through block after \"{POSTGRES_SECTION}\", which switches \
+             the session to PostgreSQL: move that section after it",
+            after.0.line
+        );
+    }
     let session = script(&all, true);
     for example in [README_LISTEN, README_POSTGRES_URL] {
         assert!(
