@@ -23,6 +23,9 @@ use crate::exit::CliError;
 const BATCH_ROWS: usize = 5_000;
 /// How many bad rows a failed import lists before it says how many more there are.
 const ERRORS_SHOWN: usize = 20;
+/// How many bad rows the summary of a `--skip-invalid` import lists: a file of millions of
+/// bad rows must not be held in memory, nor printed.
+const REJECTED_LISTED: usize = 1_000;
 
 #[derive(Debug, Serialize)]
 struct Summary {
@@ -31,7 +34,8 @@ struct Summary {
     updated: u64,
     skipped_duplicates: u64,
     customers_created: u64,
-    rejected: Vec<RowError>,
+    #[serde(flatten)]
+    rejected: Rejected,
 }
 
 pub async fn customers(store: Arc<dyn Store>, args: ImportArgs) -> Result<(), CliError> {
@@ -103,7 +107,8 @@ struct ItemsSummary {
     inserted: u64,
     skipped_duplicates: u64,
     products_created: u64,
-    rejected: Vec<RowError>,
+    #[serde(flatten)]
+    rejected: Rejected,
 }
 
 pub async fn items(store: Arc<dyn Store>, args: ImportArgs) -> Result<(), CliError> {
@@ -153,7 +158,31 @@ fn bad_row(file: &Path, error: &RowError) -> String {
 
 struct Checked {
     rows: u64,
+    rejected: Rejected,
+}
+
+/// The bad rows of a file: the first [`REJECTED_LISTED`], and how many in all when there
+/// were more (`rejected_total` appears only then, so the usual summary keeps its shape).
+#[derive(Debug, Default, Serialize)]
+struct Rejected {
     rejected: Vec<RowError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_total: Option<u64>,
+}
+
+impl Rejected {
+    fn push(&mut self, error: RowError) {
+        let total = self.total() + 1;
+        if self.rejected.len() < REJECTED_LISTED {
+            self.rejected.push(error);
+        } else {
+            self.rejected_total = Some(total);
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.rejected_total.unwrap_or(self.rejected.len() as u64)
+    }
 }
 
 /// The first pass: every row parsed, none written.
@@ -170,7 +199,7 @@ where
             parse(open(&path, "checking")?).map_err(|e| CliError::BadInput(bad_row(&path, &e)))?;
         let mut checked = Checked {
             rows: 0,
-            rejected: Vec::new(),
+            rejected: Rejected::default(),
         };
         for row in rows {
             checked.rows += 1;
@@ -183,20 +212,17 @@ where
     .await
     .context("the file check stopped")??;
 
-    if !checked.rejected.is_empty() && !args.skip_invalid {
+    let total = checked.rejected.total();
+    if total > 0 && !args.skip_invalid {
         let mut message = format!(
-            "{} has {} invalid row(s); nothing was imported (--skip-invalid imports the rest):",
+            "{} has {total} invalid row(s); nothing was imported (--skip-invalid imports the rest):",
             args.file.display(),
-            checked.rejected.len()
         );
-        for error in checked.rejected.iter().take(ERRORS_SHOWN) {
+        for error in checked.rejected.rejected.iter().take(ERRORS_SHOWN) {
             message.push_str(&format!("\n  {}", bad_row(&args.file, error)));
         }
-        if checked.rejected.len() > ERRORS_SHOWN {
-            message.push_str(&format!(
-                "\n  … and {} more",
-                checked.rejected.len() - ERRORS_SHOWN
-            ));
+        if total > ERRORS_SHOWN as u64 {
+            message.push_str(&format!("\n  … and {} more", total - ERRORS_SHOWN as u64));
         }
         return Err(CliError::BadInput(message));
     }

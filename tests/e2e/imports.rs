@@ -158,7 +158,42 @@ async fn skip_invalid_imports_the_valid_rows(setia: Setia) {
             .collect::<Vec<_>>(),
         vec![(3, "occurred_at".to_owned()), (4, "amount".to_owned())]
     );
+    assert_eq!(
+        summary.get("rejected_total"),
+        None,
+        "only when the list is cut short"
+    );
     assert_ledger(&setia, &merchant_id(&merchant), 1, 2).await;
+
+    // A file of more bad rows than the summary lists: the first 1,000 are listed with the
+    // total beside them, and the good rows after them are still imported.
+    let mut text = String::from("customer_external_id,occurred_at,amount\n");
+    for _ in 0..1_003 {
+        text.push_str("C9,2025-02-30,100\n");
+    }
+    text.push_str("C9,2025-03-01,100\n");
+    let file = setia.write("mostly-bad.csv", &text);
+    let output = setia.run(&["transactions", "import", "--merchant", id, &file]);
+    assert_eq!(output.status.code(), Some(2));
+    let refused = stderr(&output);
+    assert!(
+        refused.contains("has 1003 invalid row(s)") && refused.contains("… and 983 more"),
+        "{refused}"
+    );
+    let summary = setia.json(&[
+        "transactions",
+        "import",
+        "--merchant",
+        id,
+        &file,
+        "--skip-invalid",
+    ]);
+    assert_eq!(summary["rows"], 1_004);
+    assert_eq!(summary["inserted"], 1);
+    assert_eq!(summary["rejected"].as_array().unwrap().len(), 1_000);
+    assert_eq!(summary["rejected"][999]["line"], 1_001);
+    assert_eq!(summary["rejected_total"], 1_003);
+    assert_ledger(&setia, &merchant_id(&merchant), 2, 3).await;
 }
 
 async fn customers_are_upserted(setia: Setia) {
