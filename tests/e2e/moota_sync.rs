@@ -688,7 +688,8 @@ async fn a_window_after_today_is_refused() {
 
 /// A mutation in Moota's list that setia cannot take as a payment (here an amount over the
 /// bound) is quarantined with its reason; the payment beside it on the same page still
-/// arrives, and a second sync adds neither again.
+/// arrives, and a second sync adds neither again. An item without a `mutation_id` is
+/// quarantined the same way, keyed by its content.
 #[tokio::test]
 async fn an_item_setia_cannot_take_is_quarantined_and_its_page_goes_on() {
     let (setia, merchant) = merchant_with_moota_token();
@@ -700,15 +701,17 @@ async fn an_item_setia_cannot_take_is_quarantined_and_its_page_goes_on() {
     let bca = json!({"bank_type": "bca"});
     let mut huge = api_mutation("mut_huge", &yesterday, 1, "CR", bca.clone());
     huge["amount"] = json!("9000000000000.00");
-    let good = api_mutation("mut_good", &yesterday, 80_456, "CR", bca);
-    // One page of two (per_page is 2), the refused item first.
-    let fake = FakeMoota::start(vec![huge, good]);
+    let good = api_mutation("mut_good", &yesterday, 80_456, "CR", bca.clone());
+    let mut nameless = api_mutation("", &yesterday, 5_000, "CR", bca);
+    nameless.as_object_mut().unwrap().remove("mutation_id");
+    // Two pages (per_page is 2), the refused items first and last.
+    let fake = FakeMoota::start(vec![huge, good, nameless]);
 
     let window = ["--merchant", m.as_str(), "--since", yesterday.as_str()];
     let first = synced(&setia, &fake, &window);
     assert_eq!(
         (&first["pages"], &first["mutations"], &first["new"]),
-        (&json!(1), &json!(2), &json!(2)),
+        (&json!(2), &json!(3), &json!(3)),
         "{first}"
     );
     let store = setia.store().await;
@@ -720,14 +723,20 @@ async fn an_item_setia_cannot_take_is_quarantined_and_its_page_goes_on() {
         limit: 10,
     };
     let quarantined = store.quarantined(&merchant, page).await.unwrap().items;
-    assert_eq!(quarantined.len(), 1);
-    let reason = quarantined[0].error.as_deref().unwrap_or_default();
-    assert!(reason.contains("maximum"), "{reason}");
+    let mut reasons: Vec<&str> = quarantined
+        .iter()
+        .map(|row| row.error.as_deref().unwrap_or_default())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("maximum"), "{reasons:?}");
+    assert!(reasons[1].contains("mutation_id"), "{reasons:?}");
 
+    // Both are known by their keys, the nameless one by its content.
     let second = synced(&setia, &fake, &window);
     assert_eq!(
         (&second["new"], &second["already_known"]),
-        (&json!(0), &json!(2)),
+        (&json!(0), &json!(3)),
         "{second}"
     );
 }

@@ -217,11 +217,13 @@ impl PagedMutation {
 }
 
 /// An item of a page that is no payment setia can take (a field missing, a date or amount
-/// out of bounds) but names its mutation. A sync writes it to the inbox as it came, where
-/// the worker quarantines it with the same reason: it is seen on the Payments page instead
-/// of lost, and the rest of its page is not held back by it.
+/// out of bounds). A sync writes it to the inbox as it came, where the worker quarantines
+/// it with the same reason: it is seen on the Payments page instead of lost, and the rest
+/// of its page is not held back by it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefusedItem {
+    /// Its `mutation_id`, or for an item that names none a key made from its content
+    /// ([`UNNAMED_PREFIX`] and a hash), so the same item on a later sync is known.
     pub mutation_id: String,
     pub problem: String,
     raw: Value,
@@ -276,14 +278,14 @@ fn page_parts(body: &[u8]) -> Result<(Vec<Value>, Option<String>), PageError> {
     }
 }
 
-/// Reads a page of `GET /mutation`. An item that does not parse but names its mutation is
-/// refused alone ([`RefusedItem`]); one that names none cannot be told from any other, and
-/// refuses the page: a sync writes a page all or nothing.
+/// Reads a page of `GET /mutation`. An item that does not parse is refused alone
+/// ([`RefusedItem`]): one item Moota gets wrong must not stop a merchant's reconciliation
+/// for as long as Moota lists it.
 pub fn parse_mutation_page(body: &[u8]) -> Result<MutationPage, PageError> {
     let (items, next_page_url) = page_parts(body)?;
     let mut mutations = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
-    for (index, raw) in items.into_iter().enumerate() {
+    for raw in items {
         match parse_mutation(&raw) {
             Ok(mutation) => {
                 let bank_id = raw
@@ -297,14 +299,11 @@ pub fn parse_mutation_page(body: &[u8]) -> Result<MutationPage, PageError> {
                     raw,
                 });
             }
-            Err(problem) => match named_mutation(&raw) {
-                Some(mutation_id) => refused.push(RefusedItem {
-                    mutation_id,
-                    problem,
-                    raw,
-                }),
-                None => return Err(PageError::BadItem { index, problem }),
-            },
+            Err(problem) => refused.push(RefusedItem {
+                mutation_id: named_mutation(&raw).unwrap_or_else(|| unnamed_key(&raw)),
+                problem,
+                raw,
+            }),
         }
     }
     Ok(MutationPage {
@@ -323,6 +322,17 @@ fn named_mutation(raw: &Value) -> Option<String> {
     };
     let usable = !id.trim().is_empty() && id.chars().count() <= 200;
     usable.then_some(id)
+}
+
+/// How the key of a refused item without a usable `mutation_id` starts.
+pub const UNNAMED_PREFIX: &str = "unnamed-";
+
+/// The key of an item without a usable `mutation_id`: the same item gets the same key on
+/// every sync, so the inbox keeps it once.
+fn unnamed_key(raw: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(raw).expect("a JSON value serialises"));
+    format!("{UNNAMED_PREFIX}{}", &hex::encode(digest)[..32])
 }
 
 /// Reads a page of `GET /bank`.
@@ -512,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_item_is_refused_alone_unless_it_names_no_mutation() {
+    fn a_bad_item_is_refused_alone() {
         let bad = br#"{"data":[{"mutation_id":"a","date":"2026-12-04 00:00:00","amount":"1.00","type":"CR"},
                              {"mutation_id":"b","date":"yesterday","amount":"1.00","type":"CR"},
                              {"mutation_id":7,"date":"-262143-01-05 00:00:00","amount":"1.00","type":"CR"}],
@@ -539,16 +549,26 @@ mod tests {
                 .contains("date"),
             true
         );
-        for nameless in [
+        // One that names no mutation is keyed by its content: the same item, the same key.
+        let nameless = [
             br#"{"data":[{"date":"yesterday","amount":"1.00","type":"CR"}]}"#.as_slice(),
             br#"{"data":[{"mutation_id":"","date":"yesterday"}]}"#,
             br#"{"data":[{"mutation_id":{"x":1},"date":"yesterday"}]}"#,
-        ] {
-            assert!(matches!(
-                parse_mutation_page(nameless),
-                Err(PageError::BadItem { index: 0, .. })
-            ));
+        ];
+        let keys: Vec<String> = nameless
+            .iter()
+            .map(|body| {
+                let page = parse_mutation_page(body).unwrap();
+                assert!(page.mutations.is_empty());
+                page.refused[0].mutation_id.clone()
+            })
+            .collect();
+        for key in &keys {
+            assert!(key.starts_with(UNNAMED_PREFIX) && key.len() == 40, "{key}");
         }
+        assert!(keys[0] != keys[1] && keys[1] != keys[2] && keys[0] != keys[2]);
+        let again = parse_mutation_page(nameless[0]).unwrap();
+        assert_eq!(again.refused[0].mutation_id, keys[0]);
         assert_eq!(
             parse_mutation_page(b"<html>"),
             Err(PageError::NotJson(
