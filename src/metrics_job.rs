@@ -148,6 +148,13 @@ pub async fn run(
     };
     let (output, lines) = tokio::join!(batch, lines);
     let (output, (basket, owners, lines_read_seconds)) = (output?, lines?);
+    if output.ignored_before_first_year > 0 {
+        tracing::warn!(
+            merchant = %merchant.id,
+            purchases = output.ignored_before_first_year,
+            "purchases dated before 1970 left out of the metrics: stored before every source refused such dates, they are typos to correct"
+        );
+    }
     let compute_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let (mut recommended, signals) = recommendations(merchant, basket, owners).await?;

@@ -1,7 +1,8 @@
 //! The metrics run: purchases in, report and per-customer scores out.
 //!
 //! Shape of the computation (n purchases, c customers):
-//! 1. one pass over the rows converts instants to local days and drops rows after as_of;
+//! 1. one pass over the rows converts instants to local days and drops rows after as_of
+//!    (and before 1970, which no source accepts: see `prepare_purchases`);
 //! 2. Polars sorts the purchases by (customer, day) — packed into one integer key when the
 //!    ranges allow — and collapses them to purchase days with a group-by on the sorted key
 //!    (far lighter than a hash group-by on 10 M rows: a third of the time and memory);
@@ -13,8 +14,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::NaiveDate;
 use polars::prelude::{col, len, Column, DataFrame, DataType, IntoLazy, SortMultipleOptions};
 use setia_core::stats::median;
+use setia_core::time::FIRST_YEAR;
 
 use crate::bgnbd::{fit_bg_nbd, BgNbdFit, BgNbdHistory, BgNbdParams, BgNbdSummary, FitError};
 use crate::calendar::{
@@ -48,12 +51,15 @@ pub fn compute_metrics(
     let points = points_totals(points, as_of_day, &mut converter)?;
     let prepared = prepare_purchases(purchases, as_of_day, &mut converter)?;
     let purchase_count = prepared.customer.len() as u64;
+    let ignored_before_first_year = prepared.before_first_year;
     let aggregates = if prepared.customer.is_empty() {
         Aggregates::default()
     } else {
         aggregate(prepared, as_of_day, request.period)?
     };
-    build_output(request, as_of_day, purchase_count, aggregates, &points)
+    let mut output = build_output(request, as_of_day, purchase_count, aggregates, &points)?;
+    output.ignored_before_first_year = ignored_before_first_year;
+    Ok(output)
 }
 
 /// Purchases on or before as_of, with their local day.
@@ -61,6 +67,8 @@ struct PreparedPurchases {
     customer: Vec<i64>,
     day: Vec<i32>,
     amount: Vec<i64>,
+    /// Rows dropped for a local day before [`FIRST_YEAR`].
+    before_first_year: u64,
 }
 
 fn prepare_purchases(
@@ -82,6 +90,10 @@ fn prepare_purchases(
     }
     let rows = customer.len();
     let mut day = Vec::with_capacity(rows);
+    // Every source refuses a year before FIRST_YEAR; a row stored before that bound existed
+    // would stretch each cohort row over centuries of empty weeks, so it is left out.
+    let first_day = epoch_day(NaiveDate::from_ymd_opt(FIRST_YEAR, 1, 1).expect("a real date"));
+    let mut before_first_year = 0;
     // Keep the rows on or before as_of by compacting the input vectors in place.
     let mut kept = 0;
     for row in 0..rows {
@@ -99,6 +111,10 @@ fn prepare_purchases(
         if local_day > as_of_day {
             continue;
         }
+        if local_day < first_day {
+            before_first_year += 1;
+            continue;
+        }
         customer[kept] = customer[row];
         amount_minor[kept] = amount;
         day.push(local_day);
@@ -110,6 +126,7 @@ fn prepare_purchases(
         customer,
         day,
         amount: amount_minor,
+        before_first_year,
     })
 }
 
@@ -156,6 +173,7 @@ fn collapse_to_purchase_days(prepared: PreparedPurchases) -> Result<PurchaseDays
         mut customer,
         day,
         amount,
+        ..
     } = prepared;
     let height = customer.len();
     let (Some(&min_customer), Some(&max_customer)) = (customer.iter().min(), customer.iter().max())
@@ -593,6 +611,7 @@ fn build_output(
     Ok(MetricsOutput {
         report,
         customer_scores: scores,
+        ignored_before_first_year: 0,
     })
 }
 

@@ -318,6 +318,9 @@ pub struct MetricsOutput {
     pub report: MetricsReport,
     /// One per customer with a purchase on or before `as_of`, ascending customer key.
     pub customer_scores: Vec<CustomerScore>,
+    /// Purchases left out for a local day before 1970 (`setia_core::time::FIRST_YEAR`):
+    /// stored before every source refused them, they are reported, not computed.
+    pub ignored_before_first_year: u64,
 }
 
 #[cfg(test)]

@@ -211,6 +211,34 @@ fn weekly_cohorts_use_iso_weeks_across_the_year_boundary() {
     );
 }
 
+/// A purchase dated before 1970 (stored before every source refused such dates) is left
+/// out and counted: weekly cohorts from year 1 would hold a hundred thousand empty weeks.
+#[test]
+fn purchases_before_1970_are_left_out_and_counted() {
+    let zone = jakarta();
+    let mut columns = PurchaseColumns::default();
+    for (customer, at) in [
+        (20, "0001-01-01 09:00"),
+        (20, "2025-01-06 09:00"),
+        (21, "1969-12-31 23:59"),
+        (22, "1970-01-01 00:00"),
+    ] {
+        columns.push(customer, local_micros(zone, at), 1_000);
+    }
+    let output = compute_metrics(&request(Period::Week, "2025-01-12"), columns, &[]).unwrap();
+    assert_eq!(output.ignored_before_first_year, 2);
+    assert_eq!(output.report.totals.purchases, 2);
+    let cohorts: Vec<(&str, usize)> = output
+        .report
+        .cohorts
+        .iter()
+        .map(|c| (c.cohort.as_str(), c.retention.len()))
+        .collect();
+    assert_eq!(cohorts, [("1970-W01", 2872), ("2025-W02", 1)]);
+    let scored: Vec<i64> = output.customer_scores.iter().map(|s| s.customer).collect();
+    assert_eq!(scored, [20, 22]);
+}
+
 #[test]
 fn loyalty_totals_and_tiers() {
     let zone = jakarta();
