@@ -141,14 +141,17 @@ impl<'a> Dash<'a> {
         }
     }
 
-    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .client
+    async fn send_get(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(self.server.url(path))
             .header(COOKIE, &self.cookie)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.send_get(path).await;
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())
     }
@@ -162,13 +165,7 @@ impl<'a> Dash<'a> {
 
     /// A CSV download: its file name and its records, header first.
     pub(crate) async fn csv(&self, path: &str) -> (String, Vec<Vec<String>>) {
-        let response = self
-            .client
-            .get(self.server.url(path))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap();
+        let response = self.send_get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let headers = response.headers().clone();
         assert_eq!(headers["content-type"], "text/csv; charset=utf-8", "{path}");

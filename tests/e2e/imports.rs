@@ -128,6 +128,17 @@ async fn a_bad_customers_file_imports_nothing(setia: Setia) {
     assert_ledger(&setia, &merchant_id(&merchant), 0, 0).await;
 }
 
+fn import_skipping_invalid(setia: &Setia, merchant: &str, file: &str) -> serde_json::Value {
+    setia.json(&[
+        "transactions",
+        "import",
+        "--merchant",
+        merchant,
+        file,
+        "--skip-invalid",
+    ])
+}
+
 async fn skip_invalid_imports_the_valid_rows(setia: Setia) {
     let merchant = setia.create_merchant("Toko");
     let id = merchant["id"].as_str().unwrap();
@@ -135,14 +146,7 @@ async fn skip_invalid_imports_the_valid_rows(setia: Setia) {
         "mixed.csv",
         "customer_external_id,occurred_at,amount\nC1,2025-01-01,100\nC2,yesterday,200\nC3,2025-01-03,1.005\nC1,2025-01-04 10:30:00,50.5\n",
     );
-    let summary = setia.json(&[
-        "transactions",
-        "import",
-        "--merchant",
-        id,
-        &file,
-        "--skip-invalid",
-    ]);
+    let summary = import_skipping_invalid(&setia, id, &file);
     assert_eq!(summary["rows"], 4);
     assert_eq!(summary["inserted"], 2);
     assert_eq!(summary["customers_created"], 1);
@@ -180,14 +184,7 @@ async fn skip_invalid_imports_the_valid_rows(setia: Setia) {
         refused.contains("has 1003 invalid row(s)") && refused.contains("… and 983 more"),
         "{refused}"
     );
-    let summary = setia.json(&[
-        "transactions",
-        "import",
-        "--merchant",
-        id,
-        &file,
-        "--skip-invalid",
-    ]);
+    let summary = import_skipping_invalid(&setia, id, &file);
     assert_eq!(summary["rows"], 1_004);
     assert_eq!(summary["inserted"], 1);
     assert_eq!(summary["rejected"].as_array().unwrap().len(), 1_000);

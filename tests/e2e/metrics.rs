@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use setia_core::customer::ExternalId;
 use setia_core::MerchantId;
 
-use crate::support::{fixture, stderr, Setia};
+use crate::support::{api_json, fixture, stderr, Setia};
 
 crate::on_every_backend!(
     cdnow_reproduces_the_published_models,
@@ -76,25 +76,9 @@ async fn cdnow_reproduces_the_published_models(setia: Setia) {
     let server = setia.serve();
     let client = reqwest::Client::new();
     let token = created["api_token"].as_str().unwrap();
-    let served: serde_json::Value = client
-        .get(server.url("/api/v1/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served = api_json(&client, server.url("/api/v1/metrics"), token).await;
     assert_eq!(served, report);
-    let customer: serde_json::Value = client
-        .get(server.url("/api/v1/customers/S4"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let customer = api_json(&client, server.url("/api/v1/customers/S4"), token).await;
     assert!(customer["segment"].is_string(), "{customer}");
     let p_alive = customer["p_alive"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p_alive));
