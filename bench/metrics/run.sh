@@ -54,10 +54,14 @@ if [ ! -x /usr/bin/time ]; then
     echo "installing GNU time (Debian package 'time') for peak memory…" >&2
     apt-get install -y time >&2
 fi
-python3 -c 'import duckdb, lifetimes, pandas' || {
-    echo "the peers need Python packages: pip install duckdb lifetimes pandas" >&2
-    exit 1
-}
+# The peers' versions are pinned so that runs on different days compare the same peer.
+if ! python3 -c 'import duckdb, lifetimes, pandas' 2>/dev/null; then
+    echo "installing the peers' Python packages (duckdb, lifetimes, pandas)…" >&2
+    python3 -m pip install --quiet duckdb==2.0.1 lifetimes==0.11.3 pandas >&2 || {
+        echo "the peers need Python packages: python3 -m pip install duckdb==2.0.1 lifetimes==0.11.3 pandas" >&2
+        exit 1
+    }
+fi
 
 if [ -z "${SETIA_BIN:-}" ] || [ -z "${FIT_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
     # One build for all, so every dependency keeps the feature set `setia` builds it with and
