@@ -3,10 +3,10 @@
 //!
 //! The file is RFC 4180 CSV in UTF-8 with a header line, numbers with a decimal point, money
 //! in rupiah as the API writes it: the format of setia's own import files, which
-//! spreadsheets, pandas and `setia customers import` read as they are. Text a customer or a
-//! shop typed (external id, name, email) that a spreadsheet would run as a formula (it
-//! starts with `=`, `+`, `-`, `@`, a tab or a carriage return) is written with a leading
-//! `'`, which spreadsheets show as text (OWASP's advice on CSV injection).
+//! spreadsheets and pandas read as they are. Text a customer or a shop typed (external id,
+//! name, email) that a spreadsheet would run as a formula (it starts with `=`, `+`, `-`,
+//! `@`, a tab or a carriage return) is written with a leading `'`, which spreadsheets show
+//! as text (OWASP's advice on CSV injection).
 
 use std::borrow::Cow;
 
