@@ -15,7 +15,7 @@ use setia_analytics::{
     MetricsRequest, Period, PointsEntry, PointsKind, PurchaseColumns, RecommendConfig,
     TierThresholds,
 };
-use setia_core::loyalty::LoyaltyProgram;
+use setia_core::loyalty::{LoyaltyProgram, Tier};
 use setia_core::CustomerId;
 use setia_mail::winback::ScoredCustomer;
 use setia_store::analytics::ScoreRow;
@@ -34,12 +34,12 @@ fn end_of_local_day(merchant: &Merchant, as_of: NaiveDate) -> DateTime<Utc> {
         .unwrap_or_else(|_| next_midnight.and_utc())
 }
 
-/// The program's tier thresholds in sen. Saturating: a threshold too large for sen (the
-/// program's fields are any i64) is one nobody reaches, not an overflow that kills the run.
+/// The program's tier thresholds in sen ([`LoyaltyProgram::threshold`] saturates one too
+/// large for sen: a tier nobody reaches, not an overflow that kills the run).
 fn tier_thresholds(program: &LoyaltyProgram) -> TierThresholds {
     TierThresholds {
-        silver_minor: program.silver_threshold_rupiah.saturating_mul(100),
-        gold_minor: program.gold_threshold_rupiah.saturating_mul(100),
+        silver_minor: program.threshold(Tier::Silver).minor(),
+        gold_minor: program.threshold(Tier::Gold).minor(),
     }
 }
 

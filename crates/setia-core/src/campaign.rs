@@ -661,7 +661,7 @@ mod tests {
                 CampaignError::SendAtInPast(now - TimeDelta::days(2)),
             ),
             (
-                // The audit's C10: `+200000-01-01` was stored and stayed scheduled for ever.
+                // `+200000-01-01` was once stored and stayed scheduled for ever.
                 CampaignInput {
                     send_at: Some(now + MAX_SEND_AHEAD + TimeDelta::seconds(1)),
                     ..input.clone()

@@ -702,7 +702,7 @@ mod tests {
 
     #[test]
     fn references_are_counted_in_characters_in_both_files() {
-        // The audit's C14: 70 characters of a three-byte script are 210 bytes.
+        // 70 characters of a three-byte script are 210 bytes.
         let seventy = "あ".repeat(70);
         assert_eq!(seventy.len(), 210);
         let rows = transactions(&format!(

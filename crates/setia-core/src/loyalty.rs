@@ -232,21 +232,26 @@ impl LoyaltyProgram {
             .then_some(self.bonus_points)
     }
 
+    /// The spend in the tier window on and above which a customer holds `tier` (nothing for
+    /// bronze). Saturating: validated thresholds fit in sen with room, but a program built
+    /// in code may not be validated; past i64 the tier is out of reach anyway.
+    pub fn threshold(&self, tier: Tier) -> Money {
+        let rupiah = match tier {
+            Tier::Bronze => 0,
+            Tier::Silver => self.silver_threshold_rupiah,
+            Tier::Gold => self.gold_threshold_rupiah,
+        };
+        Money::from_minor(rupiah.saturating_mul(100))
+    }
+
     /// The spend on and above which a customer reaches the next tier, if there is one.
     pub fn next_tier(&self, tier: Tier) -> Option<(Tier, Money)> {
-        match tier {
-            // Saturating: validated thresholds fit ×100 with room, but a program built in
-            // code may not be validated; past i64 the tier is out of reach anyway.
-            Tier::Bronze => Some((
-                Tier::Silver,
-                Money::from_minor(self.silver_threshold_rupiah.saturating_mul(100)),
-            )),
-            Tier::Silver => Some((
-                Tier::Gold,
-                Money::from_minor(self.gold_threshold_rupiah.saturating_mul(100)),
-            )),
-            Tier::Gold => None,
-        }
+        let next = match tier {
+            Tier::Bronze => Tier::Silver,
+            Tier::Silver => Tier::Gold,
+            Tier::Gold => return None,
+        };
+        Some((next, self.threshold(next)))
     }
 
     /// How long points last. A span past what chrono holds (only a program built in code

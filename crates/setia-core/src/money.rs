@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn amounts_from_outside_are_capped_at_rp_1e12() {
-        // The audit's C5: i64::MAX minor units, which overflowed the order's unique code.
+        // i64::MAX minor units, which overflowed the order's unique code.
         for huge in [
             "92233720368547758.07",
             "1000000000000.01",

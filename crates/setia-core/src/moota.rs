@@ -304,7 +304,7 @@ mod payload_tests {
 
     #[test]
     fn implausible_dates_and_amounts_are_bad_mutations() {
-        // The audit's C2 body: parsed, it panicked the worker on every claim. As a
+        // A body dated -262143, once parsed, panicked the worker on every claim. As a
         // BadMutation the worker quarantines it like any unreadable body.
         for bad in [
             r#"[{"mutation_id":"old1","date":"-262143-01-05 00:00:00","amount":"150000","type":"CR","account_number":"8808001"}]"#,

@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
 use crate::customer::{checked_text, text_newtype, TextProblem};
 use crate::money::{Money, MoneyError};
-use crate::time::{check_year, TimeError};
+use crate::time::{MerchantTimezone, TimeError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProductFieldError {
@@ -139,18 +139,14 @@ pub fn parse_price(text: &str) -> Result<Money, ProductFieldError> {
 }
 
 /// When a product went on sale: a date (midnight UTC) or an RFC 3339 instant, in a year
-/// [`check_year`] takes.
+/// [`crate::time::check_year`] takes.
 pub fn parse_released_at(text: &str) -> Result<DateTime<Utc>, ProductFieldError> {
-    let text = text.trim();
-    let plausible = |year| check_year(text, year).map_err(ProductFieldError::ImplausibleDate);
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        plausible(at.year())?;
-        return Ok(at.to_utc());
-    }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ProductFieldError::BadDate(text.to_owned()))?;
-    plausible(day.year())?;
-    Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+    MerchantTimezone::UTC
+        .parse_day_or_instant(text.trim())
+        .map_err(|error| match error {
+            TimeError::BadDayOrInstant(text) => ProductFieldError::BadDate(text),
+            implausible => ProductFieldError::ImplausibleDate(implausible),
+        })
 }
 
 /// One line of an order or of an imported purchase. `name` and `category` describe a product
@@ -225,7 +221,7 @@ mod tests {
         );
         assert!(parse_released_at("2026-11-01T09:00:00+07:00").is_ok());
         assert!(parse_released_at("01/11/2026").is_err());
-        // Signed and pre-1970 years (the audit's C10) and prices over Rp 1e12.
+        // Signed and pre-1970 years and prices over Rp 1e12.
         for bad in [
             "+200000-01-01",
             "-262143-01-05",

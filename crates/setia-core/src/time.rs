@@ -35,6 +35,8 @@ pub enum TimeError {
     BadDateTime(String),
     #[error("{text:?} does not exist in {zone} (a daylight-saving gap)")]
     NonexistentLocalTime { text: String, zone: String },
+    #[error("{0:?} is not a day (YYYY-MM-DD) or an RFC 3339 instant")]
+    BadDayOrInstant(String),
     #[error("{0:?} is not a year from {FIRST_YEAR} to {LAST_YEAR} written with four digits")]
     YearOutOfRange(String),
     #[error("{at} is in the future (after {latest}); a purchase cannot be")]
@@ -76,6 +78,9 @@ impl Default for MerchantTimezone {
 }
 
 impl MerchantTimezone {
+    /// UTC, for dates that belong to no merchant's wall clock (a product's release).
+    pub const UTC: MerchantTimezone = MerchantTimezone(chrono_tz::UTC);
+
     pub fn parse(name: &str) -> Result<MerchantTimezone, TimeError> {
         name.trim()
             .parse::<Tz>()
@@ -130,6 +135,19 @@ impl MerchantTimezone {
             }
         }
         Err(TimeError::BadDateTime(text.to_owned()))
+    }
+
+    /// Reads a day (`YYYY-MM-DD`, midnight in this zone) or an RFC 3339 instant, in a year
+    /// [`check_year`] takes: the form of a query's or a field's point in time.
+    pub fn parse_day_or_instant(self, text: &str) -> Result<DateTime<Utc>, TimeError> {
+        if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+            check_year(text, at.year())?;
+            return Ok(at.to_utc());
+        }
+        let day = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| TimeError::BadDayOrInstant(text.to_owned()))?;
+        check_year(text, day.year())?;
+        self.instant_of(day.and_time(chrono::NaiveTime::MIN))
     }
 }
 
@@ -208,7 +226,7 @@ mod tests {
     #[test]
     fn years_outside_1970_to_9999_or_not_four_digits_are_refused() {
         let tz = jakarta();
-        // The audit's (C2, C10): chrono's `%Y` reads these, and `- 365 days` then panics.
+        // chrono's `%Y` reads these, and `- 365 days` then panics.
         for bad in [
             "-262143-01-05 00:00:00",
             "+200000-01-01 00:00:00",

@@ -52,13 +52,16 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &AddressList) 
     if !trusted.contains(peer) {
         return Some(peer);
     }
-    let lines = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|line| line.to_str().ok())
-        .collect::<Option<Vec<&str>>>()?;
+    let lines = headers.get_all("x-forwarded-for");
+    if lines.iter().any(|line| line.to_str().is_err()) {
+        return None;
+    }
     let mut client = peer;
-    for hop in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+    let hops = lines
+        .iter()
+        .rev()
+        .flat_map(|line| line.to_str().unwrap_or("").rsplit(','));
+    for hop in hops {
         let address = hop.trim().parse::<IpAddr>().ok()?.to_canonical();
         client = address;
         if !trusted.contains(address) {

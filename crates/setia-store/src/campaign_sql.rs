@@ -33,7 +33,6 @@ fn campaign_from_row(row: &DbRow) -> StoreResult<Campaign> {
 /// The SQL condition on the audience query's `x` row that one term selects. Segment names
 /// are setia's own constants, so they are written into the text.
 fn audience_condition(part: &AudiencePart) -> String {
-    use setia_core::loyalty::Tier;
     match part {
         AudiencePart::All => "1 = 1".into(),
         AudiencePart::Tier(Tier::Gold) => "x.spent >= $4".into(),
@@ -171,14 +170,13 @@ impl Campaigns for ThisStore {
              AND c.email IS NOT NULL AND c.consent = TRUE AND c.unsubscribed_at_us IS NULL) AS x \
              WHERE ({condition}) AND $4 = $4 AND $5 = $5 ORDER BY x.id"
         );
-        let minor = |rupiah: i64| rupiah.saturating_mul(100);
         let (from, until) = tier_year(now);
         let rows = sqlx::query(&sql)
             .bind(merchant.as_str())
             .bind(after.key())
             .bind(scanned_to)
-            .bind(minor(rules.program.gold_threshold_rupiah))
-            .bind(minor(rules.program.silver_threshold_rupiah))
+            .bind(rules.program.threshold(Tier::Gold).minor())
+            .bind(rules.program.threshold(Tier::Silver).minor())
             .bind(micros(from))
             .bind(micros(until))
             .fetch_all(&mut *conn)
@@ -225,9 +223,13 @@ impl Campaigns for ThisStore {
             written += query.build().execute(&mut *tx).await?.rows_affected();
         }
         let update = match scanned_to {
-            Some(_) => "UPDATE campaigns SET audience_cursor = $3 WHERE merchant_id = $1 AND id = $2",
-            None => "UPDATE campaigns SET status = 'sending' WHERE merchant_id = $1 AND id = $2 \
-                     AND status = 'scheduled' AND $3 = $3",
+            Some(_) => {
+                "UPDATE campaigns SET audience_cursor = $3 WHERE merchant_id = $1 AND id = $2"
+            }
+            None => {
+                "UPDATE campaigns SET status = 'sending' WHERE merchant_id = $1 AND id = $2 \
+                     AND status = 'scheduled' AND $3 = $3"
+            }
         };
         sqlx::query(update)
             .bind(merchant.as_str())

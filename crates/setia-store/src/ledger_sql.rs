@@ -354,11 +354,10 @@ async fn attribute(
         Vec::new()
     } else {
         // One query for all of them: $3… are the codes.
-        let placeholders: Vec<String> = (3..3 + codes.len()).map(|n| format!("${n}")).collect();
         let sql = format!(
             "SELECT id, customer_id FROM orders WHERE merchant_id = $1 AND transfer_amount_minor = $2 \
              AND status IN ('pending', 'ambiguous') AND payment_code IN ({})",
-            placeholders.join(", ")
+            placeholders_from(3, codes.len())
         );
         let mut query = sqlx::query(&sql)
             .bind(merchant.as_str())

@@ -1282,7 +1282,7 @@ async fn sqlite_inbox_state_check_without_in_list() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The scheduled Moota sync's start (audit C9): a sync counts as synced up to the end of its
+// The scheduled Moota sync's start: a sync counts as synced up to the end of its
 // window, but never past the day (in Moota's zone, Asia/Jakarta) it started.
 // ---------------------------------------------------------------------------------------
 

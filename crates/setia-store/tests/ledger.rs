@@ -4403,8 +4403,8 @@ mod campaigns {
     );
 }
 
-/// Values at the edges of i64 and of chrono's range (the panic audit's C1, C2, C4, C5,
-/// C12): each is an answer or an error, never a panic that takes the worker down.
+/// Values at the edges of i64 and of chrono's range: each is an answer or an error, never
+/// a panic that takes the worker down.
 mod extreme_values {
     use super::*;
     use setia_core::loyalty::{LoyaltyProgram, MAX_PURCHASE_POINTS};

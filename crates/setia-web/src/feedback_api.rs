@@ -6,10 +6,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use setia_core::feedback::FeedbackComment;
-use setia_core::time::{check_year, TimeError};
+use setia_core::time::TimeError;
 use setia_core::MerchantTimezone;
 use setia_store::engagement::{AnswerFilter, Complaint, ComplaintStatus, FeedbackAnswer};
 
@@ -34,7 +34,7 @@ struct AnswersQuery {
 }
 
 /// A day (`2026-12-01`, the merchant's midnight) or an RFC 3339 instant, in a year from
-/// 1970 to 9999 ([`check_year`]): chrono's `%Y` reads any signed year, and callers do date
+/// 1970 to 9999 ([`MerchantTimezone::parse_day_or_instant`]): callers do date
 /// arithmetic on the result (win-back's `until - 365 days`).
 pub(crate) fn instant(
     name: &str,
@@ -44,20 +44,14 @@ pub(crate) fn instant(
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    let refused = |error: TimeError| ApiError::BadRequest(format!("{name}: {error}"));
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        check_year(text, at.year()).map_err(refused)?;
-        return Ok(Some(at.to_utc()));
-    }
-    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ApiError::BadRequest(format!(
-            "{name}: {text:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"
-        ))
-    })?;
-    check_year(text, day.year()).map_err(refused)?;
-    zone.instant_of(day.and_time(NaiveTime::MIN))
+    zone.parse_day_or_instant(text)
         .map(Some)
-        .map_err(refused)
+        .map_err(|error| match error {
+            TimeError::BadDayOrInstant(_) => ApiError::BadRequest(format!(
+                "{name}: {text:?} is neither a day (YYYY-MM-DD) nor an RFC 3339 instant"
+            )),
+            refused => ApiError::BadRequest(format!("{name}: {refused}")),
+        })
 }
 
 async fn answers(
@@ -199,7 +193,7 @@ mod tests {
 
     #[test]
     fn signed_and_out_of_range_years_are_a_400() {
-        // The audit's C6: this `until` panicked win-back's `until - 365 days`.
+        // This `until` once panicked win-back's `until - 365 days`.
         for bad in [
             "-262143-03-01",
             "+200000-01-01",

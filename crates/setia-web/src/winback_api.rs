@@ -252,7 +252,7 @@ mod tests {
             .to_utc();
         let (from, to) = results_range(None, until).unwrap();
         assert_eq!((until - from, to), (TimeDelta::days(365), until));
-        // The audit's C6 reached `until - 365 days` with chrono's first year.
+        // This once reached `until - 365 days` with chrono's first year.
         assert!(matches!(
             results_range(None, DateTime::<Utc>::MIN_UTC),
             Err(ApiError::BadRequest(_))

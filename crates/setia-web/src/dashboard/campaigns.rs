@@ -573,7 +573,7 @@ mod tests {
                 .to_rfc3339(),
             "2027-01-05T02:30:00+00:00"
         );
-        // The audit's C10: a signed year was stored and sat "scheduled" for ever.
+        // A signed year was once stored and sat "scheduled" for ever.
         for bad in [
             "+200000-01-01 00:00",
             "0001-01-01T00:00:00Z",
