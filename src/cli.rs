@@ -65,7 +65,7 @@ pub enum Command {
     /// Create and list merchants
     #[command(subcommand)]
     Merchant(MerchantCommand),
-    /// Import customers from a CSV file
+    /// Import customers from a CSV file, or erase one at their request
     #[command(subcommand)]
     Customers(CustomersCommand),
     /// Import purchase history from a CSV file
@@ -261,6 +261,21 @@ pub enum CustomersCommand {
     /// (only external_id is required; a blank cell keeps the stored value;
     /// birthday YYYY-MM-DD or MM-DD; payer_names ;-separated; consent true/false)
     Import(ImportArgs),
+    /// Erase a customer at their request (Indonesia's UU PDP): name, email, birthday,
+    /// virtual account and payer names are removed, with the payer text of their transfers,
+    /// their feedback comments and their pending emails; their points are forfeited. The
+    /// purchases stay, anonymous, under `erased-cus_N`, so revenue and metrics stay true.
+    /// Prints what was taken out as JSON.
+    Erase(CustomerEraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CustomerEraseArgs {
+    /// The merchant's id (mer_…)
+    #[arg(long)]
+    pub merchant: String,
+    /// The customer's external id
+    pub external_id: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod campaign;
 mod demo;
+mod erase;
 mod import;
 mod mail;
 mod merchant;
@@ -70,6 +71,7 @@ async fn run_command(
         Command::Campaign(CampaignCommand::List(args)) => campaign::list(&*store, args).await,
         Command::Campaign(CampaignCommand::Show(args)) => campaign::show(&*store, args).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
+        Command::Customers(CustomersCommand::Erase(args)) => erase::erase(&*store, args).await,
         Command::Items(ItemsCommand::Import(args)) => import::items(store, args).await,
         Command::Transactions(TransactionsCommand::Import(args)) => {
             import::transactions(store, args).await

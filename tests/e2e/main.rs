@@ -5,6 +5,7 @@ mod api_contract;
 mod campaigns;
 mod campaigns_dashboard;
 mod dashboard;
+mod erasure;
 mod demo;
 mod feedback;
 mod feedback_dashboard;

@@ -437,6 +437,21 @@ pub fn next_expiry(
         .and_then(|l| Some((expires_at(l.earned_at, expiry)?, l.left)))
 }
 
+/// Every award with points left at `now`, expired or not, and how many: what a forfeiture
+/// writes off (an erased customer's points, which nobody can redeem any more), lot by lot, so
+/// that the expiry run finds nothing left of them.
+pub fn unspent_lots(
+    movements: &[PointsMovement],
+    now: DateTime<Utc>,
+    expiry: TimeDelta,
+) -> Vec<(i64, i64)> {
+    lots_at(movements, now, expiry)
+        .iter()
+        .filter(|lot| lot.left > 0)
+        .map(|lot| (lot.award, lot.left))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,5 +789,38 @@ mod tests {
             },
         ];
         assert_eq!(balance_at(&odd, day, year).0, 0);
+    }
+
+    #[test]
+    fn a_forfeiture_takes_every_lot_left_and_leaves_nothing_to_expire() {
+        let day = |d: u32| Utc.with_ymd_and_hms(2025, 1, d, 0, 0, 0).unwrap();
+        let expiry = TimeDelta::days(10);
+        let spend = PointsMovement {
+            id: 3,
+            at: day(3),
+            points: -40,
+            effect: Effect::Spend,
+        };
+        // Lot 1 (100, half spent) is past its expiry on the 20th and not yet written off;
+        // lot 2 (50) is live; lot 4 was spent whole.
+        let mut movements = vec![
+            award(1, day(1), 100),
+            award(2, day(15), 50),
+            spend,
+            award(4, day(2), 0),
+        ];
+        let now = day(20);
+        assert_eq!(unspent_lots(&movements, now, expiry), vec![(1, 60), (2, 50)]);
+        for (id, (lot, points)) in [(5, (1, 60)), (6, (2, 50))] {
+            movements.push(PointsMovement {
+                id,
+                at: now,
+                points: -points,
+                effect: Effect::Expire { lot },
+            });
+        }
+        assert_eq!(unspent_lots(&movements, now, expiry), vec![]);
+        assert_eq!(balance_at(&movements, now, expiry), (0, vec![]));
+        assert_eq!(balance_at(&movements, day(31), expiry), (0, vec![]));
     }
 }

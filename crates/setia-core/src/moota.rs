@@ -264,9 +264,67 @@ pub(crate) fn parse_mutation(item: &serde_json::Value) -> Result<Mutation, Strin
     })
 }
 
+/// A stored body with the payer's words taken out of the mutations `erased` names: their
+/// `description` and `note` become empty, everything else (amount, date, account, ids) stays,
+/// so the body still parses as the same mutations. `None` when the body names none of them
+/// (or is not a body setia could read: nothing of a customer was taken from it).
+pub fn redact_payer_text(
+    body: &[u8],
+    erased: &std::collections::HashSet<&str>,
+) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut changed = false;
+    for item in value.as_array_mut()? {
+        let id = match item.get("mutation_id") {
+            Some(serde_json::Value::String(id)) => id.clone(),
+            Some(serde_json::Value::Number(id)) => id.to_string(),
+            _ => continue,
+        };
+        if !erased.contains(id.as_str()) {
+            continue;
+        }
+        let Some(fields) = item.as_object_mut() else {
+            continue;
+        };
+        for name in ["description", "note"] {
+            if let Some(text) = fields.get_mut(name) {
+                if !matches!(text, serde_json::Value::String(s) if s.is_empty()) {
+                    *text = serde_json::Value::String(String::new());
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed.then(|| serde_json::to_vec(&value).expect("a JSON value serializes"))
+}
+
 #[cfg(test)]
 mod payload_tests {
     use super::*;
+
+    #[test]
+    fn redaction_empties_the_payer_text_of_the_named_mutations_only() {
+        let body = br#"[{"mutation_id":"m1","date":"2026-12-01 10:00:00","amount":150123,"type":"CR","description":"TRSF E-BANKING CR 0112 BUDI SANTOSO","note":"for <b>order</b>"},
+            {"mutation_id":"m2","date":"2026-12-01 11:00:00","amount":90000,"type":"CR","description":"TRSF AGUS WIJAYA","note":""}]"#;
+        let erased = std::collections::HashSet::from(["m1"]);
+        let redacted = redact_payer_text(body, &erased).unwrap();
+        let text = String::from_utf8(redacted.clone()).unwrap();
+        assert!(!text.contains("BUDI") && !text.contains("order"), "{text}");
+        assert!(text.contains("AGUS WIJAYA"), "{text}");
+        let before = parse_mutations(body).unwrap();
+        let after = parse_mutations(&redacted).unwrap();
+        assert_eq!(after[0].description, "");
+        assert_eq!(after[0].note, None);
+        assert_eq!(
+            (after[0].amount, after[0].occurred_at, &after[1]),
+            (before[0].amount, before[0].occurred_at, &before[1])
+        );
+        // Once redacted, or when no mutation of the body is named, nothing changes.
+        assert_eq!(redact_payer_text(&redacted, &erased), None);
+        assert_eq!(redact_payer_text(body, &std::collections::HashSet::from(["m3"])), None);
+        assert_eq!(redact_payer_text(b"not json", &erased), None);
+        assert_eq!(redact_payer_text(br#"{"mutation_id":"m1"}"#, &erased), None);
+    }
 
     #[test]
     fn both_fixture_bodies_parse() {

@@ -141,10 +141,12 @@ pub enum ReferralReason {
     BelowMinimum,
     /// The qualifying payment was refunded within the hold.
     Refunded,
+    /// The advocate was erased at their request before the reward was paid.
+    AdvocateErased,
 }
 
 impl ReferralReason {
-    pub const ALL: [ReferralReason; 10] = [
+    pub const ALL: [ReferralReason; 11] = [
         ReferralReason::ExistingCustomer,
         ReferralReason::ExistingAccount,
         ReferralReason::SameCustomer,
@@ -155,6 +157,7 @@ impl ReferralReason {
         ReferralReason::MonthlyCap,
         ReferralReason::BelowMinimum,
         ReferralReason::Refunded,
+        ReferralReason::AdvocateErased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +172,7 @@ impl ReferralReason {
             ReferralReason::MonthlyCap => "monthly_cap",
             ReferralReason::BelowMinimum => "below_minimum",
             ReferralReason::Refunded => "refunded",
+            ReferralReason::AdvocateErased => "advocate_erased",
         }
     }
 

@@ -209,7 +209,8 @@ pub trait Engagement: Send + Sync {
         requests: &[NewFeedbackRequest],
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>>;
-    /// A request of this merchant, with its answer; `None` for another merchant's.
+    /// A request of this merchant, with its answer; `None` for another merchant's, or one of
+    /// an erased customer.
     async fn feedback_request(
         &self,
         merchant: &MerchantId,

@@ -256,7 +256,8 @@ impl Engagement for ThisStore {
               AND o.period_key = $3 \
               AND o.status = 'sent') AS asked_at_us \
              FROM feedback_requests r JOIN customers c ON c.id = r.customer_id \
-             JOIN purchases p ON p.id = r.purchase_id WHERE r.merchant_id = $1 AND r.id = $2",
+             JOIN purchases p ON p.id = r.purchase_id \
+             WHERE r.merchant_id = $1 AND r.id = $2 AND c.erased_at_us IS NULL",
         )
         .bind(merchant.as_str())
         .bind(request)
@@ -299,7 +300,8 @@ impl Engagement for ThisStore {
         } = new;
         let mut tx = self.begin_write().await?;
         let Some((customer, kind)) = sqlx::query_as::<_, (i64, String)>(
-            "SELECT customer_id, kind FROM feedback_requests WHERE merchant_id = $1 AND id = $2",
+            "SELECT r.customer_id, r.kind FROM feedback_requests r JOIN customers c ON c.id = r.customer_id \
+             WHERE r.merchant_id = $1 AND r.id = $2 AND c.erased_at_us IS NULL",
         )
         .bind(merchant.as_str())
         .bind(request)

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod mail;
 pub mod perks;
 mod postgres;
+pub mod privacy;
 pub mod reconcile;
 pub mod referral;
 mod sqlite;
@@ -41,6 +42,7 @@ pub use ledger::Ledger;
 pub use mail::Mail;
 pub use perks::Perks;
 pub use postgres::PostgresStore;
+pub use privacy::Privacy;
 pub use reconcile::Reconcile;
 pub use referral::Referrals;
 pub use sqlite::{SqliteStore, WebhookQueue};
@@ -82,6 +84,12 @@ pub enum StoreError {
     /// program is off. The write fails whole.
     #[error("{0}")]
     BadReferral(String),
+    /// A write to a customer who was erased at their request: their anonymous row takes no
+    /// personal data again (a returning person is a new customer, under a new id).
+    #[error(
+        "customer {0} was erased at their request; an erased customer's record takes no new data"
+    )]
+    Erased(String),
     /// A value valid alone that the store cannot use (an order amount that leaves no room
     /// for its unique code): the caller's to change.
     #[error("{0}")]
@@ -317,6 +325,7 @@ pub trait Store:
     + Referrals
     + Perks
     + Campaigns
+    + Privacy
     + Send
     + Sync
     + 'static

@@ -473,13 +473,15 @@ pub trait Mail: Send + Sync {
         page: PageRequest,
     ) -> StoreResult<Page<OutboxEntry>>;
 
+    /// What the unsubscribe and member pages show; `None` when there is no such customer or
+    /// they were erased.
     async fn subscription(
         &self,
         merchant: &MerchantId,
         customer: CustomerId,
     ) -> StoreResult<Option<Subscription>>;
     /// Marks the customer unsubscribed (the first time counts); `None` when there is no such
-    /// customer.
+    /// customer (or they were erased).
     async fn unsubscribe(
         &self,
         merchant: &MerchantId,

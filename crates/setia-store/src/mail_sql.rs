@@ -80,7 +80,7 @@ async fn subscription_of(
     let row = sqlx::query(
         "SELECT m.name AS merchant_name, m.email_language, c.name, c.unsubscribed_at_us \
          FROM customers c JOIN merchants m ON m.id = c.merchant_id \
-         WHERE c.merchant_id = $1 AND c.id = $2",
+         WHERE c.merchant_id = $1 AND c.id = $2 AND c.erased_at_us IS NULL",
     )
     .bind(merchant.as_str())
     .bind(customer.key())

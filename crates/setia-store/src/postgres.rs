@@ -402,6 +402,7 @@ include!("reconcile_sql.rs");
 include!("winback_sql.rs");
 include!("referral_sql.rs");
 include!("perks_sql.rs");
+include!("privacy_sql.rs");
 
 /// The first key of the advisory lock that replaces a merchant's scores (the second is the
 /// merchant id's hash); the pair form keeps it apart from sqlx's migration lock.

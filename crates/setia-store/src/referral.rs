@@ -149,7 +149,8 @@ pub trait Referrals: Send + Sync {
         customers: &[CustomerId],
         now: DateTime<Utc>,
     ) -> StoreResult<HashMap<CustomerId, ReferralCode>>;
-    /// Whose code this is, of any merchant: what the link page shows.
+    /// Whose code this is, of any merchant: what the link page shows. `None` for an unknown
+    /// code or an erased advocate's.
     async fn referral_link(&self, code: &ReferralCode) -> StoreResult<Option<ReferralLink>>;
     /// Newest first, of one status if asked.
     async fn referrals(

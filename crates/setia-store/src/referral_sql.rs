@@ -376,7 +376,7 @@ impl Referrals for ThisStore {
             "SELECT k.merchant_id, m.name AS merchant_name, m.sandbox, k.customer_id, c.name, \
              c.consent, c.unsubscribed_at_us FROM referral_codes k \
              JOIN merchants m ON m.id = k.merchant_id JOIN customers c ON c.id = k.customer_id \
-             WHERE k.code = $1",
+             WHERE k.code = $1 AND c.erased_at_us IS NULL",
         )
         .bind(code.as_str())
         .fetch_optional(&self.pool)

@@ -142,13 +142,18 @@ async fn upsert_customer(
     now_us: i64,
 ) -> StoreResult<(CustomerId, Upserted)> {
     let existing = sqlx::query(
-        "SELECT id, name, email, birthday, virtual_account, consent FROM customers \
+        "SELECT id, name, email, birthday, virtual_account, consent, erased_at_us FROM customers \
          WHERE merchant_id = $1 AND external_id = $2",
     )
     .bind(merchant.as_str())
     .bind(external_id.as_str())
     .fetch_optional(&mut **tx)
     .await?;
+    if let Some(row) = &existing {
+        if row.try_get::<Option<i64>, _>("erased_at_us")?.is_some() {
+            return Err(StoreError::Erased(external_id.to_string()));
+        }
+    }
 
     let name = patch.name.as_ref().map(|v| v.as_str().to_owned());
     let email = patch.email.as_ref().map(|v| v.as_str().to_owned());
@@ -460,6 +465,11 @@ impl Store for ThisStore {
                     upsert_customer(&mut tx, merchant, &record.external_id, &patch, now_us)
                         .await
                         .map_err(|e| match e {
+                            StoreError::Erased(_) => StoreError::RowConflict(RowError {
+                                line: record.line,
+                                field: "external_id".into(),
+                                error: e.to_string(),
+                            }),
                             StoreError::Conflict(message) => StoreError::RowConflict(RowError {
                                 line: record.line,
                                 field: "virtual_account".into(),

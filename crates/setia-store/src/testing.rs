@@ -91,3 +91,78 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Every `table.column` of the database at `url` holding `needle` in some row, compared
+/// without case: text as it is, bodies (BLOB, BYTEA) as their bytes. What an erasure test
+/// asks of the whole database rather than of the tables it thought of. Virtual tables are
+/// passed by (SQLite's full-text index reads the customers table, which is searched; its
+/// shadow tables are searched too).
+pub async fn columns_containing(url: &str, needle: &str) -> Vec<String> {
+    let needle = needle.to_lowercase();
+    let mut found = Vec::new();
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url)
+            .await
+            .expect("open the SQLite file");
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("list the tables");
+        for table in tables {
+            let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                .bind(&table)
+                .fetch_all(&pool)
+                .await
+                .expect("list the columns");
+            for column in columns {
+                let sql = format!(
+                    "SELECT EXISTS (SELECT 1 FROM \"{table}\" \
+                     WHERE instr(lower(CAST(\"{column}\" AS TEXT)), $1) > 0)"
+                );
+                let hit: bool = sqlx::query_scalar(&sql)
+                    .bind(&needle)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("search a column");
+                if hit {
+                    found.push(format!("{table}.{column}"));
+                }
+            }
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("reach PostgreSQL");
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'bytea', 'json', 'jsonb') \
+             ORDER BY table_name, column_name",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("list the columns");
+        for (table, column, data_type) in columns {
+            let value = if data_type == "bytea" {
+                // Bytes outside ASCII as octal escapes: a body need not be UTF-8.
+                format!("encode(\"{column}\", 'escape')")
+            } else {
+                format!("\"{column}\"::text")
+            };
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM \"{table}\" WHERE strpos(lower({value}), $1) > 0)"
+            );
+            let hit: bool = sqlx::query_scalar(&sql)
+                .bind(&needle)
+                .fetch_one(&pool)
+                .await
+                .expect("search a column");
+            if hit {
+                found.push(format!("{table}.{column}"));
+            }
+        }
+        pool.close().await;
+    }
+    found
+}

@@ -65,6 +65,10 @@ impl ApiError {
                 code: "conflict",
                 message,
             },
+            error @ setia_store::StoreError::Erased(_) => ApiError::Conflict {
+                code: "erased",
+                message: error.to_string(),
+            },
             setia_store::StoreError::BadReferral(message)
             | setia_store::StoreError::Invalid(message) => ApiError::BadRequest(message),
             other => ApiError::Store(other),

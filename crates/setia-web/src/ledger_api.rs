@@ -20,6 +20,7 @@ use setia_store::ledger::{
     CustomerProfile, ManualAttribution, NewOrder, Order, PurchaseRow, QuarantinedRow,
     RedemptionOutcome,
 };
+use setia_store::privacy::Erasure;
 use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
@@ -30,7 +31,10 @@ use crate::{ApiError, AppState};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/customers", get(customers).post(upsert_customer))
-        .route("/customers/{external_id}", get(customer))
+        .route(
+            "/customers/{external_id}",
+            get(customer).delete(erase_customer),
+        )
         .route("/customers/{external_id}/redemptions", post(redeem))
         .route("/orders", post(create_order))
         .route("/orders/{external_id}", get(order))
@@ -192,6 +196,24 @@ async fn customer(
     profile(&state, &merchant.id, &external_id(&id)?)
         .await
         .map(Json)
+}
+
+/// A customer's right to erasure: `setia_store::Privacy::erase_customer`. A second call finds
+/// no customer by the old id: 404, nothing changes.
+async fn erase_customer(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+) -> Result<Json<Erasure>, ApiError> {
+    let erasure = state
+        .store
+        .erase_customer(&merchant.id, &external_id(&id)?, Utc::now())
+        .await
+        .map_err(ApiError::from_store)?
+        .ok_or(ApiError::NotFound("customer"))?;
+    // The log names the anonymous row only: the old id may itself identify the person.
+    tracing::info!(merchant = %merchant.id, customer = %erasure.customer, "customer erased");
+    Ok(Json(erasure))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

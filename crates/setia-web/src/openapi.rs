@@ -17,6 +17,7 @@ use setia_store::catalog::{OrderLine, Product};
 use setia_store::dashboard::{CustomerListRow, CustomerScores};
 use setia_store::engagement::{Complaint, ComplaintStatus, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, Order, PointsEntry, PurchaseRow, QuarantinedRow};
+use setia_store::privacy::Erasure;
 use setia_store::referral::{Referral, ReferralParty};
 use setia_store::winback::{Episode, Voucher};
 use setia_store::AuditEntry;
@@ -70,6 +71,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         upsert_customer,
         list_customers,
         get_customer,
+        erase_customer,
         redeem_points,
         customer_recommendations,
         upsert_products,
@@ -99,7 +101,7 @@ pub fn api_doc() -> utoipa::openapi::OpenApi {
         show_campaign,
     ),
     components(schemas(
-        ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, CustomerList, CustomerListRow,
+        ErrorBody, ErrorDetail, CustomerBody, CustomerProfile, Erasure, CustomerList, CustomerListRow,
         CustomerScores, RedemptionBody, Redemption,
         PointsEntry, OrderBody, Order, PurchaseRow, PurchaseList, AttributeBody, AuditEntry,
         AuditList, QuarantinedRow, QuarantineList, OutboxEntryDoc, OutboxList, MetricsDoc,
@@ -665,7 +667,7 @@ fn openapi_json() {}
         (status = 200, description = "The customer after the upsert (by external_id; a field left out keeps its value)", body = CustomerProfile),
         (status = 400, description = "A field is invalid", body = ErrorBody),
         (status = 401, description = "No valid API token", body = ErrorBody),
-        (status = 409, description = "The virtual account belongs to another customer", body = ErrorBody),
+        (status = 409, description = "conflict: the virtual account belongs to another customer; erased: the external_id is an erased customer's (erased-cus_N), whose row takes no new data", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn upsert_customer() {}
@@ -695,6 +697,16 @@ fn list_customers() {}
     ))]
 #[allow(dead_code)]
 fn get_customer() {}
+
+#[utoipa::path(delete, path = "/api/v1/customers/{external_id}", tag = "customers",
+    params(("external_id" = String, Path, description = "The merchant's own customer id")),
+    responses(
+        (status = 200, description = "The customer is erased at their request (Indonesia's UU PDP): name, email, birthday, virtual account, payer names, the payer text of their transfers, feedback comments and complaint notes are gone, pending emails cancelled, points forfeited. Purchases stay, anonymous, under external_id erased-cus_N; the old id is free for a new customer. The answer counts what was taken out", body = Erasure),
+        (status = 401, description = "No valid API token", body = ErrorBody),
+        (status = 404, description = "No such customer of this merchant (an erased one included: a repeated call changes nothing)", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn erase_customer() {}
 
 #[utoipa::path(post, path = "/api/v1/customers/{external_id}/redemptions", tag = "customers",
     params(("external_id" = String, Path)),
@@ -1110,6 +1122,7 @@ mod tests {
         for route in [
             ("POST", "/api/v1/customers"),
             ("GET", "/api/v1/customers/{external_id}"),
+            ("DELETE", "/api/v1/customers/{external_id}"),
             ("POST", "/api/v1/orders"),
             ("GET", "/api/v1/orders/{external_id}"),
             ("GET", "/api/v1/purchases"),

@@ -1,0 +1,291 @@
+// The erasure queries both backends run, included by `sqlite.rs` and `postgres.rs`.
+
+use std::collections::BTreeSet;
+
+use setia_core::loyalty::unspent_lots;
+use setia_core::moota::redact_payer_text;
+use setia_core::referral::ReferralReason;
+
+use crate::privacy::*;
+
+/// Mutation ids per statement of the inbox search and the mutation update.
+const MUTATION_IDS_PER_STATEMENT: usize = 200;
+
+/// SQL true when the stored body holds the text bound at `placeholder`.
+fn body_contains(placeholder: &str) -> String {
+    if IS_SQLITE {
+        format!("instr(body, CAST({placeholder} AS BLOB)) > 0")
+    } else {
+        format!("position(convert_to({placeholder}, 'UTF8') in body) > 0")
+    }
+}
+
+/// The merchant's inbox rows whose body holds one of `mutation_ids`: the body that first
+/// brought each mutation, Moota's repeated deliveries and what reconciliation found. A search
+/// of the merchant's whole inbox, so it runs before the erasure's write transaction, which
+/// re-reads each body it rewrites.
+async fn inbox_rows_naming(
+    pool: &sqlx::Pool<Db>,
+    merchant: &MerchantId,
+    mutation_ids: &[String],
+) -> StoreResult<BTreeSet<i64>> {
+    let mut rows = BTreeSet::new();
+    for chunk in mutation_ids.chunks(MUTATION_IDS_PER_STATEMENT) {
+        let any = (0..chunk.len())
+            .map(|i| body_contains(&format!("${}", i + 2)))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!("SELECT id FROM inbox WHERE merchant_id = $1 AND ({any})");
+        let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(merchant.as_str());
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        rows.extend(query.fetch_all(pool).await?);
+    }
+    Ok(rows)
+}
+
+#[async_trait]
+impl Privacy for ThisStore {
+    async fn erase_customer(
+        &self,
+        merchant: &MerchantId,
+        customer: &ExternalId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Erasure>> {
+        let Some(key): Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM customers WHERE merchant_id = $1 AND external_id = $2 AND erased_at_us IS NULL",
+        )
+        .bind(merchant.as_str())
+        .bind(customer.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let id = CustomerId::from_key(key);
+        let mutation_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT mutation_id FROM purchases \
+             WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL",
+        )
+        .bind(merchant.as_str())
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        let bodies = inbox_rows_naming(&self.pool, merchant, &mutation_ids).await?;
+
+        let mut tx = self.begin_write().await?;
+        if IS_SQLITE {
+            // Zero whole pages this transaction frees too (a long body's overflow pages), not
+            // only the space freed inside the pages it changes (the connection's FAST).
+            sqlx::query("PRAGMA secure_delete = ON")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let now_us = micros(now);
+        let external_id = erased_external_id(id);
+        // Erased once: a second call, or one racing this, finds nothing to do.
+        let erased = sqlx::query(
+            "UPDATE customers SET external_id = $3, name = NULL, email = NULL, birthday = NULL, \
+             virtual_account = NULL, consent = FALSE, \
+             unsubscribed_at_us = COALESCE(unsubscribed_at_us, $4), erased_at_us = $4, updated_at_us = $4 \
+             WHERE merchant_id = $1 AND id = $2 AND erased_at_us IS NULL",
+        )
+        .bind(merchant.as_str())
+        .bind(key)
+        .bind(&external_id)
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                StoreError::Conflict(format!(
+                    "another customer already has the external id {external_id}; rename it first"
+                ))
+            } else {
+                error.into()
+            }
+        })?
+        .rows_affected();
+        if erased == 0 {
+            return Ok(None);
+        }
+        let execute = |sql: &'static str| sqlx::query(sql).bind(merchant.as_str()).bind(key);
+
+        let payer_names =
+            execute("DELETE FROM customer_payer_names WHERE merchant_id = $1 AND customer_id = $2")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let purchases = execute(
+            "UPDATE purchases SET payer_name = NULL \
+             WHERE merchant_id = $1 AND customer_id = $2 AND payer_name IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        let mut mutations = 0;
+        for chunk in mutation_ids.chunks(MUTATION_IDS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE mutations SET description = '', note = NULL WHERE merchant_id = $1 \
+                 AND mutation_id IN ({}) AND (description <> '' OR note IS NOT NULL)",
+                placeholders_after_merchant(chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(merchant.as_str());
+            for mutation in chunk {
+                query = query.bind(mutation.as_str());
+            }
+            mutations += query.execute(&mut *tx).await?.rows_affected();
+        }
+        let named: HashSet<&str> = mutation_ids.iter().map(String::as_str).collect();
+        let mut inbox_bodies = 0;
+        for inbox_id in bodies {
+            let body: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT body FROM inbox WHERE merchant_id = $1 AND id = $2")
+                    .bind(merchant.as_str())
+                    .bind(inbox_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(redacted) = body.and_then(|body| redact_payer_text(&body, &named)) else {
+                continue;
+            };
+            // The digest and size stay those of the body as received: they are the key that
+            // tells a repeated delivery, which must still be known as one.
+            sqlx::query("UPDATE inbox SET body = $3 WHERE merchant_id = $1 AND id = $2")
+                .bind(merchant.as_str())
+                .bind(inbox_id)
+                .bind(redacted)
+                .execute(&mut *tx)
+                .await?;
+            inbox_bodies += 1;
+        }
+
+        let feedback_comments = execute(
+            "UPDATE feedback_answers SET comment = NULL \
+             WHERE merchant_id = $1 AND customer_id = $2 AND comment IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let complaints = execute(
+            "UPDATE complaints SET note = NULL, status = 'resolved', \
+             resolved_by = CASE WHEN status = 'resolved' THEN resolved_by ELSE 'erasure' END, \
+             resolved_at_us = COALESCE(resolved_at_us, $3), updated_at_us = $3 \
+             WHERE merchant_id = $1 AND customer_id = $2",
+        )
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        // Emails to the customer, and alerts about them to the merchant, that have not gone.
+        // One a sender holds right now is sent; its row is gone when the sender reports it.
+        let emails_cancelled = execute(
+            "DELETE FROM outbox WHERE merchant_id = $1 AND customer_id = $2 \
+             AND status IN ('pending', 'held', 'deferred')",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A bounce may quote the address.
+        execute(
+            "UPDATE outbox SET last_error = NULL \
+             WHERE merchant_id = $1 AND customer_id = $2 AND last_error IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let mut reports = 0;
+        let frozen = sqlx::query(
+            "SELECT id, payload FROM outbox WHERE merchant_id = $1 AND kind = $2 AND payload LIKE $3",
+        )
+        .bind(merchant.as_str())
+        .bind(OutboxKind::WeeklyChurnReport.as_str())
+        .bind(format!("%\"customer\":{key},%"))
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in frozen {
+            let payload: String = row.try_get("payload")?;
+            let Some(rewritten) = report_without(&payload, id) else {
+                continue;
+            };
+            sqlx::query("UPDATE outbox SET payload = $3 WHERE merchant_id = $1 AND id = $2")
+                .bind(merchant.as_str())
+                .bind(row.try_get::<i64, _>("id")?)
+                .bind(rewritten)
+                .execute(&mut *tx)
+                .await?;
+            reports += 1;
+        }
+
+        // Points nobody can redeem any more leave the loyalty liability, lot by lot, as an
+        // expiry would take them.
+        let rules = merchant_rules(&mut tx, merchant).await?;
+        let movements = movements_of(&mut tx, merchant, key).await?;
+        let mut points_forfeited = 0i64;
+        for (lot, points) in unspent_lots(&movements, now, rules.program.expiry()) {
+            if insert_points(
+                &mut tx,
+                merchant,
+                key,
+                now,
+                -points,
+                "expire",
+                &format!("{points} points forfeited: the customer was erased at their request"),
+                &format!("lot:{lot}"),
+                now,
+            )
+            .await?
+            {
+                points_forfeited = add_points(points_forfeited, points, "a forfeiture")?;
+            }
+        }
+
+        execute("DELETE FROM referral_codes WHERE merchant_id = $1 AND customer_id = $2")
+            .execute(&mut *tx)
+            .await?;
+        let referrals_cancelled = execute(
+            "UPDATE referrals SET status = 'cancelled', reason = $3, updated_at_us = $4 \
+             WHERE merchant_id = $1 AND advocate_id = $2 AND status IN ('pending', 'qualified')",
+        )
+        .bind(ReferralReason::AdvocateErased.as_str())
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        if IS_SQLITE {
+            sqlx::query("PRAGMA secure_delete = FAST")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if IS_SQLITE {
+            // The log still holds the pages as they were before; copy it into the file and
+            // empty it. Best effort: a long read keeps it, and the next checkpoint after
+            // that read ends overwrites it.
+            let (busy, _, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await?;
+            if busy != 0 {
+                tracing::warn!(%merchant, "the erased values stay in the SQLite log until its next checkpoint");
+            }
+        }
+        Ok(Some(Erasure {
+            customer: id,
+            external_id,
+            erased_at: now,
+            payer_names,
+            purchases,
+            mutations,
+            inbox_bodies,
+            feedback_comments,
+            complaints,
+            emails_cancelled,
+            reports,
+            points_forfeited,
+            referrals_cancelled,
+        }))
+    }
+}

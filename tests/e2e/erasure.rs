@@ -1,0 +1,503 @@
+//! A customer's right to erasure through the real binary, on both databases: `DELETE
+//! /api/v1/customers/{external_id}` and `setia customers erase` leave no trace of the person
+//! in any column of the database (searched table by table, not only where the code writes),
+//! keep the anonymous ledger (purchases, revenue, another customer's data untouched), forfeit
+//! the points, close every public link of the customer (member, unsubscribe, feedback,
+//! referral), and refuse what would bring the person back onto the anonymous row; a repeated
+//! erasure changes nothing.
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use setia_core::engagement::FeedbackKind;
+use setia_core::feedback::{FeedbackComment, FeedbackScore};
+use setia_core::mail_token::{FeedbackToken, MemberToken, UnsubscribeToken};
+use setia_core::{CustomerId, ExternalId, MerchantId};
+use setia_store::engagement::{NewAnswer, NewFeedbackRequest};
+use setia_store::testing::columns_containing;
+use setia_store::{PageRequest, Store};
+
+use crate::ledger::{wait_for, yesterday, Api};
+use crate::support::{stderr, Setia};
+use crate::webhooks::merchant_with_secret;
+
+crate::on_every_backend!(
+    erasure_takes_the_person_out_and_keeps_the_ledger,
+    the_erase_command_and_what_an_erased_id_refuses,
+);
+
+const PUBLIC_URL: &str = "https://toko.example";
+
+/// What identifies the person to erase, each searched for in every column afterwards.
+const TRACES: [&str; 5] = [
+    "santoso",
+    "budi.s@example.id",
+    "8808123456789",
+    "1990-04-17",
+    "late parcel",
+];
+
+fn referral_program(setia: &Setia, merchant: &MerchantId) {
+    let program = setia.write(
+        "engagement.toml",
+        "[feedback]\nenabled = false\n[referral]\nenabled = true\n",
+    );
+    setia.json(&[
+        "merchant",
+        "engagement",
+        "--merchant",
+        merchant.as_str(),
+        &program,
+    ]);
+}
+
+fn mutation(id: &str, amount: i64, description: &str) -> Value {
+    json!({
+        "mutation_id": id, "account_number": "5550009", "date": yesterday(),
+        "description": description, "note": "", "amount": amount, "type": "CR", "balance": 0,
+        "bank": {"bank_type": "bca", "label": "BCA"}
+    })
+}
+
+async fn customer_key(store: &dyn Store, merchant: &MerchantId, external_id: &str) -> CustomerId {
+    store
+        .customer(merchant, &ExternalId::parse(external_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no customer {external_id}"))
+        .id
+}
+
+/// A feedback request about the customer's purchase, answered with a low score and a
+/// comment: a complaint and a pending alert to the merchant.
+async fn a_complaint(store: &dyn Store, merchant: &MerchantId, customer: CustomerId) -> i64 {
+    let purchases = store
+        .customer_purchases(
+            merchant,
+            customer,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let request = store
+        .create_feedback_requests(
+            merchant,
+            &[NewFeedbackRequest {
+                customer,
+                purchase: purchases[0].id.key(),
+                kind: FeedbackKind::Csat,
+                due_at: Utc::now(),
+            }],
+            Utc::now(),
+        )
+        .await
+        .unwrap()[0];
+    let comment = FeedbackComment::parse("Santoso here: late parcel, box <b>crushed</b>")
+        .unwrap()
+        .unwrap();
+    let recorded = store
+        .record_feedback_answer(
+            merchant,
+            NewAnswer {
+                request,
+                score: FeedbackScore::new(FeedbackKind::Csat, 1).unwrap(),
+                comment: Some(&comment),
+                opens_complaint: true,
+                alert_to: &["ops@toko.id".to_owned()],
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(recorded.opened_complaint.is_some());
+    request
+}
+
+async fn status_of(client: &reqwest::Client, url: &str) -> u16 {
+    client.get(url).send().await.unwrap().status().as_u16()
+}
+
+async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
+    let (merchant, token) = merchant_with_secret(&setia);
+    referral_program(&setia, &merchant);
+    let store = setia.store().await;
+    let server = setia.start(
+        &["serve", "--listen", "127.0.0.1:0", "--no-scheduler"],
+        &[("SETIA_PUBLIC_URL", PUBLIC_URL)],
+    );
+    let api = Api {
+        client: reqwest::Client::new(),
+        server: &server,
+        token,
+    };
+    let client = reqwest::Client::new();
+
+    for body in [
+        json!({"external_id": "C-SANTOSO", "name": "Budi <b>Santoso</b>",
+               "email": "budi.s@example.id", "birthday": "1990-04-17",
+               "virtual_account": "8808123456789", "payer_names": ["BUDI SANTOSO"]}),
+        json!({"external_id": "C-SARI", "name": "Sari Wulandari", "email": "sari@example.id",
+               "payer_names": ["SARI WULANDARI"]}),
+    ] {
+        let (status, answer) = api.post("/customers", body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // One body pays for both. Moota delivers Budi's payment a second time (the same
+    // mutation, recorded once) in a body with the day's outgoing transfers, larger than a
+    // database page: SQLite keeps it in overflow pages, which a rewrite frees.
+    let both = json!([
+        mutation(
+            "M-BUDI-1",
+            250_123,
+            "TRSF E-BANKING CR 0112/FTSCY BUDI SANTOSO"
+        ),
+        mutation(
+            "M-SARI-1",
+            90_456,
+            "TRSF E-BANKING CR 0112/FTSCY SARI WULANDARI"
+        ),
+    ]);
+    assert_eq!(
+        api.webhook(&merchant, both.to_string().into_bytes()).await,
+        200
+    );
+    let mut again = vec![mutation(
+        "M-BUDI-1",
+        250_123,
+        "TRSF E-BANKING CR 0112/FTSCY BUDI SANTOSO",
+    )];
+    for i in 0..40 {
+        let mut outgoing = mutation(
+            &format!("M-OUT-{i}"),
+            1_000_000 + i,
+            &format!("TRSF E-BANKING DB SUPPLIER {i}"),
+        );
+        outgoing["type"] = json!("DB");
+        again.push(outgoing);
+    }
+    let again = Value::Array(again);
+    assert!(again.to_string().len() > 8_192);
+    assert_eq!(
+        api.webhook(&merchant, again.to_string().into_bytes()).await,
+        200
+    );
+    wait_for("both payments attributed, the repeat seen", async || {
+        let summary = store.ledger_summary(&merchant).await.unwrap();
+        let (_, purchases) = api.get("/purchases?limit=10").await;
+        summary.mutation_deliveries == 43
+            && purchases["items"].as_array().is_some_and(|items| {
+                items.len() == 2 && items.iter().all(|p| !p["customer_external_id"].is_null())
+            })
+    })
+    .await;
+
+    let budi = customer_key(&*store, &merchant, "C-SANTOSO").await;
+    let request = a_complaint(&*store, &merchant, budi).await;
+    // A report frozen with Budi among the at-risk customers.
+    let report = json!({"week": "2026-W49", "at_risk_total": 2, "at_risk": [
+        {"customer": budi.key(), "external_id": "C-SANTOSO", "name": "Budi <b>Santoso</b>",
+         "p_alive": 0.21, "clv_12m_minor": 5_000_000, "monetary_minor": 25_012_300, "recency_days": 40},
+        {"customer": budi.key() + 1, "external_id": "C-SARI", "name": "Sari Wulandari",
+         "p_alive": 0.3, "clv_12m_minor": 900_000, "monetary_minor": 9_045_600, "recency_days": 30}],
+        "newly_at_risk": [budi.key()]});
+    assert!(store
+        .enqueue_report(
+            &merchant,
+            "ops@toko.id",
+            "2026-W49",
+            Utc::now(),
+            &report.to_string(),
+            Utc::now()
+        )
+        .await
+        .unwrap());
+
+    let (status, profile) = api.get("/customers/C-SANTOSO").await;
+    assert_eq!(status, 200, "{profile}");
+    let balance = profile["points_balance"].as_i64().unwrap();
+    assert!(balance > 0, "{profile}");
+    let (status, referral) = api.get("/customers/C-SANTOSO/referral").await;
+    assert_eq!(status, 200, "{referral}");
+    let secret = store
+        .mail_merchant(&merchant)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
+    let links = [
+        format!("/r/{}", referral["code"].as_str().unwrap()),
+        format!("/m/{}", MemberToken::sign(&secret, &merchant, budi)),
+        format!("/u/{}", UnsubscribeToken::sign(&secret, &merchant, budi)),
+        format!(
+            "/f/{}",
+            FeedbackToken::sign(&secret, &merchant, request, Utc::now())
+        ),
+    ];
+    for link in &links {
+        assert_eq!(
+            status_of(&client, &server.url(link)).await,
+            200,
+            "{link} before"
+        );
+    }
+    for trace in TRACES {
+        assert!(
+            !columns_containing(&setia.database.url, trace)
+                .await
+                .is_empty(),
+            "the test stores {trace:?} before it erases"
+        );
+    }
+    let summary_before = store.ledger_summary(&merchant).await.unwrap();
+
+    let (status, erasure) = api
+        .call(reqwest::Method::DELETE, "/customers/C-SANTOSO", None)
+        .await;
+    assert_eq!(status, 200, "{erasure}");
+    let anonymous = format!("erased-{budi}");
+    assert_eq!(erasure["customer"], budi.to_string());
+    assert_eq!(erasure["external_id"], anonymous.as_str());
+    for (field, count) in [
+        ("payer_names", 1),
+        ("purchases", 1),
+        ("mutations", 1),
+        ("inbox_bodies", 2),
+        ("feedback_comments", 1),
+        ("complaints", 1),
+        ("reports", 1),
+        ("points_forfeited", balance),
+        ("referrals_cancelled", 0),
+    ] {
+        assert_eq!(erasure[field], count, "{field}: {erasure}");
+    }
+    assert!(
+        erasure["emails_cancelled"].as_u64().unwrap() >= 1,
+        "{erasure}"
+    );
+
+    // On SQLite, not in the file's free space or its log either: the bytes are gone.
+    if let Some(path) = setia.database.url.strip_prefix("sqlite://") {
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes).to_lowercase();
+            for trace in TRACES {
+                assert!(
+                    !text.contains(trace),
+                    "{trace:?} is still in the bytes of {file}"
+                );
+            }
+        }
+    }
+    // Nothing that identifies Budi is left in any column of any table.
+    for trace in TRACES {
+        let left = columns_containing(&setia.database.url, trace).await;
+        assert!(left.is_empty(), "{trace:?} is still in {left:?}");
+    }
+    // Sari is untouched, down to her payer text in the body both payments came in.
+    let sari = columns_containing(&setia.database.url, "SARI WULANDARI").await;
+    for column in [
+        "customer_payer_names.payer_name",
+        "inbox.body",
+        "mutations.description",
+    ] {
+        assert!(sari.contains(&column.to_owned()), "{column}: {sari:?}");
+    }
+    // The ledger keeps the purchase, anonymous: revenue and counts do not move.
+    assert_eq!(store.ledger_summary(&merchant).await.unwrap(), {
+        let mut expected = summary_before;
+        expected.points_entries += 1;
+        expected
+    });
+    let (_, purchases) = api.get("/purchases?limit=10").await;
+    let erased: Vec<&Value> = purchases["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["customer_external_id"] == anonymous.as_str())
+        .collect();
+    assert_eq!(erased.len(), 1, "{purchases}");
+    assert_eq!(erased[0]["amount"], "250123.00");
+    assert_eq!(erased[0]["payer_name"], Value::Null);
+    let (status, row) = api.get(&format!("/customers/{anonymous}")).await;
+    assert_eq!(status, 200, "{row}");
+    assert_eq!(
+        (
+            &row["name"],
+            &row["email"],
+            &row["points_balance"],
+            &row["purchases"]
+        ),
+        (&Value::Null, &Value::Null, &json!(0), &json!(1)),
+        "{row}"
+    );
+
+    // Every public link of the customer is the 404 of an unknown link.
+    for link in &links {
+        assert_eq!(
+            status_of(&client, &server.url(link)).await,
+            404,
+            "{link} after"
+        );
+    }
+    let posted = client
+        .post(server.url(&links[3]))
+        .form(&[("score", "5"), ("comment", "Budi Santoso again")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(posted, 404);
+
+    // A repeat changes nothing; the anonymous row takes no personal data; the old id is a
+    // new customer's from now on; Budi's next transfer is nobody's until someone says.
+    let (status, again) = api
+        .call(reqwest::Method::DELETE, "/customers/C-SANTOSO", None)
+        .await;
+    assert_eq!(status, 404, "{again}");
+    let (status, refused) = api
+        .post(
+            "/customers",
+            json!({"external_id": anonymous, "name": "Budi Santoso"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("erased")),
+        "{refused}"
+    );
+    let (status, returning) = api
+        .post("/customers", json!({"external_id": "C-SANTOSO"}))
+        .await;
+    assert_eq!(status, 200, "{returning}");
+    assert_ne!(returning["id"], budi.to_string());
+    assert_eq!(returning["points_balance"], 0);
+    let next = json!([mutation(
+        "M-BUDI-2",
+        75_321,
+        "TRSF E-BANKING CR 0212/FTSCY BUDI SANTOSO"
+    )]);
+    assert_eq!(
+        api.webhook(&merchant, next.to_string().into_bytes()).await,
+        200
+    );
+    wait_for("the next transfer recorded", async || {
+        let (_, purchases) = api.get("/purchases?limit=10").await;
+        purchases["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 3)
+    })
+    .await;
+    let (_, purchases) = api.get("/purchases?limit=1").await;
+    assert_eq!(
+        purchases["items"][0]["customer_external_id"],
+        Value::Null,
+        "{purchases}"
+    );
+    assert!(
+        columns_containing(&setia.database.url, "Budi <b>Santoso</b>")
+            .await
+            .is_empty()
+    );
+}
+
+async fn the_erase_command_and_what_an_erased_id_refuses(setia: Setia) {
+    let (merchant, _) = merchant_with_secret(&setia);
+    let other = setia.json(&["merchant", "create", "--name", "Toko Lain"]);
+    let other = other["id"].as_str().unwrap().to_owned();
+    setia.import(
+        "customers",
+        merchant.as_str(),
+        "external_id,name,email,birthday\nC-1,Budi Santoso,budi.s@example.id,1990-04-17\nC-2,Sari,sari@example.id,\n",
+    );
+    setia.import(
+        "transactions",
+        merchant.as_str(),
+        "customer_external_id,occurred_at,amount,reference\nC-1,2026-11-02,150000,INV-1\nC-2,2026-11-03,90000,INV-2\n",
+    );
+    let store = setia.store().await;
+    let key = customer_key(&*store, &merchant, "C-1").await;
+
+    // Bad input names what is wrong and erases nothing: a malformed or unknown merchant,
+    // another merchant's customer, an id nobody has.
+    for (args, message) in [
+        (vec!["--merchant", "mer_nope", "C-1"], "--merchant"),
+        (
+            vec!["--merchant", other.as_str(), "C-1"],
+            "has no customer C-1",
+        ),
+        (
+            vec!["--merchant", merchant.as_str(), "C-9"],
+            "has no customer C-9",
+        ),
+        (vec!["--merchant", merchant.as_str(), " "], "external id"),
+    ] {
+        let mut full = vec!["customers", "erase"];
+        full.extend(args);
+        let output = setia.run(&full);
+        assert_eq!(output.status.code(), Some(2), "{full:?}");
+        assert!(
+            stderr(&output).contains(message),
+            "{full:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(!columns_containing(&setia.database.url, "santoso")
+        .await
+        .is_empty());
+
+    let erased = setia.json(&["customers", "erase", "--merchant", merchant.as_str(), "C-1"]);
+    assert_eq!(erased["customer"], key.to_string());
+    assert_eq!(erased["external_id"], format!("erased-{key}"));
+    for trace in ["santoso", "budi.s@example.id", "1990-04-17"] {
+        let left = columns_containing(&setia.database.url, trace).await;
+        assert!(left.is_empty(), "{trace:?} is still in {left:?}");
+    }
+    let output = setia.run(&["customers", "erase", "--merchant", merchant.as_str(), "C-1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("erased already"),
+        "{}",
+        stderr(&output)
+    );
+
+    // An import row naming the anonymous row is refused with its line and field, and the
+    // import writes nothing, as a row that clashes with stored data always does.
+    let file = setia.write(
+        "again.csv",
+        &format!("external_id,name\nC-3,Dewi\nerased-{key},Budi Santoso\n"),
+    );
+    for skip in [false, true] {
+        let mut args = vec![
+            "customers",
+            "import",
+            "--merchant",
+            merchant.as_str(),
+            &file,
+        ];
+        if skip {
+            args.push("--skip-invalid");
+        }
+        let output = setia.run(&args);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{said}");
+        for part in [
+            "line 3",
+            "external_id",
+            "was erased",
+            "nothing was imported",
+        ] {
+            assert!(said.contains(part), "{part}: {said}");
+        }
+    }
+    assert!(columns_containing(&setia.database.url, "santoso")
+        .await
+        .is_empty());
+    // The ledger still counts the erased customer and their purchase.
+    let summary = store.ledger_summary(&merchant).await.unwrap();
+    assert_eq!((summary.customers, summary.purchases), (2, 2));
+}
