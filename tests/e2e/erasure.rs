@@ -16,6 +16,7 @@ use setia_store::engagement::{NewAnswer, NewFeedbackRequest};
 use setia_store::testing::columns_containing;
 use setia_store::{PageRequest, Store};
 
+use crate::dashboard::Dash;
 use crate::ledger::{wait_for, yesterday, Api};
 use crate::support::{stderr, Setia};
 use crate::webhooks::merchant_with_secret;
@@ -23,6 +24,7 @@ use crate::webhooks::merchant_with_secret;
 crate::on_every_backend!(
     erasure_takes_the_person_out_and_keeps_the_ledger,
     the_erase_command_and_what_an_erased_id_refuses,
+    the_customer_page_erases_once_the_id_is_typed_again,
 );
 
 const PUBLIC_URL: &str = "https://toko.example";
@@ -500,4 +502,119 @@ async fn the_erase_command_and_what_an_erased_id_refuses(setia: Setia) {
     // The ledger still counts the erased customer and their purchase.
     let summary = store.ledger_summary(&merchant).await.unwrap();
     assert_eq!((summary.customers, summary.purchases), (2, 2));
+}
+
+async fn the_customer_page_erases_once_the_id_is_typed_again(setia: Setia) {
+    let (merchant, token) = merchant_with_secret(&setia);
+    let other = setia.json(&["merchant", "create", "--name", "Toko Lain"]);
+    let other_token = other["api_token"].as_str().unwrap().to_owned();
+    setia.import(
+        "customers",
+        merchant.as_str(),
+        "external_id,name,email\nC-1,Budi <b>Santoso</b>,budi.s@example.id\n",
+    );
+    let store = setia.store().await;
+    let key = customer_key(&*store, &merchant, "C-1").await;
+    let server = setia.start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-worker",
+            "--no-scheduler",
+        ],
+        &[],
+    );
+    let dash = Dash::login(&server, &token).await;
+    let page_path = format!("/dashboard/customers/{key}");
+    let erase_path = format!("{page_path}/erase");
+    let page = dash.page(&page_path).await;
+    assert!(page.contains("Budi &lt;b&gt;Santoso&lt;&#x2f;b&gt;"), "{page}");
+    assert!(page.contains(&format!("action=\"{erase_path}\"")), "{page}");
+
+    // Refused, and nothing erased: a missing or wrong CSRF token, the id not typed again or
+    // typed wrong, another merchant's session, an id that is no customer.
+    let still_there = async || {
+        assert_eq!(
+            store
+                .customer(&merchant, &ExternalId::parse("C-1").unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .name
+                .as_deref(),
+            Some("Budi <b>Santoso</b>")
+        );
+    };
+    for (form, status) in [
+        (vec![("confirm", "C-1")], 403),
+        (vec![("csrf", "forged"), ("confirm", "C-1")], 403),
+        (vec![("csrf", dash.csrf.as_str())], 400),
+        (vec![("csrf", dash.csrf.as_str()), ("confirm", "C-2")], 400),
+        (
+            vec![("csrf", dash.csrf.as_str()), ("confirm", "<b>C-1</b>")],
+            400,
+        ),
+    ] {
+        let response = dash.post(&erase_path, &form).await;
+        assert_eq!(response.status().as_u16(), status, "{form:?}");
+        let body = response.text().await.unwrap();
+        if status == 400 {
+            assert!(
+                body.contains("nothing was erased") || body.contains("tidak ada yang dihapus"),
+                "{body}"
+            );
+        }
+        still_there().await;
+    }
+    for path in [
+        "/dashboard/customers/cus_999/erase",
+        "/dashboard/customers/x/erase",
+    ] {
+        let response = dash
+            .post(path, &[("csrf", dash.csrf.as_str()), ("confirm", "C-1")])
+            .await;
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+    let stranger = Dash::login(&server, &other_token).await;
+    let response = stranger
+        .post(
+            &erase_path,
+            &[("csrf", stranger.csrf.as_str()), ("confirm", "C-1")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 404);
+    still_there().await;
+
+    // Typed again with spaces around it: erased, and back to the page of the anonymous row.
+    let response = dash
+        .post(
+            &erase_path,
+            &[("csrf", dash.csrf.as_str()), ("confirm", " C-1 ")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(response.headers()["location"], page_path.as_str());
+    let page = dash.page(&page_path).await;
+    assert!(page.contains("data-erased"), "{page}");
+    assert!(
+        !page.contains("Santoso") && !page.contains("budi.s@"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("erased-{key}")), "{page}");
+    assert!(
+        !page.contains(&format!("action=\"{erase_path}\"")),
+        "no second erasure offered"
+    );
+    // A replay of the form finds no customer by the id it typed.
+    let response = dash
+        .post(
+            &erase_path,
+            &[("csrf", dash.csrf.as_str()), ("confirm", "C-1")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(columns_containing(&setia.database.url, "santoso")
+        .await
+        .is_empty());
 }

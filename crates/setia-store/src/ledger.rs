@@ -124,6 +124,8 @@ pub struct CustomerProfile {
     pub last_purchase_at: Option<DateTime<Utc>>,
     pub segment: Option<String>,
     pub p_alive: Option<f64>,
+    /// When the customer was erased at their request (`erased-cus_N`); null otherwise.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

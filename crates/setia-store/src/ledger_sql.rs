@@ -883,7 +883,8 @@ impl Ledger for ThisStore {
     ) -> StoreResult<Option<CustomerProfile>> {
         let mut conn = self.pool.acquire().await?;
         let Some(row) = sqlx::query(
-            "SELECT id, name, email, birthday, consent FROM customers WHERE merchant_id = $1 AND external_id = $2",
+            "SELECT id, name, email, birthday, consent, erased_at_us FROM customers \
+             WHERE merchant_id = $1 AND external_id = $2",
         )
         .bind(merchant.as_str())
         .bind(external_id.as_str())
@@ -940,6 +941,10 @@ impl Ledger for ThisStore {
                 .transpose()?,
             segment: scores.as_ref().map(|(segment, _)| segment.clone()),
             p_alive: scores.and_then(|(_, p_alive)| p_alive),
+            erased_at: row
+                .try_get::<Option<i64>, _>("erased_at_us")?
+                .map(from_micros)
+                .transpose()?,
         }))
     }
 

@@ -3,7 +3,7 @@
 //! their side of the referral program).
 
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use minijinja::context;
 use minijinja::value::Value;
@@ -16,7 +16,7 @@ use setia_store::PageRequest;
 
 use futures_util::TryFutureExt;
 
-use super::auth::Session;
+use super::auth::{CsrfForm, Session};
 use super::format::number;
 use super::i18n::texts;
 use super::render::{ser, PageError};
@@ -347,4 +347,41 @@ pub async fn customer(
     };
     dash.page(&session, "customers", "customer.html", page)
         .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EraseForm {
+    /// The customer's external id, typed again: an erasure cannot be undone.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /dashboard/customers/{id}/erase`: erases the customer at their request
+/// (`setia_store::Privacy::erase_customer`) once the form repeats their external id; back to
+/// the customer's page, which then shows the anonymous row.
+pub async fn erase(
+    State(dash): State<Dash>,
+    Path(id): Path<String>,
+    posted: CsrfForm<EraseForm>,
+) -> Result<Response, PageError> {
+    let merchant = &posted.session.merchant.id;
+    let key = CustomerId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let row = dash
+        .store
+        .customer_by_key(merchant, key)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    if posted.form.confirm.trim() != row.external_id {
+        return Err(PageError::BadRequest("erase_confirm".into()));
+    }
+    let external = ExternalId::parse(&row.external_id)
+        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
+    let erasure = dash
+        .store
+        .erase_customer(merchant, &external, Utc::now())
+        .await?
+        .ok_or(PageError::NotFound)?;
+    // The log names the anonymous row only: the old id may itself identify the person.
+    tracing::info!(merchant = %merchant, customer = %erasure.customer, "customer erased in the dashboard");
+    Ok(Redirect::to(&format!("/dashboard/customers/{}", erasure.customer)).into_response())
 }
