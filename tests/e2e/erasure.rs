@@ -254,6 +254,20 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
             "the test stores {trace:?} before it erases"
         );
     }
+    // An order Budi placed before the erasure, paid after it.
+    let (status, order) = api
+        .post(
+            "/orders",
+            json!({"external_id": "INV-77", "customer_external_id": "C-SANTOSO", "amount": "100000"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let transfer: i64 = order["transfer_amount"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(".00")
+        .parse()
+        .unwrap();
     let summary_before = store.ledger_summary(&merchant).await.unwrap();
 
     let (status, erasure) = api
@@ -400,6 +414,27 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
         Value::Null,
         "{purchases}"
     );
+    // The order still matches its payment: the sale is the anonymous row's, and earns it
+    // nothing, as nobody can redeem it; no email goes anywhere.
+    let paid = json!([mutation(
+        "M-BUDI-3",
+        transfer,
+        "TRSF E-BANKING CR 0312/FTSCY BUDI SANTOSO"
+    )]);
+    assert_eq!(
+        api.webhook(&merchant, paid.to_string().into_bytes()).await,
+        200
+    );
+    wait_for("the order paid", async || {
+        api.get("/orders/INV-77").await.1["status"] == "paid"
+    })
+    .await;
+    let (_, row) = api.get(&format!("/customers/{anonymous}")).await;
+    assert_eq!(
+        (&row["purchases"], &row["points_balance"]),
+        (&json!(2), &json!(0)),
+        "{row}"
+    );
     assert!(
         columns_containing(&setia.database.url, "Budi <b>Santoso</b>")
             .await
@@ -529,7 +564,10 @@ async fn the_customer_page_erases_once_the_id_is_typed_again(setia: Setia) {
     let page_path = format!("/dashboard/customers/{key}");
     let erase_path = format!("{page_path}/erase");
     let page = dash.page(&page_path).await;
-    assert!(page.contains("Budi &lt;b&gt;Santoso&lt;&#x2f;b&gt;"), "{page}");
+    assert!(
+        page.contains("Budi &lt;b&gt;Santoso&lt;&#x2f;b&gt;"),
+        "{page}"
+    );
     assert!(page.contains(&format!("action=\"{erase_path}\"")), "{page}");
 
     // Refused, and nothing erased: a missing or wrong CSRF token, the id not typed again or

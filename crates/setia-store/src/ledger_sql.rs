@@ -183,6 +183,18 @@ async fn award_purchase_points(
     now: DateTime<Utc>,
 ) -> StoreResult<i64> {
     let source = PurchaseId::from_key(purchase).to_string();
+    // An erased customer's anonymous row keeps a sale (an order placed before the erasure,
+    // paid after) but earns nothing: nobody can redeem it.
+    let erased: bool = sqlx::query_scalar(
+        "SELECT erased_at_us IS NOT NULL FROM customers WHERE merchant_id = $1 AND id = $2",
+    )
+    .bind(merchant.as_str())
+    .bind(customer)
+    .fetch_one(&mut *conn)
+    .await?;
+    if erased {
+        return Ok(0);
+    }
     // A date near chrono's first one (a webhook or import typo) has no year before it.
     let year_before = at.checked_sub_signed(TimeDelta::days(365)).ok_or_else(|| {
         StoreError::Corrupt(format!(

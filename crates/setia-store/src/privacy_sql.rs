@@ -8,7 +8,7 @@ use setia_core::referral::ReferralReason;
 
 use crate::privacy::*;
 
-/// Mutation ids per statement of the inbox search and the mutation update.
+/// Mutation ids per statement of the inbox search.
 const MUTATION_IDS_PER_STATEMENT: usize = 200;
 
 /// SQL true when the stored body holds the text bound at `placeholder`.
@@ -72,16 +72,9 @@ impl Privacy for ThisStore {
         .bind(key)
         .fetch_all(&self.pool)
         .await?;
-        let bodies = inbox_rows_naming(&self.pool, merchant, &mutation_ids).await?;
+        let mut bodies = inbox_rows_naming(&self.pool, merchant, &mutation_ids).await?;
 
         let mut tx = self.begin_write().await?;
-        if IS_SQLITE {
-            // Zero whole pages this transaction frees too (a long body's overflow pages), not
-            // only the space freed inside the pages it changes (the connection's FAST).
-            sqlx::query("PRAGMA secure_delete = ON")
-                .execute(&mut *tx)
-                .await?;
-        }
         let now_us = micros(now);
         let external_id = erased_external_id(id);
         // Erased once: a second call, or one racing this, finds nothing to do.
@@ -110,14 +103,21 @@ impl Privacy for ThisStore {
         if erased == 0 {
             return Ok(None);
         }
-        let execute = |sql: &'static str| sqlx::query(sql).bind(merchant.as_str()).bind(key);
+        if IS_SQLITE {
+            // From here on, zero whole pages this transaction frees too (a long body's
+            // overflow pages), not only the space freed inside the pages it changes (FAST).
+            sqlx::query("PRAGMA secure_delete = ON")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let customer_query = |sql: &'static str| sqlx::query(sql).bind(merchant.as_str()).bind(key);
 
         let payer_names =
-            execute("DELETE FROM customer_payer_names WHERE merchant_id = $1 AND customer_id = $2")
+            customer_query("DELETE FROM customer_payer_names WHERE merchant_id = $1 AND customer_id = $2")
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        let purchases = execute(
+        let purchases = customer_query(
             "UPDATE purchases SET payer_name = NULL \
              WHERE merchant_id = $1 AND customer_id = $2 AND payer_name IS NOT NULL",
         )
@@ -125,19 +125,36 @@ impl Privacy for ThisStore {
         .await?
         .rows_affected();
 
-        let mut mutations = 0;
-        for chunk in mutation_ids.chunks(MUTATION_IDS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE mutations SET description = '', note = NULL WHERE merchant_id = $1 \
-                 AND mutation_id IN ({}) AND (description <> '' OR note IS NOT NULL)",
-                placeholders_after_merchant(chunk.len())
-            );
-            let mut query = sqlx::query(&sql).bind(merchant.as_str());
-            for mutation in chunk {
-                query = query.bind(mutation.as_str());
-            }
-            mutations += query.execute(&mut *tx).await?.rows_affected();
-        }
+        // Read again inside the transaction: a payment attributed since the search counts too.
+        let mutation_ids: Vec<String> = customer_query(
+            "SELECT DISTINCT mutation_id FROM purchases \
+             WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("mutation_id"))
+        .collect::<Result<_, _>>()?;
+        let first_bodies: Vec<i64> = customer_query(
+            "SELECT DISTINCT m.inbox_id FROM mutations m JOIN purchases p \
+             ON p.merchant_id = m.merchant_id AND p.mutation_id = m.mutation_id \
+             WHERE p.merchant_id = $1 AND p.customer_id = $2",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("inbox_id"))
+        .collect::<Result<_, _>>()?;
+        bodies.extend(first_bodies);
+        let mutations = customer_query(
+            "UPDATE mutations SET description = '', note = NULL WHERE merchant_id = $1 \
+             AND mutation_id IN (SELECT mutation_id FROM purchases \
+              WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL) \
+             AND (description <> '' OR note IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let named: HashSet<&str> = mutation_ids.iter().map(String::as_str).collect();
         let mut inbox_bodies = 0;
         for inbox_id in bodies {
@@ -161,14 +178,14 @@ impl Privacy for ThisStore {
             inbox_bodies += 1;
         }
 
-        let feedback_comments = execute(
+        let feedback_comments = customer_query(
             "UPDATE feedback_answers SET comment = NULL \
              WHERE merchant_id = $1 AND customer_id = $2 AND comment IS NOT NULL",
         )
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let complaints = execute(
+        let complaints = customer_query(
             "UPDATE complaints SET note = NULL, status = 'resolved', \
              resolved_by = CASE WHEN status = 'resolved' THEN resolved_by ELSE 'erasure' END, \
              resolved_at_us = COALESCE(resolved_at_us, $3), updated_at_us = $3 \
@@ -181,7 +198,7 @@ impl Privacy for ThisStore {
 
         // Emails to the customer, and alerts about them to the merchant, that have not gone.
         // One a sender holds right now is sent; its row is gone when the sender reports it.
-        let emails_cancelled = execute(
+        let emails_cancelled = customer_query(
             "DELETE FROM outbox WHERE merchant_id = $1 AND customer_id = $2 \
              AND status IN ('pending', 'held', 'deferred')",
         )
@@ -189,7 +206,7 @@ impl Privacy for ThisStore {
         .await?
         .rows_affected();
         // A bounce may quote the address.
-        execute(
+        customer_query(
             "UPDATE outbox SET last_error = NULL \
              WHERE merchant_id = $1 AND customer_id = $2 AND last_error IS NOT NULL",
         )
@@ -241,10 +258,10 @@ impl Privacy for ThisStore {
             }
         }
 
-        execute("DELETE FROM referral_codes WHERE merchant_id = $1 AND customer_id = $2")
+        customer_query("DELETE FROM referral_codes WHERE merchant_id = $1 AND customer_id = $2")
             .execute(&mut *tx)
             .await?;
-        let referrals_cancelled = execute(
+        let referrals_cancelled = customer_query(
             "UPDATE referrals SET status = 'cancelled', reason = $3, updated_at_us = $4 \
              WHERE merchant_id = $1 AND advocate_id = $2 AND status IN ('pending', 'qualified')",
         )
