@@ -18,6 +18,7 @@ use setia_store::{PageRequest, Store};
 
 use crate::dashboard::Dash;
 use crate::ledger::{wait_for, yesterday, Api};
+use crate::referrals::customer_id;
 use crate::support::{stderr, Setia};
 use crate::webhooks::merchant_with_secret;
 
@@ -58,15 +59,6 @@ fn mutation(id: &str, amount: i64, description: &str) -> Value {
         "description": description, "note": "", "amount": amount, "type": "CR", "balance": 0,
         "bank": {"bank_type": "bca", "label": "BCA"}
     })
-}
-
-async fn customer_key(store: &dyn Store, merchant: &MerchantId, external_id: &str) -> CustomerId {
-    store
-        .customer(merchant, &ExternalId::parse(external_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no customer {external_id}"))
-        .id
 }
 
 /// A feedback request about the customer's purchase, answered with a low score and a
@@ -197,7 +189,7 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
     })
     .await;
 
-    let budi = customer_key(&*store, &merchant, "C-SANTOSO").await;
+    let budi = customer_id(&*store, &merchant, "C-SANTOSO").await;
     let request = a_complaint(&*store, &merchant, budi).await;
     // A report frozen with Budi among the at-risk customers.
     let report = json!({"week": "2026-W49", "at_risk_total": 2, "at_risk": [
@@ -457,7 +449,7 @@ async fn the_erase_command_and_what_an_erased_id_refuses(setia: Setia) {
         "customer_external_id,occurred_at,amount,reference\nC-1,2026-11-02,150000,INV-1\nC-2,2026-11-03,90000,INV-2\n",
     );
     let store = setia.store().await;
-    let key = customer_key(&*store, &merchant, "C-1").await;
+    let key = customer_id(&*store, &merchant, "C-1").await;
 
     // Bad input names what is wrong and erases nothing: a malformed or unknown merchant,
     // another merchant's customer, an id nobody has.
@@ -549,7 +541,7 @@ async fn the_customer_page_erases_once_the_id_is_typed_again(setia: Setia) {
         "external_id,name,email\nC-1,Budi <b>Santoso</b>,budi.s@example.id\n",
     );
     let store = setia.store().await;
-    let key = customer_key(&*store, &merchant, "C-1").await;
+    let key = customer_id(&*store, &merchant, "C-1").await;
     let server = setia.start(
         &[
             "serve",

@@ -93,7 +93,11 @@ fn transfer(mutation: &str, amount: i64, payer: &str) -> Vec<u8> {
     )
 }
 
-async fn customer_id(store: &dyn Store, merchant: &MerchantId, external: &str) -> CustomerId {
+pub(crate) async fn customer_id(
+    store: &dyn Store,
+    merchant: &MerchantId,
+    external: &str,
+) -> CustomerId {
     store
         .customer(merchant, &ExternalId::parse(external).unwrap())
         .await
