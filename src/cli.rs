@@ -266,11 +266,15 @@ pub enum CustomersCommand {
     /// their feedback comments and their pending emails; their points are forfeited. The
     /// purchases stay, anonymous, under `erased-cus_N`, so revenue and metrics stay true.
     /// Prints what was taken out as JSON.
-    Erase(CustomerEraseArgs),
+    Erase(CustomerArgs),
+    /// Everything setia holds about a customer, as one JSON document, for their right of
+    /// access (Indonesia's UU PDP): what the merchant told setia, profile and scores,
+    /// purchases with their items, points, emails, feedback and referrals
+    Export(CustomerArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct CustomerEraseArgs {
+pub struct CustomerArgs {
     /// The merchant's id (mer_…)
     #[arg(long)]
     pub merchant: String,

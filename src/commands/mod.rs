@@ -1,8 +1,8 @@
 //! One module per command family; each takes parsed arguments and the settings.
 
 mod campaign;
+mod customer_rights;
 mod demo;
-mod erase;
 mod import;
 mod mail;
 mod merchant;
@@ -71,7 +71,12 @@ async fn run_command(
         Command::Campaign(CampaignCommand::List(args)) => campaign::list(&*store, args).await,
         Command::Campaign(CampaignCommand::Show(args)) => campaign::show(&*store, args).await,
         Command::Customers(CustomersCommand::Import(args)) => import::customers(store, args).await,
-        Command::Customers(CustomersCommand::Erase(args)) => erase::erase(&*store, args).await,
+        Command::Customers(CustomersCommand::Erase(args)) => {
+            customer_rights::erase(&*store, args).await
+        }
+        Command::Customers(CustomersCommand::Export(args)) => {
+            customer_rights::export(&*store, args).await
+        }
         Command::Items(ItemsCommand::Import(args)) => import::items(store, args).await,
         Command::Transactions(TransactionsCommand::Import(args)) => {
             import::transactions(store, args).await

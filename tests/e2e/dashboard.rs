@@ -141,7 +141,7 @@ impl<'a> Dash<'a> {
         }
     }
 
-    async fn send_get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn send_get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.server.url(path))
             .header(COOKIE, &self.cookie)

@@ -260,6 +260,43 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
         .trim_end_matches(".00")
         .parse()
         .unwrap();
+    // The right of access: everything held about Budi, and nothing about Sari, though her
+    // payment came in the same body.
+    let (status, data) = api.get("/customers/C-SANTOSO/export").await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["customer"]["name"], "Budi <b>Santoso</b>");
+    assert_eq!(data["customer"]["payer_names"], json!(["BUDI SANTOSO"]));
+    assert_eq!(data["profile"]["points_balance"], balance);
+    let purchases = data["purchases"].as_array().unwrap();
+    assert_eq!(purchases.len(), 1, "{data}");
+    assert_eq!(purchases[0]["payer_name"], "BUDI SANTOSO");
+    assert_eq!(purchases[0]["amount"], "250123.00");
+    assert!(purchases[0]["items"].as_array().unwrap().is_empty());
+    assert!(!data["points"].as_array().unwrap().is_empty(), "{data}");
+    assert_eq!(
+        data["feedback"][0]["comment"],
+        "Santoso here: late parcel, box <b>crushed</b>"
+    );
+    assert_eq!(data["referrals"]["code"], referral["code"]);
+    assert!(
+        !data.to_string().to_lowercase().contains("wulandari"),
+        "{data}"
+    );
+    let stranger = Api {
+        client: reqwest::Client::new(),
+        server: &server,
+        token: setia.json(&["merchant", "create", "--name", "Toko Lain"])["api_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    for (who, path) in [
+        (&stranger, "/customers/C-SANTOSO/export"),
+        (&api, "/customers/C-NOBODY/export"),
+    ] {
+        let (status, answer) = who.get(path).await;
+        assert_eq!(status, 404, "{path}: {answer}");
+    }
     let summary_before = store.ledger_summary(&merchant).await.unwrap();
 
     let (status, erasure) = api
@@ -360,6 +397,16 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
         .status()
         .as_u16();
     assert_eq!(posted, 404);
+
+    // The old id exports nothing; the anonymous row's export holds nothing of Budi.
+    let (status, _) = api.get("/customers/C-SANTOSO/export").await;
+    assert_eq!(status, 404);
+    let (status, data) = api.get(&format!("/customers/{anonymous}/export")).await;
+    assert_eq!(status, 200, "{data}");
+    let text = data.to_string().to_lowercase();
+    for trace in TRACES {
+        assert!(!text.contains(trace), "{trace:?} in {data}");
+    }
 
     // A repeat changes nothing; the anonymous row takes no personal data; the old id is a
     // new customer's from now on; Budi's next transfer is nobody's until someone says.
@@ -479,6 +526,22 @@ async fn the_erase_command_and_what_an_erased_id_refuses(setia: Setia) {
         .await
         .is_empty());
 
+    let exported = setia.json(&[
+        "customers",
+        "export",
+        "--merchant",
+        merchant.as_str(),
+        "C-1",
+    ]);
+    assert_eq!(
+        exported["customer"]["email"], "budi.s@example.id",
+        "{exported}"
+    );
+    assert_eq!(
+        exported["purchases"][0]["amount"], "150000.00",
+        "{exported}"
+    );
+    assert_eq!(exported["purchases"].as_array().unwrap().len(), 1);
     let erased = setia.json(&["customers", "erase", "--merchant", merchant.as_str(), "C-1"]);
     assert_eq!(erased["customer"], key.to_string());
     assert_eq!(erased["external_id"], format!("erased-{key}"));
@@ -560,6 +623,23 @@ async fn the_customer_page_erases_once_the_id_is_typed_again(setia: Setia) {
         page.contains("Budi &lt;b&gt;Santoso&lt;&#x2f;b&gt;"),
         "{page}"
     );
+    // Their data as a file: named by the key, never cached, the JSON of the API; another
+    // merchant's session gets a 404.
+    let export_path = format!("{page_path}/export.json");
+    assert!(page.contains(&format!("href=\"{export_path}\"")), "{page}");
+    let response = dash.send_get(&export_path).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(
+        headers["content-disposition"],
+        format!("attachment; filename=\"setia-{key}.json\"").as_str()
+    );
+    let data: Value = response.json().await.unwrap();
+    assert_eq!(data["customer"]["name"], "Budi <b>Santoso</b>");
+    let response = dash.post(&export_path, &[]).await;
+    assert_eq!(response.status().as_u16(), 405);
     assert!(page.contains(&format!("action=\"{erase_path}\"")), "{page}");
 
     // Refused, and nothing erased: a missing or wrong CSRF token, the id not typed again or
@@ -607,6 +687,8 @@ async fn the_customer_page_erases_once_the_id_is_typed_again(setia: Setia) {
         assert_eq!(response.status().as_u16(), 404, "{path}");
     }
     let stranger = Dash::login(&server, &other_token).await;
+    let (status, _) = stranger.get(&export_path).await;
+    assert_eq!(status, 404);
     let response = stranger
         .post(
             &erase_path,

@@ -1,7 +1,7 @@
 //! A customer's right to erasure (Indonesia's UU PDP, Law 27 of 2022): one call removes what
 //! identifies a person and keeps the anonymous ledger, so the merchant's revenue, cohorts and
 //! loyalty liability stay true. What is taken out, and why the row itself stays, is
-//! ARCHITECTURE.md's "Erasure".
+//! ARCHITECTURE.md's "Access and erasure".
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -25,6 +25,7 @@ use setia_store::referral::{ReferralVia, ReferredBy};
 use setia_store::CustomerPatch;
 
 use crate::api::{ApiMerchant, ListResponse, PageQuery};
+use crate::customer_data::CustomerData;
 use crate::customer_lists::{CustomerList, ListError};
 use crate::{ApiError, AppState};
 
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
             get(customer).delete(erase_customer),
         )
         .route("/customers/{external_id}/redemptions", post(redeem))
+        .route("/customers/{external_id}/export", get(export_customer))
         .route("/orders", post(create_order))
         .route("/orders/{external_id}", get(order))
         .route("/purchases", get(purchases))
@@ -196,6 +198,21 @@ async fn customer(
     profile(&state, &merchant.id, &external_id(&id)?)
         .await
         .map(Json)
+}
+
+/// A customer's right of access: everything setia holds about them (`customer_data`).
+async fn export_customer(
+    State(state): State<AppState>,
+    ApiMerchant(merchant): ApiMerchant,
+    Path(id): Path<String>,
+) -> Result<Json<CustomerData>, ApiError> {
+    let data =
+        crate::customer_data::gather(&*state.store, &merchant.id, &external_id(&id)?, Utc::now())
+            .await
+            .map_err(ApiError::from_store)?
+            .ok_or(ApiError::NotFound("customer"))?;
+    tracing::info!(merchant = %merchant.id, customer = %data.customer.id, "customer data exported");
+    Ok(Json(data))
 }
 
 /// A customer's right to erasure: `setia_store::Privacy::erase_customer`. A second call finds

@@ -9,6 +9,7 @@
 mod api;
 pub mod campaign_api;
 mod catalog_api;
+pub mod customer_data;
 mod customer_lists;
 mod dashboard;
 mod error;

@@ -349,6 +349,35 @@ pub async fn customer(
         .await
 }
 
+/// `GET /dashboard/customers/{id}/export.json`: the customer's data as one JSON file, for
+/// their right of access (`crate::customer_data`).
+pub async fn export_data(
+    State(dash): State<Dash>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let merchant = &session.merchant.id;
+    let key = CustomerId::parse(&id).map_err(|_| PageError::NotFound)?;
+    let row = dash
+        .store
+        .customer_by_key(merchant, key)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let external = ExternalId::parse(&row.external_id)
+        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
+    let data = crate::customer_data::gather(&*dash.store, merchant, &external, Utc::now())
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let body = serde_json::to_vec_pretty(&data)
+        .map_err(|e| PageError::Internal(format!("customer data: {e}")))?;
+    tracing::info!(merchant = %merchant, customer = %key, "customer data exported in the dashboard");
+    Ok(export::download(
+        &crate::customer_data::file_name(key),
+        "application/json",
+        body.into(),
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct EraseForm {
     /// The customer's external id, typed again: an erasure cannot be undone.

@@ -135,25 +135,27 @@ fn record(row: &CustomerListRow) -> [Cow<'_, str>; 15] {
     ]
 }
 
-/// A download named `file` (ASCII) whose body is `body`. Personal data: never cached.
+/// A CSV download named `file` (ASCII) whose body is `body`.
 pub fn csv_response<S, E>(file: &str, body: S) -> Response
 where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Into<axum::BoxError>,
 {
+    download(file, "text/csv; charset=utf-8", Body::from_stream(body))
+}
+
+/// A download named `file` (ASCII) of `content_type`. Personal data: never cached.
+pub fn download(file: &str, content_type: &'static str, body: Body) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
     (
         StatusCode::OK,
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        Body::from_stream(body),
+        body,
     )
         .into_response()
 }

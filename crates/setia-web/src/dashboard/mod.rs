@@ -91,6 +91,10 @@ pub(crate) fn router(store: Arc<dyn Store>, config: WebConfig) -> Router {
         .route("/dashboard/customers.csv", get(customers::export))
         .route("/dashboard/customers/{id}", get(customers::customer))
         .route("/dashboard/customers/{id}/erase", post(customers::erase))
+        .route(
+            "/dashboard/customers/{id}/export.json",
+            get(customers::export_data),
+        )
         .route("/dashboard/feedback", get(feedback::feedback))
         .route(
             "/dashboard/feedback/complaints/{id}",
