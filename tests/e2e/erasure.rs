@@ -297,6 +297,18 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
         let (status, answer) = who.get(path).await;
         assert_eq!(status, 404, "{path}: {answer}");
     }
+    // Erasing goes by the merchant's own id only: another merchant's token, an id nobody
+    // has, one too long to be an id, HTML: the same 404, and nothing changes.
+    let oversized = format!("/customers/{}", "C".repeat(300));
+    for (who, path) in [
+        (&stranger, "/customers/C-SANTOSO"),
+        (&api, "/customers/C-NOBODY"),
+        (&api, oversized.as_str()),
+        (&api, "/customers/%3Cb%3EC-SANTOSO%3C%2Fb%3E"),
+    ] {
+        let (status, answer) = who.call(reqwest::Method::DELETE, path, None).await;
+        assert_eq!(status, 404, "{path}: {answer}");
+    }
     let summary_before = store.ledger_summary(&merchant).await.unwrap();
 
     let (status, erasure) = api

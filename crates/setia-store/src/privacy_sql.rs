@@ -8,6 +8,10 @@ use setia_core::referral::ReferralReason;
 
 use crate::privacy::*;
 
+/// The Moota mutations the customer's purchases came from ($1 merchant, $2 customer key).
+const CUSTOMER_MUTATION_IDS: &str = "SELECT DISTINCT mutation_id FROM purchases \
+     WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL";
+
 /// Mutation ids per statement of the inbox search.
 const MUTATION_IDS_PER_STATEMENT: usize = 200;
 
@@ -64,14 +68,11 @@ impl Privacy for ThisStore {
             return Ok(None);
         };
         let id = CustomerId::from_key(key);
-        let mutation_ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT mutation_id FROM purchases \
-             WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL",
-        )
-        .bind(merchant.as_str())
-        .bind(key)
-        .fetch_all(&self.pool)
-        .await?;
+        let mutation_ids: Vec<String> = sqlx::query_scalar(CUSTOMER_MUTATION_IDS)
+            .bind(merchant.as_str())
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?;
         let mut bodies = inbox_rows_naming(&self.pool, merchant, &mutation_ids).await?;
 
         let mut tx = self.begin_write().await?;
@@ -112,11 +113,12 @@ impl Privacy for ThisStore {
         }
         let customer_query = |sql: &'static str| sqlx::query(sql).bind(merchant.as_str()).bind(key);
 
-        let payer_names =
-            customer_query("DELETE FROM customer_payer_names WHERE merchant_id = $1 AND customer_id = $2")
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let payer_names = customer_query(
+            "DELETE FROM customer_payer_names WHERE merchant_id = $1 AND customer_id = $2",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let purchases = customer_query(
             "UPDATE purchases SET payer_name = NULL \
              WHERE merchant_id = $1 AND customer_id = $2 AND payer_name IS NOT NULL",
@@ -126,15 +128,12 @@ impl Privacy for ThisStore {
         .rows_affected();
 
         // Read again inside the transaction: a payment attributed since the search counts too.
-        let mutation_ids: Vec<String> = customer_query(
-            "SELECT DISTINCT mutation_id FROM purchases \
-             WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get("mutation_id"))
-        .collect::<Result<_, _>>()?;
+        let mutation_ids: Vec<String> = customer_query(CUSTOMER_MUTATION_IDS)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get("mutation_id"))
+            .collect::<Result<_, _>>()?;
         let first_bodies: Vec<i64> = customer_query(
             "SELECT DISTINCT m.inbox_id FROM mutations m JOIN purchases p \
              ON p.merchant_id = m.merchant_id AND p.mutation_id = m.mutation_id \
@@ -281,10 +280,9 @@ impl Privacy for ThisStore {
             // The log still holds the pages as they were before; copy it into the file and
             // empty it. Best effort: a long read keeps it, and the next checkpoint after
             // that read ends overwrites it.
-            let (busy, _, _): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(&self.pool)
-                    .await?;
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
             if busy != 0 {
                 tracing::warn!(%merchant, "the erased values stay in the SQLite log until its next checkpoint");
             }
