@@ -12,39 +12,33 @@ use crate::privacy::*;
 const CUSTOMER_MUTATION_IDS: &str = "SELECT DISTINCT mutation_id FROM purchases \
      WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL";
 
-/// Mutation ids per statement of the inbox search.
-const MUTATION_IDS_PER_STATEMENT: usize = 200;
-
-/// SQL true when the stored body holds the text bound at `placeholder`.
-fn body_contains(placeholder: &str) -> String {
-    if IS_SQLITE {
-        format!("instr(body, CAST({placeholder} AS BLOB)) > 0")
-    } else {
-        format!("position(convert_to({placeholder}, 'UTF8') in body) > 0")
-    }
-}
-
 /// The merchant's inbox rows whose body holds one of `mutation_ids`: the body that first
-/// brought each mutation, Moota's repeated deliveries and what reconciliation found. A search
-/// of the merchant's whole inbox, so it runs before the erasure's write transaction, which
-/// re-reads each body it rewrites.
+/// brought each mutation, Moota's repeated deliveries and what reconciliation found. One pass
+/// over the merchant's bodies, whatever the number of ids (a loyal customer has hundreds; a
+/// SQL `instr` per id made a pass per id), so it runs before the erasure's write transaction,
+/// which re-reads each body it rewrites. A body that merely holds an id as text is a false
+/// match the rewrite finds nothing to change in.
 async fn inbox_rows_naming(
     pool: &sqlx::Pool<Db>,
     merchant: &MerchantId,
     mutation_ids: &[String],
 ) -> StoreResult<BTreeSet<i64>> {
+    use futures_util::TryStreamExt;
+
     let mut rows = BTreeSet::new();
-    for chunk in mutation_ids.chunks(MUTATION_IDS_PER_STATEMENT) {
-        let any = (0..chunk.len())
-            .map(|i| body_contains(&format!("${}", i + 2)))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let sql = format!("SELECT id FROM inbox WHERE merchant_id = $1 AND ({any})");
-        let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(merchant.as_str());
-        for id in chunk {
-            query = query.bind(id.as_str());
+    if mutation_ids.is_empty() {
+        return Ok(rows);
+    }
+    let ids = aho_corasick::AhoCorasick::new(mutation_ids)
+        .map_err(|e| StoreError::Invalid(format!("mutation ids: {e}")))?;
+    let mut bodies =
+        sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT id, body FROM inbox WHERE merchant_id = $1")
+            .bind(merchant.as_str())
+            .fetch(pool);
+    while let Some((id, body)) = bodies.try_next().await? {
+        if ids.is_match(&body) {
+            rows.insert(id);
         }
-        rows.extend(query.fetch_all(pool).await?);
     }
     Ok(rows)
 }
