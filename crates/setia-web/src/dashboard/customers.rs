@@ -11,6 +11,7 @@ use serde::Deserialize;
 use setia_core::customer::ExternalId;
 use setia_core::referral::ReferralCode;
 use setia_core::{CustomerId, MerchantId};
+use setia_store::dashboard::CustomerListRow;
 use setia_store::engagement::AnswerFilter;
 use setia_store::PageRequest;
 
@@ -271,14 +272,7 @@ pub async fn customer(
 ) -> Result<Response, PageError> {
     let store = &*dash.store;
     let merchant = &session.merchant.id;
-    // Any id that is not this merchant's customer is the same 404.
-    let key = CustomerId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let row = store
-        .customer_by_key(merchant, key)
-        .await?
-        .ok_or(PageError::NotFound)?;
-    let external = ExternalId::parse(&row.external_id)
-        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
+    let (key, row, external) = merchants_customer(store, merchant, &id).await?;
     let profile = store
         .customer_profile(merchant, &external, Utc::now())
         .await?
@@ -349,6 +343,23 @@ pub async fn customer(
         .await
 }
 
+/// The merchant's customer a path names (`cus_N`), with their external id. Any id that is
+/// not this merchant's customer is the same 404.
+async fn merchants_customer(
+    store: &dyn setia_store::Store,
+    merchant: &MerchantId,
+    id: &str,
+) -> Result<(CustomerId, CustomerListRow, ExternalId), PageError> {
+    let key = CustomerId::parse(id).map_err(|_| PageError::NotFound)?;
+    let row = store
+        .customer_by_key(merchant, key)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    let external = ExternalId::parse(&row.external_id)
+        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
+    Ok((key, row, external))
+}
+
 /// `GET /dashboard/customers/{id}/export.json`: the customer's data as one JSON file, for
 /// their right of access (`crate::customer_data`).
 pub async fn export_data(
@@ -357,14 +368,7 @@ pub async fn export_data(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let merchant = &session.merchant.id;
-    let key = CustomerId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let row = dash
-        .store
-        .customer_by_key(merchant, key)
-        .await?
-        .ok_or(PageError::NotFound)?;
-    let external = ExternalId::parse(&row.external_id)
-        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
+    let (key, _, external) = merchants_customer(&*dash.store, merchant, &id).await?;
     let data = crate::customer_data::gather(&*dash.store, merchant, &external, Utc::now())
         .await?
         .ok_or(PageError::NotFound)?;
@@ -394,17 +398,10 @@ pub async fn erase(
     posted: CsrfForm<EraseForm>,
 ) -> Result<Response, PageError> {
     let merchant = &posted.session.merchant.id;
-    let key = CustomerId::parse(&id).map_err(|_| PageError::NotFound)?;
-    let row = dash
-        .store
-        .customer_by_key(merchant, key)
-        .await?
-        .ok_or(PageError::NotFound)?;
+    let (_, row, external) = merchants_customer(&*dash.store, merchant, &id).await?;
     if posted.form.confirm.trim() != row.external_id {
         return Err(PageError::BadRequest("erase_confirm".into()));
     }
-    let external = ExternalId::parse(&row.external_id)
-        .map_err(|e| PageError::Internal(format!("stored external id: {e}")))?;
     let erasure = dash
         .store
         .erase_customer(merchant, &external, Utc::now())
