@@ -26,6 +26,7 @@ crate::on_every_backend!(
     erasure_takes_the_person_out_and_keeps_the_ledger,
     the_erase_command_and_what_an_erased_id_refuses,
     the_customer_page_erases_once_the_id_is_typed_again,
+    the_weekly_reports_at_risk_list_leaves_an_erased_customer_out,
 );
 
 const PUBLIC_URL: &str = "https://toko.example";
@@ -741,4 +742,43 @@ async fn the_customer_page_erases_once_the_id_is_typed_again(setia: Setia) {
     assert!(columns_containing(&setia.database.url, "santoso")
         .await
         .is_empty());
+}
+
+async fn the_weekly_reports_at_risk_list_leaves_an_erased_customer_out(setia: Setia) {
+    let (merchant, _) = merchant_with_secret(&setia);
+    setia.import(
+        "customers",
+        merchant.as_str(),
+        "external_id,name\nC-1,Budi Santoso\nC-2,Sari\n",
+    );
+    let store = setia.store().await;
+    let mut scores = Vec::new();
+    for (external, clv) in [("C-1", 42_000_000), ("C-2", 9_000_000)] {
+        scores.push(setia_store::analytics::ScoreRow {
+            customer: customer_id(&*store, &merchant, external).await.key(),
+            recency_days: 40,
+            frequency_days: 3,
+            monetary_minor: 15_000_000,
+            r: 2,
+            f: 3,
+            m: 3,
+            segment: "at_risk".into(),
+            p_alive: Some(0.2),
+            expected_purchases_90d: Some(0.3),
+            clv_12m_minor: Some(clv),
+            recommended: Vec::new(),
+        });
+    }
+    store
+        .save_snapshot(&merchant, "2026-12-07", "month", "{}", scores, Utc::now())
+        .await
+        .unwrap();
+    let named = async || {
+        let (total, customers) = store.at_risk_customers(&merchant, 0.5, 10).await.unwrap();
+        let ids: Vec<String> = customers.into_iter().map(|c| c.external_id).collect();
+        (total, ids)
+    };
+    assert_eq!(named().await, (2, vec!["C-1".to_owned(), "C-2".to_owned()]));
+    setia.json(&["customers", "erase", "--merchant", merchant.as_str(), "C-1"]);
+    assert_eq!(named().await, (1, vec!["C-2".to_owned()]));
 }

@@ -220,7 +220,7 @@ pub trait Engagement: Send + Sync {
     /// `opens_complaint` and the request has none yet, enqueuing a `feedback_alert` to each
     /// of `alert_to`, in one transaction. The score must be on the request's scale (the
     /// caller parsed it with the request's kind). `None` when the merchant has no such
-    /// request.
+    /// request, or its customer was erased (a form posted after the erasure records nothing).
     async fn record_feedback_answer(
         &self,
         merchant: &MerchantId,

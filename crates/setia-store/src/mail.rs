@@ -408,7 +408,8 @@ pub trait Mail: Send + Sync {
         until: DateTime<Utc>,
     ) -> StoreResult<Vec<WindowPurchase>>;
     /// Repeat customers under the P(alive) threshold in the latest analytics run, most
-    /// valuable first: (how many in all, the first `limit`).
+    /// valuable first: (how many in all, the first `limit`). Erased customers are left out:
+    /// nobody can win them back.
     async fn at_risk_customers(
         &self,
         merchant: &MerchantId,

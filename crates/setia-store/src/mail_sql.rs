@@ -363,7 +363,8 @@ impl Mail for ThisStore {
         limit: u32,
     ) -> StoreResult<(u64, Vec<AtRiskCustomer>)> {
         const AT_RISK: &str = "FROM customer_scores s JOIN customers c ON c.merchant_id = s.merchant_id AND c.id = s.customer_id \
-             WHERE s.merchant_id = $1 AND s.frequency_days >= 2 AND s.p_alive IS NOT NULL AND s.p_alive < $2";
+             WHERE s.merchant_id = $1 AND s.frequency_days >= 2 AND s.p_alive IS NOT NULL AND s.p_alive < $2 \
+             AND c.erased_at_us IS NULL";
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {AT_RISK}"))
             .bind(merchant.as_str())
             .bind(threshold)
