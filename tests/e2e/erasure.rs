@@ -279,6 +279,9 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
         "Santoso here: late parcel, box <b>crushed</b>"
     );
     assert_eq!(data["referrals"]["code"], referral["code"]);
+    let complaints = data["complaints"].as_array().unwrap();
+    assert_eq!(complaints.len(), 1, "{data}");
+    assert_eq!(complaints[0]["status"], "open");
     assert!(
         !data.to_string().to_lowercase().contains("wulandari"),
         "{data}"

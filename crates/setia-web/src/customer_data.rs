@@ -9,7 +9,7 @@ use setia_core::customer::ExternalId;
 use setia_core::{CustomerId, MerchantId};
 use setia_store::catalog::OrderLine;
 use setia_store::dashboard::CustomerScores;
-use setia_store::engagement::{AnswerFilter, FeedbackAnswer};
+use setia_store::engagement::{AnswerFilter, Complaint, FeedbackAnswer};
 use setia_store::ledger::{CustomerProfile, PointsEntry, PurchaseRow};
 use setia_store::mail::OutboxEntry;
 use setia_store::referral::CustomerReferrals;
@@ -41,6 +41,9 @@ pub struct CustomerData {
     pub emails: Vec<OutboxEntry>,
     /// Their feedback answers, newest first.
     pub feedback: Vec<FeedbackAnswer>,
+    /// The complaints their low scores opened, newest first, with the merchant's status and
+    /// note.
+    pub complaints: Vec<Complaint>,
     /// Their referral code, who referred them and whom they referred.
     pub referrals: CustomerReferrals,
 }
@@ -93,6 +96,12 @@ pub async fn gather(
         )
     })
     .await?;
+    // A merchant's complaints are few beside its purchases: read them all, keep theirs.
+    let complaints = every_page(|page| store.complaints(merchant, None, page))
+        .await?
+        .into_iter()
+        .filter(|complaint| complaint.answer.customer_id == id)
+        .collect();
     let referrals = store.customer_referrals(merchant, id).await?;
     Ok(Some(CustomerData {
         exported_at: now,
@@ -105,6 +114,7 @@ pub async fn gather(
         points,
         emails,
         feedback,
+        complaints,
         referrals,
     }))
 }

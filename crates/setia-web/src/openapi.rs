@@ -712,7 +712,7 @@ fn erase_customer() {}
 #[utoipa::path(get, path = "/api/v1/customers/{external_id}/export", tag = "customers",
     params(("external_id" = String, Path, description = "The merchant's own customer id")),
     responses(
-        (status = 200, description = "The customer's right of access (UU PDP): everything setia holds about them, as one document: exported_at, merchant, customer (name, email, birthday, virtual account, payer names, consent), unsubscribed_at, profile (as GET /customers/{external_id}), scores (the latest run's segment, R, F, M, P(alive), CLV, or null), purchases (each with its items), points, emails (as GET /outbox), feedback (as GET /feedback) and referrals (code, referred_by, referred)", body = Object),
+        (status = 200, description = "The customer's right of access (UU PDP): everything setia holds about them, as one document: exported_at, merchant, customer (name, email, birthday, virtual account, payer names, consent), unsubscribed_at, profile (as GET /customers/{external_id}), scores (the latest run's segment, R, F, M, P(alive), CLV, or null), purchases (each with its items), points, emails (as GET /outbox), feedback (as GET /feedback), complaints (as GET /complaints) and referrals (code, referred_by, referred)", body = Object),
         (status = 401, description = "No valid API token", body = ErrorBody),
         (status = 404, description = "No such customer of this merchant (an erased customer's old id included)", body = ErrorBody),
     ))]
