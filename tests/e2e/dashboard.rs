@@ -1748,12 +1748,7 @@ async fn a_real_browser_logs_in_and_reads_the_dashboard() {
 
     // The customer's side, still on a phone: the request's link shows the chosen score
     // selected, the page fits the screen, and sending records the answer.
-    let secret = store
-        .mail_merchant(&merchant)
-        .await
-        .unwrap()
-        .unwrap()
-        .secret;
+    let secret = crate::support::mail_secret(&*store, &merchant).await;
     let token = setia_core::mail_token::FeedbackToken::sign(&secret, &merchant, asked[2], now);
     // A full-page screenshot drops the phone's metrics: set them again.
     page.execute(

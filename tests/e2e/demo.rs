@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use setia_core::MerchantId;
-use setia_store::PageRequest;
 
-use crate::support::{api_json, Setia};
+use crate::support::{api_json, first, Setia};
 
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -21,12 +20,6 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 /// The first `limit` rows of the newest first.
-fn first(limit: u32) -> PageRequest {
-    PageRequest {
-        before: None,
-        limit,
-    }
-}
 
 #[tokio::test]
 async fn the_demo_shows_everything_within_a_minute_and_stops_cleanly() {

@@ -14,12 +14,12 @@ use setia_core::mail_token::{FeedbackToken, MemberToken, UnsubscribeToken};
 use setia_core::{CustomerId, ExternalId, MerchantId};
 use setia_store::engagement::{NewAnswer, NewFeedbackRequest};
 use setia_store::testing::columns_containing;
-use setia_store::{PageRequest, Store};
+use setia_store::Store;
 
 use crate::dashboard::Dash;
 use crate::ledger::{wait_for, yesterday, Api};
 use crate::referrals::customer_id;
-use crate::support::{stderr, Setia};
+use crate::support::{first, mail_secret, stderr, Setia};
 use crate::webhooks::merchant_with_secret;
 
 crate::on_every_backend!(
@@ -66,14 +66,7 @@ fn mutation(id: &str, amount: i64, description: &str) -> Value {
 /// comment: a complaint and a pending alert to the merchant.
 async fn a_complaint(store: &dyn Store, merchant: &MerchantId, customer: CustomerId) -> i64 {
     let purchases = store
-        .customer_purchases(
-            merchant,
-            customer,
-            PageRequest {
-                before: None,
-                limit: 10,
-            },
-        )
+        .customer_purchases(merchant, customer, first(10))
         .await
         .unwrap()
         .items;
@@ -217,12 +210,7 @@ async fn erasure_takes_the_person_out_and_keeps_the_ledger(setia: Setia) {
     assert!(balance > 0, "{profile}");
     let (status, referral) = api.get("/customers/C-SANTOSO/referral").await;
     assert_eq!(status, 200, "{referral}");
-    let secret = store
-        .mail_merchant(&merchant)
-        .await
-        .unwrap()
-        .unwrap()
-        .secret;
+    let secret = mail_secret(&*store, &merchant).await;
     let links = [
         format!("/r/{}", referral["code"].as_str().unwrap()),
         format!("/m/{}", MemberToken::sign(&secret, &merchant, budi)),

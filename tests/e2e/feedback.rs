@@ -8,25 +8,18 @@ use setia_core::engagement::FeedbackKind;
 use setia_core::mail_token::FeedbackToken;
 use setia_core::MerchantId;
 use setia_store::engagement::{AnswerFilter, ComplaintStatus, NewFeedbackRequest};
-use setia_store::{PageRequest, Store};
+use setia_store::Store;
 
 use crate::dashboard::Dash;
 use crate::mail::{header, html, jakarta_wall_time, run_due, text};
 use crate::smtp::Receiver;
-use crate::support::Setia;
+use crate::support::{first, mail_secret, Setia};
 use crate::webhooks::merchant_with_secret;
 
 crate::on_every_backend!(
     the_feedback_link_records_one_answer_and_refuses_the_rest,
     a_purchase_is_asked_about_and_a_low_score_reaches_the_merchant,
 );
-
-fn first(limit: u32) -> PageRequest {
-    PageRequest {
-        before: None,
-        limit,
-    }
-}
 
 /// A request about the merchant's only purchase (customer C1), and its key.
 async fn a_request(setia: &Setia, store: &dyn Store, merchant: &MerchantId) -> i64 {
@@ -73,13 +66,8 @@ async fn the_feedback_link_records_one_answer_and_refuses_the_rest(setia: Setia)
     let other = MerchantId::parse(other["id"].as_str().unwrap()).unwrap();
     let store = setia.store().await;
     let request = a_request(&setia, &*store, &merchant).await;
-    let secret = store
-        .mail_merchant(&merchant)
-        .await
-        .unwrap()
-        .unwrap()
-        .secret;
-    let other_secret = store.mail_merchant(&other).await.unwrap().unwrap().secret;
+    let secret = mail_secret(&*store, &merchant).await;
+    let other_secret = mail_secret(&*store, &other).await;
     let token = FeedbackToken::sign(&secret, &merchant, request, Utc::now()).to_string();
 
     let server = setia.serve();

@@ -9,19 +9,12 @@ use setia_core::engagement::{EngagementProgram, FeedbackKind};
 use setia_core::feedback::{FeedbackComment, FeedbackScore};
 use setia_core::MerchantId;
 use setia_store::engagement::{Complaint, ComplaintStatus, NewAnswer, NewFeedbackRequest};
-use setia_store::{PageRequest, Store};
+use setia_store::Store;
 
 use crate::dashboard::{add_customer, input_value, Dash};
-use crate::support::Setia;
+use crate::support::{first, Setia};
 
 crate::on_every_backend!(the_feedback_page_shows_the_figures_and_moves_complaints_along);
-
-fn first(limit: u32) -> PageRequest {
-    PageRequest {
-        before: None,
-        limit,
-    }
-}
 
 /// Imports one purchase of Rp 150.000 per customer, three days before its request is due,
 /// and a CSAT request about each; returns the requests in the order given.

@@ -15,7 +15,7 @@ use setia_store::Store;
 use crate::ledger::{payment, wait_for, Api};
 use crate::mail::{header, html, jakarta_wall_time, run_due, text};
 use crate::smtp::Receiver;
-use crate::support::{between, Setia};
+use crate::support::{between, mail_secret, Setia};
 use crate::webhooks::SECRET;
 
 crate::on_every_backend!(
@@ -207,15 +207,10 @@ async fn a_transfer_to_silver_is_welcomed_once_and_the_member_page_shows_it(seti
     let mac = token.rsplit('.').next().unwrap();
     let other_customer = format!("{merchant}.{}.{mac}", parsed.customer().key() + 1);
     let (other, _) = perks_merchant(&setia, "Toko Lain");
-    let other_secret = store.mail_merchant(&other).await.unwrap().unwrap().secret;
+    let other_secret = mail_secret(&*store, &other).await;
     let other_merchants =
         MemberToken::sign(&other_secret, &merchant, parsed.customer()).to_string();
-    let genuine = store
-        .mail_merchant(&merchant)
-        .await
-        .unwrap()
-        .unwrap()
-        .secret;
+    let genuine = mail_secret(&*store, &merchant).await;
     let unsubscribe = UnsubscribeToken::sign(&genuine, &merchant, parsed.customer()).to_string();
     for bad in [
         flipped,

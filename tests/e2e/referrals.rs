@@ -16,7 +16,7 @@ use crate::dashboard::Dash;
 use crate::ledger::{payment, wait_for, Api};
 use crate::mail::{header, html, jakarta_wall_time, run_due, text};
 use crate::smtp::Receiver;
-use crate::support::Setia;
+use crate::support::{mail_secret, Setia};
 use crate::webhooks::SECRET;
 
 crate::on_every_backend!(
@@ -343,12 +343,7 @@ async fn a_payment_refunded_within_the_hold_earns_nothing(setia: Setia) {
     // Ani has a code (as her emails would have made it); Citra orders with it and pays.
     customer(&api, "C1", "Ani Lestari", "ani@example.co.id").await;
     let ani = customer_id(&*store, &merchant, "C1").await;
-    let secret = store
-        .mail_merchant(&merchant)
-        .await
-        .unwrap()
-        .unwrap()
-        .secret;
+    let secret = mail_secret(&*store, &merchant).await;
     let code = store
         .referral_codes(&merchant, &secret, &[ani], Utc::now())
         .await

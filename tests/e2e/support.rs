@@ -5,8 +5,10 @@ use std::process::Output;
 use std::sync::Arc;
 
 use assert_cmd::Command;
+use setia_core::mail_token::MailSecret;
+use setia_core::MerchantId;
 use setia_store::testing::TestDatabase;
-use setia_store::Store;
+use setia_store::{PageRequest, Store};
 
 pub struct Setia {
     pub database: TestDatabase,
@@ -239,4 +241,22 @@ pub async fn api_json(client: &reqwest::Client, url: String, token: &str) -> ser
         .json()
         .await
         .unwrap()
+}
+
+/// The first page of a newest-first list, `limit` rows.
+pub fn first(limit: u32) -> PageRequest {
+    PageRequest {
+        before: None,
+        limit,
+    }
+}
+
+/// The merchant's mail secret, which signs the links in its customers' emails.
+pub async fn mail_secret(store: &dyn Store, merchant: &MerchantId) -> MailSecret {
+    store
+        .mail_merchant(merchant)
+        .await
+        .unwrap()
+        .expect("the merchant")
+        .secret
 }

@@ -57,9 +57,14 @@ pub fn compute_metrics(
     } else {
         aggregate(prepared, as_of_day, request.period)?
     };
-    let mut output = build_output(request, as_of_day, purchase_count, aggregates, &points)?;
-    output.ignored_before_first_year = ignored_before_first_year;
-    Ok(output)
+    build_output(
+        request,
+        as_of_day,
+        purchase_count,
+        ignored_before_first_year,
+        aggregates,
+        &points,
+    )
 }
 
 /// Purchases on or before as_of, with their local day.
@@ -423,6 +428,7 @@ fn build_output(
     request: &MetricsRequest,
     as_of_day: i32,
     purchase_count: u64,
+    ignored_before_first_year: u64,
     aggregates: Aggregates,
     points: &PointsTotals,
 ) -> Result<MetricsOutput, AnalyticsError> {
@@ -611,7 +617,7 @@ fn build_output(
     Ok(MetricsOutput {
         report,
         customer_scores: scores,
-        ignored_before_first_year: 0,
+        ignored_before_first_year,
     })
 }
 

@@ -810,7 +810,10 @@ mod tests {
             award(4, day(2), 0),
         ];
         let now = day(20);
-        assert_eq!(unspent_lots(&movements, now, expiry), vec![(1, 60), (2, 50)]);
+        assert_eq!(
+            unspent_lots(&movements, now, expiry),
+            vec![(1, 60), (2, 50)]
+        );
         for (id, (lot, points)) in [(5, (1, 60)), (6, (2, 50))] {
             movements.push(PointsMovement {
                 id,

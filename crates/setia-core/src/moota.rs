@@ -268,10 +268,7 @@ pub(crate) fn parse_mutation(item: &serde_json::Value) -> Result<Mutation, Strin
 /// `description` and `note` become empty, everything else (amount, date, account, ids) stays,
 /// so the body still parses as the same mutations. `None` when the body names none of them
 /// (or is not a body setia could read: nothing of a customer was taken from it).
-pub fn redact_payer_text(
-    body: &[u8],
-    erased: &std::collections::HashSet<&str>,
-) -> Option<Vec<u8>> {
+pub fn redact_payer_text(body: &[u8], erased: &std::collections::HashSet<&str>) -> Option<Vec<u8>> {
     let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut changed = false;
     for item in value.as_array_mut()? {
@@ -321,7 +318,10 @@ mod payload_tests {
         );
         // Once redacted, or when no mutation of the body is named, nothing changes.
         assert_eq!(redact_payer_text(&redacted, &erased), None);
-        assert_eq!(redact_payer_text(body, &std::collections::HashSet::from(["m3"])), None);
+        assert_eq!(
+            redact_payer_text(body, &std::collections::HashSet::from(["m3"])),
+            None
+        );
         assert_eq!(redact_payer_text(b"not json", &erased), None);
         assert_eq!(redact_payer_text(br#"{"mutation_id":"m1"}"#, &erased), None);
     }

@@ -121,33 +121,30 @@ impl Privacy for ThisStore {
         .await?
         .rows_affected();
 
-        // Read again inside the transaction: a payment attributed since the search counts too.
-        let mutation_ids: Vec<String> = customer_query(CUSTOMER_MUTATION_IDS)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get("mutation_id"))
-            .collect::<Result<_, _>>()?;
-        let first_bodies: Vec<i64> = customer_query(
-            "SELECT DISTINCT m.inbox_id FROM mutations m JOIN purchases p \
+        // Read again inside the transaction, with the body that first brought each: a
+        // payment attributed since the search counts too.
+        let mut mutation_ids = Vec::new();
+        for row in customer_query(
+            "SELECT DISTINCT m.mutation_id, m.inbox_id FROM mutations m JOIN purchases p \
              ON p.merchant_id = m.merchant_id AND p.mutation_id = m.mutation_id \
              WHERE p.merchant_id = $1 AND p.customer_id = $2",
         )
         .fetch_all(&mut *tx)
         .await?
-        .iter()
-        .map(|row| row.try_get("inbox_id"))
-        .collect::<Result<_, _>>()?;
-        bodies.extend(first_bodies);
-        let mutations = customer_query(
+        {
+            mutation_ids.push(row.try_get::<String, _>("mutation_id")?);
+            bodies.insert(row.try_get("inbox_id")?);
+        }
+        let clear_mutations = format!(
             "UPDATE mutations SET description = '', note = NULL WHERE merchant_id = $1 \
-             AND mutation_id IN (SELECT mutation_id FROM purchases \
-              WHERE merchant_id = $1 AND customer_id = $2 AND mutation_id IS NOT NULL) \
-             AND (description <> '' OR note IS NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+             AND mutation_id IN ({CUSTOMER_MUTATION_IDS}) AND (description <> '' OR note IS NOT NULL)"
+        );
+        let mutations = sqlx::query(&clear_mutations)
+            .bind(merchant.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         let named: HashSet<&str> = mutation_ids.iter().map(String::as_str).collect();
         let mut inbox_bodies = 0;
         for inbox_id in bodies {

@@ -99,7 +99,26 @@ impl Drop for TestDatabase {
 /// shadow tables are searched too).
 pub async fn columns_containing(url: &str, needle: &str) -> Vec<String> {
     let needle = needle.to_lowercase();
-    let mut found = Vec::new();
+    // The `table.column`s, of the (table, column, condition on `$1`) searches, that hold the
+    // needle in some row; the same on both pools, which have no type in common.
+    macro_rules! hits {
+        ($pool:expr, $searches:expr) => {{
+            let mut found = Vec::new();
+            for (table, column, condition) in $searches {
+                let sql = format!("SELECT EXISTS (SELECT 1 FROM \"{table}\" WHERE {condition})");
+                let hit: bool = sqlx::query_scalar(&sql)
+                    .bind(&needle)
+                    .fetch_one(&$pool)
+                    .await
+                    .expect("search a column");
+                if hit {
+                    found.push(format!("{table}.{column}"));
+                }
+            }
+            $pool.close().await;
+            found
+        }};
+    }
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url)
             .await
@@ -111,6 +130,7 @@ pub async fn columns_containing(url: &str, needle: &str) -> Vec<String> {
         .fetch_all(&pool)
         .await
         .expect("list the tables");
+        let mut searches = Vec::new();
         for table in tables {
             let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
                 .bind(&table)
@@ -118,21 +138,11 @@ pub async fn columns_containing(url: &str, needle: &str) -> Vec<String> {
                 .await
                 .expect("list the columns");
             for column in columns {
-                let sql = format!(
-                    "SELECT EXISTS (SELECT 1 FROM \"{table}\" \
-                     WHERE instr(lower(CAST(\"{column}\" AS TEXT)), $1) > 0)"
-                );
-                let hit: bool = sqlx::query_scalar(&sql)
-                    .bind(&needle)
-                    .fetch_one(&pool)
-                    .await
-                    .expect("search a column");
-                if hit {
-                    found.push(format!("{table}.{column}"));
-                }
+                let condition = format!("instr(lower(CAST(\"{column}\" AS TEXT)), $1) > 0");
+                searches.push((table.clone(), column, condition));
             }
         }
-        pool.close().await;
+        hits!(pool, searches)
     } else {
         let pool = sqlx::PgPool::connect(url).await.expect("reach PostgreSQL");
         let columns: Vec<(String, String, String)> = sqlx::query_as(
@@ -143,26 +153,16 @@ pub async fn columns_containing(url: &str, needle: &str) -> Vec<String> {
         .fetch_all(&pool)
         .await
         .expect("list the columns");
-        for (table, column, data_type) in columns {
+        let searches = columns.into_iter().map(|(table, column, data_type)| {
             let value = if data_type == "bytea" {
                 // Bytes outside ASCII as octal escapes: a body need not be UTF-8.
                 format!("encode(\"{column}\", 'escape')")
             } else {
                 format!("\"{column}\"::text")
             };
-            let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM \"{table}\" WHERE strpos(lower({value}), $1) > 0)"
-            );
-            let hit: bool = sqlx::query_scalar(&sql)
-                .bind(&needle)
-                .fetch_one(&pool)
-                .await
-                .expect("search a column");
-            if hit {
-                found.push(format!("{table}.{column}"));
-            }
-        }
-        pool.close().await;
+            let condition = format!("strpos(lower({value}), $1) > 0");
+            (table, column, condition)
+        });
+        hits!(pool, searches)
     }
-    found
 }
